@@ -1,0 +1,160 @@
+// `controller boot`: the stages in order, each fed by the ones before it.
+// Every stage is timed, and a stage that throws is logged and replaced by a
+// safe result, so one broken piece never costs the machine its boot: the
+// worst case is dracut's emergency shell with a report saying why.
+
+import { runBootextStage, type BootextResult } from "./bootext.ts";
+import { type Cmdline, parseCmdline } from "./cmdline.ts";
+import { cmdlineLayers, type ConfigLayer, loadInitramfsConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
+import { describeDevices, runDisksStage } from "./disks.ts";
+import { type HandoffResult, runHandoffStage } from "./handoff.ts";
+import { type BootPlan, runHealthStage } from "./health.ts";
+import type { Logger } from "./log.ts";
+import { type MountsResult, runMountsStage } from "./mounts.ts";
+import type { OvermountOutcome } from "./overmounts.ts";
+import { runOvermountsStage } from "./overmounts.ts";
+import { PROC_CMDLINE } from "./paths.ts";
+import { type BootOutcome, type BootReport, REPORT_HEADER, type StageTiming, writeReport } from "./report.ts";
+import type { BlockDevice, System } from "./system.ts";
+
+export interface BootResult {
+  readonly outcome: BootOutcome;
+  readonly report: BootReport;
+}
+
+function logConfig(log: Logger, resolved: ResolvedConfig, previous: readonly string[] = []): void {
+  for (const problem of resolved.problems) if (!previous.includes(problem)) log.error(`${problem}; that file is ignored, the boot goes on without it`);
+}
+
+async function kernelUptime(system: System): Promise<number | undefined> {
+  try {
+    return Number.parseFloat((await system.readText("/proc/uptime")).split(" ")[0] ?? "");
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runBoot(system: System, baseLog: Logger): Promise<BootResult> {
+  const startedAt = system.wallClock();
+  const startMs = system.monotonicMs();
+  const kernelUptimeAtStart = await kernelUptime(system);
+  const stages: StageTiming[] = [];
+  let log = baseLog;
+
+  /** Runs one stage with its own log scope and timing; on a throw, logs it and returns `fallback`. */
+  async function stage<T>(name: string, fallback: T, body: (log: Logger) => Promise<T> | T): Promise<T> {
+    const began = system.monotonicMs();
+    const stageLog = log.forScope(name);
+    const timing = () => ({ stage: name, startMs: Math.round(began - startMs), durationMs: Math.round(system.monotonicMs() - began) });
+    try {
+      const result = await body(stageLog);
+      stages.push({ ...timing(), outcome: "ok" });
+      return result;
+    } catch (error) {
+      const message = (error as Error).message;
+      stageLog.error(`stage ${name} failed: ${message}; going on without it`);
+      stages.push({ ...timing(), outcome: "failed", error: message });
+      return fallback;
+    }
+  }
+
+  const cmdline: Cmdline = await stage("cmdline", parseCmdline(""), async (stageLog) => {
+    const parsed = parseCmdline(await system.readText(PROC_CMDLINE));
+    for (const warning of parsed.warnings) stageLog.warn(warning);
+    const flags = [parsed.shell && "shell", parsed.realInit !== undefined && `real_init=${parsed.realInit}`, parsed.debug && "rd.controller.debug"].filter(Boolean);
+    stageLog.info(`root=${parsed.root ?? "(none)"}, ${parsed.configOverrides.length} config overrides${flags.length > 0 ? `, ${flags.join(", ")}` : ""}`);
+    return parsed;
+  });
+  log = log.withDebug(cmdline.debug);
+
+  // First the layers that need no disk, to know which labels to look for; BOOTEXT's come later.
+  const early = await stage("config", { layers: [] as ConfigLayer[], resolved: resolveConfig([]) }, async (stageLog) => {
+    const layers = [...(await loadInitramfsConfig(system)), ...cmdlineLayers(cmdline.configOverrides)];
+    const resolvedEarly = resolveConfig(layers);
+    logConfig(stageLog, resolvedEarly);
+    const applied = resolvedEarly.layers.filter((layer) => layer.status === "applied").length - 1;
+    stageLog.info(`${applied} config layers applied over the built-in defaults, ${resolvedEarly.problems.length} problems`);
+    return { layers, resolved: resolvedEarly };
+  });
+  let resolved = early.resolved;
+  system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
+
+  const devices: BlockDevice[] = await stage("disks", [], (stageLog) => runDisksStage(system, stageLog, resolved.config));
+
+  const noBootext: BootextResult = { readOnly: resolved.config.bootext.read_only, layers: [] };
+  const bootext = await stage("bootext", noBootext, (stageLog) => runBootextStage(system, stageLog, devices, resolved.config));
+  if (bootext.layers.length > 0) {
+    resolved = resolveConfig([...early.layers, ...bootext.layers]);
+    logConfig(log.forScope("bootext"), resolved, early.resolved.problems);
+    system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
+  }
+  const config = resolved.config;
+
+  const noPlan: BootPlan = { candidates: [], decisions: [], warnings: [] };
+  const plan = await stage("health", noPlan, (stageLog) => runHealthStage(stageLog, devices, config));
+
+  const noMounts: MountsResult = { mounts: [], failedSlots: [], tmpfs: [] };
+  const mounted = await stage("mounts", noMounts, (stageLog) => runMountsStage(system, stageLog, config, plan.candidates));
+  const mounts = [...mounted.mounts];
+  const decisions = [...plan.decisions];
+
+  let overmounts: OvermountOutcome[] = [];
+  let handoff: HandoffResult | undefined;
+  let outcome: BootOutcome;
+
+  const report = (): BootReport => ({
+    ...REPORT_HEADER,
+    startedAt: startedAt.toISOString(),
+    finishedAt: system.wallClock().toISOString(),
+    ...(kernelUptimeAtStart === undefined ? {} : { kernelUptimeAtStart }),
+    outcome,
+    decisions,
+    cmdline,
+    config: { values: config, provenance: resolved.provenance, layers: resolved.layers, problems: resolved.problems },
+    partitions: devices,
+    bootext: { readOnly: bootext.readOnly, ...(bootext.device === undefined ? {} : { device: bootext.device, mountPoint: bootext.mountPoint }) },
+    boot: { ...plan, failedSlots: mounted.failedSlots, ...(mounted.booted === undefined ? {} : { booted: mounted.booted }) },
+    mounts,
+    tmpfs: mounted.tmpfs,
+    overmounts,
+    ...(handoff === undefined ? {} : { handoff }),
+    notices: log.notices,
+    stages,
+  });
+  const save = async () => {
+    try {
+      await writeReport(system, report());
+    } catch (error) {
+      log.error(`Cannot write the boot report: ${(error as Error).message}`);
+    }
+  };
+
+  if (mounted.booted === undefined) {
+    outcome = "nothing-bootable";
+    const failed = mounted.failedSlots.map(({ candidate, error }) => `${candidate.label} on ${candidate.device}: ${error}`);
+    decisions.push("nothing bootable: dropping to dracut's emergency shell");
+    log.error(
+      [
+        "NOTHING TO BOOT.",
+        `Looked for partitions labelled ${config.labels.system} or ${config.labels.backup}.`,
+        `Filesystems seen: ${describeDevices(devices)}.`,
+        ...(failed.length > 0 ? [`Tried and failed: ${failed.join("; ")}.`] : []),
+        "The boot report is /run/controller/report.json.",
+      ].join("\n"),
+    );
+    await save();
+    return { outcome, report: report() };
+  }
+
+  outcome = "handed-off";
+  const booted = mounted.booted;
+  decisions.push(`booted ${booted.label} (${booted.role}) from ${booted.device}`);
+  overmounts = await stage("overmounts", [], (stageLog) => runOvermountsStage(system, stageLog, config, bootext.mountPoint, mounts));
+
+  const configured = { path: config.boot.real_init, source: `boot.real_init from ${resolved.provenance["boot.real_init"] ?? "config"}` };
+  handoff = await stage("handoff", undefined, (stageLog) => runHandoffStage(system, stageLog, cmdline, configured, save));
+  if (handoff !== undefined) decisions.push(`init ${handoff.init.path} (${handoff.init.source})`);
+  log.info(`done in ${Math.round(system.monotonicMs() - startMs)} ms; report in /run/controller/report.json`);
+  await save();
+  return { outcome, report: report() };
+}

@@ -1,0 +1,58 @@
+// The one function through which the controller starts a subprocess: it logs
+// the argv, enforces a time limit and puts the command's stderr into the error,
+// so a failed mount says why on the console instead of "exit status 32".
+
+import type { Logger } from "./log.ts";
+import type { ExecOptions, ExecResult } from "./system.ts";
+
+export class CommandError extends Error {
+  constructor(
+    readonly argv: readonly string[],
+    readonly exitCode: number | null,
+    readonly stderr: string,
+    reason: string,
+  ) {
+    const detail = stderr.trim() === "" ? "" : `: ${stderr.trim().split("\n").slice(-5).join(" | ")}`;
+    super(`Cannot run \`${formatArgv(argv)}\`: ${reason}${detail}`);
+    this.name = "CommandError";
+  }
+}
+
+/** argv as a person would type it, quoting only what needs quoting. */
+export function formatArgv(argv: readonly string[]): string {
+  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(" ");
+}
+
+export async function runCommand(
+  log: Logger,
+  defaultTimeoutMs: number,
+  argv: readonly string[],
+  options: ExecOptions = {},
+): Promise<ExecResult> {
+  log.debug(`exec: ${formatArgv(argv)}`);
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  let child;
+  try {
+    child = Bun.spawn([...argv], {
+      stdin: "ignore",
+      stdout: options.stdoutFile === undefined ? "pipe" : Bun.file(options.stdoutFile),
+      stderr: "pipe",
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+    });
+  } catch (error) {
+    throw new CommandError(argv, null, "", `it could not be started (${(error as Error).message})`);
+  }
+  const [stdout, stderr, exitCode] = await Promise.all([
+    child.stdout instanceof ReadableStream ? new Response(child.stdout).text() : Promise.resolve(""),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  if (child.signalCode !== null) {
+    const reason =
+      child.signalCode === "SIGKILL" ? `it took longer than ${timeoutMs / 1000} s and was killed` : `killed by ${child.signalCode}`;
+    throw new CommandError(argv, null, stderr, reason);
+  }
+  if (exitCode !== 0) throw new CommandError(argv, exitCode, stderr, `exit status ${exitCode}`);
+  return { stdout };
+}

@@ -1,0 +1,209 @@
+// The System port on a real Linux initramfs: files through node:fs, everything
+// else through the tools dracut installs (paths.ts TOOLS), each run by runCommand.
+
+import { closeSync, openSync, writeSync } from "node:fs";
+import * as fs from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { CommandError, formatArgv, runCommand } from "./exec.ts";
+import type { LogSink, Logger } from "./log.ts";
+import { DEV_KMSG, TOOLS } from "./paths.ts";
+import type { BlockDevice, ExecOptions, ExecResult, FileInfo, MountRequest, System } from "./system.ts";
+
+/** The argv that carries out a mount request. */
+export function mountArgv(request: MountRequest): string[] {
+  switch (request.kind) {
+    case "filesystem": {
+      const options = request.options.length === 0 ? [] : ["-o", request.options.join(",")];
+      return [TOOLS.mount, "-t", request.fsType, ...options, request.source, request.target];
+    }
+    case "bind":
+      return [TOOLS.mount, "--bind", request.source, request.target];
+    case "move":
+      return [TOOLS.mount, "--move", request.source, request.target];
+  }
+}
+
+/** Parses `blkid -o export`: blank-line separated blocks of KEY=value, values backslash-escaped. */
+export function parseBlkidExport(output: string): BlockDevice[] {
+  const devices: BlockDevice[] = [];
+  for (const block of output.split(/\n\s*\n/)) {
+    const fields = new Map<string, string>();
+    for (const line of block.split("\n")) {
+      const eq = line.indexOf("=");
+      if (eq <= 0) continue;
+      fields.set(line.slice(0, eq).trim(), line.slice(eq + 1).replace(/\\(.)/g, "$1"));
+    }
+    const device = fields.get("DEVNAME");
+    if (device === undefined) continue;
+    const label = fields.get("LABEL");
+    const fsType = fields.get("TYPE");
+    devices.push({ device, ...(label === undefined ? {} : { label }), ...(fsType === undefined ? {} : { fsType }) });
+  }
+  return devices;
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException).code;
+}
+
+export class LinuxSystem implements System {
+  constructor(
+    private readonly log: Logger,
+    private commandTimeoutMs: number,
+  ) {}
+
+  readText(path: string): Promise<string> {
+    return fs.readFile(path, "utf8");
+  }
+
+  async writeText(path: string, content: string): Promise<void> {
+    const temporary = join(dirname(path), `.${process.pid}.tmp`);
+    const handle = await fs.open(temporary, "w", 0o644);
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(temporary, path);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    await fs.mkdir(path, { recursive: true });
+  }
+
+  async lstat(path: string): Promise<FileInfo | undefined> {
+    try {
+      const stat = await fs.lstat(path);
+      const type = stat.isFile() ? "file" : stat.isDirectory() ? "directory" : stat.isSymbolicLink() ? "symlink" : "other";
+      return { type, size: stat.size, mode: stat.mode & 0o7777 };
+    } catch (error) {
+      if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return undefined;
+      throw error;
+    }
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return fs.readdir(path);
+  }
+
+  readlink(path: string): Promise<string> {
+    return fs.readlink(path);
+  }
+
+  async copyTree(from: string, to: string): Promise<void> {
+    await this.exec([TOOLS.cp, "-a", `${from}/.`, `${to}/`]);
+  }
+
+  async decompressXz(from: string, to: string): Promise<void> {
+    await this.exec([TOOLS.xz, "--decompress", "--stdout", from], { stdoutFile: to });
+  }
+
+  async listBlockDevices(): Promise<BlockDevice[]> {
+    try {
+      // -c /dev/null: probe the devices now instead of trusting a cache from an earlier boot
+      const { stdout } = await this.exec([TOOLS.blkid, "-c", "/dev/null", "-o", "export"]);
+      return parseBlkidExport(stdout);
+    } catch (error) {
+      // blkid exits 2 when it finds no filesystem at all: that is an answer, not a failure
+      if (error instanceof CommandError && error.exitCode === 2) return [];
+      throw error;
+    }
+  }
+
+  async settleDevices(timeoutMs: number): Promise<void> {
+    const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+    try {
+      await this.exec([TOOLS.udevadm, "settle", `--timeout=${seconds}`], { timeoutMs: timeoutMs + 5000 });
+    } catch (error) {
+      // settle times out while devices keep appearing; the caller looks at what is there and retries
+      this.log.debug(`udev is not settled yet: ${(error as Error).message}`);
+    }
+  }
+
+  async loadKernelModules(names: readonly string[]): Promise<void> {
+    await this.exec([TOOLS.modprobe, "-a", ...names]);
+  }
+
+  async mount(request: MountRequest): Promise<void> {
+    await this.exec(mountArgv(request));
+  }
+
+  setCommandTimeout(ms: number): void {
+    this.commandTimeoutMs = ms;
+  }
+
+  exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return runCommand(this.log, this.commandTimeoutMs, argv, options);
+  }
+
+  async execOnConsole(argv: readonly string[]): Promise<number> {
+    const tty = await this.activeConsoleTty();
+    this.log.debug(`exec on ${tty}: ${formatArgv(argv)}`);
+    const fd = openSync(tty, "r+");
+    try {
+      // setsid --ctty makes the console the shell's controlling terminal, so Ctrl-C works in it
+      const child = Bun.spawn([TOOLS.setsid, "--ctty", ...argv], { stdio: [fd, fd, fd] });
+      return await child.exited;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The tty behind /dev/console, found the way dracut's emergency shell finds it. */
+  private async activeConsoleTty(): Promise<string> {
+    let name = "console";
+    for (let depth = 0; depth < 8; depth++) {
+      let active: string;
+      try {
+        active = (await fs.readFile(`/sys/class/tty/${name}/active`, "utf8")).trim();
+      } catch {
+        break;
+      }
+      const last = active.split(/\s+/).at(-1);
+      if (last === undefined || last === "" || last === name) break;
+      name = last;
+    }
+    return `/dev/${name}`;
+  }
+
+  monotonicMs(): number {
+    return performance.now();
+  }
+
+  wallClock(): Date {
+    return new Date();
+  }
+
+  async sleep(ms: number): Promise<void> {
+    await Bun.sleep(ms);
+  }
+}
+
+/** Console lines to stderr (the console in both dracut init flavours), and a copy to the kernel log. */
+export class LinuxLogSink implements LogSink {
+  private kmsgFd: number | undefined;
+
+  constructor() {
+    try {
+      this.kmsgFd = openSync(DEV_KMSG, "w");
+    } catch {
+      // outside an initramfs (tests, `controller status` as a user) there may be no writable /dev/kmsg
+      this.kmsgFd = undefined;
+    }
+  }
+
+  console(line: string): void {
+    writeSync(2, `${line}\n`);
+  }
+
+  kmsg(priority: number, line: string): void {
+    if (this.kmsgFd === undefined) return;
+    try {
+      // the kernel keeps at most ~1 KiB per record
+      writeSync(this.kmsgFd, `<${priority}>${line.slice(0, 900)}\n`);
+    } catch {
+      // the kernel rate-limits /dev/kmsg writers; the console line is already out
+    }
+  }
+}

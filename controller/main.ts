@@ -1,0 +1,80 @@
+// The controller's command line. `boot` is what the dracut mount hook runs;
+// the others are for people and for the booted system.
+
+import { runBoot } from "./boot.ts";
+import { checkConfigDir } from "./check-config.ts";
+import { DEFAULT_CONFIG } from "./config-schema.ts";
+import { LinuxLogSink, LinuxSystem } from "./linux-system.ts";
+import { Logger } from "./log.ts";
+import { REPORT_PATH } from "./paths.ts";
+import type { BootReport } from "./report.ts";
+import { formatStatus } from "./status.ts";
+import { COMMIT, VERSION } from "./version.ts";
+
+const USAGE = `Usage: controller COMMAND
+
+Commands:
+  boot                 mount the system to boot at /sysroot (run by the dracut mount hook);
+                       exit status 1 when nothing is bootable
+  status [--json]      what the controller did on this boot (${REPORT_PATH})
+  check-config DIR     check a config.d folder; prints every problem, exit status 1 if any
+  version              print the version
+  help, --help         this text
+`;
+
+function print(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const log = new Logger(new LinuxLogSink(), false);
+  const system = new LinuxSystem(log, DEFAULT_CONFIG.timeouts.command_seconds * 1000);
+  switch (command) {
+    case "boot": {
+      const { outcome } = await runBoot(system, log);
+      return outcome === "handed-off" ? 0 : 1;
+    }
+    case "status": {
+      let text: string;
+      try {
+        text = await system.readText(REPORT_PATH);
+      } catch {
+        process.stderr.write(`No boot report at ${REPORT_PATH}: this system was not booted by the controller, or /run was cleared.\n`);
+        return 1;
+      }
+      print(rest.includes("--json") ? text : formatStatus(JSON.parse(text) as BootReport));
+      return 0;
+    }
+    case "check-config": {
+      const [dir] = rest;
+      if (dir === undefined || rest.length > 1) {
+        process.stderr.write(`check-config needs exactly one folder, got ${rest.length}\n${USAGE}`);
+        return 2;
+      }
+      const { problems, summary } = await checkConfigDir(system, dir);
+      for (const problem of problems) print(problem);
+      print(summary);
+      return problems.length === 0 ? 0 : 1;
+    }
+    case "version":
+      print(`controller ${VERSION} (${COMMIT})`);
+      return 0;
+    case "help":
+    case "--help":
+    case "-h":
+      print(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`${command === undefined ? "No command given" : `Unknown command "${command}"`}\n${USAGE}`);
+      return 2;
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  // the last line of defence: say what broke; the dracut hook turns a non-zero exit into its emergency shell
+  process.stderr.write(`controller: ERROR: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 70;
+}

@@ -1,0 +1,48 @@
+// Every path and tool name the controller touches, in one place, so a reader can
+// see at a glance what the controller reads, writes and runs.
+
+/** Where dracut expects the new root; both dracut's shell init and its systemd units use /sysroot. */
+export const NEWROOT = "/sysroot";
+
+/** The kernel command line. */
+export const PROC_CMDLINE = "/proc/cmdline";
+
+/** The kernel log; every console line is copied here. */
+export const DEV_KMSG = "/dev/kmsg";
+
+/** The config.d that the dracut module bakes into the initramfs. */
+export const INITRAMFS_CONFIG_DIR = "/etc/controller/config.d";
+
+/** Everything the controller leaves for the booted system lives under here; /run survives switch_root. */
+export const RUN_DIR = "/run/controller";
+
+/** The boot report, JSON, for the booted system and `controller status`. */
+export const REPORT_PATH = `${RUN_DIR}/report.json`;
+
+/** Handoff for the systemd initrd: initrd-switch-root.service reads CONTROLLER_INIT from here (see dracut-module). */
+export const HANDOFF_ENV_PATH = `${RUN_DIR}/handoff.env`;
+
+/** Handoff for dracut's shell init: its init.sh reads real_init= through getarg, which includes /etc/cmdline.d. */
+export const HANDOFF_CMDLINE_PATH = "/etc/cmdline.d/95-controller-init.conf";
+
+/** Mount points the controller owns. They sit under /run, so they move into the booted system with it. */
+/** Slot partitions are mounted at SLOT_MOUNT/LABEL, each at its own place so a failed one needs no unmount. */
+export const SLOT_MOUNT = `${RUN_DIR}/slots`;
+export const BOOTEXT_MOUNT = `${RUN_DIR}/bootext`;
+export const STAGING_DIR = `${RUN_DIR}/staging`;
+export const OVERMOUNT_IMAGE_DIR = `${RUN_DIR}/overmount-images`;
+
+/** Kernel modules the controller needs; modprobe is harmless when one is built in. */
+export const KERNEL_MODULES = ["loop", "squashfs", "ext4"] as const;
+
+/** External tools, by name: they are looked up on PATH inside the initramfs, where the dracut module installs them. */
+export const TOOLS = {
+  blkid: "blkid",
+  cp: "cp",
+  mount: "mount",
+  modprobe: "modprobe",
+  setsid: "setsid",
+  shell: "sh",
+  udevadm: "udevadm",
+  xz: "xz",
+} as const;

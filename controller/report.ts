@@ -1,0 +1,63 @@
+// The boot report: one JSON file in /run/controller that the booted system
+// reads (`controller status`) to learn what the controller saw, decided and
+// mounted, what went wrong, and how long each stage took.
+
+import type { BootextResult } from "./bootext.ts";
+import type { Cmdline } from "./cmdline.ts";
+import type { ResolvedConfig } from "./config.ts";
+import type { HandoffResult } from "./handoff.ts";
+import type { BootPlan } from "./health.ts";
+import type { Notice } from "./log.ts";
+import type { MountsResult } from "./mounts.ts";
+import type { OvermountOutcome } from "./overmounts.ts";
+import { REPORT_PATH, RUN_DIR } from "./paths.ts";
+import type { BlockDevice, System } from "./system.ts";
+import { COMMIT, VERSION } from "./version.ts";
+
+/** Bumped when a field changes meaning, so tools reading reports can tell. */
+export const REPORT_FORMAT = 1;
+
+export interface StageTiming {
+  readonly stage: string;
+  /** since the controller started */
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly outcome: "ok" | "failed";
+  readonly error?: string;
+}
+
+export type BootOutcome = "handed-off" | "nothing-bootable";
+
+export interface BootReport {
+  readonly format: typeof REPORT_FORMAT;
+  readonly controller: { readonly version: string; readonly commit: string };
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  /** seconds since the kernel started, when the controller started (from /proc/uptime) */
+  readonly kernelUptimeAtStart?: number;
+  readonly outcome: BootOutcome;
+  readonly decisions: readonly string[];
+  readonly cmdline: Cmdline;
+  readonly config: {
+    readonly values: ResolvedConfig["config"];
+    readonly provenance: ResolvedConfig["provenance"];
+    readonly layers: ResolvedConfig["layers"];
+    readonly problems: ResolvedConfig["problems"];
+  };
+  readonly partitions: readonly BlockDevice[];
+  readonly bootext: Omit<BootextResult, "layers">;
+  readonly boot: BootPlan & Pick<MountsResult, "failedSlots"> & { readonly booted?: MountsResult["booted"] };
+  readonly mounts: MountsResult["mounts"];
+  readonly tmpfs: MountsResult["tmpfs"];
+  readonly overmounts: readonly OvermountOutcome[];
+  readonly handoff?: HandoffResult;
+  readonly notices: readonly Notice[];
+  readonly stages: readonly StageTiming[];
+}
+
+export const REPORT_HEADER = { format: REPORT_FORMAT, controller: { version: VERSION, commit: COMMIT } } as const;
+
+export async function writeReport(system: System, report: BootReport): Promise<void> {
+  await system.mkdir(RUN_DIR);
+  await system.writeText(REPORT_PATH, `${JSON.stringify(report, null, 2)}\n`);
+}

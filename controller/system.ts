@@ -1,0 +1,79 @@
+// The one port between the controller's decisions and the machine. Stages only
+// talk to the machine through this interface: linux-system.ts implements it for
+// an initramfs, test/fake-system.ts in memory for the unit tests.
+
+export type FileType = "file" | "directory" | "symlink" | "other";
+
+export interface FileInfo {
+  readonly type: FileType;
+  readonly size: number;
+  /** permission bits, e.g. 0o755 */
+  readonly mode: number;
+}
+
+/** A block device with a filesystem, as blkid reports it. */
+export interface BlockDevice {
+  readonly device: string;
+  readonly label?: string;
+  readonly fsType?: string;
+}
+
+export type MountRequest =
+  /** Mount a filesystem: a device, a loop image (options include "loop") or a virtual one such as tmpfs. */
+  | {
+      readonly kind: "filesystem";
+      readonly source: string;
+      readonly target: string;
+      readonly fsType: string;
+      readonly options: readonly string[];
+    }
+  /** Make an existing file or folder visible at a second place. */
+  | { readonly kind: "bind"; readonly source: string; readonly target: string }
+  /** Move a mounted tree, with everything mounted below it, to another place. */
+  | { readonly kind: "move"; readonly source: string; readonly target: string };
+
+export interface ExecOptions {
+  /** Write the command's standard output to this file instead of capturing it. */
+  readonly stdoutFile?: string;
+  /** Give up and kill the command after this long. */
+  readonly timeoutMs?: number;
+}
+
+export interface ExecResult {
+  readonly stdout: string;
+}
+
+export interface System {
+  // files
+  readText(path: string): Promise<string>;
+  /** Write a whole file atomically: readers see the old content or the new one, never half. */
+  writeText(path: string, content: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  /** Like lstat(2): does not follow a final symlink. undefined when nothing is there. */
+  lstat(path: string): Promise<FileInfo | undefined>;
+  readdir(path: string): Promise<string[]>;
+  readlink(path: string): Promise<string>;
+  /** Copy a folder's contents, keeping owners, modes, links and special files. */
+  copyTree(from: string, to: string): Promise<void>;
+  decompressXz(from: string, to: string): Promise<void>;
+
+  // disks and mounts
+  listBlockDevices(): Promise<BlockDevice[]>;
+  /** Wait until udev has processed the events it knows of, at most timeoutMs. */
+  settleDevices(timeoutMs: number): Promise<void>;
+  loadKernelModules(names: readonly string[]): Promise<void>;
+  mount(request: MountRequest): Promise<void>;
+
+  // processes
+  /** The time limit for every later command that gives none itself (config.d timeouts.command_seconds). */
+  setCommandTimeout(ms: number): void;
+  /** Run a command to completion; throws CommandError (with its stderr) when it fails. */
+  exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  /** Run an interactive command on the console (a shell), wait for it, return its exit status. */
+  execOnConsole(argv: readonly string[]): Promise<number>;
+
+  // clock
+  monotonicMs(): number;
+  wallClock(): Date;
+  sleep(ms: number): Promise<void>;
+}

@@ -1,0 +1,350 @@
+// An in-memory machine behind the System port: a file tree with mounts, block
+// devices that appear over time, a clock that only moves when someone sleeps,
+// and a record of every mount and command. Stage tests run on it.
+
+import type { BlockDevice, ExecOptions, ExecResult, FileInfo, MountRequest, System } from "../controller/system.ts";
+
+/** Content for a tree: relative path → file text, or a link, a folder, or a mountable image. */
+export type TreeEntry =
+  | string
+  | { readonly text: string; readonly mode: number }
+  | { readonly symlink: string }
+  | { readonly dir: true }
+  | { readonly image: Tree; readonly xz?: boolean };
+export type Tree = Readonly<Record<string, TreeEntry>>;
+
+type Node =
+  | { readonly type: "directory" }
+  | { readonly type: "file"; readonly content: string; readonly mode?: number; readonly image?: Tree; readonly xz?: boolean }
+  | { readonly type: "symlink"; readonly target: string };
+
+export interface FakeMount {
+  readonly target: string;
+  readonly source: string;
+  readonly fsType: string;
+  readonly readOnly: boolean;
+}
+
+export class FakeError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+function normalize(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
+
+function join(base: string, relative: string): string {
+  return normalize(`${base}/${relative}`);
+}
+
+function isUnder(path: string, prefix: string): boolean {
+  return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
+}
+
+export class FakeSystem implements System {
+  private readonly nodes = new Map<string, Node>([["/", { type: "directory" }]]);
+  private readonly devices: { device: BlockDevice; appearsAtMs: number; tree: Tree }[] = [];
+  private clockMs = 0;
+  /** Every mount, in order, as the machine would show it. */
+  readonly mounts: FakeMount[] = [];
+  /** Every command run through exec/execOnConsole. */
+  readonly commands: string[][] = [];
+  readonly loadedModules: string[] = [];
+  /** Mount targets (exact paths) whose mount fails, to test how stages cope. */
+  readonly failingMountTargets = new Set<string>();
+  /** Answers for exec, by argv[0]. */
+  readonly execHandlers = new Map<string, (argv: readonly string[]) => ExecResult>();
+  consoleExitStatus = 0;
+  commandTimeoutMs = 0;
+
+  // ---- building the machine -------------------------------------------------
+
+  /** Adds files under a folder, creating parents. */
+  addTree(base: string, tree: Tree): this {
+    this.ensureDirectory(base);
+    for (const [relative, entry] of Object.entries(tree)) {
+      const path = join(base, relative);
+      this.ensureDirectory(path.slice(0, path.lastIndexOf("/")) || "/");
+      this.nodes.set(path, this.nodeFor(entry));
+    }
+    return this;
+  }
+
+  /** A block device whose filesystem holds `tree`, visible to blkid from `appearsAtMs` on. */
+  addDevice(device: BlockDevice, tree: Tree = {}, appearsAtMs = 0): this {
+    this.devices.push({ device, appearsAtMs, tree });
+    return this;
+  }
+
+  /** What a path holds now: file text, "<dir>", "<symlink → x>", or undefined. */
+  peek(path: string): string | undefined {
+    const node = this.nodes.get(normalize(path));
+    if (node === undefined) return undefined;
+    if (node.type === "file") return node.content;
+    return node.type === "directory" ? "<dir>" : `<symlink → ${node.target}>`;
+  }
+
+  mountAt(target: string): FakeMount | undefined {
+    return this.mounts.findLast((mount) => mount.target === normalize(target));
+  }
+
+  now(): number {
+    return this.clockMs;
+  }
+
+  // ---- System: files --------------------------------------------------------
+
+  async readText(path: string): Promise<string> {
+    const node = this.nodes.get(this.resolve(path, true));
+    if (node === undefined) throw new FakeError("ENOENT", `no such file: ${path}`);
+    if (node.type !== "file") throw new FakeError("EISDIR", `not a file: ${path}`);
+    return node.content;
+  }
+
+  async writeText(path: string, content: string): Promise<void> {
+    const resolved = this.resolve(path, true);
+    this.requireParentDirectory(resolved);
+    this.requireWritable(resolved);
+    this.nodes.set(resolved, { type: "file", content });
+  }
+
+  async mkdir(path: string): Promise<void> {
+    const resolved = this.resolve(path, true);
+    if (this.nodes.get(resolved)?.type === "directory") return;
+    this.requireWritable(resolved);
+    this.ensureDirectory(resolved);
+  }
+
+  async lstat(path: string): Promise<FileInfo | undefined> {
+    let resolved: string;
+    try {
+      resolved = this.resolve(path, false);
+    } catch {
+      return undefined;
+    }
+    const node = this.nodes.get(resolved);
+    if (node === undefined) return undefined;
+    const mode = node.type === "file" ? (node.mode ?? 0o644) : node.type === "directory" ? 0o755 : 0o777;
+    return { type: node.type, size: node.type === "file" ? node.content.length : 0, mode };
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const resolved = this.resolve(path, true);
+    const node = this.nodes.get(resolved);
+    if (node === undefined) throw new FakeError("ENOENT", `no such folder: ${path}`);
+    if (node.type !== "directory") throw new FakeError("ENOTDIR", `not a folder: ${path}`);
+    return this.children(resolved).map((child) => child.slice(resolved === "/" ? 1 : resolved.length + 1));
+  }
+
+  async readlink(path: string): Promise<string> {
+    const node = this.nodes.get(this.resolve(path, false));
+    if (node?.type !== "symlink") throw new FakeError("EINVAL", `not a symlink: ${path}`);
+    return node.target;
+  }
+
+  async copyTree(from: string, to: string): Promise<void> {
+    const source = this.resolve(from, true);
+    const target = this.resolve(to, true);
+    this.commands.push(["cp", "-a", `${from}/.`, `${to}/`]);
+    this.requireWritable(target);
+    for (const [path, node] of this.subtree(source)) {
+      if (path === source) continue;
+      this.nodes.set(target + path.slice(source.length), node);
+    }
+  }
+
+  async decompressXz(from: string, to: string): Promise<void> {
+    const node = this.nodes.get(this.resolve(from, true));
+    this.commands.push(["xz", "--decompress", "--stdout", from]);
+    if (node?.type !== "file" || node.xz !== true) throw new FakeError("EIO", `xz: ${from}: File format not recognized`);
+    const resolved = this.resolve(to, true);
+    this.requireWritable(resolved);
+    this.nodes.set(resolved, { type: "file", content: node.content, ...(node.image === undefined ? {} : { image: node.image }) });
+  }
+
+  // ---- System: disks and mounts ---------------------------------------------
+
+  async listBlockDevices(): Promise<BlockDevice[]> {
+    return this.devices.filter((entry) => entry.appearsAtMs <= this.clockMs).map((entry) => entry.device);
+  }
+
+  async settleDevices(timeoutMs: number): Promise<void> {
+    // udev settles when the next device has appeared, or gives up at the timeout
+    const next = this.devices.map((entry) => entry.appearsAtMs).filter((at) => at > this.clockMs);
+    this.clockMs = Math.min(this.clockMs + timeoutMs, Math.min(...next, Number.POSITIVE_INFINITY));
+  }
+
+  async loadKernelModules(names: readonly string[]): Promise<void> {
+    this.loadedModules.push(...names);
+  }
+
+  async mount(request: MountRequest): Promise<void> {
+    const target = this.resolve(request.target, true);
+    if (this.failingMountTargets.has(target)) throw new FakeError("EIO", `mount: ${target}: failed on purpose`);
+    const targetNode = this.nodes.get(target);
+    if (targetNode === undefined) throw new FakeError("ENOENT", `mount: ${target}: mount point does not exist`);
+    switch (request.kind) {
+      case "filesystem":
+        return this.mountFilesystem(request, target, targetNode);
+      case "bind":
+        return this.bind(this.resolve(request.source, true), target, targetNode);
+      case "move":
+        return this.move(this.resolve(request.source, true), target);
+    }
+  }
+
+  // ---- System: processes and clock -----------------------------------------
+
+  setCommandTimeout(ms: number): void {
+    this.commandTimeoutMs = ms;
+  }
+
+  async exec(argv: readonly string[], _options?: ExecOptions): Promise<ExecResult> {
+    this.commands.push([...argv]);
+    const handler = this.execHandlers.get(argv[0] ?? "");
+    if (handler === undefined) throw new FakeError("ENOENT", `${argv[0]}: command not found in the fake`);
+    return handler(argv);
+  }
+
+  async execOnConsole(argv: readonly string[]): Promise<number> {
+    this.commands.push(["<console>", ...argv]);
+    return this.consoleExitStatus;
+  }
+
+  monotonicMs(): number {
+    return this.clockMs;
+  }
+
+  wallClock(): Date {
+    return new Date(Date.UTC(2026, 0, 1) + this.clockMs);
+  }
+
+  async sleep(ms: number): Promise<void> {
+    this.clockMs += ms;
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  private nodeFor(entry: TreeEntry): Node {
+    if (typeof entry === "string") return { type: "file", content: entry };
+    if ("text" in entry) return { type: "file", content: entry.text, mode: entry.mode };
+    if ("symlink" in entry) return { type: "symlink", target: entry.symlink };
+    if ("dir" in entry) return { type: "directory" };
+    return { type: "file", content: "<image>", image: entry.image, ...(entry.xz === undefined ? {} : { xz: entry.xz }) };
+  }
+
+  private ensureDirectory(path: string): void {
+    let current = "";
+    for (const part of normalize(path).split("/").filter(Boolean)) {
+      current += `/${part}`;
+      const node = this.nodes.get(current);
+      if (node === undefined) this.nodes.set(current, { type: "directory" });
+      else if (node.type !== "directory") throw new FakeError("ENOTDIR", `not a folder: ${current}`);
+    }
+  }
+
+  /** Follows symlinks the way the kernel does: absolute ones from /, relative ones from their folder. */
+  private resolve(path: string, followLast: boolean): string {
+    let pending = normalize(path).split("/").filter(Boolean);
+    let current = "/";
+    for (let hops = 0; pending.length > 0; ) {
+      const part = pending.shift() as string;
+      const candidate = join(current, part);
+      const node = this.nodes.get(candidate);
+      const isLast = pending.length === 0;
+      if (node?.type === "symlink" && (!isLast || followLast)) {
+        if (++hops > 40) throw new FakeError("ELOOP", `too many symlinks in ${path}`);
+        const base = node.target.startsWith("/") ? "/" : current;
+        pending = [...join(base, node.target).split("/").filter(Boolean), ...pending];
+        current = "/";
+        continue;
+      }
+      if (!isLast && node !== undefined && node.type !== "directory") throw new FakeError("ENOTDIR", `not a folder in ${path}`);
+      current = candidate;
+    }
+    return current;
+  }
+
+  private requireParentDirectory(path: string): void {
+    const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+    if (this.nodes.get(parent)?.type !== "directory") throw new FakeError("ENOENT", `no such folder: ${parent}`);
+  }
+
+  private requireWritable(path: string): void {
+    const mount = this.mounts.filter((entry) => isUnder(path, entry.target)).at(-1);
+    if (mount?.readOnly === true) throw new FakeError("EROFS", `read-only file system: ${path}`);
+  }
+
+  private children(path: string): string[] {
+    const prefix = path === "/" ? "/" : `${path}/`;
+    return [...this.nodes.keys()].filter((key) => key.startsWith(prefix) && key !== path && !key.slice(prefix.length).includes("/"));
+  }
+
+  private subtree(path: string): [string, Node][] {
+    return [...this.nodes.entries()].filter(([key]) => isUnder(key, path));
+  }
+
+  private replaceSubtree(target: string, tree: [string, Node][]): void {
+    for (const [key] of this.subtree(target)) if (key !== target) this.nodes.delete(key);
+    for (const [key, node] of tree) this.nodes.set(key, node);
+  }
+
+  private mountFilesystem(request: Extract<MountRequest, { kind: "filesystem" }>, target: string, targetNode: Node): void {
+    if (targetNode.type !== "directory") throw new FakeError("ENOTDIR", `mount: ${target}: not a folder`);
+    let tree: Tree;
+    if (request.fsType === "tmpfs") tree = {};
+    else if (request.options.includes("loop")) {
+      const image = this.nodes.get(this.resolve(request.source, true));
+      if (image?.type !== "file" || image.image === undefined || image.xz === true)
+        throw new FakeError("EINVAL", `mount: ${request.source}: wrong fs type, bad option, bad superblock`);
+      tree = image.image;
+    } else {
+      const device = this.devices.find((entry) => entry.device.device === request.source && entry.appearsAtMs <= this.clockMs);
+      if (device === undefined) throw new FakeError("ENOENT", `mount: ${request.source}: special device does not exist`);
+      if (device.device.fsType !== request.fsType) throw new FakeError("EINVAL", `mount: ${request.source}: wrong fs type`);
+      tree = device.tree;
+    }
+    const nodes: [string, Node][] = [[target, { type: "directory" }]];
+    for (const [relative, entry] of Object.entries(tree)) {
+      const path = join(target, relative);
+      for (let parent = path.slice(0, path.lastIndexOf("/")); isUnder(parent, target) && parent !== target; parent = parent.slice(0, parent.lastIndexOf("/")))
+        nodes.push([parent, { type: "directory" }]);
+      nodes.push([path, this.nodeFor(entry)]);
+    }
+    this.replaceSubtree(target, nodes);
+    const readOnly = request.options.includes("ro") || request.fsType === "squashfs";
+    this.mounts.push({ target, source: request.source, fsType: request.fsType, readOnly });
+  }
+
+  private bind(source: string, target: string, targetNode: Node): void {
+    const sourceNode = this.nodes.get(source);
+    if (sourceNode === undefined) throw new FakeError("ENOENT", `mount: ${source}: no such file`);
+    if ((sourceNode.type === "directory") !== (targetNode.type === "directory"))
+      throw new FakeError("ENOTDIR", `mount: ${source} and ${target} must both be folders or both files`);
+    this.replaceSubtree(target, this.subtree(source).map(([key, node]) => [target + key.slice(source.length), node]));
+    const sourceMount = this.mounts.filter((entry) => isUnder(source, entry.target)).at(-1);
+    this.mounts.push({ target, source, fsType: "bind", readOnly: sourceMount?.readOnly ?? false });
+  }
+
+  private move(source: string, target: string): void {
+    const index = this.mounts.findLastIndex((entry) => entry.target === source);
+    if (index < 0) throw new FakeError("EINVAL", `mount: ${source}: not a mount point`);
+    this.replaceSubtree(target, this.subtree(source).map(([key, node]) => [target + key.slice(source.length), node]));
+    for (const [key] of this.subtree(source)) if (key !== source) this.nodes.delete(key);
+    for (let i = 0; i < this.mounts.length; i++) {
+      const entry = this.mounts[i] as FakeMount;
+      if (isUnder(entry.target, source)) this.mounts[i] = { ...entry, target: target + entry.target.slice(source.length) };
+    }
+  }
+}
