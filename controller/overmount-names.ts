@@ -16,11 +16,17 @@ export interface OvermountName {
   readonly target: string;
 }
 
+export interface RefusedEntry {
+  readonly status: "refused";
+  readonly entry: string;
+  readonly reason: string;
+}
+
 export type ParsedEntry =
   | { readonly status: "overmount"; readonly overmount: OvermountName }
   /** not DIR_ or FILE_: a README or the like, left alone */
   | { readonly status: "ignored"; readonly entry: string; readonly reason: string }
-  | { readonly status: "refused"; readonly entry: string; readonly reason: string };
+  | RefusedEntry;
 
 const IMAGE_SUFFIXES: readonly [string, OvermountKind][] = [
   [".squashfs.xz", "squashfs.xz"],
@@ -81,11 +87,11 @@ export function parseOvermountEntry(entry: string, type: FileType): ParsedEntry 
  * Orders overmounts so a folder is mounted before anything inside it, and
  * refuses a second entry for a target that already has one.
  */
-export function orderOvermounts(names: readonly OvermountName[]): { ordered: OvermountName[]; duplicates: ParsedEntry[] } {
+export function orderOvermounts(names: readonly OvermountName[]): { ordered: OvermountName[]; duplicates: RefusedEntry[] } {
   const depth = (path: string) => path.split("/").length;
   const sorted = [...names].sort((a, b) => depth(a.target) - depth(b.target) || (a.entry < b.entry ? -1 : a.entry > b.entry ? 1 : 0));
   const byTarget = new Map<string, OvermountName>();
-  const duplicates: ParsedEntry[] = [];
+  const duplicates: RefusedEntry[] = [];
   for (const name of sorted) {
     const first = byTarget.get(name.target);
     if (first === undefined) byTarget.set(name.target, name);

@@ -109,7 +109,7 @@ export async function runOvermountsStage(
     else outcomes.push(outcomeOf(parsed));
   }
   const { ordered, duplicates } = orderOvermounts(names);
-  for (const duplicate of duplicates) if (duplicate.status !== "overmount") outcomes.push(outcomeOf(duplicate));
+  outcomes.push(...duplicates.map(outcomeOf));
 
   for (const name of ordered) {
     const base = { entry: name.entry, kind: name.kind, target: name.target };

@@ -1,0 +1,50 @@
+// A typical lab machine in the fake: a disk with SYSFS, BACKUPFS and BOOTEXT
+// partitions, each slot holding a system image, and an initramfs around it.
+
+import { FakeSystem, type Tree } from "./fake-system.ts";
+
+export function systemImage(id: string): Tree {
+  return {
+    "sbin/init": { text: "#!/bin/sh\n", mode: 0o755 },
+    "sbin/alt-init": { text: "#!/bin/sh\n", mode: 0o755 },
+    "bin/sh": { text: "busybox", mode: 0o755 },
+    "etc/test-image-id": id,
+    "etc/hostname": "lab",
+    "etc/os-release": "ID=test",
+    "var/log": { dir: true },
+    tmp: { dir: true },
+    opt: { dir: true },
+    srv: { dir: true },
+    "usr/share/fw": { dir: true },
+    proc: { dir: true },
+    sys: { dir: true },
+    dev: { dir: true },
+    run: { dir: true },
+  };
+}
+
+export interface MachineOptions {
+  readonly cmdline?: string;
+  /** partitions by label; default SYSFS, BACKUPFS and BOOTEXT */
+  readonly labels?: readonly string[];
+  readonly bootext?: Tree;
+  readonly initramfsConfig?: Tree;
+}
+
+export function labMachine(options: MachineOptions = {}): FakeSystem {
+  const fake = new FakeSystem()
+    .addTree("/", { "proc/cmdline": `${options.cmdline ?? "root=controller console=ttyS0"}\n`, "proc/uptime": "3.14 2.00\n" })
+    .addTree("/sysroot", {})
+    .addTree("/run", {})
+    .addTree("/etc/controller/config.d", options.initramfsConfig ?? {});
+  const labels = options.labels ?? ["SYSFS", "BACKUPFS", "BOOTEXT"];
+  labels.forEach((label, index) => {
+    const device = `/dev/vda${index + 1}`;
+    const tree: Tree =
+      label === "BOOTEXT"
+        ? (options.bootext ?? {})
+        : { "system.squashfs": { image: systemImage(label === "SYSFS" ? "system-a" : "system-b") } };
+    fake.addDevice({ device, label, fsType: "ext4" }, tree);
+  });
+  return fake;
+}

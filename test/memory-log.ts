@@ -1,0 +1,23 @@
+// A Logger whose lines stay in memory, for tests that check what a stage said.
+
+import { type LogSink, Logger } from "../controller/log.ts";
+
+export class MemorySink implements LogSink {
+  readonly consoleLines: string[] = [];
+  readonly kmsgLines: { priority: number; line: string }[] = [];
+  console(line: string): void {
+    this.consoleLines.push(line);
+  }
+  kmsg(priority: number, line: string): void {
+    this.kmsgLines.push({ priority, line });
+  }
+  /** All console output as one text, for toContain checks. */
+  text(): string {
+    return this.consoleLines.join("\n");
+  }
+}
+
+export function memoryLogger(debugToConsole = false): { log: Logger; sink: MemorySink } {
+  const sink = new MemorySink();
+  return { log: new Logger(sink, debugToConsole), sink };
+}
