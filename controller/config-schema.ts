@@ -1,0 +1,230 @@
+// The shape of the controller's configuration, written once: the full Config
+// the boot stages read, and the partial layer that one config file or one
+// `controller.KEY=VALUE` override may give. Every leaf carries the sentence
+// that tells a person what it expects, so a problem reads
+// `key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"`.
+
+import { z } from "zod";
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/**
+ * The path with `//` collapsed and a trailing `/` dropped, or undefined when it
+ * is not absolute, names "/" itself, has a "." or ".." part or a control
+ * character. Shared with the kernel command line's real_init=.
+ */
+export function normalizeAbsolutePath(path: string): string | undefined {
+  if (!path.startsWith("/") || CONTROL_CHARS.test(path)) return undefined;
+  const parts = path.split("/").filter((part) => part !== "");
+  if (parts.length === 0 || parts.some((part) => part === "." || part === "..")) return undefined;
+  return `/${parts.join("/")}`;
+}
+
+function isNormalizedAbsolutePath(path: string): boolean {
+  return normalizeAbsolutePath(path) === path;
+}
+
+/** A path that stays inside the folder it is relative to: no leading "/", no ".", ".." or empty parts. */
+function isInsideRelativePath(path: string): boolean {
+  if (path === "" || CONTROL_CHARS.test(path)) return false;
+  return path.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+}
+
+/** A string leaf; `expected` completes "expected ..." for both a wrong type and a bad value. */
+function text(expected: string, valid: (value: string) => boolean) {
+  return z.string({ error: expected }).refine(valid, { error: expected });
+}
+
+function integer(min: number, max: number) {
+  const expected = `an integer from ${min} to ${max}`;
+  return z
+    .number({ error: expected })
+    .int({ error: expected })
+    .min(min, { error: expected })
+    .max(max, { error: expected });
+}
+
+const flag = z.boolean({ error: "true or false" });
+
+function table<Shape extends z.ZodRawShape>(shape: Shape) {
+  return z.strictObject(shape, { error: "a table" });
+}
+
+const label = text(
+  "a filesystem label such as \"SYSFS\" (not empty, no control characters)",
+  (value) => value !== "" && !CONTROL_CHARS.test(value),
+);
+
+function insidePath(example: string) {
+  return text(
+    `a relative path such as "${example}" (no leading /, no "." or ".." parts, no empty parts)`,
+    isInsideRelativePath,
+  );
+}
+
+const labelsShape = { system: label, backup: label, deprived: label, bootext: label };
+
+const slotShape = {
+  image: insidePath("system.squashfs"),
+  fs_type: text("a filesystem type such as \"ext4\"", (value) => /^[a-z0-9][a-z0-9._-]*$/.test(value)),
+};
+
+const bootShape = {
+  real_init: text(
+    "a normalised absolute path such as \"/sbin/init\" (no //, no trailing /, no \".\" or \"..\" parts)",
+    isNormalizedAbsolutePath,
+  ),
+};
+
+const timeoutsShape = { devices_seconds: integer(1, 3600), command_seconds: integer(1, 3600) };
+
+const bootextShape = { config_dir: insidePath("config.d"), read_only: flag };
+
+const overmountsShape = { enabled: flag, source: insidePath("DIRS") };
+
+const tmpfsEntryShape = {
+  enabled: flag,
+  // No leading zero: the kernel's memparse reads "064m" as octal.
+  size: text("a tmpfs size such as \"64m\", \"2g\" or \"50%\" (digits with an optional k, m or g; or 1 to 100 then %)", (value) =>
+    /^(?:[1-9][0-9]*[kmgKMG]?|(?:100|[1-9][0-9]?)%)$/.test(value),
+  ),
+  // A string, because TOML has no octal literal without 0o and people write 0755.
+  mode: text("an octal mode as a string such as \"0755\" (3 or 4 digits from 0 to 7)", (value) =>
+    /^[0-7]{3,4}$/.test(value),
+  ),
+  seed_from_image: flag,
+};
+
+/** Defaults of a [tmpfs."/path"] table that no lower layer knows; size and mode have no sensible default. */
+export const NEW_TMPFS_DEFAULTS = { enabled: true, seed_from_image: false } as const;
+
+const tmpfsPath = text(
+  "a normalised absolute path other than \"/\" as the mount point, such as \"/var/log\" (no //, no trailing /, no \".\" or \"..\" parts)",
+  isNormalizedAbsolutePath,
+);
+
+const SECTION_SHAPES = {
+  labels: labelsShape,
+  slot: slotShape,
+  boot: bootShape,
+  timeouts: timeoutsShape,
+  bootext: bootextShape,
+  overmounts: overmountsShape,
+} as const;
+
+const LABEL_KEYS = Object.keys(labelsShape) as (keyof typeof labelsShape)[];
+
+const configSchema = table({
+  labels: table(labelsShape).superRefine((labels, context) => {
+    // Two roles on one label would make the controller mount one partition as both.
+    LABEL_KEYS.forEach((key, index) => {
+      const earlier = LABEL_KEYS.slice(0, index).find((other) => labels[other] === labels[key]);
+      if (earlier !== undefined) {
+        context.addIssue({ code: "custom", path: [key], message: `a label different from labels.${earlier}` });
+      }
+    });
+  }),
+  slot: table(slotShape),
+  boot: table(bootShape),
+  timeouts: table(timeoutsShape),
+  bootext: table(bootextShape),
+  overmounts: table(overmountsShape),
+  tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape), { error: "a table" }),
+});
+
+const configLayerSchema = table({
+  labels: table(labelsShape).partial(),
+  slot: table(slotShape).partial(),
+  boot: table(bootShape).partial(),
+  timeouts: table(timeoutsShape).partial(),
+  bootext: table(bootextShape).partial(),
+  overmounts: table(overmountsShape).partial(),
+  tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape).partial(), { error: "a table" }),
+}).partial();
+
+/** The fully resolved configuration the boot stages read. */
+export type Config = z.infer<typeof configSchema>;
+export type TmpfsEntry = Config["tmpfs"][string];
+/** What one layer sets: any subset of Config. */
+export type ConfigLayerValues = z.infer<typeof configLayerSchema>;
+
+export const DEFAULT_CONFIG: Config = {
+  labels: { system: "SYSFS", backup: "BACKUPFS", deprived: "DEPRIVED", bootext: "BOOTEXT" },
+  slot: { image: "system.squashfs", fs_type: "ext4" },
+  boot: { real_init: "/sbin/init" },
+  timeouts: { devices_seconds: 30, command_seconds: 120 },
+  bootext: { config_dir: "config.d", read_only: false },
+  overmounts: { enabled: true, source: "DIRS" },
+  tmpfs: {
+    "/etc": { enabled: true, size: "64m", mode: "0755", seed_from_image: true },
+    "/var/log": { enabled: true, size: "64m", mode: "0755", seed_from_image: false },
+    "/tmp": { enabled: true, size: "50%", mode: "1777", seed_from_image: false },
+  },
+};
+
+export type Checked<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problems: string[] };
+
+/** Check what one layer (a parsed TOML document) sets; problems name each key, what it expects and what it got. */
+export function checkConfigLayer(input: unknown): Checked<ConfigLayerValues> {
+  return check(configLayerSchema, input);
+}
+
+/** Check a whole merged configuration. */
+export function checkConfig(input: unknown): Checked<Config> {
+  return check(configSchema, input);
+}
+
+function check<T>(schema: z.ZodType<T>, input: unknown): Checked<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  return { ok: false, problems: result.error.issues.flatMap((issue) => describeIssue(input, issue)) };
+}
+
+function describeIssue(input: unknown, issue: z.core.$ZodIssue): string[] {
+  const path = issue.path.map(String);
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return issue.keys.map((key) => `key ${dottedKey([...path, key])}: unknown key; ${knownKeys(path)}`);
+    case "invalid_key": {
+      // The record's key is the bad value here, e.g. [tmpfs."etc"].
+      const expected = issue.issues[0]?.message ?? issue.message;
+      return [`key ${dottedKey(path)}: expected ${expected}, got ${JSON.stringify(path.at(-1))}`];
+    }
+    default:
+      return [`key ${dottedKey(path)}: expected ${issue.message}, got ${describeValue(valueAt(input, path))}`];
+  }
+}
+
+function knownKeys(path: readonly string[]): string {
+  const [section, entry] = path;
+  if (section === undefined) return `the tables are ${[...Object.keys(SECTION_SHAPES), "tmpfs"].join(", ")}`;
+  const keys = entry === undefined && section !== "tmpfs"
+    ? Object.keys(SECTION_SHAPES[section as keyof typeof SECTION_SHAPES])
+    : Object.keys(tmpfsEntryShape);
+  return `[${dottedKey(path)}] has ${keys.join(", ")}`;
+}
+
+function valueAt(input: unknown, path: readonly string[]): unknown {
+  let value = input;
+  for (const part of path) {
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, part)) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** A value as a person wrote it in TOML, short. */
+function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" && !Number.isFinite(value)) return Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+  if (value instanceof Date) return `the date ${value.toISOString()}`;
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object" && value !== null) return "a table";
+  return String(value);
+}
+
+/** A TOML dotted key: parts that are not bare keys are quoted, as in tmpfs."/var/log".size. */
+export function dottedKey(path: readonly string[]): string {
+  return path.map((part) => (/^[A-Za-z0-9_-]+$/.test(part) ? part : JSON.stringify(part))).join(".");
+}
