@@ -1,0 +1,87 @@
+// The one way the harness starts other programs. Whatever goes wrong, the error
+// names the exact command (pasteable into a shell) and carries its stderr, so a
+// failing test says what was run and why it failed without a rerun.
+
+import type { Subprocess } from "bun";
+
+/** Quote one word so that a POSIX shell reads it back unchanged. */
+export function shellQuote(word: string): string {
+  // "=" may not lead a word: zsh expands "=name" to a program's path.
+  if (/^[A-Za-z0-9_\-+.,:/@%][A-Za-z0-9_\-+=.,:/@%]*$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** An argv as one line a person can paste into a shell. */
+export function formatCommandLine(argv: readonly string[]): string {
+  return argv.map(shellQuote).join(" ");
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly argv: readonly string[],
+    readonly exitCode: number | null,
+    readonly stderr: string,
+    detail: string,
+  ) {
+    const trimmed = stderr.trimEnd();
+    super(
+      `command failed (${detail}): ${formatCommandLine(argv)}` +
+        (trimmed === "" ? "\n(no stderr)" : `\nstderr:\n${trimmed}`),
+    );
+    this.name = "CommandError";
+  }
+}
+
+export interface RunOptions {
+  /** Text fed to the command's standard input; without it stdin is empty. */
+  readonly stdin?: string;
+}
+
+export interface RunResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run a command to completion; throws CommandError unless it exits with 0. */
+export async function runCommand(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const child = spawnOrThrow(argv, () =>
+    Bun.spawn([...argv], {
+      stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
+      stdout: "pipe",
+      stderr: "pipe",
+    }),
+  );
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  if (exitCode !== 0) {
+    const detail = child.signalCode === null ? `exit code ${exitCode}` : `killed by ${String(child.signalCode)}`;
+    console.error(`harness: command failed: ${formatCommandLine(argv)}`);
+    throw new CommandError(argv, exitCode, stderr, detail);
+  }
+  return { stdout, stderr };
+}
+
+/** A long-running child (QEMU) whose console the caller reads and writes through pipes. */
+export function spawnPiped(argv: readonly string[]): Subprocess<"pipe", "pipe", "pipe"> {
+  return spawnOrThrow(argv, () => Bun.spawn([...argv], { stdin: "pipe", stdout: "pipe", stderr: "pipe" }));
+}
+
+/** A child that shares this process's terminal (a person types into it); resolves with its exit code. */
+export function runAttached(argv: readonly string[]): Promise<number> {
+  return spawnOrThrow(argv, () => Bun.spawn([...argv], { stdin: "inherit", stdout: "inherit", stderr: "inherit" }))
+    .exited;
+}
+
+/** Bun.spawn throws synchronously when the program cannot be started (not on PATH, not executable). */
+function spawnOrThrow<T>(argv: readonly string[], spawn: () => T): T {
+  try {
+    return spawn();
+  } catch (cause) {
+    console.error(`harness: could not start: ${formatCommandLine(argv)}`);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new CommandError(argv, null, "", `could not start ${JSON.stringify(argv[0] ?? "")}: ${reason}`);
+  }
+}

@@ -1,0 +1,126 @@
+// Raw GPT disk images for boot tests, built without loop devices or mounts (CI
+// runners often forbid both): each partition is an ext4 filesystem made in its
+// own file by `mkfs.ext4 -d`, then copied into a sparse disk file at its offset.
+
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { writeAtomically } from "./atomic-output.ts";
+import { runCommand } from "./command.ts";
+
+const MIB = 1024 * 1024;
+const SECTOR = 512;
+/** Partitions start on MiB boundaries, as partitioning tools do; the first MiB holds the GPT. */
+const FIRST_PARTITION_MIB = 1;
+/** Room for the backup GPT at the end of the disk (it needs 33 sectors). */
+const TRAILING_MIB = 1;
+/** ext4 stores at most 16 bytes of label; mkfs.ext4 would silently cut a longer one. */
+const EXT4_LABEL_MAX_BYTES = 16;
+/** "Linux filesystem data", what a Linux installer would use. */
+const LINUX_FILESYSTEM_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+
+export interface PartitionSpec {
+  /** The ext4 filesystem label (what blkid reports as LABEL); omit for a filesystem without one. */
+  readonly label?: string;
+  readonly sizeMiB: number;
+  /** A host folder whose contents become the filesystem's root; omit for an empty filesystem. */
+  readonly content?: string;
+  /** The GPT partition name (blkid's PARTLABEL), to test that it is not confused with the label; omit for none. */
+  readonly partitionName?: string;
+}
+
+export interface DiskSpec {
+  /** The raw image to write; replaced atomically if it exists. */
+  readonly path: string;
+  /** In disk order: the first becomes /dev/vda1 in the guest. An empty list gives a GPT disk with no partitions. */
+  readonly partitions: readonly PartitionSpec[];
+}
+
+export interface PartitionLayout {
+  readonly offsetBytes: number;
+  readonly sizeBytes: number;
+}
+
+export interface DiskLayout {
+  readonly path: string;
+  readonly sizeBytes: number;
+  readonly partitions: readonly PartitionLayout[];
+}
+
+export async function buildDisk(spec: DiskSpec): Promise<DiskLayout> {
+  spec.partitions.forEach(checkPartition);
+  const placed: { readonly spec: PartitionSpec; readonly layout: PartitionLayout }[] = [];
+  let nextMiB = FIRST_PARTITION_MIB;
+  for (const partition of spec.partitions) {
+    placed.push({ spec: partition, layout: { offsetBytes: nextMiB * MIB, sizeBytes: partition.sizeMiB * MIB } });
+    nextMiB += partition.sizeMiB;
+  }
+  const sizeBytes = (nextMiB + TRAILING_MIB) * MIB;
+
+  await writeAtomically(spec.path, async (workDir) => {
+    const disk = join(workDir, "disk.img");
+    // A sparse file: only the blocks the filesystems use ever take space.
+    const handle = await open(disk, "w");
+    await handle.truncate(sizeBytes);
+    await handle.close();
+    await runCommand(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk], {
+      stdin: partitionTableScript(placed),
+    });
+    for (const [index, { spec: partition, layout }] of placed.entries()) {
+      const image = join(workDir, `partition-${index + 1}.img`);
+      await runCommand(mkfsArgv(partition, image));
+      await runCommand([
+        "dd",
+        `if=${image}`,
+        `of=${disk}`,
+        "bs=1M",
+        `seek=${layout.offsetBytes / MIB}`,
+        "conv=notrunc,sparse",
+        "status=none",
+      ]);
+    }
+    return disk;
+  });
+  return { path: spec.path, sizeBytes, partitions: placed.map((p) => p.layout) };
+}
+
+function checkPartition(partition: PartitionSpec, index: number): void {
+  const name = `partition ${index + 1}`;
+  if (!Number.isInteger(partition.sizeMiB) || partition.sizeMiB < 1) {
+    throw new Error(`${name}: sizeMiB must be a whole number of at least 1, got ${partition.sizeMiB}`);
+  }
+  const labelBytes = partition.label === undefined ? 0 : Buffer.byteLength(partition.label);
+  if (labelBytes > EXT4_LABEL_MAX_BYTES) {
+    throw new Error(
+      `${name}: an ext4 label holds at most ${EXT4_LABEL_MAX_BYTES} bytes, got ${labelBytes}: ${JSON.stringify(partition.label)}`,
+    );
+  }
+  if (partition.partitionName?.includes('"')) {
+    throw new Error(`${name}: sfdisk cannot write a partition name containing '"': ${partition.partitionName}`);
+  }
+}
+
+function mkfsArgv(partition: PartitionSpec, image: string): string[] {
+  return [
+    "mkfs.ext4",
+    "-q",
+    ...(partition.label === undefined ? [] : ["-L", partition.label]),
+    ...(partition.content === undefined ? [] : ["-d", partition.content]),
+    // The copied files keep the host's owners; the root folder is made root's explicitly.
+    "-E",
+    "root_owner=0:0",
+    image,
+    `${partition.sizeMiB}M`,
+  ];
+}
+
+/** An sfdisk script (see sfdisk(8), "Input format") with explicit sectors, so the layout is exactly ours. */
+function partitionTableScript(placed: readonly { spec: PartitionSpec; layout: PartitionLayout }[]): string {
+  const lines = ["label: gpt", "unit: sectors", `first-lba: ${(FIRST_PARTITION_MIB * MIB) / SECTOR}`, ""];
+  for (const { spec, layout } of placed) {
+    const name = spec.partitionName === undefined ? "" : `, name="${spec.partitionName}"`;
+    lines.push(
+      `start=${layout.offsetBytes / SECTOR}, size=${layout.sizeBytes / SECTOR}, type=${LINUX_FILESYSTEM_TYPE}${name}`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
