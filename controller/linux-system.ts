@@ -1,12 +1,12 @@
 // The System port on a real Linux initramfs: files through node:fs, everything
 // else through the tools dracut installs (paths.ts TOOLS), each run by runCommand.
 
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import type { LogSink, Logger } from "./log.ts";
-import { DEV_KMSG, TOOLS } from "./paths.ts";
+import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
 import type { BlockDevice, ExecOptions, ExecResult, FileInfo, MountRequest, System } from "./system.ts";
 
 /** The argv that carries out a mount request. */
@@ -17,9 +17,7 @@ export function mountArgv(request: MountRequest): string[] {
       return [TOOLS.mount, "-t", request.fsType, ...options, request.source, request.target];
     }
     case "bind":
-      return [TOOLS.mount, "--bind", request.source, request.target];
-    case "move":
-      return [TOOLS.mount, "--move", request.source, request.target];
+      return [TOOLS.mount, "--bind", ...(request.private === true ? ["--make-private"] : []), request.source, request.target];
   }
 }
 
@@ -133,6 +131,10 @@ export class LinuxSystem implements System {
     this.commandTimeoutMs = ms;
   }
 
+  async unmount(target: string): Promise<void> {
+    await this.exec([TOOLS.umount, target]);
+  }
+
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return runCommand(this.log, this.commandTimeoutMs, argv, options);
   }
@@ -180,30 +182,50 @@ export class LinuxSystem implements System {
   }
 }
 
-/** Console lines to stderr (the console in both dracut init flavours), and a copy to the kernel log. */
+/**
+ * Lines go to the kernel log and to the console. The kernel already echoes a
+ * kernel-log line to the console when its level is below the console log level
+ * (7 by default, 4 with `quiet`): such a line is not written to stderr a second
+ * time. Without a writable /dev/kmsg everything goes to stderr, which is the
+ * console in both dracut flavours (the systemd initrd's units send stderr to
+ * journal+console).
+ */
 export class LinuxLogSink implements LogSink {
-  private kmsgFd: number | undefined;
+  private readonly consoleLogLevel: number;
 
   constructor() {
+    this.consoleLogLevel = LinuxLogSink.readConsoleLogLevel();
+  }
+
+  private static readConsoleLogLevel(): number {
     try {
-      this.kmsgFd = openSync(DEV_KMSG, "w");
+      return Number.parseInt(readFileSync(PROC_PRINTK, "utf8"), 10);
     } catch {
-      // outside an initramfs (tests, `controller status` as a user) there may be no writable /dev/kmsg
-      this.kmsgFd = undefined;
+      return 0; // unknown: assume the kernel shows nothing, so stderr gets every line
     }
   }
 
-  console(line: string): void {
-    writeSync(2, `${line}\n`);
+  write(priority: number, line: string, toConsole: boolean): void {
+    const echoedByKernel = this.writeKmsg(priority, line) && (priority & 7) < this.consoleLogLevel;
+    if (toConsole && !echoedByKernel) writeSync(2, `${line}\n`);
   }
 
-  kmsg(priority: number, line: string): void {
-    if (this.kmsgFd === undefined) return;
+  /**
+   * One open per line: the kernel rate-limits each open /dev/kmsg to 10 lines
+   * in 5 s, and a boot says more than that in its first seconds.
+   */
+  private writeKmsg(priority: number, line: string): boolean {
+    let fd: number | undefined;
     try {
+      fd = openSync(DEV_KMSG, "w");
       // the kernel keeps at most ~1 KiB per record
-      writeSync(this.kmsgFd, `<${priority}>${line.slice(0, 900)}\n`);
+      writeSync(fd, `<${priority}>${line.slice(0, 900)}\n`);
+      return true;
     } catch {
-      // the kernel rate-limits /dev/kmsg writers; the console line is already out
+      // outside an initramfs (tests, `controller status` as a user) there may be no writable /dev/kmsg
+      return false;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
 }

@@ -11,10 +11,11 @@ const KMSG_SEVERITY: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, er
 const KMSG_FACILITY = 3 << 3;
 
 export interface LogSink {
-  /** A line for a person at the console. */
-  console(line: string): void;
-  /** The same line for the kernel log, with its syslog priority. */
-  kmsg(priority: number, line: string): void;
+  /**
+   * One line for the kernel log, with its syslog priority, and for a person at
+   * the console when `toConsole` (debug lines only go there with rd.controller.debug).
+   */
+  write(priority: number, line: string, toConsole: boolean): void;
 }
 
 /** A warning or error as the boot report keeps it. */
@@ -62,8 +63,7 @@ export class Logger {
     const scope = this.scope === "" ? "" : `${this.scope}: `;
     for (const part of message.split("\n")) {
       const line = `${LOG_PREFIX}: ${scope}${marker}${part}`;
-      if (level !== "debug" || this.debugToConsole) this.sink.console(line);
-      this.sink.kmsg(KMSG_FACILITY | KMSG_SEVERITY[level], line);
+      this.sink.write(KMSG_FACILITY | KMSG_SEVERITY[level], line, level !== "debug" || this.debugToConsole);
     }
   }
 }

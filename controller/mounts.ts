@@ -15,6 +15,7 @@ export type MountStep =
   /** the file must exist before the next step can use it */
   | { readonly kind: "require-file"; readonly path: string; readonly missing: string }
   | { readonly kind: "mount"; readonly request: MountRequest; readonly purpose: string }
+  | { readonly kind: "unmount"; readonly target: string }
   | { readonly kind: "copy"; readonly from: string; readonly to: string }
   | { readonly kind: "decompress-xz"; readonly from: string; readonly to: string }
   /** an empty file to bind-mount a file onto */
@@ -75,30 +76,32 @@ export function orderTmpfs(config: Config): [string, TmpfsEntry][] {
 }
 
 /**
- * Pure: the steps for one tmpfs at `target` (initramfs terms). A seeded tmpfs is
- * filled in a staging place first and then moved over the image's folder, so
- * the copy can read the image's files before the tmpfs hides them.
+ * Pure: the steps for one tmpfs at `target` (initramfs terms). To seed it, the
+ * image's folder is first bind-mounted aside, so its files stay readable once
+ * the tmpfs covers them; the bind is private, or the tmpfs would propagate onto
+ * it too in the systemd initrd, where every mount is shared.
  */
-export function planTmpfs(path: string, target: string, entry: TmpfsEntry, seedFrom: string | undefined): MountStep[] {
-  const tmpfs = (at: string): MountStep => ({
+export function planTmpfs(path: string, target: string, entry: TmpfsEntry, seed: boolean): MountStep[] {
+  const tmpfs: MountStep = {
     kind: "mount",
-    request: { kind: "filesystem", source: "tmpfs", target: at, fsType: "tmpfs", options: tmpfsOptions(entry) },
-    purpose: `tmpfs for ${path}`,
-  });
-  if (seedFrom === undefined) return [tmpfs(target)];
-  const staging = `${STAGING_DIR}${path}`;
+    request: { kind: "filesystem", source: "tmpfs", target, fsType: "tmpfs", options: tmpfsOptions(entry) },
+    purpose: seed ? `tmpfs for ${path}, seeded from the image` : `tmpfs for ${path}`,
+  };
+  if (!seed) return [tmpfs];
+  const aside = `${STAGING_DIR}${path}`;
   return [
-    { kind: "mkdir", path: staging },
-    tmpfs(staging),
-    { kind: "copy", from: seedFrom, to: staging },
-    { kind: "mount", request: { kind: "move", source: staging, target }, purpose: `tmpfs for ${path}, seeded from the image` },
+    { kind: "mkdir", path: aside },
+    { kind: "mount", request: { kind: "bind", source: target, target: aside, private: true }, purpose: `the image's ${path}, to seed its tmpfs` },
+    tmpfs,
+    { kind: "copy", from: aside, to: target },
+    { kind: "unmount", target: aside },
   ];
 }
 
 function recordOf(request: MountRequest, purpose: string): MountRecord {
   if (request.kind === "filesystem")
     return { target: request.target, source: request.source, fsType: request.fsType, options: request.options, purpose };
-  return { target: request.target, source: request.source, fsType: request.kind, options: [], purpose };
+  return { target: request.target, source: request.source, fsType: "bind", options: request.private === true ? ["private"] : [], purpose };
 }
 
 /** Carries out steps in order; records each mount. Throws on the first failure. */
@@ -120,17 +123,15 @@ export async function executeSteps(system: System, log: Logger, steps: readonly 
       case "create-file":
         await system.writeText(step.path, "");
         break;
-      case "mount": {
+      case "mount":
         await system.mount(step.request);
-        if (step.request.kind === "move") {
-          // the moved mount now lives at its new place
-          const moved = mounts.findIndex((m) => m.target === step.request.source);
-          const previous = mounts[moved];
-          if (previous !== undefined) mounts.splice(moved, 1, { ...previous, target: step.request.target, purpose: step.purpose });
-        } else {
-          mounts.push(recordOf(step.request, step.purpose));
-        }
+        mounts.push(recordOf(step.request, step.purpose));
         log.debug(`mounted ${step.purpose} at ${step.request.target}`);
+        break;
+      case "unmount": {
+        await system.unmount(step.target);
+        const index = mounts.findLastIndex((m) => m.target === step.target);
+        if (index >= 0) mounts.splice(index, 1);
         break;
       }
     }
@@ -159,7 +160,7 @@ async function mountTmpfs(system: System, log: Logger, config: Config, mounts: M
         seed = false; // nothing in the image to seed from
       }
       const target = `${NEWROOT}${inRoot}`;
-      await executeSteps(system, log, planTmpfs(path, target, entry, seed ? target : undefined), mounts);
+      await executeSteps(system, log, planTmpfs(path, target, entry, seed), mounts);
       const detail = `tmpfs at ${inRoot} (size ${entry.size}, mode ${entry.mode}${seed ? ", seeded from the image" : ""})`;
       log.info(`mounted ${detail}`);
       outcomes.push({ path, status: "mounted", detail });

@@ -10,6 +10,9 @@ export const PROC_CMDLINE = "/proc/cmdline";
 /** The kernel log; every console line is copied here. */
 export const DEV_KMSG = "/dev/kmsg";
 
+/** Its first number is the console log level: kernel-log lines below it also reach the console. */
+export const PROC_PRINTK = "/proc/sys/kernel/printk";
+
 /** The config.d that the dracut module bakes into the initramfs. */
 export const INITRAMFS_CONFIG_DIR = "/etc/controller/config.d";
 
@@ -44,5 +47,6 @@ export const TOOLS = {
   setsid: "setsid",
   shell: "sh",
   udevadm: "udevadm",
+  umount: "umount",
   xz: "xz",
 } as const;

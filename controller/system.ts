@@ -27,10 +27,12 @@ export type MountRequest =
       readonly fsType: string;
       readonly options: readonly string[];
     }
-  /** Make an existing file or folder visible at a second place. */
-  | { readonly kind: "bind"; readonly source: string; readonly target: string }
-  /** Move a mounted tree, with everything mounted below it, to another place. */
-  | { readonly kind: "move"; readonly source: string; readonly target: string };
+  /**
+   * Make an existing file or folder visible at a second place. A private bind
+   * does not take part in mount propagation: what is mounted later on its
+   * source does not show up on it (the systemd initrd makes every mount shared).
+   */
+  | { readonly kind: "bind"; readonly source: string; readonly target: string; readonly private?: boolean };
 
 export interface ExecOptions {
   /** Write the command's standard output to this file instead of capturing it. */
@@ -63,6 +65,7 @@ export interface System {
   settleDevices(timeoutMs: number): Promise<void>;
   loadKernelModules(names: readonly string[]): Promise<void>;
   mount(request: MountRequest): Promise<void>;
+  unmount(target: string): Promise<void>;
 
   // processes
   /** The time limit for every later command that gives none itself (config.d timeouts.command_seconds). */

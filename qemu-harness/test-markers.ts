@@ -41,6 +41,8 @@ export interface TestMarkers {
   readonly etc?: FolderMarker;
   readonly varLog?: FolderMarker;
   readonly tmp?: FolderMarker;
+  /** How many kernel-log lines start with "controller: ": the controller copies its console lines there. */
+  readonly kmsgControllerLines?: number;
   /** /proc/mounts as the booted system saw it, in order. */
   readonly mounts: readonly MountMarker[];
   readonly files: ReadonlyMap<string, FileMarker>;
@@ -142,6 +144,9 @@ function parseMarker(
       files.set(rest.slice(0, pathEnd), parseFileState(rest.slice(pathEnd + 1), line));
       break;
     }
+    case "kmsg":
+      result.kmsgControllerLines = parseWholeNumber(parseFields(rest, ["controller-lines"], line)["controller-lines"], line);
+      break;
     case "done":
       result.done = true;
       break;

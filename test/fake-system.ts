@@ -1,6 +1,8 @@
 // An in-memory machine behind the System port: a file tree with mounts, block
 // devices that appear over time, a clock that only moves when someone sleeps,
-// and a record of every mount and command. Stage tests run on it.
+// and a record of every mount and command. Stage tests run on it. Mounts are
+// snapshots, not live views, and nothing propagates: whether a plan works with
+// the kernel's shared mounts only a QEMU boot can tell.
 
 import type { BlockDevice, ExecOptions, ExecResult, FileInfo, MountRequest, System } from "../controller/system.ts";
 
@@ -199,9 +201,16 @@ export class FakeSystem implements System {
         return this.mountFilesystem(request, target, targetNode);
       case "bind":
         return this.bind(this.resolve(request.source, true), target, targetNode);
-      case "move":
-        return this.move(this.resolve(request.source, true), target);
     }
+  }
+
+  /** The fake forgets what a mount covered: an unmounted folder is left empty. */
+  async unmount(target: string): Promise<void> {
+    const resolved = this.resolve(target, true);
+    const index = this.mounts.findLastIndex((entry) => entry.target === resolved);
+    if (index < 0) throw new FakeError("EINVAL", `umount: ${target}: not mounted`);
+    this.mounts.splice(index, 1);
+    for (const [key] of this.subtree(resolved)) if (key !== resolved) this.nodes.delete(key);
   }
 
   // ---- System: processes and clock -----------------------------------------
@@ -335,16 +344,5 @@ export class FakeSystem implements System {
     this.replaceSubtree(target, this.subtree(source).map(([key, node]) => [target + key.slice(source.length), node]));
     const sourceMount = this.mounts.filter((entry) => isUnder(source, entry.target)).at(-1);
     this.mounts.push({ target, source, fsType: "bind", readOnly: sourceMount?.readOnly ?? false });
-  }
-
-  private move(source: string, target: string): void {
-    const index = this.mounts.findLastIndex((entry) => entry.target === source);
-    if (index < 0) throw new FakeError("EINVAL", `mount: ${source}: not a mount point`);
-    this.replaceSubtree(target, this.subtree(source).map(([key, node]) => [target + key.slice(source.length), node]));
-    for (const [key] of this.subtree(source)) if (key !== source) this.nodes.delete(key);
-    for (let i = 0; i < this.mounts.length; i++) {
-      const entry = this.mounts[i] as FakeMount;
-      if (isUnder(entry.target, source)) this.mounts[i] = { ...entry, target: target + entry.target.slice(source.length) };
-    }
   }
 }

@@ -5,11 +5,9 @@ import { type LogSink, Logger } from "../controller/log.ts";
 export class MemorySink implements LogSink {
   readonly consoleLines: string[] = [];
   readonly kmsgLines: { priority: number; line: string }[] = [];
-  console(line: string): void {
-    this.consoleLines.push(line);
-  }
-  kmsg(priority: number, line: string): void {
+  write(priority: number, line: string, toConsole: boolean): void {
     this.kmsgLines.push({ priority, line });
+    if (toConsole) this.consoleLines.push(line);
   }
   /** All console output as one text, for toContain checks. */
   text(): string {

@@ -49,7 +49,7 @@ install() {
     chmod 0644 "${initdir}/usr/bin/controller"
 
     # every tool the controller runs (controller/paths.ts TOOLS)
-    inst_multiple blkid chmod cp modprobe mount setsid sh udevadm xz
+    inst_multiple blkid chmod cp modprobe mount setsid sh udevadm umount xz
 
     if [[ -n ${controller_config_dir:-} ]]; then
         if [[ ! -d $controller_config_dir ]]; then

@@ -1,0 +1,156 @@
+// What the QEMU scenarios boot: the kernel, the two initramfs flavours and the
+// test system images that scripts/setup builds once, and the disks made from
+// them, built once per test run (each scenario's writes go to a snapshot).
+
+import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
+import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
+import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
+import { type Vm, withVm } from "../../qemu-harness/vm.ts";
+
+const REPO = resolve(import.meta.dir, "../..");
+const BUILD = join(REPO, "build");
+
+export const ARTIFACTS = {
+  kernel: join(BUILD, "kernel/vmlinuz"),
+  initramfs: { shell: join(BUILD, "initramfs/shell.img"), systemd: join(BUILD, "initramfs/systemd.img") },
+  systemA: join(BUILD, "images/system-a.squashfs"),
+  systemB: join(BUILD, "images/system-b.squashfs"),
+  controller: join(REPO, "dist/controller"),
+} as const;
+
+export type Flavour = keyof typeof ARTIFACTS.initramfs;
+
+/** A boot under TCG takes 25-40 s; a busy CI machine may take twice that. */
+export const BOOT_TIMEOUT_MS = 240_000;
+/** bun:test's own limit for one scenario: the boot, its checks and the poweroff. */
+export const SCENARIO_TIMEOUT_MS = BOOT_TIMEOUT_MS + 60_000;
+
+export async function requireArtifacts(): Promise<void> {
+  const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.controller];
+  for (const path of all) {
+    try {
+      await access(path);
+    } catch {
+      throw new Error(`Cannot run the QEMU scenarios: ${path} is missing; run scripts/setup first`);
+    }
+  }
+}
+
+/** Files for a folder: relative path → content. */
+type Files = Readonly<Record<string, string>>;
+
+async function folder(base: string, files: Files): Promise<string> {
+  for (const [relative, content] of Object.entries(files)) {
+    const path = join(base, relative);
+    await mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    await writeFile(path, content);
+  }
+  await mkdir(base, { recursive: true });
+  return base;
+}
+
+async function slot(work: string, name: string, image: string): Promise<string> {
+  const dir = join(work, name);
+  await mkdir(dir, { recursive: true });
+  await Bun.write(join(dir, "system.squashfs"), Bun.file(image));
+  return dir;
+}
+
+/**
+ * The DIRS folder every scenario disk carries: one entry of each kind, one
+ * whose target is created on the tmpfs /etc, one skipped and one refused.
+ */
+async function dirs(work: string): Promise<Files> {
+  const squashfs = await folder(join(work, "src-opt"), { "squashfs-marker": "from DIR_opt.squashfs" });
+  const xz = await folder(join(work, "src-mnt"), { "xz-marker": "from DIR_mnt.squashfs.xz" });
+  const base = join(work, "bootext", "DIRS");
+  await mkdir(base, { recursive: true });
+  await buildSquashfs(squashfs, join(base, "DIR_opt.squashfs"));
+  await buildSquashfsXz(xz, join(base, "DIR_mnt.squashfs.xz"));
+  return {
+    "DIRS/DIR_srv/marker": "from DIR_srv",
+    "DIRS/FILE_etc_issue": "from FILE_etc_issue",
+    "DIRS/DIR_etc_site%5Fconf/marker": "from DIR_etc_site%5Fconf",
+    "DIRS/DIR_usr_share_not-in-image/marker": "never mounted",
+    "DIRS/DIR_.._escape/marker": "never mounted",
+    "DIRS/README": "not an overmount",
+  };
+}
+
+export interface Disks {
+  /** SYSFS (system-a), BACKUPFS (system-b), BOOTEXT with DIRS and a valid config.d */
+  readonly standard: string;
+  /** as standard, but BOOTEXT's config.d has a file with a TOML syntax error */
+  readonly brokenConfig: string;
+  /** BACKUPFS and BOOTEXT only */
+  readonly backupOnly: string;
+  /** one partition, labelled DATA */
+  readonly nothingBootable: string;
+}
+
+/** The site config.d every BOOTEXT carries: a value the test system can see in /proc/mounts. */
+export const SITE_CONFIG: Files = { "config.d/50-site.toml": '[tmpfs."/var/log"]\nsize = "32m"\n' };
+/** A broken file beside it, which also tries to change /tmp: that must not happen. */
+export const BROKEN_CONFIG: Files = { "config.d/40-broken.toml": '[tmpfs."/tmp"]\nsize = "16m"\nmode = \n' };
+
+let built: Promise<Disks> | undefined;
+let workDir: string | undefined;
+
+/** Builds the disks on first use; every later call in this test run gets the same ones. */
+export function scenarioDisks(): Promise<Disks> {
+  built ??= (async () => {
+    await requireArtifacts();
+    const work = await mkdtemp(join(tmpdir(), "controller-scenarios-"));
+    workDir = work;
+    const sysfs = await slot(work, "sysfs", ARTIFACTS.systemA);
+    const backupfs = await slot(work, "backupfs", ARTIFACTS.systemB);
+    const bootextFiles = { ...(await dirs(work)), ...SITE_CONFIG };
+    const bootext = await folder(join(work, "bootext"), bootextFiles);
+    const broken = await folder(join(work, "bootext-broken"), { ...SITE_CONFIG, ...BROKEN_CONFIG });
+    const partition = (label: string, content: string, sizeMiB = 120): PartitionSpec => ({ label, sizeMiB, content });
+    const disk = async (name: string, partitions: PartitionSpec[]) => {
+      const path = join(work, `${name}.img`);
+      await buildDisk({ path, partitions });
+      return path;
+    };
+    return {
+      standard: await disk("standard", [partition("SYSFS", sysfs), partition("BACKUPFS", backupfs), partition("BOOTEXT", bootext, 32)]),
+      brokenConfig: await disk("broken-config", [partition("SYSFS", sysfs), partition("BOOTEXT", broken, 16)]),
+      backupOnly: await disk("backup-only", [partition("BACKUPFS", backupfs), partition("BOOTEXT", bootext, 32)]),
+      nothingBootable: await disk("nothing-bootable", [partition("DATA", await folder(join(work, "data"), { "readme.txt": "data" }), 8)]),
+    };
+  })();
+  return built;
+}
+
+export async function removeScenarioDisks(): Promise<void> {
+  if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
+}
+
+export interface Boot {
+  readonly flavour: Flavour;
+  readonly disk: string;
+  /** added to "console=ttyS0 root=controller panic=-1" */
+  readonly append?: string;
+}
+
+export function vmOptions(boot: Boot) {
+  return {
+    kernel: ARTIFACTS.kernel,
+    initrd: ARTIFACTS.initramfs[boot.flavour],
+    append: `console=ttyS0 root=controller panic=-1${boot.append === undefined ? "" : ` ${boot.append}`}`,
+    disks: [boot.disk],
+  };
+}
+
+/** Boots to the test system's last marker and its poweroff; returns what it printed. */
+export async function bootToTestSystem(boot: Boot): Promise<{ markers: TestMarkers; console: string }> {
+  return withVm(vmOptions(boot), async (vm: Vm) => {
+    await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
+    await vm.waitForExit(60_000);
+    return { markers: parseTestMarkers(vm.console()), console: vm.console() };
+  });
+}
