@@ -2,10 +2,8 @@
 // console can be read and typed into, disks reach the guest, a poweroff ends
 // QEMU, and QEMU is gone afterwards whatever happened. It breaks into dracut's
 // shell (rd.break=pre-mount), so the controller is never run and any dracut
-// initramfs for root=controller will do.
-//
-//   CONTROLLER_TEST_KERNEL=build/kernel/vmlinuz CONTROLLER_TEST_INITRD=build/initramfs/shell.img \
-//     ./node_modules/.bin/bun test test/qemu/harness.test.ts
+// initramfs for root=controller will do: it boots the shell flavour that
+// scripts/setup builds.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -13,14 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { VmError, withVm } from "../../qemu-harness/vm.ts";
+import { ARTIFACTS, requireArtifacts } from "./fixtures.ts";
 
-const kernel = process.env.CONTROLLER_TEST_KERNEL;
-const initrd = process.env.CONTROLLER_TEST_INITRD;
-if (kernel === undefined || initrd === undefined) {
-  console.warn(
-    "test/qemu/harness.test.ts: skipped: set CONTROLLER_TEST_KERNEL and CONTROLLER_TEST_INITRD to the kernel and a dracut initramfs to boot",
-  );
-}
+const kernel = ARTIFACTS.kernel;
+const initrd = ARTIFACTS.initramfs.shell;
 
 /** A boot to dracut's shell takes about 25 s under TCG; several VMs at once on a small machine take longer. */
 const BOOT_TIMEOUT_MS = 180_000;
@@ -48,9 +42,10 @@ test("QEMU failing to start is reported with its stderr and the command line", a
   expect(message).toContain(`--- QEMU command line ---\nqemu-system-x86_64 `);
 });
 
-describe.skipIf(kernel === undefined || initrd === undefined)("the QEMU harness on a real kernel", () => {
+describe("the QEMU harness on a real kernel", () => {
   let dir: string;
   beforeAll(async () => {
+    await requireArtifacts();
     dir = await mkdtemp(join(tmpdir(), "harness-boot-"));
   });
   afterAll(async () => {
@@ -63,8 +58,8 @@ describe.skipIf(kernel === undefined || initrd === undefined)("the QEMU harness 
       const disk = join(dir, "disk.img");
       await buildDisk({ path: disk, partitions: [{ label: "SYSFS", sizeMiB: 8 }, { label: "BOOTEXT", sizeMiB: 8 }] });
       const options = {
-        kernel: kernel ?? "",
-        initrd: initrd ?? "",
+        kernel,
+        initrd,
         append: "console=ttyS0 root=controller rd.break=pre-mount panic=-1",
         disks: [disk],
         consoleLog: join(dir, "console.log"),
@@ -95,7 +90,7 @@ describe.skipIf(kernel === undefined || initrd === undefined)("the QEMU harness 
   test("a wait that fails shows the console and the command line, and QEMU is killed", async () => {
     let pid = 0;
     const failing = withVm(
-      { kernel: kernel ?? "", initrd: initrd ?? "", append: "console=ttyS0 root=controller rd.break=pre-mount" },
+      { kernel, initrd, append: "console=ttyS0 root=controller rd.break=pre-mount" },
       async (vm) => {
         pid = vm.pid;
         await vm.waitFor("Linux version", BOOT_TIMEOUT_MS);
