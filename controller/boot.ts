@@ -13,7 +13,7 @@ import type { Logger } from "./log.ts";
 import { type MountsResult, runMountsStage } from "./mounts.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { runOvermountsStage } from "./overmounts.ts";
-import { PROC_CMDLINE } from "./paths.ts";
+import { INITRD_RELEASE, PROC_CMDLINE } from "./paths.ts";
 import { type BootOutcome, type BootReport, REPORT_HEADER, type StageTiming, writeReport } from "./report.ts";
 import type { BlockDevice, System } from "./system.ts";
 
@@ -32,6 +32,11 @@ async function kernelUptime(system: System): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** `controller boot` mounts over /sysroot and writes to /etc: only ever in an initramfs, never in a running system. */
+export async function isInitramfs(system: System): Promise<boolean> {
+  return (await system.lstat(INITRD_RELEASE)) !== undefined;
 }
 
 export async function runBoot(system: System, baseLog: Logger): Promise<BootResult> {

@@ -3,7 +3,7 @@
 
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import * as fs from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
@@ -55,7 +55,7 @@ export class LinuxSystem implements System {
   }
 
   async writeText(path: string, content: string): Promise<void> {
-    const temporary = join(dirname(path), `.${process.pid}.tmp`);
+    const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
     const handle = await fs.open(temporary, "w", 0o644);
     try {
       await handle.writeFile(content);

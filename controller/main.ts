@@ -1,12 +1,12 @@
 // The controller's command line. `boot` is what the dracut mount hook runs;
 // the others are for people and for the booted system.
 
-import { runBoot } from "./boot.ts";
+import { isInitramfs, runBoot } from "./boot.ts";
 import { checkConfigDir } from "./check-config.ts";
 import { DEFAULT_CONFIG } from "./config-schema.ts";
 import { LinuxLogSink, LinuxSystem } from "./linux-system.ts";
 import { Logger } from "./log.ts";
-import { REPORT_PATH } from "./paths.ts";
+import { INITRD_RELEASE, REPORT_PATH } from "./paths.ts";
 import type { BootReport } from "./report.ts";
 import { formatStatus } from "./status.ts";
 import { COMMIT, VERSION } from "./version.ts";
@@ -32,6 +32,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const system = new LinuxSystem(log, DEFAULT_CONFIG.timeouts.command_seconds * 1000);
   switch (command) {
     case "boot": {
+      if (!(await isInitramfs(system))) {
+        process.stderr.write(`Cannot boot: this is not an initramfs (there is no ${INITRD_RELEASE}); the dracut mount hook runs \`controller boot\`\n`);
+        return 2;
+      }
       const { outcome } = await runBoot(system, log);
       return outcome === "handed-off" ? 0 : 1;
     }

@@ -4,6 +4,9 @@
 /** Where dracut expects the new root; both dracut's shell init and its systemd units use /sysroot. */
 export const NEWROOT = "/sysroot";
 
+/** Every dracut initramfs has it (systemd reads it to know it runs in an initrd); a booted system does not. */
+export const INITRD_RELEASE = "/etc/initrd-release";
+
 /** The kernel command line. */
 export const PROC_CMDLINE = "/proc/cmdline";
 

@@ -33,7 +33,12 @@ export interface MachineOptions {
 
 export function labMachine(options: MachineOptions = {}): FakeSystem {
   const fake = new FakeSystem()
-    .addTree("/", { "proc/cmdline": `${options.cmdline ?? "root=controller console=ttyS0"}\n`, "proc/uptime": "3.14 2.00\n" })
+    .addTree("/", {
+      "proc/cmdline": `${options.cmdline ?? "root=controller console=ttyS0"}\n`,
+      "proc/uptime": "3.14 2.00\n",
+      "etc/initrd-release": { symlink: "../usr/lib/initrd-release" },
+      "usr/lib/initrd-release": "NAME=dracut\n",
+    })
     .addTree("/sysroot", {})
     .addTree("/run", {})
     .addTree("/etc/controller/config.d", options.initramfsConfig ?? {});

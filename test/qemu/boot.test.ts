@@ -2,17 +2,16 @@
 // with this project's module, and the test system, whose init prints what it
 // finds (test/image/init). Each scenario is its own boot.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import type { BootReport } from "../../controller/report.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { BOOT_TIMEOUT_MS, bootToTestSystem, type Disks, type Flavour, removeScenarioDisks, SCENARIO_TIMEOUT_MS, scenarioDisks, vmOptions } from "./fixtures.ts";
+import { BOOT_TIMEOUT_MS, bootToTestSystem, type Disks, type Flavour, SCENARIO_TIMEOUT_MS, scenarioDisks, vmOptions } from "./fixtures.ts";
 
 let disks: Disks;
 beforeAll(async () => {
   disks = await scenarioDisks();
 }, 120_000);
-afterAll(removeScenarioDisks);
 
 const STAGES = ["cmdline", "config", "disks", "bootext", "health", "mounts", "overmounts", "handoff"];
 

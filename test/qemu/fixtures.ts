@@ -1,9 +1,10 @@
 // What the QEMU scenarios boot: the kernel, the two initramfs flavours and the
 // test system images that scripts/setup builds once, and the disks made from
-// them, built once per test run (each scenario's writes go to a snapshot).
+// them, built once per test run into build/scenario-disks (each scenario's
+// writes go to a snapshot). The disks stay after the run, so the QEMU command
+// line a failing test prints can be pasted into a shell to watch that boot.
 
-import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { access, mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
 import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
@@ -20,6 +21,8 @@ export const ARTIFACTS = {
   systemB: join(BUILD, "images/system-b.squashfs"),
   controller: join(REPO, "dist/controller"),
 } as const;
+
+const DISKS_DIR = join(BUILD, "scenario-disks");
 
 export type Flavour = keyof typeof ARTIFACTS.initramfs;
 
@@ -97,14 +100,14 @@ export const SITE_CONFIG: Files = { "config.d/50-site.toml": '[tmpfs."/var/log"]
 export const BROKEN_CONFIG: Files = { "config.d/40-broken.toml": '[tmpfs."/tmp"]\nsize = "16m"\nmode = \n' };
 
 let built: Promise<Disks> | undefined;
-let workDir: string | undefined;
 
 /** Builds the disks on first use; every later call in this test run gets the same ones. */
 export function scenarioDisks(): Promise<Disks> {
   built ??= (async () => {
     await requireArtifacts();
-    const work = await mkdtemp(join(tmpdir(), "controller-scenarios-"));
-    workDir = work;
+    const work = DISKS_DIR;
+    await rm(work, { recursive: true, force: true });
+    await mkdir(work, { recursive: true });
     const sysfs = await slot(work, "sysfs", ARTIFACTS.systemA);
     const backupfs = await slot(work, "backupfs", ARTIFACTS.systemB);
     const bootextFiles = { ...(await dirs(work)), ...SITE_CONFIG };
@@ -124,10 +127,6 @@ export function scenarioDisks(): Promise<Disks> {
     };
   })();
   return built;
-}
-
-export async function removeScenarioDisks(): Promise<void> {
-  if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
 }
 
 export interface Boot {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { runBoot } from "../../controller/boot.ts";
+import { isInitramfs, runBoot } from "../../controller/boot.ts";
+import { FakeSystem } from "../fake-system.ts";
 import { labMachine } from "../fake-machine.ts";
 import { memoryLogger } from "../memory-log.ts";
 
@@ -21,7 +22,7 @@ describe("controller boot over the fake machine", () => {
     // /etc is writable and holds the image's files; / is not writable
     expect(fake.peek("/sysroot/etc/test-image-id")).toBe("system-a");
     await fake.writeText("/sysroot/etc/probe", "x");
-    expect(fake.writeText("/sysroot/probe", "x")).rejects.toThrow("EROFS");
+    await expect(fake.writeText("/sysroot/probe", "x")).rejects.toThrow("EROFS");
 
     expect(fake.peek("/run/controller/handoff.env")).toBe("CONTROLLER_INIT=/sbin/init\n");
     expect(fake.peek("/etc/cmdline.d/95-controller-init.conf")).toBe("real_init=/sbin/init\n");
@@ -148,5 +149,12 @@ describe("controller boot over the fake machine", () => {
     const { report } = await runBoot(fake, memoryLogger().log);
     expect(fake.commands).toContainEqual(["<console>", "sh", "-i"]);
     expect(report.handoff?.shell).toEqual({ exitStatus: 3 });
+  });
+});
+
+describe("isInitramfs", () => {
+  test("true in a dracut initramfs, false in a booted system, where `controller boot` must not touch /sysroot", async () => {
+    expect(await isInitramfs(labMachine())).toBe(true);
+    expect(await isInitramfs(new FakeSystem())).toBe(false);
   });
 });
