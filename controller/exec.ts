@@ -18,9 +18,16 @@ export class CommandError extends Error {
   }
 }
 
-/** argv as a person would type it, quoting only what needs quoting. */
+/** One word quoted so that a POSIX shell reads it back unchanged. */
+export function shellQuote(word: string): string {
+  // "=" may not lead a word: zsh expands "=name" to a program's path.
+  if (/^[A-Za-z0-9_\-+.,:/@%][A-Za-z0-9_\-+=.,:/@%]*$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** argv as one line a person can paste into a shell. */
 export function formatArgv(argv: readonly string[]): string {
-  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(" ");
+  return argv.map(shellQuote).join(" ");
 }
 
 export async function runCommand(

@@ -3,18 +3,7 @@
 // failing test says what was run and why it failed without a rerun.
 
 import type { Subprocess } from "bun";
-
-/** Quote one word so that a POSIX shell reads it back unchanged. */
-export function shellQuote(word: string): string {
-  // "=" may not lead a word: zsh expands "=name" to a program's path.
-  if (/^[A-Za-z0-9_\-+.,:/@%][A-Za-z0-9_\-+=.,:/@%]*$/.test(word)) return word;
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** An argv as one line a person can paste into a shell. */
-export function formatCommandLine(argv: readonly string[]): string {
-  return argv.map(shellQuote).join(" ");
-}
+import { formatArgv } from "../controller/exec.ts";
 
 export class CommandError extends Error {
   constructor(
@@ -25,7 +14,7 @@ export class CommandError extends Error {
   ) {
     const trimmed = stderr.trimEnd();
     super(
-      `command failed (${detail}): ${formatCommandLine(argv)}` +
+      `command failed (${detail}): ${formatArgv(argv)}` +
         (trimmed === "" ? "\n(no stderr)" : `\nstderr:\n${trimmed}`),
     );
     this.name = "CommandError";
@@ -58,7 +47,7 @@ export async function runCommand(argv: readonly string[], options: RunOptions = 
   ]);
   if (exitCode !== 0) {
     const detail = child.signalCode === null ? `exit code ${exitCode}` : `killed by ${String(child.signalCode)}`;
-    console.error(`harness: command failed: ${formatCommandLine(argv)}`);
+    console.error(`harness: command failed: ${formatArgv(argv)}`);
     throw new CommandError(argv, exitCode, stderr, detail);
   }
   return { stdout, stderr };
@@ -80,7 +69,7 @@ function spawnOrThrow<T>(argv: readonly string[], spawn: () => T): T {
   try {
     return spawn();
   } catch (cause) {
-    console.error(`harness: could not start: ${formatCommandLine(argv)}`);
+    console.error(`harness: could not start: ${formatArgv(argv)}`);
     const reason = cause instanceof Error ? cause.message : String(cause);
     throw new CommandError(argv, null, "", `could not start ${JSON.stringify(argv[0] ?? "")}: ${reason}`);
   }

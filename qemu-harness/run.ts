@@ -6,7 +6,8 @@
 //     [--host-port PORT]... [--console-log FILE]
 
 import { parseArgs } from "node:util";
-import { formatCommandLine, runAttached } from "./command.ts";
+import { formatArgv } from "../controller/exec.ts";
+import { runAttached } from "./command.ts";
 import { DEFAULT_MEMORY_MIB, GUEST_FORWARD_ADDRESS, qemuArgv, type VmOptions } from "./qemu-args.ts";
 
 const DEFAULT_APPEND = "console=ttyS0 root=controller";
@@ -63,7 +64,7 @@ function wholeNumber(option: string, text: string): number {
 
 try {
   const argv = qemuArgv(parseOptions(process.argv.slice(2)));
-  process.stderr.write(`${formatCommandLine(argv)}\n(Ctrl-C ends QEMU)\n`);
+  process.stderr.write(`${formatArgv(argv)}\n(Ctrl-C ends QEMU)\n`);
   process.exit(await runAttached(argv));
 } catch (error) {
   console.error(error instanceof Error ? error.message : String(error));

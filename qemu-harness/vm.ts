@@ -4,7 +4,8 @@
 // that anyone can rerun the VM by hand.
 
 import type { Subprocess } from "bun";
-import { formatCommandLine, spawnPiped } from "./command.ts";
+import { formatArgv } from "../controller/exec.ts";
+import { spawnPiped } from "./command.ts";
 import { ConsoleText, lastLines } from "./console-text.ts";
 import { qemuArgv, type VmOptions } from "./qemu-args.ts";
 
@@ -56,7 +57,7 @@ process.on("exit", () => {
 
 export function startVm(options: VmOptions): Vm {
   const argv = qemuArgv(options);
-  const commandLine = formatCommandLine(argv);
+  const commandLine = formatArgv(argv);
   const child = spawnPiped(argv);
   running.add(child);
 

@@ -5,7 +5,8 @@
 //                      brokenConfig, backupOnly or nothingBootable
 // Other arguments are added to the kernel command line, e.g. real_init=/sbin/alt-init.
 
-import { formatCommandLine, runAttached } from "../qemu-harness/command.ts";
+import { formatArgv } from "../controller/exec.ts";
+import { runAttached } from "../qemu-harness/command.ts";
 import { qemuArgv } from "../qemu-harness/qemu-args.ts";
 import { type Disks, scenarioDisks, vmOptions } from "../test/qemu/fixtures.ts";
 
@@ -22,6 +23,6 @@ if (diskName === undefined || !Object.hasOwn(disks, diskName)) {
 }
 const disk = disks[diskName as keyof Disks];
 const argv = qemuArgv(vmOptions({ flavour, disk, append: ["test.shell", "test.cat=/srv/marker,/etc/issue", ...extra].join(" ") }));
-console.log(`Booting the demo machine (${flavour} initramfs, disk ${diskName}). The QEMU command line:\n\n${formatCommandLine(argv)}\n`);
+console.log(`Booting the demo machine (${flavour} initramfs, disk ${diskName}). The QEMU command line:\n\n${formatArgv(argv)}\n`);
 console.log("In the test system's shell: `controller status`, `cat /proc/mounts`; `exit` powers the machine off.\n");
 process.exitCode = await runAttached(argv);

@@ -43,6 +43,6 @@ describe("runCommand", () => {
   });
 
   test("formatArgv quotes only what a shell would need quoted", () => {
-    expect(formatArgv(["mount", "-o", "ro,loop", "/a b", "it's"])).toBe(`mount -o ro,loop '/a b' 'it'\\''s'`);
+    expect(formatArgv(["mount", "-o", "ro,loop", "/a b", "it's", "=x"])).toBe(`mount -o ro,loop '/a b' 'it'\\''s' '=x'`);
   });
 });

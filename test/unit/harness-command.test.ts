@@ -1,19 +1,20 @@
 import { describe, expect, test } from "bun:test";
-import { CommandError, formatCommandLine, runCommand, shellQuote } from "../../qemu-harness/command.ts";
+import { formatArgv, shellQuote } from "../../controller/exec.ts";
+import { CommandError, runCommand } from "../../qemu-harness/command.ts";
 
-describe("shellQuote and formatCommandLine", () => {
+describe("shellQuote and formatArgv", () => {
   test("leave plain words alone and quote the rest", () => {
     expect(shellQuote("-append")).toBe("-append");
     expect(shellQuote("file=/d/a.img,format=raw")).toBe("file=/d/a.img,format=raw");
     expect(shellQuote("console=ttyS0 root=controller")).toBe("'console=ttyS0 root=controller'");
     expect(shellQuote("")).toBe("''");
     expect(shellQuote("=cmd")).toBe("'=cmd'");
-    expect(formatCommandLine(["echo", "it's", "$HOME"])).toBe(`echo 'it'\\''s' '$HOME'`);
+    expect(formatArgv(["echo", "it's", "$HOME"])).toBe(`echo 'it'\\''s' '$HOME'`);
   });
 
   test("a shell reads the formatted command line back as the same words", async () => {
     const words = ["plain", "two words", "it's", '"double"', "$HOME", "`x`", "a\\b", "*", "new\nline", "", "=x", "ü"];
-    const { stdout } = await runCommand(["sh", "-c", `printf '%s\\0' ${formatCommandLine(words)}`]);
+    const { stdout } = await runCommand(["sh", "-c", `printf '%s\\0' ${formatArgv(words)}`]);
     expect(stdout.split("\0").slice(0, -1)).toEqual(words);
   });
 });
