@@ -176,7 +176,8 @@ export function startVm(options: VmOptions): Vm {
 /**
  * Start a VM, run `body` with it, and always kill QEMU afterwards, also when
  * `body` throws. A failing body that is not a VmError (an assertion) gets the
- * QEMU command line printed, since its own message cannot carry it.
+ * end of the console and the QEMU command line printed, since its own message
+ * cannot carry them.
  */
 export async function withVm<T>(options: VmOptions, body: (vm: Vm) => Promise<T>): Promise<T> {
   const vm = startVm(options);
@@ -184,7 +185,15 @@ export async function withVm<T>(options: VmOptions, body: (vm: Vm) => Promise<T>
     return await body(vm);
   } catch (error) {
     if (!(error instanceof VmError)) {
-      console.error(`harness: test failed while this VM ran; to rerun it by hand:\n${vm.commandLine}`);
+      console.error(
+        [
+          "harness: test failed while this VM ran",
+          `--- last ${ERROR_CONSOLE_LINES} console lines ---`,
+          lastLines(vm.console(), ERROR_CONSOLE_LINES),
+          "--- QEMU command line (to rerun it by hand) ---",
+          vm.commandLine,
+        ].join("\n"),
+      );
     }
     throw error;
   } finally {

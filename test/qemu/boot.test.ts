@@ -31,69 +31,70 @@ function fileContent(markers: TestMarkers, path: string): string | undefined {
 
 /** (a) and (g): SYSFS boots through the controller, whichever dracut flavour runs it. */
 async function expectStandardBoot(flavour: Flavour) {
-  const { markers, console } = await bootToTestSystem({ flavour, disk: disks.standard, append: "test.cat=/etc/os-release" });
-  expect(markers.initStarted?.path).toBe("/sbin/init");
-  expect(markers.imageId).toBe("system-a");
-  // / is the read-only image, loop-mounted from the SYSFS partition
-  expect(markers.root).toBe("ro");
-  expect(mountAt(markers, "/")).toMatchObject({ fstype: "squashfs", source: expect.stringMatching(/^\/dev\/loop\d+$/) });
-  expect(mountAt(markers, "/")?.options).toContain("ro");
-  // /etc is a writable tmpfs holding the image's files; /var/log and /tmp are tmpfs
-  expect(markers.etc).toEqual({ fstype: "tmpfs", writable: true });
-  expect(fileContent(markers, "/etc/os-release")).toContain("ID=controller-test");
-  expect(markers.varLog).toEqual({ fstype: "tmpfs", writable: true });
-  expect(markers.tmp).toEqual({ fstype: "tmpfs", writable: true });
-  // BOOTEXT's config.d set /var/log to 32m
-  expect(mountAt(markers, "/var/log")?.options).toContain("size=32768k");
+  await bootToTestSystem({ flavour, disk: disks.standard, append: "test.cat=/etc/os-release" }, ({ markers, console }) => {
+    expect(markers.initStarted?.path).toBe("/sbin/init");
+    expect(markers.imageId).toBe("system-a");
+    // / is the read-only image, loop-mounted from the SYSFS partition
+    expect(markers.root).toBe("ro");
+    expect(mountAt(markers, "/")).toMatchObject({ fstype: "squashfs", source: expect.stringMatching(/^\/dev\/loop\d+$/) });
+    expect(mountAt(markers, "/")?.options).toContain("ro");
+    // /etc is a writable tmpfs holding the image's files; /var/log and /tmp are tmpfs
+    expect(markers.etc).toEqual({ fstype: "tmpfs", writable: true });
+    expect(fileContent(markers, "/etc/os-release")).toContain("ID=controller-test");
+    expect(markers.varLog).toEqual({ fstype: "tmpfs", writable: true });
+    expect(markers.tmp).toEqual({ fstype: "tmpfs", writable: true });
+    // BOOTEXT's config.d set /var/log to 32m
+    expect(mountAt(markers, "/var/log")?.options).toContain("size=32768k");
 
-  const report = reportOf(markers);
-  expect(report.outcome).toBe("handed-off");
-  expect(report.boot.booted).toMatchObject({ label: "SYSFS", role: "system", device: "/dev/vda1" });
-  expect(report.cmdline.root).toBe("controller");
-  expect(report.partitions.map((p) => p.label).sort()).toEqual(["BACKUPFS", "BOOTEXT", "SYSFS"]);
-  expect(report.config.provenance['tmpfs."/var/log".size']).toBe("bootext:config.d/50-site.toml");
-  expect(report.config.provenance["labels.system"]).toBe("built-in defaults");
-  expect(report.mounts.map((m) => m.target)).toEqual(expect.arrayContaining(["/sysroot", "/sysroot/etc", "/sysroot/var/log", "/sysroot/tmp"]));
-  expect(report.stages.map((s) => s.stage)).toEqual(STAGES);
-  expect(report.stages.every((s) => s.outcome === "ok" && s.durationMs >= 0)).toBe(true);
-  expect(report.handoff?.init).toEqual({ path: "/sbin/init", source: "boot.real_init from built-in defaults" });
+    const report = reportOf(markers);
+    expect(report.outcome).toBe("handed-off");
+    expect(report.boot.booted).toMatchObject({ label: "SYSFS", role: "system", device: "/dev/vda1" });
+    expect(report.cmdline.root).toBe("controller");
+    expect(report.partitions.map((p) => p.label).sort()).toEqual(["BACKUPFS", "BOOTEXT", "SYSFS"]);
+    expect(report.config.provenance['tmpfs."/var/log".size']).toBe("bootext:config.d/50-site.toml");
+    expect(report.config.provenance["labels.system"]).toBe("built-in defaults");
+    expect(report.mounts.map((m) => m.target)).toEqual(expect.arrayContaining(["/sysroot", "/sysroot/etc", "/sysroot/var/log", "/sysroot/tmp"]));
+    expect(report.stages.map((s) => s.stage)).toEqual(STAGES);
+    expect(report.stages.every((s) => s.outcome === "ok" && s.durationMs >= 0)).toBe(true);
+    expect(report.handoff?.init).toEqual({ path: "/sbin/init", source: "boot.real_init from built-in defaults" });
 
-  // `controller status` in the booted system prints the report for a person
-  expect(markers.status?.exitCode).toBe(0);
-  expect(markers.status?.output).toContain("booted: SYSFS (system) on /dev/vda1");
-  // every stage spoke on the console and in the kernel log, with one prefix
-  for (const stage of STAGES) expect(console).toMatch(new RegExp(`controller: ${stage}: `));
-  expect(markers.kmsgControllerLines).toBeGreaterThanOrEqual(STAGES.length);
-  return markers;
+    // `controller status` in the booted system prints the report for a person
+    expect(markers.status?.exitCode).toBe(0);
+    expect(markers.status?.output).toContain("booted: SYSFS (system) on /dev/vda1");
+    // every stage spoke on the console and in the kernel log, with one prefix
+    for (const stage of STAGES) expect(console).toMatch(new RegExp(`controller: ${stage}: `));
+    expect(markers.kmsgControllerLines).toBeGreaterThanOrEqual(STAGES.length);
+  });
 }
 
 describe("QEMU scenarios", () => {
-  test("(a) boot SYSFS with dracut's shell init", () => expectStandardBoot("shell").then(() => undefined), SCENARIO_TIMEOUT_MS);
+  test("(a) boot SYSFS with dracut's shell init", () => expectStandardBoot("shell"), SCENARIO_TIMEOUT_MS);
 
   test(
     "(b) DIR_ folder, DIR_ squashfs, DIR_ squashfs.xz and FILE_ overmounts are visible at their targets",
     async () => {
       const cat = ["/srv/marker", "/opt/squashfs-marker", "/mnt/xz-marker", "/etc/issue", "/etc/site_conf/marker", "/usr/share/not-in-image/marker"];
-      const { markers } = await bootToTestSystem({ flavour: "shell", disk: disks.standard, append: `test.cat=${cat.join(",")}` });
-      expect(fileContent(markers, "/srv/marker")).toBe("from DIR_srv");
-      expect(fileContent(markers, "/opt/squashfs-marker")).toBe("from DIR_opt.squashfs");
-      expect(fileContent(markers, "/mnt/xz-marker")).toBe("from DIR_mnt.squashfs.xz");
-      expect(fileContent(markers, "/etc/issue")).toBe("from FILE_etc_issue");
-      // %5F is a literal underscore; the target did not exist and was created on the tmpfs /etc
-      expect(fileContent(markers, "/etc/site_conf/marker")).toBe("from DIR_etc_site%5Fconf");
-      expect(fileContent(markers, "/usr/share/not-in-image/marker")).toBe("missing");
-      expect(mountAt(markers, "/opt")).toMatchObject({ fstype: "squashfs" });
-      expect(mountAt(markers, "/mnt")).toMatchObject({ fstype: "squashfs" });
+      await bootToTestSystem({ flavour: "shell", disk: disks.standard, append: `test.cat=${cat.join(",")}` }, ({ markers }) => {
+        expect(fileContent(markers, "/srv/marker")).toBe("from DIR_srv");
+        expect(fileContent(markers, "/opt/squashfs-marker")).toBe("from DIR_opt.squashfs");
+        expect(fileContent(markers, "/mnt/xz-marker")).toBe("from DIR_mnt.squashfs.xz");
+        expect(fileContent(markers, "/etc/issue")).toBe("from FILE_etc_issue");
+        // %5F is a literal underscore; the target did not exist and was created on the tmpfs /etc
+        expect(fileContent(markers, "/etc/site_conf/marker")).toBe("from DIR_etc_site%5Fconf");
+        expect(fileContent(markers, "/usr/share/not-in-image/marker")).toBe("missing");
+        expect(mountAt(markers, "/opt")).toMatchObject({ fstype: "squashfs" });
+        expect(mountAt(markers, "/mnt")).toMatchObject({ fstype: "squashfs" });
 
-      const outcomes = Object.fromEntries(reportOf(markers).overmounts.map((o) => [o.entry, o]));
-      expect(outcomes["DIR_srv"]?.status).toBe("mounted");
-      expect(outcomes["DIR_opt.squashfs"]?.status).toBe("mounted");
-      expect(outcomes["DIR_mnt.squashfs.xz"]?.status).toBe("mounted");
-      expect(outcomes["FILE_etc_issue"]?.status).toBe("mounted");
-      expect(outcomes["DIR_etc_site%5Fconf"]).toMatchObject({ status: "mounted", target: "/etc/site_conf" });
-      expect(outcomes["DIR_usr_share_not-in-image"]).toMatchObject({ status: "skipped", detail: expect.stringContaining("does not exist in the read-only image") });
-      expect(outcomes["DIR_.._escape"]?.status).toBe("refused");
-      expect(outcomes["README"]?.status).toBe("ignored");
+        const outcomes = Object.fromEntries(reportOf(markers).overmounts.map((o) => [o.entry, o]));
+        expect(outcomes["DIR_srv"]?.status).toBe("mounted");
+        expect(outcomes["DIR_opt.squashfs"]?.status).toBe("mounted");
+        expect(outcomes["DIR_mnt.squashfs.xz"]?.status).toBe("mounted");
+        expect(outcomes["FILE_etc_issue"]?.status).toBe("mounted");
+        expect(outcomes["DIR_etc_site%5Fconf"]).toMatchObject({ status: "mounted", target: "/etc/site_conf" });
+        expect(outcomes["DIR_usr_share_not-in-image"]).toMatchObject({ status: "skipped", detail: expect.stringContaining("does not exist in the read-only image") });
+        expect(outcomes["DIR_.._escape"]?.status).toBe("refused");
+        expect(outcomes["README"]?.status).toBe("ignored");
+      });
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -101,9 +102,10 @@ describe("QEMU scenarios", () => {
   test(
     "(c) real_init= is honoured",
     async () => {
-      const { markers } = await bootToTestSystem({ flavour: "shell", disk: disks.standard, append: "real_init=/sbin/alt-init" });
-      expect(markers.initStarted?.path).toBe("/sbin/alt-init");
-      expect(reportOf(markers).handoff?.init).toEqual({ path: "/sbin/alt-init", source: "cmdline real_init=" });
+      await bootToTestSystem({ flavour: "shell", disk: disks.standard, append: "real_init=/sbin/alt-init" }, ({ markers }) => {
+        expect(markers.initStarted?.path).toBe("/sbin/alt-init");
+        expect(reportOf(markers).handoff?.init).toEqual({ path: "/sbin/alt-init", source: "cmdline real_init=" });
+      });
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -111,16 +113,17 @@ describe("QEMU scenarios", () => {
   test(
     "(d) broken TOML in config.d: boots on the defaults for that file, error on the console and in the report",
     async () => {
-      const { markers, console } = await bootToTestSystem({ flavour: "shell", disk: disks.brokenConfig });
-      expect(markers.imageId).toBe("system-a");
-      expect(console).toMatch(/controller: bootext: ERROR: bootext:config.d\/40-broken.toml: TOML syntax error at line 3/);
-      const report = reportOf(markers);
-      expect(report.config.layers.find((l) => l.source === "bootext:config.d/40-broken.toml")?.status).toBe("rejected");
-      expect(report.config.problems.join("\n")).toContain("40-broken.toml: TOML syntax error");
-      // the broken file's /tmp size is not applied; the good file beside it is
-      expect(mountAt(markers, "/tmp")?.options.some((o) => o === "size=16384k")).toBe(false);
-      expect(mountAt(markers, "/var/log")?.options).toContain("size=32768k");
-      expect(report.config.provenance['tmpfs."/tmp".size']).toBe("built-in defaults");
+      await bootToTestSystem({ flavour: "shell", disk: disks.brokenConfig }, ({ markers, console }) => {
+        expect(markers.imageId).toBe("system-a");
+        expect(console).toMatch(/controller: bootext: ERROR: bootext:config.d\/40-broken.toml: TOML syntax error at line 3/);
+        const report = reportOf(markers);
+        expect(report.config.layers.find((l) => l.source === "bootext:config.d/40-broken.toml")?.status).toBe("rejected");
+        expect(report.config.problems.join("\n")).toContain("40-broken.toml: TOML syntax error");
+        // the broken file's /tmp size is not applied; the good file beside it is
+        expect(mountAt(markers, "/tmp")?.options.some((o) => o === "size=16384k")).toBe(false);
+        expect(mountAt(markers, "/var/log")?.options).toContain("size=32768k");
+        expect(report.config.provenance['tmpfs."/tmp".size']).toBe("built-in defaults");
+      });
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -128,14 +131,15 @@ describe("QEMU scenarios", () => {
   test(
     "(e) no SYSFS: BACKUPFS is booted read-only, loudly, and reported",
     async () => {
-      const { markers, console } = await bootToTestSystem({ flavour: "shell", disk: disks.backupOnly, append: "controller.timeouts.devices_seconds=3" });
-      expect(markers.imageId).toBe("system-b");
-      expect(markers.root).toBe("ro");
-      expect(console).toContain("BOOTING THE BACKUP SYSTEM BACKUPFS on /dev/vda1");
-      const report = reportOf(markers);
-      expect(report.boot.booted).toMatchObject({ label: "BACKUPFS", role: "backup" });
-      expect(report.decisions.join("\n")).toContain("boot the backup BACKUPFS on /dev/vda1 because no partition is labelled SYSFS");
-      expect(report.config.provenance["timeouts.devices_seconds"]).toBe("cmdline:controller.timeouts.devices_seconds");
+      await bootToTestSystem({ flavour: "shell", disk: disks.backupOnly, append: "controller.timeouts.devices_seconds=3" }, ({ markers, console }) => {
+        expect(markers.imageId).toBe("system-b");
+        expect(markers.root).toBe("ro");
+        expect(console).toContain("BOOTING THE BACKUP SYSTEM BACKUPFS on /dev/vda1");
+        const report = reportOf(markers);
+        expect(report.boot.booted).toMatchObject({ label: "BACKUPFS", role: "backup" });
+        expect(report.decisions.join("\n")).toContain("boot the backup BACKUPFS on /dev/vda1 because no partition is labelled SYSFS");
+        expect(report.config.provenance["timeouts.devices_seconds"]).toBe("cmdline:controller.timeouts.devices_seconds");
+      });
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -157,13 +161,14 @@ describe("QEMU scenarios", () => {
     SCENARIO_TIMEOUT_MS,
   );
 
-  test("(g) boot SYSFS with the systemd initrd", () => expectStandardBoot("systemd").then(() => undefined), SCENARIO_TIMEOUT_MS);
+  test("(g) boot SYSFS with the systemd initrd", () => expectStandardBoot("systemd"), SCENARIO_TIMEOUT_MS);
 
   test(
     "(h) real_init= with the systemd initrd: its switch-root takes the controller's choice",
     async () => {
-      const { markers } = await bootToTestSystem({ flavour: "systemd", disk: disks.standard, append: "real_init=/sbin/alt-init" });
-      expect(markers.initStarted?.path).toBe("/sbin/alt-init");
+      await bootToTestSystem({ flavour: "systemd", disk: disks.standard, append: "real_init=/sbin/alt-init" }, ({ markers }) => {
+        expect(markers.initStarted?.path).toBe("/sbin/alt-init");
+      });
     },
     SCENARIO_TIMEOUT_MS,
   );

@@ -1,10 +1,11 @@
 // What the QEMU scenarios boot: the kernel, the two initramfs flavours and the
 // test system images that scripts/setup builds once, and the disks made from
-// them, built once per test run into build/scenario-disks (each scenario's
-// writes go to a snapshot). The disks stay after the run, so the QEMU command
-// line a failing test prints can be pasted into a shell to watch that boot.
+// them, built once per test run into build/scenario-disks/run-PID (each
+// scenario's writes go to a snapshot). The disks stay after the run, so the
+// QEMU command line a failing test prints can be pasted into a shell to watch
+// that boot; the next run clears the folders of runs that have ended.
 
-import { access, mkdir, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
 import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
@@ -23,6 +24,27 @@ export const ARTIFACTS = {
 } as const;
 
 const DISKS_DIR = join(BUILD, "scenario-disks");
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** This run's folder, after removing those of runs that have ended (a demo may boot beside a test run). */
+async function runFolder(): Promise<string> {
+  await mkdir(DISKS_DIR, { recursive: true });
+  for (const entry of await readdir(DISKS_DIR)) {
+    const pid = Number(/^run-(\d+)$/.exec(entry)?.[1]);
+    if (!Number.isInteger(pid) || !isRunning(pid)) await rm(join(DISKS_DIR, entry), { recursive: true, force: true });
+  }
+  const folder = join(DISKS_DIR, `run-${process.pid}`);
+  await mkdir(folder);
+  return folder;
+}
 
 export type Flavour = keyof typeof ARTIFACTS.initramfs;
 
@@ -105,9 +127,7 @@ let built: Promise<Disks> | undefined;
 export function scenarioDisks(): Promise<Disks> {
   built ??= (async () => {
     await requireArtifacts();
-    const work = DISKS_DIR;
-    await rm(work, { recursive: true, force: true });
-    await mkdir(work, { recursive: true });
+    const work = await runFolder();
     const sysfs = await slot(work, "sysfs", ARTIFACTS.systemA);
     const backupfs = await slot(work, "backupfs", ARTIFACTS.systemB);
     const bootextFiles = { ...(await dirs(work)), ...SITE_CONFIG };
@@ -145,11 +165,18 @@ export function vmOptions(boot: Boot) {
   };
 }
 
-/** Boots to the test system's last marker and its poweroff; returns what it printed. */
-export async function bootToTestSystem(boot: Boot): Promise<{ markers: TestMarkers; console: string }> {
-  return withVm(vmOptions(boot), async (vm: Vm) => {
+/**
+ * Boots to the test system's last marker and its poweroff, then runs `check`
+ * on what it printed, while the VM's console and command line are still at
+ * hand to explain a failure.
+ */
+export async function bootToTestSystem(
+  boot: Boot,
+  check: (result: { markers: TestMarkers; console: string }) => void | Promise<void>,
+): Promise<void> {
+  await withVm(vmOptions(boot), async (vm: Vm) => {
     await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
     await vm.waitForExit(60_000);
-    return { markers: parseTestMarkers(vm.console()), console: vm.console() };
+    await check({ markers: parseTestMarkers(vm.console()), console: vm.console() });
   });
 }
