@@ -65,8 +65,6 @@ export class FakeSystem implements System {
   readonly loadedModules: string[] = [];
   /** Mount targets (exact paths) whose mount fails, to test how stages cope. */
   readonly failingMountTargets = new Set<string>();
-  /** Answers for exec, by argv[0]. */
-  readonly execHandlers = new Map<string, (argv: readonly string[]) => ExecResult>();
   consoleExitStatus = 0;
   commandTimeoutMs = 0;
 
@@ -219,11 +217,10 @@ export class FakeSystem implements System {
     this.commandTimeoutMs = ms;
   }
 
+  /** No stage runs programs of its own yet: a call here is a test's mistake, said loudly. */
   async exec(argv: readonly string[], _options?: ExecOptions): Promise<ExecResult> {
     this.commands.push([...argv]);
-    const handler = this.execHandlers.get(argv[0] ?? "");
-    if (handler === undefined) throw new FakeError("ENOENT", `${argv[0]}: command not found in the fake`);
-    return handler(argv);
+    throw new FakeError("ENOENT", `${argv[0]}: the fake runs no programs`);
   }
 
   async execOnConsole(argv: readonly string[]): Promise<number> {

@@ -25,7 +25,7 @@ export const ARTIFACTS = {
 
 const DISKS_DIR = join(BUILD, "scenario-disks");
 
-function isRunning(pid: number): boolean {
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { VmError, withVm } from "../../qemu-harness/vm.ts";
-import { ARTIFACTS, requireArtifacts } from "./fixtures.ts";
+import { ARTIFACTS, isRunning, requireArtifacts } from "./fixtures.ts";
 
 const kernel = ARTIFACTS.kernel;
 const initrd = ARTIFACTS.initramfs.shell;
@@ -19,15 +19,6 @@ const initrd = ARTIFACTS.initramfs.shell;
 /** A boot to dracut's shell takes about 25 s under TCG; several VMs at once on a small machine take longer. */
 const BOOT_TIMEOUT_MS = 180_000;
 const COMMAND_TIMEOUT_MS = 30_000;
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test("QEMU failing to start is reported with its stderr and the command line", async () => {
   const missing = join(tmpdir(), "harness-no-such-kernel");

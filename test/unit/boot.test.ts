@@ -62,6 +62,15 @@ describe("controller boot over the fake machine", () => {
     expect(fake.now()).toBeGreaterThanOrEqual(2000);
   });
 
+  test("timeouts.command_seconds limits every helper command, from the layer that set it", async () => {
+    const fake = labMachine({ bootext: { "config.d/10-slow.toml": "[timeouts]\ncommand_seconds = 600\n" } });
+    await runBoot(fake, memoryLogger().log);
+    expect(fake.commandTimeoutMs).toBe(600_000);
+    const overridden = labMachine({ cmdline: "root=controller controller.timeouts.command_seconds=9" });
+    await runBoot(overridden, memoryLogger().log);
+    expect(overridden.commandTimeoutMs).toBe(9_000);
+  });
+
   test("a SYSFS without its image falls back to BACKUPFS", async () => {
     // SYSFS is there but holds no system.squashfs
     const broken = labMachine({ labels: ["BACKUPFS", "BOOTEXT"] }).addDevice({ device: "/dev/vdb1", label: "SYSFS", fsType: "ext4" }, { "lost+found": { dir: true } });
