@@ -13,7 +13,7 @@ import type { Logger } from "./log.ts";
 import { type MountsResult, runMountsStage } from "./mounts.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { runOvermountsStage } from "./overmounts.ts";
-import { INITRD_RELEASE, PROC_CMDLINE } from "./paths.ts";
+import { INITRD_RELEASE, PROC_CMDLINE, REPORT_PATH } from "./paths.ts";
 import { type BootOutcome, type BootReport, REPORT_HEADER, type StageTiming, writeReport } from "./report.ts";
 import type { BlockDevice, System } from "./system.ts";
 
@@ -126,12 +126,15 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
     notices: log.notices,
     stages,
   });
-  const save = async () => {
+  /** Writes the report as it stands and returns it; a report that cannot be written is an error, not the end of the boot. */
+  const save = async (): Promise<BootReport> => {
+    const current = report();
     try {
-      await writeReport(system, report());
+      await writeReport(system, current);
     } catch (error) {
       log.error(`Cannot write the boot report: ${(error as Error).message}`);
     }
+    return current;
   };
 
   if (mounted.booted === undefined) {
@@ -144,11 +147,10 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
         `Looked for partitions labelled ${config.labels.system} or ${config.labels.backup}.`,
         `Filesystems seen: ${describeDevices(devices)}.`,
         ...(failed.length > 0 ? [`Tried and failed: ${failed.join("; ")}.`] : []),
-        "The boot report is /run/controller/report.json.",
+        `The boot report is ${REPORT_PATH}.`,
       ].join("\n"),
     );
-    await save();
-    return { outcome, report: report() };
+    return { outcome, report: await save() };
   }
 
   outcome = "handed-off";
@@ -159,7 +161,6 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
   const configured = { path: config.boot.real_init, source: `boot.real_init from ${resolved.provenance["boot.real_init"] ?? "config"}` };
   handoff = await stage("handoff", undefined, (stageLog) => runHandoffStage(system, stageLog, cmdline, configured, save));
   if (handoff !== undefined) decisions.push(`init ${handoff.init.path} (${handoff.init.source})`);
-  log.info(`done in ${Math.round(system.monotonicMs() - startMs)} ms; report in /run/controller/report.json`);
-  await save();
-  return { outcome, report: report() };
+  log.info(`done in ${Math.round(system.monotonicMs() - startMs)} ms; report in ${REPORT_PATH}`);
+  return { outcome, report: await save() };
 }

@@ -53,7 +53,7 @@ export async function runHandoffStage(
   log: Logger,
   cmdline: Cmdline,
   configured: InitCandidate,
-  saveReport: () => Promise<void>,
+  saveReport: () => Promise<unknown>,
 ): Promise<HandoffResult> {
   const rejected: { candidate: InitCandidate; reason: string }[] = [];
   let init: InitCandidate | undefined;
