@@ -76,11 +76,64 @@ const bootShape = {
   ),
 };
 
-const timeoutsShape = { devices_seconds: integer(1, 3600), command_seconds: integer(1, 3600) };
+const timeoutsShape = {
+  devices_seconds: integer(1, 3600),
+  command_seconds: integer(1, 3600),
+  network_seconds: integer(1, 3600),
+  server_seconds: integer(1, 3600),
+};
 
 const bootextShape = { config_dir: insidePath("config.d"), read_only: flag };
 
 const overmountsShape = { enabled: flag, source: insidePath("DIRS") };
+
+/** An update server's base URL: http or https, no credentials, query or fragment (the repository paths are appended). */
+function isServerUrl(value: string): boolean {
+  if (/[?#\s\u0000-\u001f\u007f]/.test(value)) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "";
+  } catch {
+    return false;
+  }
+}
+
+/** base64 of a 32-byte ed25519 public key, as `controller keygen` prints it. */
+function isPublicKeyText(value: string): boolean {
+  return /^[A-Za-z0-9+/]{43}=$/.test(value) && Buffer.from(value, "base64").length === 32;
+}
+
+function list<T extends z.ZodType>(item: T, expected: string) {
+  return z.array(item, { error: expected });
+}
+
+const updateShape = {
+  servers: list(
+    text("an http:// or https:// base URL such as \"https://updates.example.org/lab/\" (no user, query or fragment)", isServerUrl),
+    "an array of base URLs such as [\"https://updates.example.org/lab/\"]",
+  ),
+  channel: text("a channel name such as \"stable\" (lowercase letters, digits, \".\", \"_\" or \"-\", at most 64)", (value) =>
+    /^[a-z0-9][a-z0-9._-]{0,63}$/.test(value),
+  ),
+  trusted_keys: list(
+    text("an ed25519 public key as `controller keygen` prints it (base64 of 32 bytes, 44 characters)", isPublicKeyText),
+    "an array of public keys such as [\"BASE64...=\"]",
+  ),
+  ca_bundle: text(
+    "a normalised absolute path such as \"/etc/ssl/certs/ca-certificates.crt\" (no //, no trailing /, no \".\" or \"..\" parts)",
+    isNormalizedAbsolutePath,
+  ),
+  resume_attempts: integer(0, 100),
+};
+
+const networkShape = {
+  interfaces: list(
+    text("a network interface name such as \"eth0\" (1 to 15 characters, no \"/\", space or control character)", (value) =>
+      /^[^/\s\u0000-\u001f\u007f]{1,15}$/.test(value) && value !== "." && value !== "..",
+    ),
+    "an array of interface names such as [\"eth0\"]",
+  ),
+};
 
 const tmpfsEntryShape = {
   enabled: flag,
@@ -110,6 +163,8 @@ const SECTION_SHAPES = {
   timeouts: timeoutsShape,
   bootext: bootextShape,
   overmounts: overmountsShape,
+  update: updateShape,
+  network: networkShape,
 } as const;
 
 const LABEL_KEYS = Object.keys(labelsShape) as (keyof typeof labelsShape)[];
@@ -129,6 +184,8 @@ const configSchema = table({
   timeouts: table(timeoutsShape),
   bootext: table(bootextShape),
   overmounts: table(overmountsShape),
+  update: table(updateShape),
+  network: table(networkShape),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape), { error: "a table" }),
 });
 
@@ -139,6 +196,8 @@ const configLayerSchema = table({
   timeouts: table(timeoutsShape).partial(),
   bootext: table(bootextShape).partial(),
   overmounts: table(overmountsShape).partial(),
+  update: table(updateShape).partial(),
+  network: table(networkShape).partial(),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape).partial(), { error: "a table" }),
 }).partial();
 
@@ -152,9 +211,11 @@ export const DEFAULT_CONFIG: Config = {
   labels: { system: "SYSFS", backup: "BACKUPFS", deprived: "DEPRIVED", bootext: "BOOTEXT" },
   slot: { image: "system.squashfs", fs_type: "ext4" },
   boot: { real_init: "/sbin/init" },
-  timeouts: { devices_seconds: 30, command_seconds: 120 },
+  timeouts: { devices_seconds: 30, command_seconds: 120, network_seconds: 20, server_seconds: 15 },
   bootext: { config_dir: "config.d", read_only: false },
   overmounts: { enabled: true, source: "DIRS" },
+  update: { servers: [], channel: "stable", trusted_keys: [], ca_bundle: "/etc/ssl/certs/ca-certificates.crt", resume_attempts: 5 },
+  network: { interfaces: [] },
   tmpfs: {
     "/etc": { enabled: true, size: "64m", mode: "0755", seed_from_image: true },
     "/var/log": { enabled: true, size: "64m", mode: "0755", seed_from_image: false },

@@ -1,13 +1,27 @@
 // The System port on a real Linux initramfs: files through node:fs, everything
 // else through the tools dracut installs (paths.ts TOOLS), each run by runCommand.
 
-import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readFileSync, writeSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { Agent, type Dispatcher, interceptors, request } from "undici";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
-import type { BlockDevice, ExecOptions, ExecResult, FileInfo, MountRequest, System } from "./system.ts";
+import type {
+  BlockDevice,
+  ExecOptions,
+  ExecResult,
+  FileInfo,
+  FileWriter,
+  HttpRequestOptions,
+  HttpResponse,
+  MountRequest,
+  System,
+} from "./system.ts";
+
+/** Object storage and CDNs answer with redirects; a few are plenty, and every hop is still hashed and verified. */
+const MAX_REDIRECTS = 3;
 
 /** The argv that carries out a mount request. */
 export function mountArgv(request: MountRequest): string[] {
@@ -45,6 +59,9 @@ function errorCode(error: unknown): string | undefined {
 }
 
 export class LinuxSystem implements System {
+  /** One connection pool per CA bundle and time limit, so a boot reuses connections to its server. */
+  private readonly dispatchers = new Map<string, Dispatcher>();
+
   constructor(
     private readonly log: Logger,
     private commandTimeoutMs: number,
@@ -55,6 +72,10 @@ export class LinuxSystem implements System {
   }
 
   async writeText(path: string, content: string): Promise<void> {
+    await this.writeAtomically(path, content);
+  }
+
+  private async writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
     const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
     const handle = await fs.open(temporary, "w", 0o644);
     try {
@@ -64,6 +85,53 @@ export class LinuxSystem implements System {
       await handle.close();
     }
     await fs.rename(temporary, path);
+    // the rename itself must reach the disk too, or a power cut could bring back the old file
+    await syncFolder(dirname(path));
+  }
+
+  async readBytes(path: string, maxBytes: number): Promise<Uint8Array> {
+    const handle = await fs.open(path, "r");
+    try {
+      const { size } = await handle.stat();
+      if (size > maxBytes) throw new Error(`Cannot read ${path}: it has ${size} bytes, more than the ${maxBytes} allowed`);
+      return new Uint8Array(await handle.readFile());
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async *readChunks(path: string): AsyncIterable<Uint8Array> {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+  }
+
+  async writeBytes(path: string, content: Uint8Array): Promise<void> {
+    await this.writeAtomically(path, content);
+  }
+
+  async openForWrite(path: string, offset: number): Promise<FileWriter> {
+    const handle = await fs.open(path, (await this.lstat(path)) === undefined ? "w" : "r+", 0o644);
+    await handle.truncate(offset);
+    let position = offset;
+    return {
+      async write(chunk) {
+        for (let done = 0; done < chunk.length; ) {
+          const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position);
+          done += bytesWritten;
+          position += bytesWritten;
+        }
+      },
+      sync: () => handle.sync(),
+      close: () => handle.close(),
+    };
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await fs.rename(from, to);
+    await syncFolder(dirname(to));
+  }
+
+  async remove(path: string): Promise<void> {
+    await fs.rm(path, { recursive: true, force: true });
   }
 
   async mkdir(path: string): Promise<void> {
@@ -135,6 +203,57 @@ export class LinuxSystem implements System {
     await this.exec([TOOLS.umount, target]);
   }
 
+  async setLabel(device: BlockDevice, label: string): Promise<void> {
+    if (device.fsType === undefined || !/^ext[234]$/.test(device.fsType)) {
+      throw new Error(`Cannot label ${device.device}: its filesystem is ${device.fsType ?? "unknown"}, and only ext2, ext3 and ext4 slots can be relabelled`);
+    }
+    await this.exec([TOOLS.e2label, device.device, label]);
+  }
+
+  async httpGet(url: string, options: HttpRequestOptions): Promise<HttpResponse> {
+    const dispatcher = await this.dispatcherFor(url, options);
+    const headers: Record<string, string> = { "user-agent": "controller" };
+    if (options.fromByte !== undefined && options.fromByte > 0) headers["range"] = `bytes=${options.fromByte}-`;
+    const response = await request(url, {
+      dispatcher,
+      headers,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    });
+    const responseHeaders: Record<string, string> = {};
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (value !== undefined) responseHeaders[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
+    }
+    return {
+      status: response.statusCode,
+      headers: responseHeaders,
+      body: response.body,
+      discard: async () => {
+        response.body.destroy();
+      },
+    };
+  }
+
+  private async dispatcherFor(url: string, options: HttpRequestOptions): Promise<Dispatcher> {
+    const https = url.startsWith("https:");
+    const key = `${https ? options.caBundle : "-"} ${options.timeoutMs}`;
+    const known = this.dispatchers.get(key);
+    if (known !== undefined) return known;
+    let ca: string | undefined;
+    if (https) {
+      try {
+        ca = await fs.readFile(options.caBundle, "utf8");
+      } catch (error) {
+        throw new Error(`Cannot check the certificate of ${url}: the CA bundle ${options.caBundle} (update.ca_bundle) cannot be read: ${(error as Error).message}`);
+      }
+    }
+    const dispatcher = new Agent({ connect: { timeout: options.timeoutMs, ...(ca === undefined ? {} : { ca }) } }).compose(
+      interceptors.redirect({ maxRedirections: MAX_REDIRECTS }),
+    );
+    this.dispatchers.set(key, dispatcher);
+    return dispatcher;
+  }
+
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return runCommand(this.log, this.commandTimeoutMs, argv, options);
   }
@@ -179,6 +298,15 @@ export class LinuxSystem implements System {
 
   async sleep(ms: number): Promise<void> {
     await Bun.sleep(ms);
+  }
+}
+
+async function syncFolder(path: string): Promise<void> {
+  const handle = await fs.open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

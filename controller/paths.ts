@@ -37,6 +37,10 @@ export const SLOT_MOUNT = `${RUN_DIR}/slots`;
 export const BOOTEXT_MOUNT = `${RUN_DIR}/bootext`;
 export const STAGING_DIR = `${RUN_DIR}/staging`;
 export const OVERMOUNT_IMAGE_DIR = `${RUN_DIR}/overmount-images`;
+/** The spare slot is mounted here, read-write, while an update is written into it. */
+export const INSTALL_MOUNT = `${RUN_DIR}/install`;
+/** Slots are mounted here, read-only and one at a time, to read what they record before the boot decides. */
+export const INSPECT_MOUNT = `${RUN_DIR}/inspect`;
 
 /** Kernel modules the controller needs; modprobe is harmless when one is built in. */
 export const KERNEL_MODULES = ["loop", "squashfs", "ext4"] as const;
@@ -45,6 +49,7 @@ export const KERNEL_MODULES = ["loop", "squashfs", "ext4"] as const;
 export const TOOLS = {
   blkid: "blkid",
   cp: "cp",
+  e2label: "e2label",
   mount: "mount",
   modprobe: "modprobe",
   setsid: "setsid",

@@ -45,6 +45,33 @@ export interface ExecResult {
   readonly stdout: string;
 }
 
+export interface HttpRequestOptions {
+  /** Give up when connecting, waiting for the answer or waiting for more of the body takes longer than this. */
+  readonly timeoutMs: number;
+  /** Ask only for the bytes from this offset on (a Range request, to resume a download). */
+  readonly fromByte?: number;
+  /** PEM file of the CA certificates an https server must chain to. */
+  readonly caBundle: string;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  /** header names in lowercase */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The body as it arrives; iterating it throws when the connection drops or stalls. */
+  readonly body: AsyncIterable<Uint8Array>;
+  /** Stop reading the body and close the connection. */
+  discard(): Promise<void>;
+}
+
+/** A file being written piece by piece, such as an image as it downloads. */
+export interface FileWriter {
+  write(chunk: Uint8Array): Promise<void>;
+  /** Wait until what was written is on the disk (fsync). */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface System {
   // files
   readText(path: string): Promise<string>;
@@ -58,6 +85,17 @@ export interface System {
   /** Copy a folder's contents, keeping owners, modes, links and special files. */
   copyTree(from: string, to: string): Promise<void>;
   decompressXz(from: string, to: string): Promise<void>;
+  /** A whole file, refused (throws) when it is larger than maxBytes. */
+  readBytes(path: string, maxBytes: number): Promise<Uint8Array>;
+  /** A file's bytes in pieces, for files too big to hold in memory. */
+  readChunks(path: string): AsyncIterable<Uint8Array>;
+  /** Write a whole file atomically and durably (temporary file, fsync, rename). */
+  writeBytes(path: string, content: Uint8Array): Promise<void>;
+  /** Open a file for writing from `offset` on, cutting off anything after it; creates it when missing. */
+  openForWrite(path: string, offset: number): Promise<FileWriter>;
+  rename(from: string, to: string): Promise<void>;
+  /** Remove a file or a folder with everything in it; nothing there is fine. */
+  remove(path: string): Promise<void>;
 
   // disks and mounts
   listBlockDevices(): Promise<BlockDevice[]>;
@@ -66,6 +104,11 @@ export interface System {
   loadKernelModules(names: readonly string[]): Promise<void>;
   mount(request: MountRequest): Promise<void>;
   unmount(target: string): Promise<void>;
+  /** Give an unmounted filesystem a new label; the write is one superblock, so a power cut leaves the old label or the new. */
+  setLabel(device: BlockDevice, label: string): Promise<void>;
+
+  // network
+  httpGet(url: string, options: HttpRequestOptions): Promise<HttpResponse>;
 
   // processes
   /** The time limit for every later command that gives none itself (config.d timeouts.command_seconds). */

@@ -4,7 +4,38 @@
 // snapshots, not live views, and nothing propagates: whether a plan works with
 // the kernel's shared mounts only a QEMU boot can tell.
 
-import type { BlockDevice, ExecOptions, ExecResult, FileInfo, MountRequest, System } from "../controller/system.ts";
+import type {
+  BlockDevice,
+  ExecOptions,
+  ExecResult,
+  FileInfo,
+  FileWriter,
+  HttpRequestOptions,
+  HttpResponse,
+  MountRequest,
+  System,
+} from "../controller/system.ts";
+
+/** What the fake's network answers for one URL. */
+export interface FakeHttpResource {
+  readonly body: Uint8Array;
+  readonly status?: number;
+  /** The first `times` requests break off after this many bytes of body (a dropped connection). */
+  readonly dropAfterBytes?: number;
+  readonly dropTimes?: number;
+}
+
+/** A command the fake answers: return its stdout, or throw like a failed command. */
+export type FakeCommand = (argv: readonly string[]) => ExecResult | Promise<ExecResult>;
+
+/** File bytes live in the tree as latin1 strings, one char per byte, so text and binary share one node type. */
+export function bytesToText(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("latin1");
+}
+
+export function textToBytes(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, "latin1"));
+}
 
 /** Content for a tree: relative path → file text, or a link, a folder, or a mountable image. */
 export type TreeEntry =
@@ -57,6 +88,8 @@ function isUnder(path: string, prefix: string): boolean {
 export class FakeSystem implements System {
   private readonly nodes = new Map<string, Node>([["/", { type: "directory" }]]);
   private readonly devices: { device: BlockDevice; appearsAtMs: number; tree: Tree }[] = [];
+  /** File contents that mount as a squashfs image, with what the image holds. */
+  private readonly imagesByContent = new Map<string, Tree>();
   private clockMs = 0;
   /** Every mount, in order, as the machine would show it. */
   readonly mounts: FakeMount[] = [];
@@ -67,6 +100,14 @@ export class FakeSystem implements System {
   readonly failingMountTargets = new Set<string>();
   consoleExitStatus = 0;
   commandTimeoutMs = 0;
+  /** Programs the fake can run, by argv[0]; any other program fails. */
+  readonly commandHandlers = new Map<string, FakeCommand>();
+  /** The network: URL → what a GET answers. A URL not here is a refused connection. */
+  readonly http = new Map<string, FakeHttpResource>();
+  /** Every GET, as "URL" or "URL from N" for a Range request. */
+  readonly httpRequests: string[] = [];
+  /** Every label change, as "DEVICE OLD -> NEW". */
+  readonly labelChanges: string[] = [];
 
   // ---- building the machine -------------------------------------------------
 
@@ -85,6 +126,22 @@ export class FakeSystem implements System {
   addDevice(device: BlockDevice, tree: Tree = {}, appearsAtMs = 0): this {
     this.devices.push({ device, appearsAtMs, tree });
     return this;
+  }
+
+  /** Makes a file with exactly these bytes mountable as a squashfs image holding `tree`. */
+  registerImage(bytes: Uint8Array, tree: Tree): this {
+    this.imagesByContent.set(bytesToText(bytes), tree);
+    return this;
+  }
+
+  /** A device as blkid sees it now (its label may have changed). */
+  device(path: string): BlockDevice | undefined {
+    return this.devices.find((entry) => entry.device.device === path)?.device;
+  }
+
+  /** What a device's filesystem holds now, as written by rw mounts that were unmounted. */
+  deviceTree(path: string): Tree | undefined {
+    return this.devices.find((entry) => entry.device.device === path)?.tree;
   }
 
   /** What a path holds now: file text, "<dir>", "<symlink → x>", or undefined. */
@@ -173,6 +230,65 @@ export class FakeSystem implements System {
     this.nodes.set(resolved, { type: "file", content: node.content, ...(node.image === undefined ? {} : { image: node.image }) });
   }
 
+  async readBytes(path: string, maxBytes: number): Promise<Uint8Array> {
+    const content = await this.readText(path);
+    if (content.length > maxBytes) throw new FakeError("EFBIG", `${path} has ${content.length} bytes, more than ${maxBytes}`);
+    return textToBytes(content);
+  }
+
+  async *readChunks(path: string): AsyncIterable<Uint8Array> {
+    const bytes = textToBytes(await this.readText(path));
+    for (let offset = 0; offset < bytes.length; offset += 4096) yield bytes.subarray(offset, offset + 4096);
+  }
+
+  async writeBytes(path: string, content: Uint8Array): Promise<void> {
+    await this.writeText(path, bytesToText(content));
+  }
+
+  async openForWrite(path: string, offset: number): Promise<FileWriter> {
+    const resolved = this.resolve(path, true);
+    this.requireParentDirectory(resolved);
+    this.requireWritable(resolved);
+    const existing = this.nodes.get(resolved);
+    if (existing !== undefined && existing.type !== "file") throw new FakeError("EISDIR", `not a file: ${path}`);
+    const kept = (existing?.content ?? "").slice(0, offset).padEnd(offset, "\0");
+    this.nodes.set(resolved, { type: "file", content: kept });
+    let open = true;
+    const append = (text: string) => {
+      if (!open) throw new FakeError("EBADF", `${path} is closed`);
+      const node = this.nodes.get(resolved);
+      this.nodes.set(resolved, { type: "file", content: (node?.type === "file" ? node.content : "") + text });
+    };
+    return {
+      write: async (chunk) => append(bytesToText(chunk)),
+      sync: async () => append(""),
+      close: async () => {
+        open = false;
+      },
+    };
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const source = this.resolve(from, false);
+    const target = this.resolve(to, false);
+    const node = this.nodes.get(source);
+    if (node === undefined) throw new FakeError("ENOENT", `rename: no such file: ${from}`);
+    this.requireParentDirectory(target);
+    this.requireWritable(source);
+    this.requireWritable(target);
+    const moved = this.subtree(source);
+    for (const [key] of moved) this.nodes.delete(key);
+    for (const [key] of this.subtree(target)) this.nodes.delete(key);
+    for (const [key, child] of moved) this.nodes.set(target + key.slice(source.length), child);
+  }
+
+  async remove(path: string): Promise<void> {
+    const resolved = this.resolve(path, false);
+    if (!this.nodes.has(resolved)) return;
+    this.requireWritable(resolved);
+    for (const [key] of this.subtree(resolved)) this.nodes.delete(key);
+  }
+
   // ---- System: disks and mounts ---------------------------------------------
 
   async listBlockDevices(): Promise<BlockDevice[]> {
@@ -202,13 +318,51 @@ export class FakeSystem implements System {
     }
   }
 
-  /** The fake forgets what a mount covered: an unmounted folder is left empty. */
+  /**
+   * The fake forgets what a mount covered: an unmounted folder is left empty.
+   * A device mounted read-write keeps what was written to it, for its next mount.
+   */
   async unmount(target: string): Promise<void> {
     const resolved = this.resolve(target, true);
     const index = this.mounts.findLastIndex((entry) => entry.target === resolved);
     if (index < 0) throw new FakeError("EINVAL", `umount: ${target}: not mounted`);
-    this.mounts.splice(index, 1);
+    const [mount] = this.mounts.splice(index, 1);
+    const device = this.devices.find((entry) => entry.device.device === mount?.source);
+    if (device !== undefined && mount?.readOnly === false) device.tree = this.treeOf(resolved);
     for (const [key] of this.subtree(resolved)) if (key !== resolved) this.nodes.delete(key);
+  }
+
+  async setLabel(device: BlockDevice, label: string): Promise<void> {
+    const entry = this.devices.find((candidate) => candidate.device.device === device.device);
+    if (entry === undefined) throw new FakeError("ENOENT", `e2label: ${device.device}: no such device`);
+    if (this.mounts.some((mount) => mount.source === device.device)) throw new FakeError("EBUSY", `e2label: ${device.device} is mounted`);
+    this.labelChanges.push(`${device.device} ${entry.device.label ?? "(none)"} -> ${label}`);
+    entry.device = { ...entry.device, label };
+  }
+
+  // ---- System: network ------------------------------------------------------
+
+  async httpGet(url: string, options: HttpRequestOptions): Promise<HttpResponse> {
+    const from = options.fromByte ?? 0;
+    this.httpRequests.push(from > 0 ? `${url} from ${from}` : url);
+    const resource = this.http.get(url);
+    if (resource === undefined) throw new FakeError("ECONNREFUSED", `connect ECONNREFUSED ${url}`);
+    const requestNumber = this.httpRequests.filter((request) => request.split(" ")[0] === url).length;
+    const drops = resource.dropAfterBytes !== undefined && requestNumber <= (resource.dropTimes ?? 1);
+    const status = resource.status ?? (from > 0 ? 206 : 200);
+    const body = status < 300 ? resource.body.subarray(from) : new Uint8Array();
+    const sent = drops ? body.subarray(0, resource.dropAfterBytes) : body;
+    const headers: Record<string, string> = { "content-length": String(body.length) };
+    if (status === 206) headers["content-range"] = `bytes ${from}-${resource.body.length - 1}/${resource.body.length}`;
+    return {
+      status,
+      headers,
+      body: (async function* () {
+        for (let offset = 0; offset < sent.length; offset += 1000) yield sent.subarray(offset, offset + 1000);
+        if (drops) throw new FakeError("ECONNRESET", "other side closed");
+      })(),
+      discard: async () => {},
+    };
   }
 
   // ---- System: processes and clock -----------------------------------------
@@ -217,10 +371,12 @@ export class FakeSystem implements System {
     this.commandTimeoutMs = ms;
   }
 
-  /** No stage runs programs of its own yet: a call here is a test's mistake, said loudly. */
+  /** Only programs a test taught the fake (commandHandlers) run; any other is a test's mistake, said loudly. */
   async exec(argv: readonly string[], _options?: ExecOptions): Promise<ExecResult> {
     this.commands.push([...argv]);
-    throw new FakeError("ENOENT", `${argv[0]}: the fake runs no programs`);
+    const handler = this.commandHandlers.get(argv[0] ?? "");
+    if (handler === undefined) throw new FakeError("ENOENT", `${argv[0]}: the fake does not know this program`);
+    return handler(argv);
   }
 
   async execOnConsole(argv: readonly string[]): Promise<number> {
@@ -248,6 +404,20 @@ export class FakeSystem implements System {
     if ("symlink" in entry) return { type: "symlink", target: entry.symlink };
     if ("dir" in entry) return { type: "directory" };
     return { type: "file", content: "<image>", image: entry.image, ...(entry.xz === undefined ? {} : { xz: entry.xz }) };
+  }
+
+  /** A folder's contents as a Tree, the inverse of nodeFor. */
+  private treeOf(root: string): Tree {
+    const tree: Record<string, TreeEntry> = {};
+    for (const [path, node] of this.subtree(root)) {
+      if (path === root) continue;
+      const relative = path.slice(root.length + 1);
+      if (node.type === "directory") tree[relative] = { dir: true };
+      else if (node.type === "symlink") tree[relative] = { symlink: node.target };
+      else if (node.image !== undefined) tree[relative] = { image: node.image, ...(node.xz === undefined ? {} : { xz: node.xz }) };
+      else tree[relative] = { text: node.content, mode: node.mode ?? 0o644 };
+    }
+    return tree;
   }
 
   private ensureDirectory(path: string): void {
@@ -312,9 +482,9 @@ export class FakeSystem implements System {
     if (request.fsType === "tmpfs") tree = {};
     else if (request.options.includes("loop")) {
       const image = this.nodes.get(this.resolve(request.source, true));
-      if (image?.type !== "file" || image.image === undefined || image.xz === true)
-        throw new FakeError("EINVAL", `mount: ${request.source}: wrong fs type, bad option, bad superblock`);
-      tree = image.image;
+      const imageTree = image?.type === "file" && image.xz !== true ? (image.image ?? this.imagesByContent.get(image.content)) : undefined;
+      if (imageTree === undefined) throw new FakeError("EINVAL", `mount: ${request.source}: wrong fs type, bad option, bad superblock`);
+      tree = imageTree;
     } else {
       const device = this.devices.find((entry) => entry.device.device === request.source && entry.appearsAtMs <= this.clockMs);
       if (device === undefined) throw new FakeError("ENOENT", `mount: ${request.source}: special device does not exist`);

@@ -65,10 +65,18 @@ const DEFAULT_PROVENANCE_KEYS = [
   "boot.real_init",
   "timeouts.devices_seconds",
   "timeouts.command_seconds",
+  "timeouts.network_seconds",
+  "timeouts.server_seconds",
   "bootext.config_dir",
   "bootext.read_only",
   "overmounts.enabled",
   "overmounts.source",
+  "update.servers",
+  "update.channel",
+  "update.trusted_keys",
+  "update.ca_bundle",
+  "update.resume_attempts",
+  "network.interfaces",
   'tmpfs."/etc".enabled',
   'tmpfs."/etc".size',
   'tmpfs."/etc".mode',
@@ -243,17 +251,17 @@ describe("parseConfigLayer", () => {
       ["tmpfs = []", "key tmpfs: expected a table, got an array"],
       ['tmpfs."/srv" = "1g"', 'key tmpfs."/srv": expected a table, got "1g"'],
       // unknown keys
-      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, tmpfs"],
-      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, tmpfs"],
-      ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds"],
+      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs"],
+      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs"],
+      ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
       ["labels.root = 'X'", "key labels.root: unknown key; [labels] has system, backup, deprived, bootext"],
       ["[boot]\ninit = '/x'", "key boot.init: unknown key; [boot] has real_init"],
       [
         '[tmpfs."/etc"]\nsise = "1m"',
         'key tmpfs."/etc".sise: unknown key; [tmpfs."/etc"] has enabled, size, mode, seed_from_image',
       ],
-      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, tmpfs'],
-      ["[timeouts.nested]\nx = 1", "key timeouts.nested: unknown key; [timeouts] has devices_seconds, command_seconds"],
+      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs'],
+      ["[timeouts.nested]\nx = 1", "key timeouts.nested: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
     ];
     for (const [text, problem] of cases) {
       if (problem === "") {
@@ -286,10 +294,10 @@ describe("parseConfigLayer", () => {
     ).toEqual([
       'test.toml: key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"',
       "test.toml: key timeouts.command_seconds: expected an integer from 1 to 3600, got 0",
-      "test.toml: key timeouts.extra: unknown key; [timeouts] has devices_seconds, command_seconds",
+      "test.toml: key timeouts.extra: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds",
       'test.toml: key tmpfs.etc: expected a normalised absolute path other than "/" as the mount point, such as "/var/log" (no //, no trailing /, no "." or ".." parts), got "etc"',
       'test.toml: key tmpfs."/tmp".mode: expected an octal mode as a string such as "0755" (3 or 4 digits from 0 to 7), got "9"',
-      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, tmpfs",
+      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs",
     ]);
   });
 
@@ -338,7 +346,7 @@ describe("resolveConfig", () => {
       layer("timeouts.devices_seconds = 10\ntimeouts.command_seconds = 20", "initramfs:/etc/controller/config.d/10-a.toml"),
       layer("timeouts.devices_seconds = 11", "initramfs:/etc/controller/config.d/20-b.toml"),
     ]);
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 11, command_seconds: 20 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 11, command_seconds: 20, network_seconds: 20, server_seconds: 15 });
     expect(resolved.provenance["timeouts.devices_seconds"]).toBe("initramfs:/etc/controller/config.d/20-b.toml");
     expect(resolved.provenance["timeouts.command_seconds"]).toBe("initramfs:/etc/controller/config.d/10-a.toml");
     expect(resolved.provenance["labels.system"]).toBe(DEFAULTS_SOURCE);
@@ -409,7 +417,7 @@ describe("resolveConfig", () => {
       layer("timeouts.devices_seconds = 8\ntimeouts.command_seconds = 'x'", "b.toml"),
       layer("labels.system = 'C'", "c.toml"),
     ]);
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 7, command_seconds: 120 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 7, command_seconds: 120, network_seconds: 20, server_seconds: 15 });
     expect(resolved.config.labels.system).toBe("C");
     expect(resolved.provenance["timeouts.devices_seconds"]).toBe("a.toml");
     expect(resolved.layers.map((record) => [record.source, record.status])).toEqual([
@@ -586,6 +594,8 @@ describe("cmdline overrides", () => {
     expect(applied("controller.timeouts={devices_seconds=5,command_seconds=6}").config.timeouts).toEqual({
       devices_seconds: 5,
       command_seconds: 6,
+      network_seconds: 20,
+      server_seconds: 15,
     });
   });
 
@@ -610,7 +620,7 @@ describe("cmdline overrides", () => {
       "cmdline:controller.boot.init: key boot.init: unknown key; [boot] has real_init",
     ]);
     expect(rejectedProblems("controller.verbose=1")).toEqual([
-      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, tmpfs",
+      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs",
     ]);
   });
 
@@ -642,7 +652,7 @@ describe("cmdline overrides", () => {
           .configOverrides,
       ),
     );
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 9, command_seconds: 120 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 9, command_seconds: 120, network_seconds: 20, server_seconds: 15 });
     expect(resolved.config.labels.system).toBe("Z");
     expect(resolved.problems).toHaveLength(1);
   });
@@ -698,7 +708,7 @@ describe("loadConfigDir", () => {
       "c/10-base.toml": "timeouts.devices_seconds = 10\ntimeouts.command_seconds = 10",
     });
     const resolved = resolveConfig(await loadConfigDir(files, "initramfs", "/c/", "initramfs:/c"));
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 20, command_seconds: 10 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 20, command_seconds: 10, network_seconds: 20, server_seconds: 15 });
     expect(resolved.provenance["timeouts.devices_seconds"]).toBe("initramfs:/c/20-site.toml");
   });
 
@@ -802,7 +812,7 @@ describe("checkConfigDir", () => {
     const check = await checkConfigDir(files, "/cfg");
     expect(check.problems).toEqual([
       "/cfg/10-a.toml: key timeouts.devices_seconds: expected an integer from 1 to 3600, got 0",
-      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, tmpfs",
+      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs",
       "/cfg/20-b.toml: TOML syntax error at line 1, column 2: incomplete key-value: cannot find end of key",
       '/cfg/30-c.toml: key tmpfs."/srv": expected size and mode for a new tmpfs mount point (enabled defaults to true, seed_from_image to false), got no mode',
     ]);
