@@ -13,8 +13,14 @@ import type { Logger } from "./log.ts";
 import { type MountsResult, runMountsStage } from "./mounts.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { runOvermountsStage } from "./overmounts.ts";
+import { type NetworkResult, runNetworkStage } from "./network.ts";
+import { planSwitch, runSwitchStage } from "./slot-switch.ts";
+import { runSlotsStage, type SlotsResult, summarizeSlot, versionOf } from "./slots.ts";
+import { type CheckResult, runCheckStage, summarizeCheck } from "./update-check.ts";
+import { runServerConfigStage, type ServerConfigResult } from "./update-config.ts";
+import { type InstallResult, planSpare, runInstallStage } from "./update-install.ts";
 import { INITRD_RELEASE, PROC_CMDLINE, REPORT_PATH } from "./paths.ts";
-import { type BootOutcome, type BootReport, REPORT_HEADER, type StageTiming, writeReport } from "./report.ts";
+import { type BootOutcome, type BootReport, REPORT_HEADER, type StageTiming, type UpdateReport, writeReport } from "./report.ts";
 import type { BlockDevice, System } from "./system.ts";
 
 export interface BootResult {
@@ -84,15 +90,94 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
   let resolved = early.resolved;
   system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
 
-  const devices: BlockDevice[] = await stage("disks", [], (stageLog) => runDisksStage(system, stageLog, resolved.config));
+  let devices: BlockDevice[] = await stage("disks", [], (stageLog) => runDisksStage(system, stageLog, resolved.config));
 
   const noBootext: BootextResult = { readOnly: resolved.config.bootext.read_only, layers: [] };
   const bootext = await stage("bootext", noBootext, (stageLog) => runBootextStage(system, stageLog, devices, resolved.config));
+  const localLayers = [...early.layers, ...bootext.layers];
   if (bootext.layers.length > 0) {
-    resolved = resolveConfig([...early.layers, ...bootext.layers]);
+    resolved = resolveConfig(localLayers);
     logConfig(log.forScope("bootext"), resolved, early.resolved.problems);
     system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
   }
+  // Trust comes from the machine itself (initramfs, BOOTEXT, command line), never from what a slot or server says.
+  const local = resolved;
+  const trustedKeys = local.config.update.trusted_keys;
+
+  const noSlots: SlotsResult = { slots: [], devices, repairs: [], configLayers: [] };
+  const slots = await stage("slots", noSlots, (stageLog) => runSlotsStage(system, stageLog, devices, local.config));
+  devices = [...slots.devices];
+  /** the config of this boot: the local layers and the server's, kept on the slot or fetched now */
+  const applyServerConfig = (serverLayers: readonly ConfigLayer[], scope: string) => {
+    if (serverLayers.length === 0) return;
+    const previous = resolved.problems;
+    resolved = resolveConfig([...localLayers, ...serverLayers]);
+    logConfig(log.forScope(scope), resolved, previous);
+    if (resolved.config.update.trusted_keys.join() !== trustedKeys.join()) {
+      log.forScope(scope).warn("the server's config sets update.trusted_keys: ignored, the keys the machine trusts come from its own config");
+    }
+    system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
+  };
+  applyServerConfig(slots.configLayers, "slots");
+
+  const decisions: string[] = [];
+
+  /** Network, check, server config, install and switch: what the update servers change about this boot. */
+  const runUpdate = async (): Promise<UpdateReport> => {
+    const before = resolved.config;
+    const booting = slots.slots.find((slot) => slot.role === "system");
+    const installedVersion = booting === undefined ? undefined : versionOf(booting);
+    const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
+    const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, before));
+    const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
+    const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, before, network, installedVersion, trustedKeys));
+    decisions.push(`update: ${check.reason}`);
+    const report: UpdateReport = { slots: slots.slots.map(summarizeSlot), repairs: slots.repairs, network, check: summarizeCheck(check) };
+    const accepted = check.accepted;
+    if (accepted === undefined) return report;
+
+    const noServerConfig: ServerConfigResult = { status: "failed", problem: "the server-config stage failed" };
+    const serverConfig = await stage("server-config", noServerConfig, (stageLog) => runServerConfigStage(system, stageLog, before, accepted, network));
+    report.serverConfig =
+      serverConfig.status === "fetched" ? { status: "fetched", files: serverConfig.files.map(({ name, sha512 }) => ({ name, sha512 })) } : serverConfig;
+    if (serverConfig.status !== "fetched") {
+      if (check.decision === "install") decisions.push(`update: version ${accepted.manifest.version} not installed: its config files could not be fetched`);
+      return report;
+    }
+    if (check.decision === "up-to-date") {
+      applyServerConfig(serverConfig.layers, "server-config");
+      return report;
+    }
+
+    const spare = planSpare(slots.slots, booting?.device.device, before);
+    if (!spare.ok) {
+      log.forScope("install").error(spare.reason);
+      decisions.push(`update: ${spare.reason}`);
+      return report;
+    }
+    const noInstall: InstallResult = {
+      status: "failed",
+      detail: "the install stage failed",
+      version: accepted.manifest.version,
+      bytesFetched: 0,
+      resumedFromByte: 0,
+      resumes: 0,
+      durationMs: 0,
+    };
+    const install = await stage("install", noInstall, (stageLog) => runInstallStage(system, stageLog, before, accepted, serverConfig.files, spare.spare));
+    report.install = install;
+    decisions.push(`update: ${install.detail}`);
+    if (install.status !== "installed") return report;
+
+    const installed = { ...spare.spare.device, label: install.label ?? spare.spare.device.label };
+    const steps = planSwitch(installed, booting?.device, before);
+    devices = await stage("switch", devices, (stageLog) => runSwitchStage(system, stageLog, steps));
+    report.switched = steps.map((step) => `${step.device.device} ${step.device.label ?? "(no label)"} -> ${step.to}`);
+    decisions.push(`update: version ${accepted.manifest.version} on ${installed.device} is now ${before.labels.system}`);
+    applyServerConfig(serverConfig.layers, "server-config");
+    return report;
+  };
+  const update = await runUpdate();
   const config = resolved.config;
 
   const noPlan: BootPlan = { candidates: [], decisions: [], warnings: [] };
@@ -101,7 +186,7 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
   const noMounts: MountsResult = { mounts: [], failedSlots: [], tmpfs: [] };
   const mounted = await stage("mounts", noMounts, (stageLog) => runMountsStage(system, stageLog, config, plan.candidates));
   const mounts = [...mounted.mounts];
-  const decisions = [...plan.decisions];
+  decisions.push(...plan.decisions);
 
   let overmounts: OvermountOutcome[] = [];
   let handoff: HandoffResult | undefined;
@@ -118,6 +203,7 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
     config: { values: config, provenance: resolved.provenance, layers: resolved.layers, problems: resolved.problems },
     partitions: devices,
     bootext: { readOnly: bootext.readOnly, ...(bootext.device === undefined ? {} : { device: bootext.device, mountPoint: bootext.mountPoint }) },
+    update,
     boot: { ...plan, failedSlots: mounted.failedSlots, ...(mounted.booted === undefined ? {} : { booted: mounted.booted }) },
     mounts,
     tmpfs: mounted.tmpfs,

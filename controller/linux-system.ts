@@ -4,7 +4,9 @@
 import { closeSync, createReadStream, openSync, readFileSync, writeSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { Agent, type Dispatcher, interceptors, request } from "undici";
+// "undici/index.js", not "undici": bun answers a bare "undici" with its own
+// small stand-in, whose Agent has no compose() and ignores connect.ca.
+import { Agent, type Dispatcher, interceptors, request } from "undici/index.js";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
@@ -132,6 +134,11 @@ export class LinuxSystem implements System {
 
   async remove(path: string): Promise<void> {
     await fs.rm(path, { recursive: true, force: true });
+  }
+
+  async freeBytes(path: string): Promise<number> {
+    const stats = await fs.statfs(path);
+    return stats.bavail * stats.bsize;
   }
 
   async mkdir(path: string): Promise<void> {

@@ -3,11 +3,14 @@
 
 import { isInitramfs, runBoot } from "./boot.ts";
 import { checkConfigDir } from "./check-config.ts";
+import { runConfigGetCommand } from "./config-get.ts";
 import { DEFAULT_CONFIG } from "./config-schema.ts";
 import { LinuxLogSink, LinuxSystem } from "./linux-system.ts";
 import { Logger } from "./log.ts";
 import { INITRD_RELEASE, REPORT_PATH } from "./paths.ts";
+import { keygenCommand, PUBLISH_USAGE, publishCommand, verifyCommand } from "./publish-cli.ts";
 import type { BootReport } from "./report.ts";
+import { runServeCommand } from "./serve.ts";
 import { formatStatus } from "./status.ts";
 import { COMMIT, VERSION } from "./version.ts";
 
@@ -18,6 +21,9 @@ Commands:
                        exit status 1 when nothing is bootable
   status [--json]      what the controller did on this boot (${REPORT_PATH})
   check-config DIR     check a config.d folder; prints every problem, exit status 1 if any
+  config-get DIR KEY   print one value of a config.d folder over the defaults (arrays one item a line)
+${PUBLISH_USAGE}  serve --repo DIR --port N [--host ADDR]
+                       serve an update repository over http for development (default host 127.0.0.1)
   version              print the version
   help, --help         this text
 `;
@@ -61,6 +67,16 @@ async function main(argv: readonly string[]): Promise<number> {
       print(summary);
       return problems.length === 0 ? 0 : 1;
     }
+    case "config-get":
+      return runConfigGetCommand(rest, system);
+    case "keygen":
+      return keygenCommand(rest);
+    case "publish":
+      return publishCommand(rest);
+    case "verify":
+      return verifyCommand(rest);
+    case "serve":
+      return runServeCommand(rest);
     case "version":
       print(`controller ${VERSION} (${COMMIT})`);
       return 0;

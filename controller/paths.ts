@@ -42,12 +42,26 @@ export const INSTALL_MOUNT = `${RUN_DIR}/install`;
 /** Slots are mounted here, read-only and one at a time, to read what they record before the boot decides. */
 export const INSPECT_MOUNT = `${RUN_DIR}/inspect`;
 
+/** Network stage: udhcpc's script writes the lease of interface IF to NETWORK_DIR/IF.lease. */
+export const NETWORK_DIR = `${RUN_DIR}/network`;
+/** Run by busybox udhcpc at every DHCP event; dracut-module/90controller/controller-udhcpc.sh. */
+export const UDHCPC_SCRIPT = "/usr/lib/controller/controller-udhcpc.sh";
+/** One folder per network interface the kernel knows, with files such as type, address and carrier. */
+export const SYS_CLASS_NET = "/sys/class/net";
+/** The kernel's host name: "(none)" until someone sets it. */
+export const PROC_HOSTNAME = "/proc/sys/kernel/hostname";
+
 /** Kernel modules the controller needs; modprobe is harmless when one is built in. */
 export const KERNEL_MODULES = ["loop", "squashfs", "ext4"] as const;
 
 /** External tools, by name: they are looked up on PATH inside the initramfs, where the dracut module installs them. */
 export const TOOLS = {
   blkid: "blkid",
+  /**
+   * The host's static busybox, for ip and udhcpc; a full path, not on PATH, so it never
+   * shadows the initramfs's own tools. controller-udhcpc.sh and module-setup.sh repeat it.
+   */
+  busybox: "/usr/lib/controller/busybox",
   cp: "cp",
   e2label: "e2label",
   mount: "mount",

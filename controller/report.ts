@@ -9,6 +9,10 @@ import type { HandoffResult } from "./handoff.ts";
 import type { BootPlan } from "./health.ts";
 import type { Notice } from "./log.ts";
 import type { MountsResult } from "./mounts.ts";
+import type { NetworkResult } from "./network.ts";
+import type { SlotSummary } from "./slots.ts";
+import type { CheckSummary } from "./update-check.ts";
+import type { InstallResult } from "./update-install.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { REPORT_PATH, RUN_DIR } from "./paths.ts";
 import type { BlockDevice, System } from "./system.ts";
@@ -24,6 +28,20 @@ export interface StageTiming {
   readonly durationMs: number;
   readonly outcome: "ok" | "failed";
   readonly error?: string;
+}
+
+/** What the update servers changed about this boot, and why. */
+export interface UpdateReport {
+  /** the slot partitions and the versions their signed records verify */
+  readonly slots: readonly SlotSummary[];
+  /** label changes that finished a switch cut short on an earlier boot */
+  readonly repairs: readonly string[];
+  readonly network: NetworkResult;
+  readonly check: CheckSummary;
+  serverConfig?: { readonly status: "fetched"; readonly files: readonly { readonly name: string; readonly sha512: string }[] } | { readonly status: "failed"; readonly problem: string };
+  install?: InstallResult;
+  /** the label writes of the switch, "DEVICE OLD -> NEW" */
+  switched?: readonly string[];
 }
 
 export type BootOutcome = "handed-off" | "nothing-bootable";
@@ -45,6 +63,7 @@ export interface BootReport {
     readonly problems: ResolvedConfig["problems"];
   };
   readonly partitions: readonly BlockDevice[];
+  readonly update: UpdateReport;
   readonly bootext: Omit<BootextResult, "layers">;
   readonly boot: BootPlan & Pick<MountsResult, "failedSlots"> & { readonly booted?: MountsResult["booted"] };
   readonly mounts: MountsResult["mounts"];

@@ -17,6 +17,12 @@ export function formatStatus(report: BootReport): string {
       : `booted: ${booted.label} (${booted.role}) on ${booted.device}, image ${booted.image}, init ${report.handoff?.init.path ?? "chosen by dracut"}`,
     "decisions:",
     ...list(report.decisions, (d) => d),
+    "slots:",
+    ...list(report.update.slots, (s) => `${s.device}  ${s.label}  ${s.version === undefined ? `(${s.record === "none" ? "no signed record" : "record does not verify"})` : `version ${s.version}`}`),
+    `update: ${report.update.check.decision}: ${report.update.check.reason}`,
+    ...(report.update.install === undefined
+      ? []
+      : [`  install: ${report.update.install.detail} (${report.update.install.bytesFetched} bytes in ${report.update.install.durationMs} ms)`]),
     "partitions:",
     ...list(report.partitions, (p) => `${p.device}  ${p.fsType ?? "-"}  ${p.label ?? "(no label)"}`),
     "mounts:",
@@ -29,7 +35,7 @@ export function formatStatus(report: BootReport): string {
     "warnings and errors:",
     ...list(report.notices, (n) => `${n.level}: ${n.scope === "" ? "" : `${n.scope}: `}${n.message}`),
     "stages (ms since the controller started):",
-    ...list(report.stages, (s) => `${s.stage.padEnd(11)} at ${String(s.startMs).padStart(6)}  took ${String(s.durationMs).padStart(6)}  ${s.outcome}${s.error === undefined ? "" : `: ${s.error}`}`),
+    ...list(report.stages, (s) => `${s.stage.padEnd(13)} at ${String(s.startMs).padStart(6)}  took ${String(s.durationMs).padStart(6)}  ${s.outcome}${s.error === undefined ? "" : `: ${s.error}`}`),
   ];
   return `${lines.join("\n")}\n`;
 }

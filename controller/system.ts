@@ -96,6 +96,8 @@ export interface System {
   rename(from: string, to: string): Promise<void>;
   /** Remove a file or a folder with everything in it; nothing there is fine. */
   remove(path: string): Promise<void>;
+  /** Bytes an unprivileged writer may still put on the filesystem that holds `path` (statfs). */
+  freeBytes(path: string): Promise<number>;
 
   // disks and mounts
   listBlockDevices(): Promise<BlockDevice[]>;

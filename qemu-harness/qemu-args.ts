@@ -8,6 +8,9 @@ export const GUEST_FORWARD_ADDRESS = "10.0.2.100";
 
 export const DEFAULT_MEMORY_MIB = 1536;
 
+/** Connects one guest connection to a host port: busybox's nc (Debian's busybox-static, which scripts/setup installs). */
+export const FORWARD_COMMAND = "busybox nc";
+
 export interface VmNetwork {
   /**
    * Host TCP ports on 127.0.0.1 that the guest reaches at 10.0.2.100:PORT. User-mode
@@ -88,7 +91,10 @@ function networkArgs(network: VmNetwork | undefined): string[] {
   if (network === undefined) return ["-nic", "none"];
   const forwards = network.hostPorts.map((port) => {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`not a TCP port: ${port}`);
-    return `guestfwd=tcp:${GUEST_FORWARD_ADDRESS}:${port}-tcp:127.0.0.1:${port}`;
+    // cmd: runs the command once per guest connection, its stdin and stdout
+    // being that connection; tcp: would feed every guest connection into one
+    // host connection opened when QEMU starts (see README.md).
+    return `guestfwd=tcp:${GUEST_FORWARD_ADDRESS}:${port}-cmd:${FORWARD_COMMAND} 127.0.0.1 ${port}`;
   });
   return ["-netdev", ["user", "id=n0", "restrict=on", ...forwards].join(","), "-device", "virtio-net-pci,netdev=n0"];
 }

@@ -1,6 +1,7 @@
 // A typical lab machine in the fake: a disk with SYSFS, BACKUPFS and BOOTEXT
 // partitions, each slot holding a system image, and an initramfs around it.
 
+import { NETWORK_DIR, SYS_CLASS_NET, TOOLS } from "../controller/paths.ts";
 import { FakeSystem, type Tree } from "./fake-system.ts";
 
 export function systemImage(id: string): Tree {
@@ -29,6 +30,8 @@ export interface MachineOptions {
   readonly labels?: readonly string[];
   readonly bootext?: Tree;
   readonly initramfsConfig?: Tree;
+  /** a slot's files by label, instead of a system image without a record */
+  readonly slots?: Readonly<Record<string, Tree>>;
 }
 
 export function labMachine(options: MachineOptions = {}): FakeSystem {
@@ -48,8 +51,25 @@ export function labMachine(options: MachineOptions = {}): FakeSystem {
     const tree: Tree =
       label === "BOOTEXT"
         ? (options.bootext ?? {})
-        : { "system.squashfs": { image: systemImage(label === "SYSFS" ? "system-a" : "system-b") } };
+        : (options.slots?.[label] ?? { "system.squashfs": { image: systemImage(label === "SYSFS" ? "system-a" : "system-b") } });
     fake.addDevice({ device, label, fsType: "ext4" }, tree);
+  });
+  return fake;
+}
+
+/**
+ * One Ethernet interface, eth0, with a cable and a DHCP server: busybox's ip
+ * and udhcpc do what the real ones do with controller-udhcpc.sh.
+ */
+export function connectToNetwork(fake: FakeSystem, mac = "52:54:00:12:34:56"): FakeSystem {
+  fake.addTree(SYS_CLASS_NET, { "eth0/type": "1\n", "eth0/address": `${mac}\n` });
+  fake.commandHandlers.set(TOOLS.busybox, async (argv) => {
+    if (argv[1] === "ip") fake.addTree(`${SYS_CLASS_NET}/eth0`, { carrier: "1\n" });
+    if (argv[1] === "udhcpc") {
+      await fake.mkdir(NETWORK_DIR);
+      await fake.writeText(`${NETWORK_DIR}/eth0.lease`, "interface=eth0\nip=10.0.2.15\nsubnet=255.255.255.0\nrouter=10.0.2.2\ndns=10.0.2.3\nhostname=lab-07\n");
+    }
+    return { stdout: "" };
   });
   return fake;
 }

@@ -85,11 +85,15 @@ function isUnder(path: string, prefix: string): boolean {
   return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
 }
 
+/**
+ * File contents that mount as a squashfs image, with what the image holds.
+ * Shared by every fake: an image is its bytes, wherever it is copied to.
+ */
+const imagesByContent = new Map<string, Tree>();
+
 export class FakeSystem implements System {
   private readonly nodes = new Map<string, Node>([["/", { type: "directory" }]]);
   private readonly devices: { device: BlockDevice; appearsAtMs: number; tree: Tree }[] = [];
-  /** File contents that mount as a squashfs image, with what the image holds. */
-  private readonly imagesByContent = new Map<string, Tree>();
   private clockMs = 0;
   /** Every mount, in order, as the machine would show it. */
   readonly mounts: FakeMount[] = [];
@@ -99,10 +103,12 @@ export class FakeSystem implements System {
   /** Mount targets (exact paths) whose mount fails, to test how stages cope. */
   readonly failingMountTargets = new Set<string>();
   consoleExitStatus = 0;
+  /** What freeBytes answers for every filesystem. */
+  freeBytesAnswer = 2 ** 40;
   commandTimeoutMs = 0;
   /** Programs the fake can run, by argv[0]; any other program fails. */
   readonly commandHandlers = new Map<string, FakeCommand>();
-  /** The network: URL → what a GET answers. A URL not here is a refused connection. */
+  /** The network: URL → what a GET answers. Another path on a known server is a 404; an unknown server refuses the connection. */
   readonly http = new Map<string, FakeHttpResource>();
   /** Every GET, as "URL" or "URL from N" for a Range request. */
   readonly httpRequests: string[] = [];
@@ -128,10 +134,9 @@ export class FakeSystem implements System {
     return this;
   }
 
-  /** Makes a file with exactly these bytes mountable as a squashfs image holding `tree`. */
-  registerImage(bytes: Uint8Array, tree: Tree): this {
-    this.imagesByContent.set(bytesToText(bytes), tree);
-    return this;
+  /** Makes a file with exactly these bytes mountable, in every fake, as a squashfs image holding `tree`. */
+  static registerImage(bytes: Uint8Array, tree: Tree): void {
+    imagesByContent.set(bytesToText(bytes), tree);
   }
 
   /** A device as blkid sees it now (its label may have changed). */
@@ -289,6 +294,10 @@ export class FakeSystem implements System {
     for (const [key] of this.subtree(resolved)) this.nodes.delete(key);
   }
 
+  async freeBytes(_path: string): Promise<number> {
+    return this.freeBytesAnswer;
+  }
+
   // ---- System: disks and mounts ---------------------------------------------
 
   async listBlockDevices(): Promise<BlockDevice[]> {
@@ -345,8 +354,10 @@ export class FakeSystem implements System {
   async httpGet(url: string, options: HttpRequestOptions): Promise<HttpResponse> {
     const from = options.fromByte ?? 0;
     this.httpRequests.push(from > 0 ? `${url} from ${from}` : url);
-    const resource = this.http.get(url);
-    if (resource === undefined) throw new FakeError("ECONNREFUSED", `connect ECONNREFUSED ${url}`);
+    const origin = new URL(url).origin;
+    const serverKnown = [...this.http.keys()].some((known) => new URL(known).origin === origin);
+    if (!serverKnown) throw new FakeError("ECONNREFUSED", `connect ECONNREFUSED ${origin}`);
+    const resource = this.http.get(url) ?? { body: new Uint8Array(), status: 404 };
     const requestNumber = this.httpRequests.filter((request) => request.split(" ")[0] === url).length;
     const drops = resource.dropAfterBytes !== undefined && requestNumber <= (resource.dropTimes ?? 1);
     const status = resource.status ?? (from > 0 ? 206 : 200);
@@ -482,7 +493,7 @@ export class FakeSystem implements System {
     if (request.fsType === "tmpfs") tree = {};
     else if (request.options.includes("loop")) {
       const image = this.nodes.get(this.resolve(request.source, true));
-      const imageTree = image?.type === "file" && image.xz !== true ? (image.image ?? this.imagesByContent.get(image.content)) : undefined;
+      const imageTree = image?.type === "file" && image.xz !== true ? (image.image ?? imagesByContent.get(image.content)) : undefined;
       if (imageTree === undefined) throw new FakeError("EINVAL", `mount: ${request.source}: wrong fs type, bad option, bad superblock`);
       tree = imageTree;
     } else {

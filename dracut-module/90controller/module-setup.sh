@@ -4,9 +4,27 @@
 # Settings, read from dracut.conf.d or the environment:
 #   controller_binary      the compiled controller (default /usr/lib/controller/controller)
 #   controller_config_dir  a config.d folder to bake into the initramfs as /etc/controller/config.d (optional)
+#   controller_busybox     a busybox with ip and udhcpc for the network stage (default /bin/busybox,
+#                          Debian's busybox-static)
 
 controller_binary_path() {
     echo "${controller_binary:-/usr/lib/controller/controller}"
+}
+
+controller_busybox_path() {
+    echo "${controller_busybox:-/bin/busybox}"
+}
+
+# The value of a config.d key as the boot resolves it, asked of the controller
+# itself, so this script never reads TOML or repeats a default.
+controller_config_get() {
+    local dir=${controller_config_dir:-}
+    if [[ -z $dir ]]; then
+        # no config.d of our own: an empty folder gives the built-in defaults
+        dir="${DRACUT_TMPDIR:?}/controller-config.d"
+        mkdir -p "$dir"
+    fi
+    "$(controller_binary_path)" config-get "$dir" "$1"
 }
 
 # called by dracut
@@ -15,6 +33,15 @@ check() {
     binary=$(controller_binary_path)
     if [[ ! -f $binary ]]; then
         derror "controller: no controller binary at $binary (set controller_binary= in dracut.conf.d)"
+        return 1
+    fi
+    # here, not in install(): dracut goes on when install() fails, but refuses to build
+    # without a module that was asked for and whose check fails
+    local busybox applets
+    busybox=$(controller_busybox_path)
+    applets=$([[ -x $busybox ]] && "$busybox" --list 2> /dev/null)
+    if ! grep -qx udhcpc <<< "$applets" || ! grep -qx ip <<< "$applets"; then
+        derror "controller: Cannot install the network stage's tools: no busybox with the ip and udhcpc applets at $busybox, expected Debian's busybox-static there (or set controller_busybox= in dracut.conf.d)"
         return 1
     fi
     # only when asked for: --add controller or add_dracutmodules+=" controller "
@@ -30,6 +57,9 @@ depends() {
 installkernel() {
     # loop + squashfs for the system image, ext4 for the slots, virtio for VMs
     hostonly='' instmods loop squashfs ext4 overlay virtio_blk virtio_pci virtio_scsi
+    # NICs for the network stage: udev loads whichever the machine has from its modalias;
+    # instmods skips those the kernel lacks. (udhcpc's af_packet is built into Debian's kernels.)
+    hostonly='' instmods virtio_net e1000 e1000e igb igc r8169 tg3 bnx2 ixgbe
 }
 
 # called by dracut
@@ -49,7 +79,15 @@ install() {
     chmod 0644 "${initdir}/usr/bin/controller"
 
     # every tool the controller runs (controller/paths.ts TOOLS)
-    inst_multiple blkid chmod cp modprobe mount setsid sh udevadm umount xz
+    inst_multiple blkid chmod cp e2label modprobe mount setsid sh udevadm umount xz
+
+    # The network stage runs busybox's ip and udhcpc: one static binary that behaves the same
+    # in both dracut flavours (controller/network.ts says why not dracut's network modules).
+    # Its own place, not on PATH, so its applets never stand in for the initramfs's tools.
+    # The paths are controller/paths.ts TOOLS.busybox and UDHCPC_SCRIPT.
+    inst_binary "$(controller_busybox_path)" /usr/lib/controller/busybox
+    inst_simple "$moddir/controller-udhcpc.sh" /usr/lib/controller/controller-udhcpc.sh
+    chmod 0755 "${initdir}/usr/lib/controller/controller-udhcpc.sh"
 
     if [[ -n ${controller_config_dir:-} ]]; then
         if [[ ! -d $controller_config_dir ]]; then
@@ -61,6 +99,17 @@ install() {
         for file in "$controller_config_dir"/*.toml; do
             [[ -f $file ]] && inst_simple "$file" "/etc/controller/config.d/${file##*/}"
         done
+    fi
+
+    # The CA bundle for https update servers, at the path update.ca_bundle names inside the
+    # initramfs, copied from the same path on this machine (a plain file, whatever links lead there).
+    local ca_bundle
+    if ! ca_bundle=$(controller_config_get update.ca_bundle); then
+        dwarn "controller: Cannot ask $(controller_binary_path) for update.ca_bundle (see above): no CA bundle in the initramfs, https update servers will fail"
+    elif [[ ! -f $ca_bundle ]]; then
+        dwarn "controller: no CA bundle at $ca_bundle (update.ca_bundle) on this machine: https update servers will fail, plain http still works; install Debian's ca-certificates"
+    else
+        inst_simple "$(readlink -f "$ca_bundle")" "$ca_bundle"
     fi
 
     inst_hook cmdline 90 "$moddir/controller-cmdline.sh"

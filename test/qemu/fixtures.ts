@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
 import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
-import { type Vm, withVm } from "../../qemu-harness/vm.ts";
+import { type Vm, type VmOptions, withVm } from "../../qemu-harness/vm.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 const BUILD = join(REPO, "build");
@@ -20,6 +20,8 @@ export const ARTIFACTS = {
   initramfs: { shell: join(BUILD, "initramfs/shell.img"), systemd: join(BUILD, "initramfs/systemd.img") },
   systemA: join(BUILD, "images/system-a.squashfs"),
   systemB: join(BUILD, "images/system-b.squashfs"),
+  /** published as a new version by the update scenarios */
+  systemC: join(BUILD, "images/system-c.squashfs"),
   controller: join(REPO, "dist/controller"),
 } as const;
 
@@ -34,16 +36,24 @@ export function isRunning(pid: number): boolean {
   }
 }
 
-/** This run's folder, after removing those of runs that have ended (a demo may boot beside a test run). */
-async function runFolder(): Promise<string> {
-  await mkdir(DISKS_DIR, { recursive: true });
-  for (const entry of await readdir(DISKS_DIR)) {
-    const pid = Number(/^run-(\d+)$/.exec(entry)?.[1]);
-    if (!Number.isInteger(pid) || !isRunning(pid)) await rm(join(DISKS_DIR, entry), { recursive: true, force: true });
-  }
-  const folder = join(DISKS_DIR, `run-${process.pid}`);
-  await mkdir(folder);
-  return folder;
+let runFolderMade: Promise<string> | undefined;
+
+/**
+ * This run's folder, after removing those of runs that have ended (a demo may
+ * boot beside a test run). The same for every test file of the run.
+ */
+export function runFolder(): Promise<string> {
+  runFolderMade ??= (async () => {
+    await mkdir(DISKS_DIR, { recursive: true });
+    for (const entry of await readdir(DISKS_DIR)) {
+      const pid = Number(/^run-(\d+)$/.exec(entry)?.[1]);
+      if (!Number.isInteger(pid) || !isRunning(pid)) await rm(join(DISKS_DIR, entry), { recursive: true, force: true });
+    }
+    const folder = join(DISKS_DIR, `run-${process.pid}`);
+    await mkdir(folder);
+    return folder;
+  })();
+  return runFolderMade;
 }
 
 export type Flavour = keyof typeof ARTIFACTS.initramfs;
@@ -54,7 +64,7 @@ export const BOOT_TIMEOUT_MS = 240_000;
 export const SCENARIO_TIMEOUT_MS = BOOT_TIMEOUT_MS + 60_000;
 
 export async function requireArtifacts(): Promise<void> {
-  const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.controller];
+  const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.systemC, ARTIFACTS.controller];
   for (const path of all) {
     try {
       await access(path);
@@ -154,14 +164,20 @@ export interface Boot {
   readonly disk: string;
   /** added to "console=ttyS0 root=controller panic=-1" */
   readonly append?: string;
+  /** host ports on 127.0.0.1 the guest reaches at 10.0.2.100; no network without */
+  readonly hostPorts?: readonly number[];
+  /** keep the guest's writes in the disk file, for a scenario of several boots */
+  readonly writeDisks?: boolean;
 }
 
-export function vmOptions(boot: Boot) {
+export function vmOptions(boot: Boot): VmOptions {
   return {
     kernel: ARTIFACTS.kernel,
     initrd: ARTIFACTS.initramfs[boot.flavour],
     append: `console=ttyS0 root=controller panic=-1${boot.append === undefined ? "" : ` ${boot.append}`}`,
     disks: [boot.disk],
+    ...(boot.hostPorts === undefined ? {} : { network: { hostPorts: boot.hostPorts } }),
+    ...(boot.writeDisks === undefined ? {} : { writeDisks: boot.writeDisks }),
   };
 }
 

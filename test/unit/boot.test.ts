@@ -35,15 +35,20 @@ describe("controller boot over the fake machine", () => {
       "config",
       "disks",
       "bootext",
+      "slots",
+      "network",
+      "check",
       "health",
       "mounts",
       "overmounts",
       "handoff",
     ]);
-    expect(report.decisions).toEqual(["boot SYSFS on /dev/vda1", "booted SYSFS (system) from /dev/vda1", "init /sbin/init (boot.real_init from built-in defaults)"]);
+    expect(report.decisions).toEqual([
+      "update: no update servers configured (update.servers): booting the local system",
+      "boot SYSFS on /dev/vda1", "booted SYSFS (system) from /dev/vda1", "init /sbin/init (boot.real_init from built-in defaults)"]);
     expect(report.config.provenance["labels.system"]).toBe("built-in defaults");
     // every stage says something, with the one prefix
-    for (const stage of ["cmdline", "config", "disks", "bootext", "health", "mounts", "overmounts", "handoff"]) {
+    for (const stage of ["cmdline", "config", "disks", "bootext", "slots", "check", "health", "mounts", "overmounts", "handoff"]) {
       expect(sink.consoleLines.some((line) => line.startsWith(`controller: ${stage}: `))).toBe(true);
     }
     expect(sink.kmsgLines.length).toBeGreaterThanOrEqual(sink.consoleLines.length);
@@ -91,7 +96,7 @@ describe("controller boot over the fake machine", () => {
     expect(sink.text()).toContain("ERROR: NOTHING TO BOOT.");
     expect(sink.text()).toContain("Filesystems seen: /dev/vda1 (ext4, label DATA).");
     expect(JSON.parse(fake.peek("/run/controller/report.json") ?? "{}").outcome).toBe("nothing-bootable");
-    expect(report.stages.map((s) => s.stage)).toEqual(["cmdline", "config", "disks", "bootext", "health", "mounts"]);
+    expect(report.stages.map((s) => s.stage)).toEqual(["cmdline", "config", "disks", "bootext", "slots", "network", "check", "health", "mounts"]);
     expect(fake.mounts).toEqual([]);
   });
 

@@ -47,7 +47,7 @@ describe("qemuArgv", () => {
     const argv = qemuArgv({ ...BASE, network: { hostPorts: [8080, 9000] } });
     expect(valuesOf(argv, "-nic")).toEqual([]);
     expect(valuesOf(argv, "-netdev")).toEqual([
-      "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:8080,guestfwd=tcp:10.0.2.100:9000-tcp:127.0.0.1:9000",
+      "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:busybox nc 127.0.0.1 8080,guestfwd=tcp:10.0.2.100:9000-cmd:busybox nc 127.0.0.1 9000",
     ]);
     expect(valuesOf(argv, "-device")).toEqual(["virtio-net-pci,netdev=n0"]);
   });

@@ -1,0 +1,152 @@
+// Stage "slots": before anything is decided, read what each slot partition
+// records (slot-records.ts) and finish a label switch that a power cut
+// interrupted. An update's switch labels the new slot SYSFS first and the old
+// one BACKUPFS second (slot-switch.ts), so two partitions labelled SYSFS mean
+// the cut came between the two: the newer verified system keeps SYSFS and the
+// other becomes what the switch would have made it.
+
+import type { Config } from "./config-schema.ts";
+import type { ConfigLayer } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { compareVersions } from "./manifest.ts";
+import { INSPECT_MOUNT } from "./paths.ts";
+import { loadSlotConfig, readSlotRecord, type SlotRecord } from "./slot-records.ts";
+import type { BlockDevice, System } from "./system.ts";
+
+export type SlotRole = "system" | "backup" | "deprived";
+
+export interface InspectedSlot {
+  readonly device: BlockDevice & { readonly label: string };
+  readonly role: SlotRole;
+  readonly record: SlotRecord;
+}
+
+/** A slot as the boot report shows it. */
+export interface SlotSummary {
+  readonly device: string;
+  readonly label: string;
+  readonly role: SlotRole;
+  readonly record: SlotRecord["status"];
+  readonly version?: string;
+  readonly problem?: string;
+}
+
+export interface LabelChange {
+  readonly device: BlockDevice;
+  readonly to: string;
+  readonly why: string;
+}
+
+export interface SlotsResult {
+  readonly slots: readonly InspectedSlot[];
+  /** the block devices with the labels they have after any repair */
+  readonly devices: readonly BlockDevice[];
+  readonly repairs: readonly string[];
+  /** the config.d kept on the SYSFS that will boot, when its record verifies */
+  readonly configLayers: readonly ConfigLayer[];
+}
+
+export function roleOf(label: string | undefined, config: Config): SlotRole | undefined {
+  if (label === config.labels.system) return "system";
+  if (label === config.labels.backup) return "backup";
+  if (label === config.labels.deprived) return "deprived";
+  return undefined;
+}
+
+export function versionOf(slot: InspectedSlot): string | undefined {
+  return slot.record.status === "valid" ? slot.record.manifest.version : undefined;
+}
+
+export function summarizeSlot(slot: InspectedSlot): SlotSummary {
+  const version = versionOf(slot);
+  return {
+    device: slot.device.device,
+    label: slot.device.label,
+    role: slot.role,
+    record: slot.record.status,
+    ...(version === undefined ? {} : { version }),
+    ...(slot.record.status === "invalid" ? { problem: slot.record.problem } : {}),
+  };
+}
+
+/** Newest verified version first; slots without one after, in device order. */
+function newestFirst(a: InspectedSlot, b: InspectedSlot): number {
+  const [va, vb] = [versionOf(a), versionOf(b)];
+  if (va !== undefined && vb !== undefined) return compareVersions(vb, va);
+  return va !== undefined ? -1 : vb !== undefined ? 1 : 0;
+}
+
+/** Pure: the label changes that leave exactly one SYSFS when a switch was cut short. */
+export function planLabelRepair(slots: readonly InspectedSlot[], config: Config): LabelChange[] {
+  const systems = slots.filter((slot) => slot.role === "system").sort(newestFirst);
+  const [keep, ...others] = systems;
+  if (keep === undefined || others.length === 0) return [];
+  let backupFree = !slots.some((slot) => slot.role === "backup");
+  const kept = `${keep.device.device} (${versionOf(keep) === undefined ? "no verified version" : `version ${versionOf(keep)}`})`;
+  return others.map((slot) => {
+    const to = backupFree ? config.labels.backup : config.labels.deprived;
+    backupFree = false;
+    const version = versionOf(slot);
+    return {
+      device: slot.device,
+      to,
+      why:
+        `${systems.length} partitions are labelled ${config.labels.system}: an update's label switch was cut short. ` +
+        `${kept} stays ${config.labels.system}; ${slot.device.device} (${version === undefined ? "no verified version" : `version ${version}`}) becomes ${to}`,
+    };
+  });
+}
+
+async function inspect(system: System, device: BlockDevice & { label: string }, role: SlotRole, index: number, config: Config) {
+  const dir = `${INSPECT_MOUNT}/${index}`;
+  const name = `${device.label} on ${device.device}`;
+  await system.mkdir(dir);
+  try {
+    await system.mount({ kind: "filesystem", source: device.device, target: dir, fsType: config.slot.fs_type, options: ["ro"] });
+  } catch (error) {
+    const record: SlotRecord = { status: "invalid", problem: `Cannot read the record of ${name}: ${(error as Error).message}` };
+    return { slot: { device, role, record }, config: [] };
+  }
+  try {
+    const record = await readSlotRecord(system, dir, name, config.update.trusted_keys);
+    const layers = role === "system" && record.status === "valid" ? await loadSlotConfig(system, dir, device.label, record.manifest) : [];
+    return { slot: { device, role, record }, config: layers };
+  } finally {
+    await system.unmount(dir);
+  }
+}
+
+/** `config` is the local one (initramfs, BOOTEXT, command line): trust is never taken from what a slot says. */
+export async function runSlotsStage(system: System, log: Logger, devices: readonly BlockDevice[], config: Config): Promise<SlotsResult> {
+  const inspected: { slot: InspectedSlot; config: ConfigLayer[] }[] = [];
+  for (const [index, device] of devices.entries()) {
+    const role = roleOf(device.label, config);
+    if (role === undefined || device.label === undefined || device.fsType !== config.slot.fs_type) continue;
+    const result = await inspect(system, { ...device, label: device.label }, role, index, config);
+    inspected.push(result);
+    const summary = summarizeSlot(result.slot);
+    const what = summary.version !== undefined ? `version ${summary.version}` : summary.record === "none" ? "no signed record" : "a record that does not verify";
+    log.info(`${summary.label} on ${summary.device}: ${what}`);
+    if (summary.problem !== undefined) log.warn(summary.problem);
+  }
+
+  const slots = inspected.map((entry) => entry.slot);
+  const repairs: string[] = [];
+  const relabelled = new Map<string, string>();
+  for (const change of planLabelRepair(slots, config)) {
+    log.warn(change.why);
+    await system.setLabel(change.device, change.to);
+    relabelled.set(change.device.device, change.to);
+    repairs.push(change.why);
+  }
+  const current = (device: BlockDevice): BlockDevice => {
+    const label = relabelled.get(device.device);
+    return label === undefined ? device : { ...device, label };
+  };
+  const repairedSlots = slots.map((slot) => {
+    const label = relabelled.get(slot.device.device);
+    return label === undefined ? slot : { ...slot, device: { ...slot.device, label }, role: roleOf(label, config) as SlotRole };
+  });
+  const booting = inspected.find((entry) => relabelled.get(entry.slot.device.device) === undefined && entry.slot.role === "system");
+  return { slots: repairedSlots, devices: devices.map(current), repairs, configLayers: booting?.config ?? [] };
+}

@@ -1,0 +1,304 @@
+// Stage "install": write the accepted image into the spare slot, never into the
+// SYSFS that runs. The image streams from the server straight into a file
+// beside the slot's current image (an initramfs lives in RAM and images are
+// GiBs), hashed on the way; a dropped connection is resumed with a Range
+// request; the file is hashed again from the disk. Only then does the slot
+// change: its record goes, the new image replaces the old one by rename, and
+// the signed manifest and config are written next to it, the manifest last.
+// So the spare holds a whole image at every instant, and a server that sends
+// junk costs the machine nothing, not even its backup.
+//
+// A slot too small for both images is first relabelled DEPRIVED and emptied:
+// a half-written slot never carries a label that says it boots. An install cut
+// short by a power cut leaves install.json and the partial file, and the next
+// boot resumes it.
+
+import { createHash } from "node:crypto";
+import type { Config } from "./config-schema.ts";
+import { requestOptions } from "./http-fetch.ts";
+import type { Logger } from "./log.ts";
+import { resolveRepoUrl } from "./manifest.ts";
+import { INSTALL_MOUNT } from "./paths.ts";
+import { PARTIAL_SUFFIX, RECORD_CONFIG_DIR, RECORD_DIR, RECORD_INSTALL_STATE, RECORD_MANIFEST, RECORD_SIGNATURE, readSlotRecord } from "./slot-records.ts";
+import type { InspectedSlot } from "./slots.ts";
+import type { System } from "./system.ts";
+import type { AcceptedManifest } from "./update-check.ts";
+import type { FetchedConfigFile } from "./update-config.ts";
+
+const PROGRESS_INTERVAL_MS = 2000;
+const MB = 1_000_000;
+
+export type SparePlan = { readonly ok: true; readonly spare: InspectedSlot } | { readonly ok: false; readonly reason: string };
+
+/** Pure: the slot an update goes to. A DEPRIVED slot first (it holds nothing worth keeping), else BACKUPFS; never the SYSFS that boots. */
+export function planSpare(slots: readonly InspectedSlot[], bootingDevice: string | undefined, config: Config): SparePlan {
+  const usable = slots.filter((slot) => slot.device.device !== bootingDevice);
+  const spare = usable.find((slot) => slot.role === "deprived") ?? usable.find((slot) => slot.role === "backup");
+  if (spare !== undefined) return { ok: true, spare };
+  return {
+    ok: false,
+    reason: `Cannot install: there is no spare slot (a ${config.labels.deprived} or ${config.labels.backup} partition with a ${config.slot.fs_type} filesystem) besides the running ${config.labels.system}`,
+  };
+}
+
+export interface InstallResult {
+  readonly status: "installed" | "failed";
+  readonly detail: string;
+  readonly version: string;
+  /** the slot written to, and its label when the install ended */
+  readonly device?: string;
+  readonly label?: string;
+  /** bytes of image that came over the network on this boot */
+  readonly bytesFetched: number;
+  /** where the download started: above 0 when an install cut short on an earlier boot was resumed */
+  readonly resumedFromByte: number;
+  /** dropped connections resumed with a Range request */
+  readonly resumes: number;
+  readonly durationMs: number;
+  /** MB/s of the download, when there was one */
+  readonly throughputMBps?: number;
+}
+
+/** What the slot says about an install into it that has not finished. */
+interface InstallState {
+  readonly version: string;
+  readonly sha512: string;
+  readonly size: number;
+}
+
+class InstallFailure extends Error {}
+
+async function hashFile(system: System, path: string): Promise<{ sha512: string; size: number }> {
+  const hash = createHash("sha512");
+  let size = 0;
+  for await (const chunk of system.readChunks(path)) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { sha512: hash.digest("hex"), size };
+}
+
+async function readInstallState(system: System, path: string): Promise<InstallState | undefined> {
+  try {
+    const state = JSON.parse(await system.readText(path)) as Partial<InstallState>;
+    if (typeof state.version === "string" && typeof state.sha512 === "string" && typeof state.size === "number") {
+      return { version: state.version, sha512: state.sha512, size: state.size };
+    }
+  } catch {
+    // missing or unreadable: no install to resume
+  }
+  return undefined;
+}
+
+function formatMB(bytes: number): string {
+  return `${(bytes / MB).toFixed(1)} MB`;
+}
+
+/** Streams the image into `partial` from `offset` on, resuming dropped connections; returns the sha512 of the whole file. */
+async function download(
+  system: System,
+  log: Logger,
+  config: Config,
+  url: string,
+  partial: string,
+  expected: { size: number },
+  start: { offset: number; hash: ReturnType<typeof createHash> },
+  counters: { bytesFetched: number; resumes: number },
+): Promise<string> {
+  let hash = start.hash;
+  let written = start.offset;
+  let writer = await system.openForWrite(partial, written);
+  const began = system.monotonicMs();
+  let lastProgress = began;
+  const progress = (force: boolean) => {
+    const now = system.monotonicMs();
+    if (!force && now - lastProgress < PROGRESS_INTERVAL_MS) return;
+    lastProgress = now;
+    const seconds = Math.max((now - began) / 1000, 0.001);
+    const rate = counters.bytesFetched / MB / seconds;
+    const eta = rate > 0 ? Math.ceil((expected.size - written) / MB / rate) : undefined;
+    const percent = Math.floor((written / expected.size) * 100);
+    log.info(`${percent}% of ${formatMB(expected.size)}, ${rate.toFixed(1)} MB/s${eta === undefined || written === expected.size ? "" : `, ETA ${eta} s`}`);
+  };
+  try {
+    while (written < expected.size) {
+      try {
+        const response = await system.httpGet(url, { ...requestOptions(config), fromByte: written });
+        try {
+          if (written > 0 && response.status === 200) {
+            // the server ignored the Range header: what comes is the whole image again
+            log.warn(`${url} does not resume downloads (it answered 200 to a Range request): starting over`);
+            await writer.close();
+            writer = await system.openForWrite(partial, 0);
+            written = 0;
+            hash = createHash("sha512");
+          } else if (response.status !== 200 && response.status !== 206) {
+            throw new Error(`the server answered HTTP ${response.status}`);
+          } else if (response.status === 206 && !(response.headers["content-range"] ?? "").startsWith(`bytes ${written}-`)) {
+            throw new Error(`the server answered a Range request for byte ${written} with ${response.headers["content-range"] ?? "no Content-Range"}`);
+          }
+          for await (const chunk of response.body) {
+            if (written + chunk.length > expected.size) {
+              throw new InstallFailure(`Cannot install from ${url}: the server sent more than the ${expected.size} bytes the manifest signs`);
+            }
+            hash.update(chunk);
+            await writer.write(chunk);
+            written += chunk.length;
+            counters.bytesFetched += chunk.length;
+            progress(false);
+          }
+        } finally {
+          await response.discard();
+        }
+        if (written < expected.size) throw new Error(`the connection ended after ${written} of ${expected.size} bytes`);
+      } catch (error) {
+        if (error instanceof InstallFailure) throw error;
+        counters.resumes++;
+        if (counters.resumes > config.update.resume_attempts) {
+          throw new InstallFailure(
+            `Cannot download ${url}: ${(error as Error).message}; gave up after ${config.update.resume_attempts} resumes (update.resume_attempts)`,
+          );
+        }
+        log.warn(`download of ${url} broke at byte ${written}: ${(error as Error).message}; resuming (${counters.resumes} of ${config.update.resume_attempts})`);
+        await system.sleep(Math.min(counters.resumes, 5) * 1000);
+      }
+    }
+    progress(true);
+    await writer.sync();
+  } finally {
+    await writer.close();
+  }
+  return hash.digest("hex");
+}
+
+async function writeRecords(system: System, slotDir: string, accepted: AcceptedManifest, configFiles: readonly FetchedConfigFile[]): Promise<void> {
+  const configDir = `${slotDir}/${RECORD_CONFIG_DIR}`;
+  await system.remove(configDir);
+  await system.mkdir(configDir);
+  for (const file of configFiles) await system.writeBytes(`${configDir}/${file.name}`, file.content);
+  await system.writeBytes(`${slotDir}/${RECORD_SIGNATURE}`, new TextEncoder().encode(accepted.signature));
+  // last: from here on the slot claims this version
+  await system.writeBytes(`${slotDir}/${RECORD_MANIFEST}`, accepted.manifestBytes);
+  await system.remove(`${slotDir}/${RECORD_INSTALL_STATE}`);
+}
+
+/**
+ * Where the download starts: an earlier install of the same image into this
+ * slot is resumed (offset > 0); anything else partial is thrown away.
+ */
+async function startDownload(system: System, log: Logger, partial: string, accepted: AcceptedManifest): Promise<{ offset: number; hash: ReturnType<typeof createHash> }> {
+  const { manifest } = accepted;
+  const statePath = `${INSTALL_MOUNT}/${RECORD_INSTALL_STATE}`;
+  const state = await readInstallState(system, statePath);
+  const partialInfo = await system.lstat(partial);
+  if (state?.sha512 === manifest.image.sha512 && partialInfo?.type === "file" && partialInfo.size <= manifest.image.size) {
+    // the hash cannot be saved across a power cut: hash what is there again
+    const hash = createHash("sha512");
+    for await (const chunk of system.readChunks(partial)) hash.update(chunk);
+    log.info(`resuming the install of version ${manifest.version} cut short on an earlier boot, at byte ${partialInfo.size}`);
+    return { offset: partialInfo.size, hash };
+  }
+  await system.remove(partial);
+  await system.mkdir(`${INSTALL_MOUNT}/${RECORD_DIR}`);
+  await system.mkdir(partial.slice(0, partial.lastIndexOf("/")));
+  const newState: InstallState = { version: manifest.version, sha512: manifest.image.sha512, size: manifest.image.size };
+  await system.writeText(statePath, `${JSON.stringify(newState)}\n`);
+  return { offset: 0, hash: createHash("sha512") };
+}
+
+export async function runInstallStage(
+  system: System,
+  log: Logger,
+  config: Config,
+  accepted: AcceptedManifest,
+  configFiles: readonly FetchedConfigFile[],
+  spare: InspectedSlot,
+): Promise<InstallResult> {
+  const { manifest } = accepted;
+  const began = system.monotonicMs();
+  const counters = { bytesFetched: 0, resumes: 0 };
+  let resumedFromByte = 0;
+  const image = `${INSTALL_MOUNT}/${config.slot.image}`;
+  const partial = `${image}${PARTIAL_SUFFIX}`;
+  const url = resolveRepoUrl(accepted.server, manifest.image.url);
+  let device = spare.device;
+  const result = (status: InstallResult["status"], detail: string): InstallResult => {
+    const durationMs = Math.round(system.monotonicMs() - began);
+    const throughput = counters.bytesFetched > 0 && durationMs > 0 ? counters.bytesFetched / MB / (durationMs / 1000) : undefined;
+    (status === "installed" ? log.info : log.error).call(log, detail);
+    return {
+      status,
+      detail,
+      version: manifest.version,
+      device: device.device,
+      ...(device.label === undefined ? {} : { label: device.label }),
+      bytesFetched: counters.bytesFetched,
+      resumedFromByte,
+      resumes: counters.resumes,
+      durationMs,
+      ...(throughput === undefined ? {} : { throughputMBps: Math.round(throughput * 10) / 10 }),
+    };
+  };
+
+  let mounted = false;
+  const mountSpare = async () => {
+    await system.mkdir(INSTALL_MOUNT);
+    await system.mount({ kind: "filesystem", source: device.device, target: INSTALL_MOUNT, fsType: config.slot.fs_type, options: [] });
+    mounted = true;
+  };
+  const unmountSpare = async () => {
+    mounted = false;
+    await system.unmount(INSTALL_MOUNT);
+  };
+
+  await mountSpare();
+  try {
+    const existing = await readSlotRecord(system, INSTALL_MOUNT, `${device.label} on ${device.device}`, [accepted.key]);
+    if (existing.status === "valid" && Buffer.from(existing.manifestBytes).equals(Buffer.from(accepted.manifestBytes))) {
+      // an earlier boot installed this very manifest and was cut off before the switch
+      const onDisk = await hashFile(system, image);
+      if (onDisk.sha512 === manifest.image.sha512) {
+        return result("installed", `version ${manifest.version} is already on ${device.device} and verifies: no download needed`);
+      }
+    }
+    const start = await startDownload(system, log, partial, accepted);
+    resumedFromByte = start.offset;
+    const needed = manifest.image.size - start.offset;
+    if ((await system.freeBytes(INSTALL_MOUNT)) < needed) {
+      if (device.label !== config.labels.deprived) {
+        log.warn(`${device.device} has no room for version ${manifest.version} beside the system it holds: it becomes ${config.labels.deprived} and is emptied first`);
+        await unmountSpare();
+        await system.setLabel(device, config.labels.deprived);
+        device = { ...device, label: config.labels.deprived };
+        await mountSpare();
+      }
+      await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
+      await system.remove(image);
+      const free = await system.freeBytes(INSTALL_MOUNT);
+      if (free < needed) {
+        return result("failed", `Cannot install version ${manifest.version} to ${device.device}: it has ${formatMB(free)} free, the image needs ${formatMB(needed)} more`);
+      }
+    }
+    log.info(`writing version ${manifest.version} (${formatMB(manifest.image.size)}) from ${url} to ${device.device}`);
+    const streamed = await download(system, log, config, url, partial, { size: manifest.image.size }, start, counters);
+    if (streamed !== manifest.image.sha512) {
+      await system.remove(partial);
+      return result("failed", `Cannot install version ${manifest.version}: the image from ${url} has sha512 ${streamed.slice(0, 16)}…, the manifest signs ${manifest.image.sha512.slice(0, 16)}…; nothing was switched`);
+    }
+    const onDisk = await hashFile(system, partial);
+    if (onDisk.sha512 !== manifest.image.sha512 || onDisk.size !== manifest.image.size) {
+      await system.remove(partial);
+      return result("failed", `Cannot install version ${manifest.version}: the image read back from ${device.device} does not match what was written (sha512 ${onDisk.sha512.slice(0, 16)}…, ${onDisk.size} bytes); nothing was switched`);
+    }
+    // the slot stops claiming its old version before its image changes
+    await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
+    await system.rename(partial, image);
+    await writeRecords(system, INSTALL_MOUNT, accepted, configFiles);
+    const fetched = counters.bytesFetched > 0 ? `, ${formatMB(counters.bytesFetched)} fetched` : "";
+    return result("installed", `version ${manifest.version} written to ${device.device} and verified from the disk${fetched}`);
+  } catch (error) {
+    return result("failed", error instanceof InstallFailure ? error.message : `Cannot install version ${manifest.version} to ${device.device}: ${(error as Error).message}`);
+  } finally {
+    if (mounted) await unmountSpare();
+  }
+}

@@ -1,0 +1,100 @@
+// An update repository on the fake's network: signed manifests, images the
+// fake can mount, config files; and slot records as an install leaves them.
+
+import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
+import { systemImage } from "./fake-machine.ts";
+import { manifestPath, signaturePath } from "../controller/manifest.ts";
+import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signManifest } from "../controller/signing.ts";
+
+export const SERVER = "http://10.0.2.100:8080/";
+export const MIRROR = "http://10.0.2.101:8080/";
+
+export const KEYS: KeyPair = generateKeyPair();
+export const OTHER_KEYS: KeyPair = generateKeyPair();
+export const PUBLIC_KEY = encodePublicKey(KEYS.publicKey);
+
+/** The fake's clock starts at 2026-01-01: these make a manifest current or expired there. */
+export const CREATED = "2025-12-01T00:00:00.000Z";
+export const EXPIRES = "2026-06-01T00:00:00.000Z";
+
+export interface Release {
+  readonly version: string;
+  /** the channel the manifest names; it is always served where channel "stable" looks, to test mix and match */
+  readonly channel?: string;
+  readonly expires?: string;
+  /** name → TOML text, for every machine */
+  readonly fleetConfig?: Readonly<Record<string, string>>;
+  readonly machineConfig?: readonly { readonly match: { mac: string } | { hostname: string }; readonly files: Readonly<Record<string, string>> }[];
+  readonly signWith?: KeyPair;
+  /** image size in bytes; the default is a few kB */
+  readonly imageSize?: number;
+}
+
+export interface Published {
+  readonly manifestBytes: Uint8Array;
+  readonly signature: string;
+  readonly imageBytes: Uint8Array;
+  readonly imageUrl: string;
+}
+
+/** Bytes that stand for an image: unique per version, and mountable in the fake as a system image saying `system-VERSION`. */
+export function imageBytes(version: string, size = 5000): Uint8Array {
+  const seed = new TextEncoder().encode(`image ${version};`);
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (seed[i % seed.length] ?? 0) ^ (i & 0xff);
+  return bytes;
+}
+
+export function imageTree(version: string): Tree {
+  return systemImage(`system-${version}`);
+}
+
+function configEntry(server: string, name: string, text: string, fake: FakeSystem) {
+  const content = new TextEncoder().encode(text);
+  const hash = sha512Hex(content);
+  const url = `config/${hash}.toml`;
+  fake.http.set(`${server}${url}`, { body: content });
+  return { name, url, size: content.length, sha512: hash };
+}
+
+/** Signs a release and puts it on the fake's network at `server`. */
+export function publish(fake: FakeSystem, release: Release, server = SERVER): Published {
+  const image = imageBytes(release.version, release.imageSize);
+  const imageHash = sha512Hex(image);
+  const imageUrl = `images/${imageHash}.squashfs`;
+  fake.http.set(`${server}${imageUrl}`, { body: image });
+  FakeSystem.registerImage(image, imageTree(release.version));
+  const channel = release.channel ?? "stable";
+  const manifest = {
+    format: 1,
+    channel,
+    version: release.version,
+    created: CREATED,
+    expires: release.expires ?? EXPIRES,
+    image: { url: imageUrl, size: image.length, sha512: imageHash, format: "squashfs" },
+    config: {
+      fleet: Object.entries(release.fleetConfig ?? {}).map(([name, text]) => configEntry(server, name, text, fake)),
+      machines: (release.machineConfig ?? []).map(({ match, files }) => ({
+        ...match,
+        files: Object.entries(files).map(([name, text]) => configEntry(server, name, text, fake)),
+      })),
+    },
+  };
+  const manifestBytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
+  const signature = signManifest(manifestBytes, (release.signWith ?? KEYS).secretKey);
+  fake.http.set(`${server}${manifestPath("stable")}`, { body: manifestBytes });
+  fake.http.set(`${server}${signaturePath("stable", sha512Hex(manifestBytes))}`, { body: new TextEncoder().encode(signature) });
+  return { manifestBytes, signature, imageBytes: image, imageUrl: `${server}${imageUrl}` };
+}
+
+/** A slot's files after an install of `release`: image, manifest, signature, config. */
+export function installedSlot(release: Release): Tree {
+  const published = publish(new FakeSystem(), release, "http://scratch.invalid/");
+  const tree: Record<string, Tree[string]> = {
+    "system.squashfs": { text: bytesToText(published.imageBytes), mode: 0o644 },
+    "controller/manifest.json": bytesToText(published.manifestBytes),
+    "controller/manifest.sig": published.signature,
+  };
+  for (const [name, text] of Object.entries(release.fleetConfig ?? {})) tree[`controller/config.d/${name}`] = text;
+  return tree;
+}

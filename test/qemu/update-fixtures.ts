@@ -1,0 +1,212 @@
+// What the update scenarios need, built once per test run: signed repositories
+// made with the controller binary's own keygen and publish, an update server
+// on 127.0.0.1 (the controller's serve code) that the VM reaches only through
+// guestfwd, and a disk whose SYSFS runs version 1.0 with its signed record.
+
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { manifestPath, signaturePath } from "../../controller/manifest.ts";
+import { publish } from "../../controller/repo.ts";
+import { repoHandler } from "../../controller/serve.ts";
+import { sha512Hex } from "../../controller/signing.ts";
+import { runCommand } from "../../qemu-harness/command.ts";
+import { buildDisk } from "../../qemu-harness/disk.ts";
+import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
+import { ARTIFACTS, requireArtifacts, runFolder } from "./fixtures.ts";
+
+export const REPOS = ["newer", "unknownKey", "corrupt", "downgrade", "expired", "same"] as const;
+export type RepoName = (typeof REPOS)[number];
+
+/** The config file every release of the "newer" repository carries: a value the booted system sees in /proc/mounts. */
+export const FLEET_CONFIG = { name: "50-fleet.toml", text: '[tmpfs."/var/log"]\nsize = "24m"\n' };
+
+export interface UpdateWorld {
+  readonly repos: Readonly<Record<RepoName, string>>;
+  /** SYSFS: system-a as version 1.0 with its signed record; BACKUPFS: system-b, no record; BOOTEXT: config.d naming the server and key */
+  readonly disk: string;
+  readonly server: UpdateServer;
+  /** a forwarded port where nothing listens: a server that is down */
+  readonly deadPort: number;
+  readonly work: string;
+}
+
+export interface UpdateServer {
+  readonly port: number;
+  /** the repository served from now on */
+  serve(repo: RepoName): void;
+  /** the next GET of an image (without Range) is cut off after this many bytes */
+  dropNextImageAfter(bytes: number): void;
+  /** access log lines since the last serve() */
+  readonly accessLog: string[];
+  stop(): Promise<void>;
+}
+
+async function controller(...args: string[]): Promise<string> {
+  const { stdout } = await runCommand([ARTIFACTS.controller, ...args]);
+  return stdout;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/**
+ * A body that sends its first `bytes` and then breaks, so the client sees a
+ * dropped connection (ECONNRESET), not a short clean file. Bun resets the
+ * connection on error(); the pause first lets the bytes before it reach the
+ * VM, which under TCG reads slowly (see controller/serve.ts's tests).
+ */
+function cutOff(body: ReadableStream<Uint8Array>, bytes: number): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let left = bytes;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (left === 0) {
+        await Bun.sleep(1000);
+        await reader.cancel();
+        controller.error();
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      const part = value.subarray(0, left);
+      left -= part.length;
+      controller.enqueue(part);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
+function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
+  let current: RepoName = "newer";
+  let dropAfter: number | undefined;
+  const accessLog: string[] = [];
+  const handlers = new Map(REPOS.map((name) => [name, repoHandler(repos[name], (line: string) => accessLog.push(line))]));
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    // a VM under TCG may pause long between requests on one connection
+    idleTimeout: 120,
+    async fetch(request, server) {
+      const handler = handlers.get(current);
+      if (handler === undefined) return new Response("no repository", { status: 500 });
+      const response = await handler(request, server);
+      const path = new URL(request.url).pathname;
+      if (dropAfter !== undefined && path.startsWith("/images/") && !request.headers.has("range") && response.body !== null) {
+        const bytes = dropAfter;
+        dropAfter = undefined;
+        return new Response(cutOff(response.body, bytes), { status: response.status, headers: response.headers });
+      }
+      return response;
+    },
+  });
+  return {
+    port: server.port as number,
+    serve(repo) {
+      current = repo;
+      dropAfter = undefined;
+      accessLog.length = 0;
+    },
+    dropNextImageAfter(bytes) {
+      dropAfter = bytes;
+    },
+    accessLog,
+    async stop() {
+      await server.stop(true);
+    },
+  };
+}
+
+let built: Promise<UpdateWorld> | undefined;
+
+/** Builds the repositories, the disk and the server on first use; later calls get the same. */
+export function updateWorld(): Promise<UpdateWorld> {
+  built ??= (async () => {
+    await requireArtifacts();
+    const work = join(await runFolder(), "update");
+    await mkdir(work, { recursive: true });
+    const key = join(work, "fleet");
+    const otherKey = join(work, "other");
+    const publicKey = (await controller("keygen", key)).trim().split(/\s+/).find((word) => /^[A-Za-z0-9+/]{43}=$/.test(word));
+    await controller("keygen", otherKey);
+    if (publicKey === undefined) throw new Error("keygen printed no public key");
+    const fleetConfig = join(work, FLEET_CONFIG.name);
+    await writeFile(fleetConfig, FLEET_CONFIG.text);
+
+    const repo = (name: string) => join(work, `repo-${name}`);
+    const release = async (name: string, version: string, image: string, options: string[] = []) =>
+      controller("publish", "--repo", repo(name), "--channel", "stable", "--version", version, "--image", image, "--key", `${key}.secret`, ...options);
+    for (const name of ["newer", "local"]) await release(name, "1.0", ARTIFACTS.systemA);
+    await release("newer", "2.0", ARTIFACTS.systemC, ["--config", fleetConfig]);
+    await controller("publish", "--repo", repo("unknownKey"), "--channel", "stable", "--version", "2.0", "--image", ARTIFACTS.systemC, "--key", `${otherKey}.secret`);
+    await release("corrupt", "2.0", ARTIFACTS.systemC);
+    await release("downgrade", "0.5", ARTIFACTS.systemB);
+    await release("same", "1.0", ARTIFACTS.systemA);
+    const expired = await publish({
+      repo: repo("expired"),
+      channel: "stable",
+      version: "2.0",
+      image: ARTIFACTS.systemC,
+      fleetConfig: [],
+      machineConfig: [],
+      expiresInDays: 30,
+      secretKeyFile: `${key}.secret`,
+      now: new Date(Date.now() - 40 * 24 * 3600 * 1000),
+    });
+    if (!expired.ok) throw new Error(`Cannot publish the expired release: ${expired.problems.join("; ")}`);
+    // one flipped byte in the middle of the corrupt repository's image
+    const corruptManifest = JSON.parse(await Bun.file(join(repo("corrupt"), manifestPath("stable"))).text()) as { image: { url: string; size: number } };
+    const imageFile = join(repo("corrupt"), corruptManifest.image.url);
+    const bytes = new Uint8Array(await Bun.file(imageFile).arrayBuffer());
+    const middle = Math.floor(corruptManifest.image.size / 2);
+    bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
+    await Bun.write(imageFile, bytes);
+
+    const repos = Object.fromEntries(REPOS.map((name) => [name, repo(name)])) as Record<RepoName, string>;
+    const server = startServer(repos);
+
+    // SYSFS runs 1.0 as the local repository recorded it
+    const sysfs = join(work, "sysfs");
+    await mkdir(join(sysfs, "controller"), { recursive: true });
+    await copyFile(ARTIFACTS.systemA, join(sysfs, "system.squashfs"));
+    const manifestBytes = new Uint8Array(await Bun.file(join(repo("local"), manifestPath("stable"))).arrayBuffer());
+    await Bun.write(join(sysfs, "controller/manifest.json"), manifestBytes);
+    await copyFile(join(repo("local"), signaturePath("stable", sha512Hex(manifestBytes))), join(sysfs, "controller/manifest.sig"));
+    const backupfs = join(work, "backupfs");
+    await mkdir(backupfs, { recursive: true });
+    await copyFile(ARTIFACTS.systemB, join(backupfs, "system.squashfs"));
+    const bootext = join(work, "bootext");
+    await mkdir(join(bootext, "config.d"), { recursive: true });
+    await writeFile(
+      join(bootext, "config.d/60-update.toml"),
+      [
+        "[update]",
+        `servers = ["http://${GUEST_FORWARD_ADDRESS}:${server.port}/"]`,
+        `trusted_keys = ["${publicKey}"]`,
+        "[timeouts]",
+        "server_seconds = 10",
+        "",
+      ].join("\n"),
+    );
+    const disk = join(work, "update.img");
+    // room for two images in a slot: the new one is written beside the old
+    await buildDisk({
+      path: disk,
+      partitions: [
+        { label: "SYSFS", sizeMiB: 200, content: sysfs },
+        { label: "BACKUPFS", sizeMiB: 200, content: backupfs },
+        { label: "BOOTEXT", sizeMiB: 16, content: bootext },
+      ],
+    });
+    return { repos, disk, server, deadPort: await freePort(), work };
+  })();
+  return built;
+}

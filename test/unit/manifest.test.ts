@@ -1,0 +1,426 @@
+import { describe, expect, test } from "bun:test";
+import {
+  compareVersions,
+  decideUpdate,
+  isVersion,
+  type Manifest,
+  MANIFEST_MAX_BYTES,
+  manifestPath,
+  parseManifest,
+  resolveRepoUrl,
+  selectConfigFiles,
+  signaturePath,
+} from "../../controller/manifest.ts";
+
+// --- helpers -----------------------------------------------------------------
+
+const SOURCE = "http://repo/channels/stable/manifest.json";
+const HASH_A = "a".repeat(128);
+const HASH_B = "b".repeat(128);
+
+function file(name: string, sha512 = HASH_A): { name: string; url: string; size: number; sha512: string } {
+  return { name, url: `config/${sha512}.toml`, size: 10, sha512 };
+}
+
+/** A valid manifest as JSON data, to break one piece at a time. */
+function validInput(): Record<string, any> {
+  return {
+    format: 1,
+    channel: "stable",
+    version: "1.2.0",
+    created: "2026-11-23T10:00:00.000Z",
+    expires: "2026-12-23T10:00:00.000Z",
+    image: { url: `images/${HASH_A}.squashfs`, size: 123456, sha512: HASH_A, format: "squashfs" },
+    config: {
+      fleet: [file("50-fleet.toml"), file("40-base.toml")],
+      machines: [
+        { mac: "52:54:00:12:34:56", files: [file("60-machine.toml", HASH_B)] },
+        { hostname: "lab-07", files: [file("50-fleet.toml", HASH_B)] },
+      ],
+    },
+  };
+}
+
+function bytesOf(input: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(input, null, 2));
+}
+
+function manifestOf(input: unknown): Manifest {
+  const parsed = parseManifest(bytesOf(input), SOURCE);
+  if (!parsed.ok) throw new Error(`expected a valid manifest, got ${parsed.problems.join("\n")}`);
+  return parsed.manifest;
+}
+
+function problemsOfBytes(bytes: Uint8Array): string[] {
+  const parsed = parseManifest(bytes, SOURCE);
+  if (parsed.ok) throw new Error("expected a refused manifest");
+  return parsed.problems.map((problem) => {
+    expect(problem).toStartWith(`${SOURCE}: `);
+    return problem.slice(SOURCE.length + 2);
+  });
+}
+
+/** The problems (without the source) of the valid manifest changed by `change`. */
+function problemsOf(change: (input: Record<string, any>) => void): string[] {
+  const input = validInput();
+  change(input);
+  return problemsOfBytes(bytesOf(input));
+}
+
+// --- parseManifest -------------------------------------------------------------
+
+describe("parseManifest", () => {
+  test("a valid manifest; unknown keys are dropped, not refused", () => {
+    const input = validInput();
+    input["signed_by"] = "someone";
+    input["image"]["compression"] = "zstd";
+    const manifest = manifestOf(input);
+    expect(manifest.version).toBe("1.2.0");
+    expect(manifest.config.machines[0]).toEqual({ mac: "52:54:00:12:34:56", files: [file("60-machine.toml", HASH_B)] });
+    expect(manifest.config.machines[1]).toEqual({ hostname: "lab-07", files: [file("50-fleet.toml", HASH_B)] });
+    expect(Object.keys(manifest)).not.toContain("signed_by");
+    expect(Object.keys(manifest.image)).not.toContain("compression");
+  });
+
+  test("absolute http(s) URLs are allowed", () => {
+    const manifest = manifestOf({ ...validInput(), image: { ...validInput()["image"], url: "https://cdn.example.org/x.squashfs" } });
+    expect(manifest.image.url).toBe("https://cdn.example.org/x.squashfs");
+  });
+
+  test("an oversized manifest is refused before it is read", () => {
+    const bytes = new Uint8Array(MANIFEST_MAX_BYTES + 1).fill(0x20);
+    expect(problemsOfBytes(bytes)).toEqual([`Cannot read the manifest: it is ${MANIFEST_MAX_BYTES + 1} bytes, expected at most ${MANIFEST_MAX_BYTES}`]);
+  });
+
+  test("invalid UTF-8 is refused, naming the byte", () => {
+    const good = bytesOf(validInput());
+    for (const [bad, at] of [
+      [[0xff], 0],
+      [[0xc3], 1], // truncated two-byte sequence: the next byte is not a continuation
+      [[0xc0, 0xaf], 0], // overlong "/"
+      [[0xed, 0xa0, 0x80], 1], // a UTF-16 surrogate
+      [[0xf4, 0x90, 0x80, 0x80], 1], // past U+10FFFF
+    ] as const) {
+      const bytes = new Uint8Array([...good.slice(0, 20), ...bad, ...good.slice(20)]);
+      expect(problemsOfBytes(bytes)[0]).toStartWith(`Cannot read the manifest: it is not UTF-8 (byte ${20 + at} is 0x`);
+    }
+    expect(problemsOfBytes(new Uint8Array([0x7b, 0xe2, 0x82]))).toEqual(["Cannot read the manifest: it is not UTF-8 (it ends inside a character)"]);
+  });
+
+  test("valid multi-byte UTF-8 passes the check", () => {
+    const input = validInput();
+    input["note"] = "é€😀";
+    expect(manifestOf(input).version).toBe("1.2.0");
+  });
+
+  test("invalid JSON is refused with its line and column", () => {
+    expect(problemsOfBytes(new TextEncoder().encode('{\n  "format": 1,\n  "channel": x\n}'))).toEqual([
+      'JSON syntax error at line 3, column 14: Unexpected identifier "x"',
+    ]);
+    expect(problemsOfBytes(new TextEncoder().encode('{"format": 1,}'))[0]).toStartWith("JSON syntax error at line 1, column 14: ");
+    expect(problemsOfBytes(new TextEncoder().encode('{"format": 1'))[0]).toStartWith("JSON syntax error at line 1, column 13: ");
+    expect(problemsOfBytes(new TextEncoder().encode(""))[0]).toStartWith("JSON syntax error at line 1, column 1: ");
+    expect(problemsOfBytes(new TextEncoder().encode('{"a": "tab\there"}'))[0]).toStartWith("JSON syntax error at line 1, column 7: ");
+    expect(problemsOfBytes(new TextEncoder().encode('{"a": [1, 2] "b"}'))[0]).toStartWith("JSON syntax error at line 1, column 14: ");
+    expect(problemsOfBytes(new TextEncoder().encode("[1] [2]"))[0]).toStartWith("JSON syntax error at line 1, column 5: ");
+  });
+
+  test("deep nesting neither crashes the parser nor the error position", () => {
+    const deep = "[".repeat(30000);
+    expect(problemsOfBytes(new TextEncoder().encode(deep))[0]).toStartWith("JSON syntax error");
+    const closed = `${"[".repeat(30000)}${"]".repeat(30000)}`;
+    expect(problemsOfBytes(new TextEncoder().encode(closed))).toHaveLength(1);
+  });
+
+  test("JSON that is not an object", () => {
+    expect(problemsOfBytes(new TextEncoder().encode("[]"))).toEqual(["expected a JSON object, got an array"]);
+    expect(problemsOfBytes(new TextEncoder().encode('"x"'))).toEqual(['expected a JSON object, got "x"']);
+    expect(problemsOfBytes(new TextEncoder().encode("null"))).toEqual(["expected a JSON object, got null"]);
+  });
+
+  test("an unknown format is refused alone, saying which format is known", () => {
+    expect(problemsOf((input) => ((input["format"] = 2), (input["version"] = "bad")))).toEqual([
+      "key format: expected 1 (the only manifest format this controller knows), got 2",
+    ]);
+    expect(problemsOf((input) => (input["format"] = "1"))).toEqual([
+      'key format: expected 1 (the only manifest format this controller knows), got "1"',
+    ]);
+    expect(problemsOf((input) => delete input["format"])).toEqual([
+      "key format: expected 1 (the only manifest format this controller knows), got nothing",
+    ]);
+  });
+
+  test("missing keys are named", () => {
+    expect(problemsOf((input) => delete input["version"])).toEqual([
+      'key version: expected a version such as "1.2.0" (1 to 4 dot-separated numbers of at most 9 digits, no leading zeros), got nothing',
+    ]);
+    expect(problemsOf((input) => delete input["image"]["sha512"])).toEqual([
+      "key image.sha512: expected 128 lowercase hex characters (a sha512), got nothing",
+    ]);
+    expect(problemsOf((input) => delete input["config"]["machines"])).toEqual([
+      "key config.machines: expected a list of machine entries, got nothing",
+    ]);
+    expect(problemsOf((input) => delete input["config"])).toEqual(["key config: expected an object with fleet and machines, got nothing"]);
+  });
+
+  test("wrong types for each field", () => {
+    const cases: [(input: Record<string, any>) => void, string][] = [
+      [(input) => (input["channel"] = 1), "key channel: expected a channel name"],
+      [(input) => (input["version"] = 1.2), "key version: expected a version"],
+      [(input) => (input["created"] = 1700000000), "key created: expected a UTC time"],
+      [(input) => (input["expires"] = null), "key expires: expected a UTC time"],
+      [(input) => (input["image"] = "images/x.squashfs"), "key image: expected an object with url, size, sha512 and format"],
+      [(input) => (input["image"]["url"] = ["x"]), "key image.url: expected a URL relative to the server"],
+      [(input) => (input["image"]["size"] = "123456"), "key image.size: expected the image size in bytes: an integer from 1 to 9007199254740991"],
+      [(input) => (input["image"]["format"] = "ext4"), 'key image.format: expected "squashfs", got "ext4"'],
+      [(input) => (input["config"]["fleet"] = {}), "key config.fleet: expected a list of config files, got an object"],
+      [(input) => (input["config"]["fleet"][0] = "50-fleet.toml"), "key config.fleet[0]: expected an object with name, url, size and sha512"],
+      [(input) => (input["config"]["fleet"][0]["size"] = true), "key config.fleet[0].size: expected the file size in bytes: an integer from 0 to 65536, got true"],
+      [(input) => (input["config"]["machines"][0]["files"] = null), "key config.machines[0].files: expected a list of config files, got null"],
+      [(input) => (input["config"]["machines"][1]["hostname"] = 7), "key config.machines[1].hostname: expected a hostname"],
+    ];
+    for (const [change, start] of cases) {
+      const problems = problemsOf(change);
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toStartWith(start);
+    }
+  });
+
+  test("sizes: integers within bounds", () => {
+    expect(problemsOf((input) => (input["image"]["size"] = 0))[0]).toEndWith("an integer from 1 to 9007199254740991, got 0");
+    expect(problemsOf((input) => (input["image"]["size"] = 1.5))[0]).toEndWith("got 1.5");
+    expect(problemsOf((input) => (input["image"]["size"] = 2 ** 53))[0]).toEndWith("got 9007199254740992");
+    const huge = new TextDecoder().decode(bytesOf(validInput())).replace('"size": 123456', '"size": 1e400');
+    expect(problemsOfBytes(new TextEncoder().encode(huge))[0]).toEndWith("got Infinity");
+    expect(problemsOf((input) => (input["config"]["fleet"][0]["size"] = 65537))[0]).toBe(
+      "key config.fleet[0].size: expected the file size in bytes: an integer from 0 to 65536, got 65537",
+    );
+    expect(manifestOf({ ...validInput(), config: { fleet: [{ ...file("a.toml"), size: 0 }], machines: [] } }).config.fleet[0]?.size).toBe(0);
+  });
+
+  test("bad sha512: uppercase, short, not hex", () => {
+    for (const sha512 of ["A".repeat(128), "a".repeat(127), "a".repeat(129), "g".repeat(128), `${"a".repeat(127)}\n`]) {
+      const problems = problemsOf((input) => (input["image"]["sha512"] = sha512));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toStartWith(`key image.sha512: expected 128 lowercase hex characters (a sha512), got ${JSON.stringify(sha512).slice(0, 20)}`);
+    }
+  });
+
+  test("a long hostile value is cut short in the message", () => {
+    const problems = problemsOf((input) => (input["version"] = "9".repeat(50000)));
+    expect(problems[0]?.length).toBeLessThan(300);
+    expect(problems[0]).toEndWith('..." (50002 characters)');
+  });
+
+  test("bad URLs: absolute paths, .., query, fragment, encodings, other schemes", () => {
+    for (const url of ["/abs", "../x", "images/../x", "a?b", "a#b", "", "a//b", "./a", "a/", "%2e%2e/x", "..\\x", "a b", "file:///etc/passwd", "javascript:x", "//evil.example/x", "ftp://x/y", "http://"]) {
+      const problems = problemsOf((input) => (input["config"]["fleet"][1]["url"] = url));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toStartWith("key config.fleet[1].url: expected a URL relative to the server such as");
+      expect(problems[0]).toEndWith(`got ${JSON.stringify(url)}`);
+    }
+  });
+
+  test("config file names never leave config.d", () => {
+    for (const name of ["../x.toml", "a/b.toml", ".hidden.toml", "x.conf", "x.toml.bak", ".toml", "-x.toml", "x .toml", `${"a".repeat(124)}.toml`, "x.TOML", ""]) {
+      const problems = problemsOf((input) => (input["config"]["machines"][0]["files"][0]["name"] = name));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toStartWith('key config.machines[0].files[0].name: expected a config.d file name such as "50-fleet.toml"');
+    }
+    expect(manifestOf({ ...validInput(), config: { fleet: [file(`${"a".repeat(123)}.toml`)], machines: [] } }).config.fleet).toHaveLength(1);
+  });
+
+  test("duplicated names within one list are refused; across lists they override", () => {
+    expect(problemsOf((input) => input["config"]["fleet"].push(file("50-fleet.toml", HASH_B)))).toEqual([
+      'key config.fleet[2].name: expected a name no other file of this list has ([0] has it too), got "50-fleet.toml"',
+    ]);
+    expect(problemsOf((input) => input["config"]["machines"][0]["files"].push(file("60-machine.toml")))).toEqual([
+      'key config.machines[0].files[1].name: expected a name no other file of this list has ([0] has it too), got "60-machine.toml"',
+    ]);
+  });
+
+  test("a machine entry has exactly one of mac and hostname", () => {
+    expect(problemsOf((input) => (input["config"]["machines"][0]["hostname"] = "lab-01"))).toEqual([
+      "key config.machines[0]: expected exactly one of mac and hostname, got both",
+    ]);
+    expect(problemsOf((input) => delete input["config"]["machines"][1]["hostname"])).toEqual([
+      "key config.machines[1]: expected exactly one of mac and hostname, got neither",
+    ]);
+  });
+
+  test("MACs are lowercase; hostnames follow the hostname rule", () => {
+    for (const mac of ["52:54:00:12:34:5G", "52:54:00:12:34:5A", "52-54-00-12-34-56", "525400123456", "52:54:00:12:34"]) {
+      expect(problemsOf((input) => (input["config"]["machines"][0]["mac"] = mac))[0]).toStartWith(
+        'key config.machines[0].mac: expected a MAC address in lowercase such as "52:54:00:12:34:56", got',
+      );
+    }
+    for (const hostname of ["-lab", "lab_07", "lab..x", "lab.", `${"a".repeat(64)}`, "lab 07", ""]) {
+      expect(problemsOf((input) => (input["config"]["machines"][1]["hostname"] = hostname))[0]).toStartWith(
+        'key config.machines[1].hostname: expected a hostname such as "lab-07"',
+      );
+    }
+  });
+
+  test("channel and version rules", () => {
+    for (const channel of ["Stable", "", ".x", "a/b", "a".repeat(65)]) {
+      expect(problemsOf((input) => (input["channel"] = channel))[0]).toStartWith("key channel: expected a channel name");
+    }
+    for (const version of ["01", "1.02", "1.2.3.4.5", "1..2", "v1", "1.2-rc1", "1234567890", "-1", ""]) {
+      expect(problemsOf((input) => (input["version"] = version))[0]).toStartWith("key version: expected a version");
+    }
+  });
+
+  test("timestamps: UTC with Z; real dates; expires after created", () => {
+    for (const time of ["2026-11-23T10:00:00+00:00", "2026-11-23 10:00:00Z", "2026-11-23", "2026-02-30T10:00:00Z", "2026-13-01T10:00:00Z", "2026-11-23T25:00:00Z"]) {
+      expect(problemsOf((input) => (input["created"] = time))).toEqual([
+        `key created: expected a UTC time such as "2026-11-23T10:00:00.000Z", got ${JSON.stringify(time)}`,
+      ]);
+    }
+    expect(problemsOf((input) => (input["expires"] = input["created"]))).toEqual([
+      'key expires: expected a time after created (2026-11-23T10:00:00.000Z), got "2026-11-23T10:00:00.000Z"',
+    ]);
+    expect(manifestOf({ ...validInput(), created: "2026-11-23T10:00:00Z", expires: "2026-11-23T10:00:01.5Z" }).expires).toBe("2026-11-23T10:00:01.5Z");
+  });
+
+  test("every problem at once, each naming its key", () => {
+    const problems = problemsOf((input) => {
+      input["channel"] = "";
+      input["image"]["sha512"] = "x";
+      input["config"]["fleet"][0]["name"] = "../x.toml";
+    });
+    expect(problems.map((problem) => problem.split(":")[0])).toEqual(["key channel", "key image.sha512", "key config.fleet[0].name"]);
+  });
+});
+
+// --- versions ------------------------------------------------------------------
+
+describe("versions", () => {
+  test("isVersion", () => {
+    for (const version of ["0", "1", "1.2.0", "2026.11.23", "1.2.3.4", "999999999"]) expect(isVersion(version)).toBe(true);
+    for (const version of ["", "1.", ".1", "01", "1.2.3.4.5", "1000000000", "1.a", " 1"]) expect(isVersion(version)).toBe(false);
+  });
+
+  test("compared numerically, part by part; missing parts are 0", () => {
+    const table: [string, string, number][] = [
+      ["1.2.0", "1.2.0", 0],
+      ["1.2", "1.2.0", 0],
+      ["1", "1.0.0.0", 0],
+      ["1.10", "1.9", 1],
+      ["1.9", "1.10", -1],
+      ["2", "1.999999999", 1],
+      ["1.2.0.1", "1.2", 1],
+      ["2026.11.23", "2026.2.1", 1],
+      ["0", "0.0.1", -1],
+    ];
+    for (const [a, b, order] of table) {
+      expect([a, b, compareVersions(a, b)]).toEqual([a, b, order]);
+      expect(compareVersions(b, a)).toBe(-order || 0);
+    }
+  });
+
+  test("comparing a non-version is a mistake said out loud", () => {
+    expect(() => compareVersions("1.2", "v1")).toThrow('Cannot compare versions: "v1" is not a version');
+  });
+});
+
+// --- using a manifest ------------------------------------------------------------
+
+describe("selectConfigFiles", () => {
+  const manifest = manifestOf(validInput());
+
+  test("a machine nothing matches gets the fleet files, sorted by name", () => {
+    expect(selectConfigFiles(manifest, { macs: ["52:54:00:00:00:01"] }).map((f) => f.name)).toEqual(["40-base.toml", "50-fleet.toml"]);
+  });
+
+  test("a matching MAC adds its files; MACs compare in lowercase", () => {
+    const files = selectConfigFiles(manifest, { macs: ["52:54:00:00:00:01", "52:54:00:12:34:56".toUpperCase()] });
+    expect(files.map((f) => f.name)).toEqual(["40-base.toml", "50-fleet.toml", "60-machine.toml"]);
+  });
+
+  test("a machine file replaces the fleet file of the same name; hostnames compare case-insensitively", () => {
+    const files = selectConfigFiles(manifest, { macs: [], hostname: "LAB-07" });
+    expect(files).toEqual([file("40-base.toml"), file("50-fleet.toml", HASH_B)]);
+  });
+
+  test("a hostname match needs the whole name", () => {
+    expect(selectConfigFiles(manifest, { macs: [], hostname: "lab-07.example.org" })).toHaveLength(2);
+    expect(selectConfigFiles(manifest, { macs: [], hostname: "lab-0" })).toEqual([file("40-base.toml"), file("50-fleet.toml")]);
+  });
+
+  test("config.d byte order", () => {
+    const sorted = manifestOf({ ...validInput(), config: { fleet: ["b.toml", "a.toml", "B.toml", "10-x.toml", "9-x.toml"].map((name) => file(name)), machines: [] } });
+    expect(selectConfigFiles(sorted, { macs: [] }).map((f) => f.name)).toEqual(["10-x.toml", "9-x.toml", "B.toml", "a.toml", "b.toml"]);
+  });
+});
+
+describe("paths and URLs", () => {
+  test("repository-relative paths", () => {
+    expect(manifestPath("stable")).toBe("channels/stable/manifest.json");
+    expect(signaturePath("stable", HASH_A)).toBe(`channels/stable/signatures/${HASH_A}.sig`);
+  });
+
+  test("a channel or hash that could leave its folder is refused", () => {
+    expect(() => manifestPath("../x")).toThrow('Cannot use channel "../x"');
+    expect(() => manifestPath("")).toThrow("Cannot use channel");
+    expect(() => signaturePath("stable", "../../x")).toThrow("Cannot name a signature file");
+    expect(() => signaturePath("stable", HASH_A.toUpperCase())).toThrow("Cannot name a signature file");
+  });
+
+  test("resolveRepoUrl treats the base as a folder", () => {
+    expect(resolveRepoUrl("http://10.0.2.100:8080/", "channels/stable/manifest.json")).toBe("http://10.0.2.100:8080/channels/stable/manifest.json");
+    expect(resolveRepoUrl("http://server/repo", "images/x.squashfs")).toBe("http://server/repo/images/x.squashfs");
+    expect(resolveRepoUrl("http://server/repo/", "images/x.squashfs")).toBe("http://server/repo/images/x.squashfs");
+    expect(resolveRepoUrl("http://server/repo", "https://cdn.example.org/x")).toBe("https://cdn.example.org/x");
+  });
+});
+
+describe("decideUpdate", () => {
+  const manifest = manifestOf(validInput());
+  const now = new Date("2026-12-01T00:00:00.000Z");
+
+  test("newer, same, unknown", () => {
+    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.1.9", now })).toEqual({ action: "install" });
+    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.2.0", now })).toEqual({ action: "up-to-date" });
+    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.2", now })).toEqual({ action: "up-to-date" });
+    expect(decideUpdate({ manifest, channel: "stable", now })).toEqual({ action: "install" });
+  });
+
+  test("a downgrade is refused, saying how to roll back", () => {
+    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.10", now })).toEqual({
+      action: "refuse",
+      reason:
+        "Cannot install version 1.2.0 from channel stable: it is lower than the installed version 1.10 " +
+        "(to roll back, publish the old image under a new version)",
+    });
+  });
+
+  test("an installed version that is not a version cannot rule out a downgrade", () => {
+    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "unknown", now })).toEqual({
+      action: "refuse",
+      reason: 'Cannot install version 1.2.0 from channel stable: the installed version "unknown" is not a version, so a downgrade cannot be ruled out',
+    });
+  });
+
+  test("another channel's manifest is refused", () => {
+    expect(decideUpdate({ manifest, channel: "beta", installedVersion: "1.0", now })).toEqual({
+      action: "refuse",
+      reason: "Cannot install version 1.2.0 from channel stable: this machine follows channel beta",
+    });
+  });
+
+  test("an expired manifest is refused from its expiry on", () => {
+    for (const at of ["2026-12-23T10:00:00.000Z", "2027-06-01T00:00:00.000Z"]) {
+      expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.0", now: new Date(at) })).toEqual({
+        action: "refuse",
+        reason:
+          `Cannot install version 1.2.0 from channel stable: the manifest expired at 2026-12-23T10:00:00.000Z and it is now ${at} ` +
+          "(the server is frozen or replays an old manifest, or this machine's clock is wrong)",
+      });
+    }
+    expect(decideUpdate({ manifest, channel: "stable", now: new Date("2026-12-23T09:59:59.999Z") })).toEqual({ action: "install" });
+  });
+
+  test("a manifest created in the future is not refused: lab clocks are often wrong", () => {
+    expect(decideUpdate({ manifest, channel: "stable", now: new Date("2020-01-01T00:00:00.000Z") })).toEqual({ action: "install" });
+  });
+});

@@ -1,0 +1,424 @@
+// keygen, publish and verify on real files in a temp folder, and the three
+// commands as a person runs them.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseManifest } from "../../controller/manifest.ts";
+import { keygen, publish, type PublishOptions, verifyManifestFiles, verifyRepo } from "../../controller/repo.ts";
+import { sha512Hex, verifyManifestSignature } from "../../controller/signing.ts";
+
+const NOW = new Date("2026-11-23T10:00:00.000Z");
+const MAIN = resolve(import.meta.dir, "../../controller/main.ts");
+
+let dir: string;
+let publicKey: string;
+let secretKeyFile: string;
+let image: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "repo-test-"));
+  publicKey = await keygen(join(dir, "signing"));
+  secretKeyFile = join(dir, "signing.secret");
+  image = join(dir, "system.squashfs");
+  await writeFile(image, `hsqs${"x".repeat(5000)}`);
+  await writeFile(join(dir, "50-fleet.toml"), "[timeouts]\ndevices_seconds = 40\n");
+  await writeFile(join(dir, "60-lab.toml"), "[timeouts]\ncommand_seconds = 60\n");
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A fresh, empty repository folder. */
+async function newRepo(): Promise<string> {
+  return mkdtemp(join(dir, "repo-"));
+}
+
+function options(repo: string, overrides: Partial<PublishOptions> = {}): PublishOptions {
+  return {
+    repo,
+    channel: "stable",
+    version: "1.0.0",
+    image,
+    fleetConfig: [join(dir, "50-fleet.toml")],
+    machineConfig: [{ mac: "52:54:00:12:34:56", files: [join(dir, "60-lab.toml")] }],
+    expiresInDays: 30,
+    secretKeyFile,
+    now: NOW,
+    ...overrides,
+  };
+}
+
+async function published(repo: string, overrides: Partial<PublishOptions> = {}) {
+  const result = await publish(options(repo, overrides));
+  if (!result.ok) throw new Error(`expected a publish, got ${result.problems.join("\n")}`);
+  return result;
+}
+
+async function problemsOfPublish(repo: string, overrides: Partial<PublishOptions>): Promise<readonly string[]> {
+  const result = await publish(options(repo, overrides));
+  if (result.ok) throw new Error("expected a refused publish");
+  return result.problems;
+}
+
+function verify(repo: string, now = NOW, trustedKeys = [publicKey]) {
+  return verifyRepo({ repo, channel: "stable", trustedKeys, now });
+}
+
+describe("keygen", () => {
+  test("writes a 0600 secret key and the public key; never overwrites", async () => {
+    const prefix = join(dir, "k");
+    const key = await keygen(prefix);
+    expect((await stat(`${prefix}.secret`)).mode & 0o777).toBe(0o600);
+    expect((await readFile(`${prefix}.pub`, "utf8"))).toBe(`${key}\n`);
+    expect(key).toHaveLength(44);
+    const secret = await readFile(`${prefix}.secret`, "utf8");
+    await expect(keygen(prefix)).rejects.toThrow(`Cannot write a new key pair: ${prefix}.secret already exists`);
+    expect(await readFile(`${prefix}.secret`, "utf8")).toBe(secret);
+  });
+
+  test("a leftover public key file alone is not replaced either", async () => {
+    const prefix = join(dir, "pubonly");
+    await writeFile(`${prefix}.pub`, "old\n");
+    await expect(keygen(prefix)).rejects.toThrow(`${prefix}.pub already exists`);
+    await expect(stat(`${prefix}.secret`)).rejects.toThrow();
+  });
+});
+
+describe("publish", () => {
+  test("content-addressed files, the signature, then the manifest; verifyRepo finds nothing wrong", async () => {
+    const repo = await newRepo();
+    const result = await published(repo);
+    expect(result.warnings).toEqual([]);
+    expect(result.publicKey).toBe(publicKey);
+    const bytes = await readFile(join(repo, "channels/stable/manifest.json"));
+    expect(new TextDecoder().decode(bytes)).toBe(`${JSON.stringify(result.manifest, null, 2)}\n`);
+    const { manifest } = result;
+    expect(manifest).toMatchObject({ format: 1, channel: "stable", version: "1.0.0", created: "2026-11-23T10:00:00.000Z", expires: "2026-12-23T10:00:00.000Z" });
+    const imageBytes = await readFile(image);
+    expect(manifest.image).toEqual({ url: `images/${sha512Hex(imageBytes)}.squashfs`, size: imageBytes.length, sha512: sha512Hex(imageBytes), format: "squashfs" });
+    expect(await readFile(join(repo, manifest.image.url))).toEqual(imageBytes);
+    expect(manifest.config.fleet.map((file) => file.name)).toEqual(["50-fleet.toml"]);
+    expect(manifest.config.machines).toEqual([{ mac: "52:54:00:12:34:56", files: [expect.objectContaining({ name: "60-lab.toml", size: 32 })] }]);
+    const signature = await readFile(join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`), "utf8");
+    expect(verifyManifestSignature(bytes, signature, [publicKey])).toEqual({ ok: true, key: publicKey });
+    // no temp files left behind
+    for (const folder of ["images", "config", "channels/stable", "channels/stable/signatures"]) {
+      expect((await readdir(join(repo, folder))).filter((name) => name.startsWith("."))).toEqual([]);
+    }
+    const check = await verify(repo);
+    expect(check.problems).toEqual([]);
+    expect(check.summary).toBe(
+      `${repo}/channels/stable/manifest.json: version 1.0.0 of channel stable, signed by ${publicKey}, expires 2026-12-23T10:00:00.000Z; checked 3 files`,
+    );
+  });
+
+  test("a version not greater than the current one is refused, naming both", async () => {
+    const repo = await newRepo();
+    await published(repo, { version: "1.2.0" });
+    for (const version of ["1.2.0", "1.2", "1.1.9"]) {
+      expect(await problemsOfPublish(repo, { version })).toEqual([
+        `Cannot publish version ${version} to channel stable: it is not greater than the channel's current version 1.2.0 ` +
+          "(machines refuse to go down and ignore the same version again; to roll back, publish the old image under a new version)",
+      ]);
+    }
+    // another channel has its own versions
+    await published(repo, { version: "1.0.0", channel: "beta" });
+  });
+
+  test("manifest.json is replaced last: the first manifest's signature stays and still verifies", async () => {
+    const repo = await newRepo();
+    await published(repo, { version: "1.0.0" });
+    const first = await readFile(join(repo, "channels/stable/manifest.json"));
+    await published(repo, { version: "1.1.0", now: new Date(NOW.getTime() + 1000) });
+    const second = await readFile(join(repo, "channels/stable/manifest.json"));
+    expect(second).not.toEqual(first);
+    // a client (or a cache) that fetched the first manifest still finds its signature
+    const firstSignature = await readFile(join(repo, `channels/stable/signatures/${sha512Hex(first)}.sig`), "utf8");
+    expect(verifyManifestSignature(first, firstSignature, [publicKey]).ok).toBe(true);
+    expect(await readdir(join(repo, "channels/stable/signatures"))).toHaveLength(2);
+    expect((await verify(repo)).problems).toEqual([]);
+  });
+
+  test("config file names that would leave config.d, or clash, are refused before anything is written", async () => {
+    const repo = await newRepo();
+    const names = [".hidden.toml", "x.conf", "-x.toml"];
+    for (const name of names) await writeFile(join(dir, name), "");
+    const problems = await problemsOfPublish(repo, {
+      fleetConfig: [...names.map((name) => join(dir, name)), join(dir, "50-fleet.toml"), join(dir, "50-fleet.toml")],
+    });
+    expect(problems).toEqual([
+      ...names.map(
+        (name) =>
+          `Cannot publish ${join(dir, name)} in the fleet config: its name ${JSON.stringify(name)} is not a config.d file name ` +
+          '(a letter or digit, then letters, digits, ".", "_" or "-", ending in .toml; at most 128 characters)',
+      ),
+      `Cannot publish ${join(dir, "50-fleet.toml")} in the fleet config: ${join(dir, "50-fleet.toml")} has the same name 50-fleet.toml, and config.d holds one file per name`,
+    ]);
+    expect(await readdir(repo)).toEqual([]);
+  });
+
+  test("config that a machine would reject is refused, with the machine's problem", async () => {
+    const repo = await newRepo();
+    await writeFile(join(dir, "70-bad.toml"), "[timeouts]\ndevices_seconds = 'ten'\n");
+    expect(await problemsOfPublish(repo, { machineConfig: [{ hostname: "lab-07", files: [join(dir, "70-bad.toml")] }] })).toEqual([
+      `Cannot publish the config of hostname lab-07: ${join(dir, "70-bad.toml")}: key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"`,
+    ]);
+  });
+
+  test("oversized and missing config files", async () => {
+    const repo = await newRepo();
+    await writeFile(join(dir, "80-big.toml"), `# ${"x".repeat(70000)}\n`);
+    expect(await problemsOfPublish(repo, { fleetConfig: [join(dir, "80-big.toml"), join(dir, "90-none.toml")] })).toEqual([
+      `Cannot publish ${join(dir, "80-big.toml")} in the fleet config: it is 70003 bytes, expected at most 65536`,
+      `Cannot publish ${join(dir, "90-none.toml")} in the fleet config: there is no such file`,
+    ]);
+  });
+
+  test("bad options: channel, version, expiry, MAC, hostname, image, key", async () => {
+    const repo = await newRepo();
+    expect(await problemsOfPublish(repo, { channel: "../x", version: "v2", expiresInDays: 0 })).toEqual([
+      'Cannot publish to channel "../x": expected a lowercase letter or digit, then up to 63 of them or ".", "_", "-"',
+      'Cannot publish version "v2": expected a version such as "1.2.0" (1 to 4 dot-separated numbers of at most 9 digits, no leading zeros)',
+      "Cannot publish with --expires-days 0: expected an integer from 1 to 3650",
+    ]);
+    await writeFile(join(dir, "not-squashfs.img"), "\x7fELF....");
+    expect(
+      await problemsOfPublish(repo, {
+        image: join(dir, "not-squashfs.img"),
+        machineConfig: [{ mac: "52:54:00:12:34", files: [] }, { hostname: "lab_07", files: [] }],
+      }),
+    ).toEqual([
+      `Cannot publish the image ${join(dir, "not-squashfs.img")}: expected a squashfs image (a file that starts with "hsqs")`,
+      "Cannot publish the config of mac 52:54:00:12:34: expected a MAC address such as 52:54:00:12:34:56",
+      'Cannot publish the config of hostname lab_07: expected a hostname such as "lab-07" or "lab-07.example.org"',
+    ]);
+    expect(await problemsOfPublish(repo, { image: dir })).toEqual([`Cannot publish the image ${dir}: expected a squashfs image (a file that starts with "hsqs")`]);
+    expect(await problemsOfPublish(repo, { image: join(dir, "none.squashfs"), secretKeyFile: join(dir, "none.secret") })).toEqual([
+      `Cannot read the secret key: there is no ${join(dir, "none.secret")}`,
+      `Cannot publish the image ${join(dir, "none.squashfs")}: there is no such file`,
+    ]);
+    expect(await problemsOfPublish(repo, { secretKeyFile: join(dir, "signing.pub") })).toEqual([
+      `Cannot read the secret key in ${join(dir, "signing.pub")}: expected base64 of 64 bytes (88 characters), as \`controller keygen\` writes`,
+    ]);
+    expect(await readdir(repo)).toEqual([]);
+  });
+
+  test("MACs are written in lowercase", async () => {
+    const repo = await newRepo();
+    const result = await published(repo, { machineConfig: [{ mac: "52:54:00:AB:CD:EF", files: [join(dir, "60-lab.toml")] }] });
+    expect(result.manifest.config.machines[0]).toMatchObject({ mac: "52:54:00:ab:cd:ef" });
+  });
+
+  test("a secret key others may read is used, with a warning", async () => {
+    const repo = await newRepo();
+    const loose = join(dir, "loose.secret");
+    await cp(secretKeyFile, loose);
+    await chmod(loose, 0o644);
+    expect((await published(repo, { secretKeyFile: loose })).warnings).toEqual([
+      `Warning: the secret key ${loose} has mode 0644: others on this machine may read it and sign updates every machine would install; run chmod 600 ${loose}`,
+    ]);
+  });
+
+  test("a manifest too large for machines is refused, and no manifest is written", async () => {
+    const repo = await newRepo();
+    const machineConfig = Array.from({ length: 200 }, (_, index) => ({
+      hostname: `lab-${index}`,
+      files: [join(dir, "60-lab.toml")],
+    }));
+    const problems = await problemsOfPublish(repo, { machineConfig });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^Cannot publish: the new manifest would be refused: .*manifest.json: Cannot read the manifest: it is \d+ bytes, expected at most 65536$/);
+    await expect(stat(join(repo, "channels/stable/manifest.json"))).rejects.toThrow();
+  });
+});
+
+describe("verifyRepo", () => {
+  let repo: string;
+  let manifestFile: string;
+  let imagePath: string;
+  beforeAll(async () => {
+    repo = await newRepo();
+    await published(repo);
+    manifestFile = join(repo, "channels/stable/manifest.json");
+    const manifest = parseManifest(await readFile(manifestFile), manifestFile);
+    if (!manifest.ok) throw new Error("expected a manifest");
+    imagePath = join(repo, manifest.manifest.image.url);
+  });
+
+  /** Run `check` on a copy of the repository changed by `change`. */
+  async function problemsAfter(change: (copy: string) => Promise<void>, now = NOW, trustedKeys = [publicKey]): Promise<readonly string[]> {
+    const copy = await newRepo();
+    await cp(repo, copy, { recursive: true });
+    await change(copy);
+    return (await verify(copy, now, trustedKeys)).problems.map((problem) => problem.replaceAll(copy, "REPO"));
+  }
+
+  test("a tampered image: same size, other bytes", async () => {
+    const imageUrl = imagePath.slice(repo.length + 1);
+    const problems = await problemsAfter(async (copy) => {
+      const bytes = await readFile(join(copy, imageUrl));
+      bytes[100] = (bytes[100] ?? 0) ^ 1;
+      await writeFile(join(copy, imageUrl), bytes);
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      new RegExp(`^REPO/${imageUrl}: expected sha512 [0-9a-f]{128} \\(image\\.sha512 in REPO/channels/stable/manifest\\.json\\), got [0-9a-f]{128}$`),
+    );
+  });
+
+  test("a truncated, missing or replaced file", async () => {
+    const imageUrl = imagePath.slice(repo.length + 1);
+    expect(await problemsAfter((copy) => writeFile(join(copy, imageUrl), "hsqs"))).toEqual([
+      `REPO/${imageUrl}: expected 5004 bytes (image.size in REPO/channels/stable/manifest.json), got 4`,
+    ]);
+    expect(await problemsAfter((copy) => rm(join(copy, imageUrl)))).toEqual([`REPO/${imageUrl}: missing, named by image.url in REPO/channels/stable/manifest.json`]);
+    expect(
+      await problemsAfter(async (copy) => {
+        await rm(join(copy, imageUrl));
+        await mkdir(join(copy, imageUrl));
+      }),
+    ).toEqual([`REPO/${imageUrl}: expected a regular file, named by image.url in REPO/channels/stable/manifest.json`]);
+  });
+
+  test("a flipped byte in the manifest: its signature is not there, and a copied one does not verify", async () => {
+    const flip = async (copy: string): Promise<Uint8Array> => {
+      const bytes = await readFile(join(copy, "channels/stable/manifest.json"));
+      bytes[20] = (bytes[20] ?? 0) ^ 1;
+      await writeFile(join(copy, "channels/stable/manifest.json"), bytes);
+      return bytes;
+    };
+    const missing = await problemsAfter(async (copy) => void (await flip(copy)));
+    expect(missing).toHaveLength(1);
+    expect(missing[0]).toMatch(/^REPO\/channels\/stable\/signatures\/[0-9a-f]{128}\.sig: Cannot trust REPO\/channels\/stable\/manifest\.json: its signature is missing/);
+    const original = sha512Hex(await readFile(manifestFile));
+    const copied = await problemsAfter(async (copy) => {
+      const bytes = await flip(copy);
+      const signatures = join(copy, "channels/stable/signatures");
+      await cp(join(signatures, `${original}.sig`), join(signatures, `${sha512Hex(bytes)}.sig`));
+    });
+    expect(copied[0]).toEndWith("Cannot trust REPO/channels/stable/manifest.json: the signature is not valid for the trusted key");
+  });
+
+  test("a flipped byte in the signature", async () => {
+    const original = sha512Hex(await readFile(manifestFile));
+    const problems = await problemsAfter(async (copy) => {
+      const file = join(copy, `channels/stable/signatures/${original}.sig`);
+      const raw = Buffer.from((await readFile(file, "utf8")).trim(), "base64");
+      raw[5] = (raw[5] ?? 0) ^ 1;
+      await writeFile(file, `${raw.toString("base64")}\n`);
+    });
+    expect(problems).toEqual([
+      `REPO/channels/stable/signatures/${original}.sig: Cannot trust REPO/channels/stable/manifest.json: the signature is not valid for the trusted key`,
+    ]);
+  });
+
+  test("the wrong key, an expired manifest", async () => {
+    const other = await keygen(join(dir, "other"));
+    expect(await problemsAfter(async () => {}, NOW, [other])).toEqual([
+      expect.stringContaining("Cannot trust REPO/channels/stable/manifest.json: the signature is not valid for the trusted key"),
+    ]);
+    expect(await problemsAfter(async () => {}, new Date("2026-12-23T10:00:00.000Z"))).toEqual([
+      "REPO/channels/stable/manifest.json: key expires: it expired at 2026-12-23T10:00:00.000Z and it is now 2026-12-23T10:00:00.000Z; " +
+        "controllers refuse it: publish a new version",
+    ]);
+  });
+
+  test("a manifest of another channel copied into this one", async () => {
+    const copy = await newRepo();
+    await published(copy, { channel: "beta" });
+    await cp(join(copy, "channels/beta"), join(copy, "channels/stable"), { recursive: true });
+    expect((await verify(copy)).problems).toEqual([
+      `${copy}/channels/stable/manifest.json: key channel: expected "stable" (the channel folder it is in), got "beta"`,
+    ]);
+  });
+
+  test("a channel with nothing published, or a bad channel name", async () => {
+    const empty = await newRepo();
+    expect(await verify(empty)).toEqual({
+      problems: [`${empty}/channels/stable/manifest.json: Cannot verify channel stable: there is no manifest (nothing was published to it)`],
+      summary: `${empty}/channels/stable/manifest.json: not found`,
+    });
+    expect((await verifyRepo({ repo: empty, channel: "../x", trustedKeys: [publicKey], now: NOW })).problems).toEqual([
+      'Cannot verify channel "../x": expected a lowercase letter or digit, then up to 63 of them or ".", "_", "-"',
+    ]);
+  });
+
+  test("verifyManifestFiles: a manifest and signature on their own", async () => {
+    const signature = join(repo, `channels/stable/signatures/${sha512Hex(await readFile(manifestFile))}.sig`);
+    const good = await verifyManifestFiles({ manifest: manifestFile, signature, trustedKeys: [publicKey], now: NOW });
+    expect(good.problems).toEqual([]);
+    expect(good.summary).toEndWith("; the files it names were not checked (no --repo)");
+    const other = join(dir, "other-signature.sig");
+    await writeFile(other, "not base64!\n");
+    expect((await verifyManifestFiles({ manifest: manifestFile, signature: other, trustedKeys: [publicKey], now: NOW })).problems).toEqual([
+      `${other}: Cannot trust ${manifestFile}: the signature is not base64 of 64 bytes`,
+    ]);
+    expect((await verifyManifestFiles({ manifest: join(dir, "none.json"), signature, trustedKeys: [publicKey], now: NOW })).problems).toEqual([
+      `${join(dir, "none.json")}: Cannot verify it: there is no such file`,
+    ]);
+  });
+});
+
+// --- the commands ----------------------------------------------------------------
+
+async function controller(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, stdout, stderr };
+}
+
+describe("keygen, publish and verify commands", () => {
+  test("a whole round: keygen, publish, verify, refuse the same version", async () => {
+    const repo = await newRepo();
+    const prefix = join(dir, "cli");
+    const keys = await controller("keygen", prefix);
+    expect(keys.code).toBe(0);
+    const key = (await readFile(`${prefix}.pub`, "utf8")).trim();
+    expect(keys.stdout).toContain(`Public key, for update.trusted_keys: ${key}`);
+    expect((await controller("keygen", prefix)).code).toBe(1);
+
+    const publishArgs = [
+      "publish", "--repo", repo, "--channel", "stable", "--version", "2.0", "--image", image,
+      "--config", join(dir, "50-fleet.toml"),
+      "--machine-config", `mac=52:54:00:AB:CD:EF:${join(dir, "60-lab.toml")}`,
+      "--machine-config", `hostname=lab-07:${join(dir, "60-lab.toml")}`,
+      "--key", `${prefix}.secret`,
+    ];
+    const first = await controller(...publishArgs);
+    expect(first).toMatchObject({ code: 0, stderr: "" });
+    expect(first.stdout).toStartWith(`Published version 2.0 to channel stable: ${repo}/channels/stable/manifest.json, signed by ${key}, expires `);
+
+    const byFile = await controller("verify", "--repo", repo, "--channel", "stable", "--key", `${prefix}.pub`);
+    expect(byFile).toMatchObject({ code: 0, stdout: expect.stringContaining("version 2.0 of channel stable") });
+    expect((await controller("verify", "--repo", repo, "--channel", "stable", "--key", publicKey, "--key", key)).code).toBe(0);
+    const wrongKey = await controller("verify", "--repo", repo, "--channel", "stable", "--key", publicKey);
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stdout).toContain("the signature is not valid for the trusted key");
+
+    const again = await controller(...publishArgs);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("Cannot publish version 2.0 to channel stable: it is not greater than the channel's current version 2.0");
+  });
+
+  test("usage errors exit with 2 and say what is wrong", async () => {
+    expect(await controller("publish", "--repo", dir)).toMatchObject({ code: 2, stderr: expect.stringContaining("publish: missing --channel, --version, --image, --key") });
+    expect(await controller("publish", "--bogus", "1")).toMatchObject({ code: 2, stderr: expect.stringContaining('publish: unknown argument "--bogus"') });
+    expect(await controller("publish", "--repo", dir, "--repo", dir)).toMatchObject({ code: 2, stderr: expect.stringContaining("--repo may be given only once") });
+    expect(await controller("publish", "--repo")).toMatchObject({ code: 2, stderr: expect.stringContaining("--repo needs a value") });
+    const badMachine = await controller("publish", "--repo", dir, "--channel", "s", "--version", "1", "--image", image, "--key", "k", "--machine-config", "52:54:00:12:34:56:x.toml");
+    expect(badMachine).toMatchObject({ code: 2, stderr: expect.stringContaining("expected mac=AA:BB:CC:DD:EE:FF:FILE or hostname=NAME:FILE") });
+    expect(await controller("verify", "--repo", dir, "--manifest", "m", "--key", publicKey)).toMatchObject({ code: 2 });
+    expect(await controller("verify", "--repo", dir, "--channel", "stable", "--key", join(dir, "none.pub"))).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(`Cannot use --key ${join(dir, "none.pub")}: it is neither a base64 public key nor a readable file`),
+    });
+    // a secret key given as --key is refused without printing it
+    const secretAsKey = await controller("verify", "--repo", dir, "--channel", "stable", "--key", secretKeyFile);
+    expect(secretAsKey.code).toBe(2);
+    expect(secretAsKey.stderr).not.toContain((await readFile(secretKeyFile, "utf8")).slice(0, 20));
+    expect(await controller("keygen")).toMatchObject({ code: 2 });
+  });
+});
