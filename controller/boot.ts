@@ -125,7 +125,8 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
   /** Network, check, server config, install and switch: what the update servers change about this boot. */
   const runUpdate = async (): Promise<UpdateReport> => {
     const before = resolved.config;
-    const booting = slots.slots.find((slot) => slot.role === "system");
+    // the slot that boots unless an update changes it: SYSFS, or without one the backup (health.ts)
+    const booting = slots.slots.find((slot) => slot.role === "system") ?? slots.slots.find((slot) => slot.role === "backup");
     const installedVersion = booting === undefined ? undefined : versionOf(booting);
     const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
     const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, before));

@@ -5,6 +5,7 @@
 // `key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"`.
 
 import { z } from "zod";
+import { valueAt } from "./value-at.ts";
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
@@ -263,15 +264,6 @@ function knownKeys(path: readonly string[]): string {
     ? Object.keys(SECTION_SHAPES[section as keyof typeof SECTION_SHAPES])
     : Object.keys(tmpfsEntryShape);
   return `[${dottedKey(path)}] has ${keys.join(", ")}`;
-}
-
-function valueAt(input: unknown, path: readonly string[]): unknown {
-  let value = input;
-  for (const part of path) {
-    if (typeof value !== "object" || value === null || !Object.hasOwn(value, part)) return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
 }
 
 /** A value as a person wrote it in TOML, short. */

@@ -17,6 +17,7 @@ import {
 } from "./config-schema.ts";
 import { BOOTEXT_MOUNT, INITRAMFS_CONFIG_DIR } from "./paths.ts";
 import type { FileType, System } from "./system.ts";
+import { valueAt } from "./value-at.ts";
 
 /** Where a layer comes from; the order here is the precedence, lowest first. */
 const LAYER_KINDS = ["initramfs", "bootext", "server", "cmdline"] as const;
@@ -140,10 +141,6 @@ function leafPaths(table: object, prefix: readonly string[] = []): string[][] {
   return Object.entries(table).flatMap(([key, value]) =>
     isTable(value) ? leafPaths(value, [...prefix, key]) : [[...prefix, key]],
   );
-}
-
-function valueAt(table: object, path: readonly string[]): unknown {
-  return path.reduce<unknown>((value, key) => (value as Record<string, unknown>)[key], table);
 }
 
 /** Tables on the way exist: a layer only reaches known sections and tmpfs entries made above. */

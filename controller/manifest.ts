@@ -5,6 +5,7 @@
 // docs/updates.md tells the repository format and the threats these rules meet.
 
 import { z } from "zod";
+import { valueAt } from "./value-at.ts";
 
 /** The only manifest format this controller knows; a manifest of another format is refused as a whole. */
 export const MANIFEST_FORMAT = 1;
@@ -248,15 +249,6 @@ function describeIssue(input: unknown, issue: z.core.$ZodIssue): string {
 function keyPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return "(the whole manifest)";
   return path.map((part, index) => (typeof part === "number" ? `[${part}]` : `${index === 0 ? "" : "."}${String(part)}`)).join("");
-}
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let value = input;
-  for (const part of path) {
-    if (typeof value !== "object" || value === null || !Object.hasOwn(value, part)) return undefined;
-    value = (value as Record<PropertyKey, unknown>)[part];
-  }
-  return value;
 }
 
 /** A JSON value, short: a hostile manifest may hold a 60 KiB string. */

@@ -20,7 +20,7 @@ export interface LabelStep {
 /** Pure: the label writes that make `installed` the system and `running` its backup, in the order that is safe to cut. */
 export function planSwitch(installed: BlockDevice, running: BlockDevice | undefined, config: Config): LabelStep[] {
   const steps: LabelStep[] = [{ device: installed, to: config.labels.system }];
-  if (running !== undefined) steps.push({ device: running, to: config.labels.backup });
+  if (running !== undefined && running.label !== config.labels.backup) steps.push({ device: running, to: config.labels.backup });
   return steps;
 }
 

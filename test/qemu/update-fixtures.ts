@@ -13,6 +13,7 @@ import { sha512Hex } from "../../controller/signing.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
+import { cutOff } from "../cut-off.ts";
 import { ARTIFACTS, requireArtifacts, runFolder } from "./fixtures.ts";
 
 export const REPOS = ["newer", "unknownKey", "corrupt", "downgrade", "expired", "same"] as const;
@@ -58,33 +59,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-/**
- * A body that sends its first `bytes` and then breaks, so the client sees a
- * dropped connection (ECONNRESET), not a short clean file. Bun resets the
- * connection on error(); the pause first lets the bytes before it reach the
- * VM, which under TCG reads slowly (see controller/serve.ts's tests).
- */
-function cutOff(body: ReadableStream<Uint8Array>, bytes: number): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let left = bytes;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (left === 0) {
-        await Bun.sleep(1000);
-        await reader.cancel();
-        controller.error();
-        return;
-      }
-      const { done, value } = await reader.read();
-      if (done) return controller.close();
-      const part = value.subarray(0, left);
-      left -= part.length;
-      controller.enqueue(part);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-}
-
 function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
   let current: RepoName = "newer";
   let dropAfter: number | undefined;
@@ -103,7 +77,8 @@ function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
       if (dropAfter !== undefined && path.startsWith("/images/") && !request.headers.has("range") && response.body !== null) {
         const bytes = dropAfter;
         dropAfter = undefined;
-        return new Response(cutOff(response.body, bytes), { status: response.status, headers: response.headers });
+        // a VM under TCG reads slowly: a second for the bytes before the cut to reach it
+        return new Response(cutOff(response.body, bytes, 1000), { status: response.status, headers: response.headers });
       }
       return response;
     },

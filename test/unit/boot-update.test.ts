@@ -69,6 +69,17 @@ describe("a boot with an update server", () => {
     expect(report.stages.map((stage) => stage.stage)).not.toContain("install");
   });
 
+  test("without a SYSFS the backup boots, and it is not overwritten: no spare slot, no install", async () => {
+    const fake = connectToNetwork(labMachine({ labels: ["BACKUPFS", "BOOTEXT"], bootext: UPDATE_CONFIG, slots: { BACKUPFS: installedSlot({ version: "1.0" }) } }));
+    publish(fake, { version: "2.0" });
+    const { report } = await boot(fake);
+    expect(fake.peek("/sysroot/etc/test-image-id")).toBe("system-1.0");
+    expect(fake.labelChanges).toEqual([]);
+    expect(report.update.check.decision).toBe("install");
+    expect(report.decisions).toEqual(expect.arrayContaining([expect.stringContaining("there is no spare slot")]));
+    expect(fake.httpRequests.some((url) => url.includes("/images/"))).toBe(false);
+  });
+
   test("trust is local: a server config that sets update.trusted_keys is ignored, with a warning", async () => {
     const fake = connectToNetwork(machine());
     publish(fake, { version: "1.0", fleetConfig: { "50-keys.toml": `[update]\ntrusted_keys = []\n` } });

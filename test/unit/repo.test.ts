@@ -4,13 +4,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseManifest } from "../../controller/manifest.ts";
 import { keygen, publish, type PublishOptions, verifyManifestFiles, verifyRepo } from "../../controller/repo.ts";
 import { sha512Hex, verifyManifestSignature } from "../../controller/signing.ts";
+import { controller } from "../run-controller.ts";
 
 const NOW = new Date("2026-11-23T10:00:00.000Z");
-const MAIN = resolve(import.meta.dir, "../../controller/main.ts");
 
 let dir: string;
 let publicKey: string;
@@ -364,11 +364,6 @@ describe("verifyRepo", () => {
 
 // --- the commands ----------------------------------------------------------------
 
-async function controller(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  return { code, stdout, stderr };
-}
 
 describe("keygen, publish and verify commands", () => {
   test("a whole round: keygen, publish, verify, refuse the same version", async () => {

@@ -8,6 +8,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type RepoHandler, type RepoServer, startRepoServer } from "../../controller/serve.ts";
+import { cutOff } from "../cut-off.ts";
 
 const SERVE = resolve(import.meta.dir, "../../controller/serve.ts");
 const MANIFEST = '{"format":1,"channel":"stable"}\n';
@@ -229,28 +230,7 @@ describe("wrap: a test server that drops the connection part way through an imag
    */
   function cutAfter(response: Response, limit: number): Response {
     if (response.body === null) return response;
-    const reader = response.body.getReader();
-    let left = limit;
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (left === 0) {
-          await Bun.sleep(250);
-          await reader.cancel();
-          controller.error();
-          return;
-        }
-        const { done, value } = await reader.read();
-        if (done) {
-          controller.close();
-          return;
-        }
-        const part = value.subarray(0, left);
-        left -= part.length;
-        controller.enqueue(part);
-      },
-      cancel: (reason) => reader.cancel(reason),
-    });
-    return new Response(body, { status: response.status, headers: response.headers });
+    return new Response(cutOff(response.body, limit, 250), { status: response.status, headers: response.headers });
   }
 
   test("the client gets the first bytes and then an error, not a short clean body", async () => {
