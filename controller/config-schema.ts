@@ -127,6 +127,18 @@ const updateShape = {
   resume_attempts: integer(0, 100),
 };
 
+const healthShape = {
+  max_attempts: integer(1, 100),
+  require_clean_shutdown: flag,
+  verify_image: flag,
+  fsck: flag,
+  required_files: list(
+    text("a normalised absolute path inside the image such as \"/sbin/init\" (no //, no trailing /, no \".\" or \"..\" parts)", isNormalizedAbsolutePath),
+    "an array of paths such as [\"/sbin/init\"]",
+  ),
+  both_unhealthy: text("one of \"newest\", \"backup\" or \"shell\"", (value) => ["newest", "backup", "shell"].includes(value)),
+};
+
 const networkShape = {
   interfaces: list(
     text("a network interface name such as \"eth0\" (1 to 15 characters, no \"/\", space or control character)", (value) =>
@@ -166,6 +178,7 @@ const SECTION_SHAPES = {
   overmounts: overmountsShape,
   update: updateShape,
   network: networkShape,
+  health: healthShape,
 } as const;
 
 const LABEL_KEYS = Object.keys(labelsShape) as (keyof typeof labelsShape)[];
@@ -187,6 +200,7 @@ const configSchema = table({
   overmounts: table(overmountsShape),
   update: table(updateShape),
   network: table(networkShape),
+  health: table(healthShape),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape), { error: "a table" }),
 });
 
@@ -199,6 +213,7 @@ const configLayerSchema = table({
   overmounts: table(overmountsShape).partial(),
   update: table(updateShape).partial(),
   network: table(networkShape).partial(),
+  health: table(healthShape).partial(),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape).partial(), { error: "a table" }),
 }).partial();
 
@@ -217,6 +232,7 @@ export const DEFAULT_CONFIG: Config = {
   overmounts: { enabled: true, source: "DIRS" },
   update: { servers: [], channel: "stable", trusted_keys: [], ca_bundle: "/etc/ssl/certs/ca-certificates.crt", resume_attempts: 5 },
   network: { interfaces: [] },
+  health: { max_attempts: 3, require_clean_shutdown: false, verify_image: true, fsck: true, required_files: [], both_unhealthy: "newest" },
   tmpfs: {
     "/etc": { enabled: true, size: "64m", mode: "0755", seed_from_image: true },
     "/var/log": { enabled: true, size: "64m", mode: "0755", seed_from_image: false },

@@ -210,6 +210,10 @@ export class LinuxSystem implements System {
     await this.exec([TOOLS.umount, target]);
   }
 
+  async remount(target: string, readOnly: boolean): Promise<void> {
+    await this.exec([TOOLS.mount, "-o", `remount,${readOnly ? "ro" : "rw"}`, target]);
+  }
+
   async setLabel(device: BlockDevice, label: string): Promise<void> {
     if (device.fsType === undefined || !/^ext[234]$/.test(device.fsType)) {
       throw new Error(`Cannot label ${device.device}: its filesystem is ${device.fsType ?? "unknown"}, and only ext2, ext3 and ext4 slots can be relabelled`);

@@ -10,6 +10,7 @@ import type { ConfigLayer } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { compareVersions } from "./manifest.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
+import type { HealthRecord } from "./slot-health.ts";
 import { loadSlotConfig, readSlotRecord, type SlotRecord } from "./slot-records.ts";
 import type { BlockDevice, System } from "./system.ts";
 
@@ -21,6 +22,13 @@ export interface InspectedSlot {
   readonly record: SlotRecord;
 }
 
+/** One health condition of a slot, checked at boot (health.ts). */
+export interface ConditionResult {
+  readonly condition: "fsck" | "attempts" | "clean-shutdown" | "image-hash" | "required-files";
+  readonly result: "pass" | "fail" | "skipped";
+  readonly detail: string;
+}
+
 /** A slot as the boot report shows it. */
 export interface SlotSummary {
   readonly device: string;
@@ -29,6 +37,10 @@ export interface SlotSummary {
   readonly record: SlotRecord["status"];
   readonly version?: string;
   readonly problem?: string;
+  /** its life cycle as health.json on the slot says, when there is one */
+  readonly health?: HealthRecord;
+  /** the health conditions checked on this boot, when the slot was considered for booting */
+  readonly conditions?: readonly ConditionResult[];
 }
 
 export interface LabelChange {

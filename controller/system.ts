@@ -106,6 +106,8 @@ export interface System {
   loadKernelModules(names: readonly string[]): Promise<void>;
   mount(request: MountRequest): Promise<void>;
   unmount(target: string): Promise<void>;
+  /** Make the filesystem mounted at `target` writable or read-only again, in place. */
+  remount(target: string, readOnly: boolean): Promise<void>;
   /** Give an unmounted filesystem a new label; the write is one superblock, so a power cut leaves the old label or the new. */
   setLabel(device: BlockDevice, label: string): Promise<void>;
 

@@ -329,7 +329,7 @@ export class FakeSystem implements System {
 
   /**
    * The fake forgets what a mount covered: an unmounted folder is left empty.
-   * A device mounted read-write keeps what was written to it, for its next mount.
+   * A device keeps what was written to it, for its next mount.
    */
   async unmount(target: string): Promise<void> {
     const resolved = this.resolve(target, true);
@@ -337,8 +337,18 @@ export class FakeSystem implements System {
     if (index < 0) throw new FakeError("EINVAL", `umount: ${target}: not mounted`);
     const [mount] = this.mounts.splice(index, 1);
     const device = this.devices.find((entry) => entry.device.device === mount?.source);
-    if (device !== undefined && mount?.readOnly === false) device.tree = this.treeOf(resolved);
+    // a read-only mount cannot have changed anything; one remounted read-write for a while can
+    if (device !== undefined) device.tree = this.treeOf(resolved);
     for (const [key] of this.subtree(resolved)) if (key !== resolved) this.nodes.delete(key);
+  }
+
+  async remount(target: string, readOnly: boolean): Promise<void> {
+    const resolved = this.resolve(target, true);
+    const index = this.mounts.findLastIndex((entry) => entry.target === resolved);
+    const mount = this.mounts[index];
+    if (mount === undefined) throw new FakeError("EINVAL", `mount: ${target}: not mounted`);
+    this.commands.push(["mount", "-o", `remount,${readOnly ? "ro" : "rw"}`, target]);
+    this.mounts[index] = { ...mount, readOnly };
   }
 
   async setLabel(device: BlockDevice, label: string): Promise<void> {

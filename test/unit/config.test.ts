@@ -77,6 +77,12 @@ const DEFAULT_PROVENANCE_KEYS = [
   "update.ca_bundle",
   "update.resume_attempts",
   "network.interfaces",
+  "health.max_attempts",
+  "health.require_clean_shutdown",
+  "health.verify_image",
+  "health.fsck",
+  "health.required_files",
+  "health.both_unhealthy",
   'tmpfs."/etc".enabled',
   'tmpfs."/etc".size',
   'tmpfs."/etc".mode',
@@ -251,8 +257,8 @@ describe("parseConfigLayer", () => {
       ["tmpfs = []", "key tmpfs: expected a table, got an array"],
       ['tmpfs."/srv" = "1g"', 'key tmpfs."/srv": expected a table, got "1g"'],
       // unknown keys
-      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs"],
-      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs"],
+      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs"],
+      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs"],
       ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
       ["labels.root = 'X'", "key labels.root: unknown key; [labels] has system, backup, deprived, bootext"],
       ["[boot]\ninit = '/x'", "key boot.init: unknown key; [boot] has real_init"],
@@ -260,7 +266,7 @@ describe("parseConfigLayer", () => {
         '[tmpfs."/etc"]\nsise = "1m"',
         'key tmpfs."/etc".sise: unknown key; [tmpfs."/etc"] has enabled, size, mode, seed_from_image',
       ],
-      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs'],
+      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs'],
       ["[timeouts.nested]\nx = 1", "key timeouts.nested: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
     ];
     for (const [text, problem] of cases) {
@@ -297,7 +303,7 @@ describe("parseConfigLayer", () => {
       "test.toml: key timeouts.extra: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds",
       'test.toml: key tmpfs.etc: expected a normalised absolute path other than "/" as the mount point, such as "/var/log" (no //, no trailing /, no "." or ".." parts), got "etc"',
       'test.toml: key tmpfs."/tmp".mode: expected an octal mode as a string such as "0755" (3 or 4 digits from 0 to 7), got "9"',
-      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs",
+      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs",
     ]);
   });
 
@@ -620,7 +626,7 @@ describe("cmdline overrides", () => {
       "cmdline:controller.boot.init: key boot.init: unknown key; [boot] has real_init",
     ]);
     expect(rejectedProblems("controller.verbose=1")).toEqual([
-      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs",
+      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs",
     ]);
   });
 
@@ -812,7 +818,7 @@ describe("checkConfigDir", () => {
     const check = await checkConfigDir(files, "/cfg");
     expect(check.problems).toEqual([
       "/cfg/10-a.toml: key timeouts.devices_seconds: expected an integer from 1 to 3600, got 0",
-      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, tmpfs",
+      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs",
       "/cfg/20-b.toml: TOML syntax error at line 1, column 2: incomplete key-value: cannot find end of key",
       '/cfg/30-c.toml: key tmpfs."/srv": expected size and mode for a new tmpfs mount point (enabled defaults to true, seed_from_image to false), got no mode',
     ]);
