@@ -8,18 +8,20 @@ import { type Cmdline, parseCmdline } from "./cmdline.ts";
 import { cmdlineLayers, type ConfigLayer, loadInitramfsConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
 import { describeDevices, runDisksStage } from "./disks.ts";
 import { type HandoffResult, runHandoffStage } from "./handoff.ts";
-import { type BootPlan, runHealthStage } from "./health.ts";
+import { type BootPlan, type HealthResult, planBoot, runHealthStage } from "./health.ts";
 import type { Logger } from "./log.ts";
-import { type MountsResult, runMountsStage } from "./mounts.ts";
+import { type MountsResult, runMountsStage, slotMountPoint } from "./mounts.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { runOvermountsStage } from "./overmounts.ts";
 import { type NetworkResult, runNetworkStage } from "./network.ts";
 import { planSwitch, runSwitchStage } from "./slot-switch.ts";
+import { countBootAttempt, type HealthRecord, healthOf } from "./slot-health.ts";
 import { runSlotsStage, type SlotsResult, summarizeSlot, versionOf } from "./slots.ts";
 import { type CheckResult, runCheckStage, summarizeCheck } from "./update-check.ts";
 import { runServerConfigStage, type ServerConfigResult } from "./update-config.ts";
 import { type InstallResult, planSpare, runInstallStage } from "./update-install.ts";
 import { INITRD_RELEASE, PROC_CMDLINE, REPORT_PATH } from "./paths.ts";
+import { formatStatus } from "./status.ts";
 import { type BootOutcome, type BootReport, REPORT_HEADER, type StageTiming, type UpdateReport, writeReport } from "./report.ts";
 import type { BlockDevice, System } from "./system.ts";
 
@@ -121,19 +123,26 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
   applyServerConfig(slots.configLayers, "slots");
 
   const decisions: string[] = [];
+  const basePlan = planBoot(devices, resolved.config);
+  const noHealth: HealthResult = { plan: { ...basePlan, relabels: [] }, verdicts: [], slots: slots.slots, devices };
+  const health = await stage("health", noHealth, (stageLog) => runHealthStage(system, stageLog, slots.slots, devices, resolved.config));
+  devices = [...health.devices];
+  const verdictOf = (device: string) => health.verdicts.find((verdict) => verdict.device === device);
+  const slotSummaries = () => health.slots.map((slot) => summarizeSlot(slot, verdictOf(slot.device.device)?.conditions));
+  // the slot that boots unless an update changes it
+  const bootingCandidate = health.plan.candidates[0];
+  const booting = health.slots.find((slot) => slot.device.device === bootingCandidate?.device);
 
   /** Network, check, server config, install and switch: what the update servers change about this boot. */
   const runUpdate = async (): Promise<UpdateReport> => {
     const before = resolved.config;
-    // the slot that boots unless an update changes it: SYSFS, or without one the backup (health.ts)
-    const booting = slots.slots.find((slot) => slot.role === "system") ?? slots.slots.find((slot) => slot.role === "backup");
     const installedVersion = booting === undefined ? undefined : versionOf(booting);
     const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
     const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, before));
     const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
     const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, before, network, installedVersion, trustedKeys));
     decisions.push(`update: ${check.reason}`);
-    const report: UpdateReport = { slots: slots.slots.map(summarizeSlot), repairs: slots.repairs, network, check: summarizeCheck(check) };
+    const report: UpdateReport = { slots: slotSummaries(), repairs: slots.repairs, network, check: summarizeCheck(check) };
     const accepted = check.accepted;
     if (accepted === undefined) return report;
 
@@ -150,7 +159,16 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
       return report;
     }
 
-    const spare = planSpare(slots.slots, booting?.device.device, before);
+    // the last healthy system is never overwritten: only a system that said it came up healthy makes room
+    const bootingHealth = booting === undefined ? undefined : healthOf(booting.health);
+    if (booting === undefined || bootingHealth?.markedGood !== true || verdictOf(booting.device.device)?.healthy === false) {
+      const which = booting === undefined ? "nothing" : `${booting.device.label} on ${booting.device.device}`;
+      const reason = `version ${accepted.manifest.version} waits: the running system (${which}) has not been marked good yet, and the spare slot may hold the last healthy one`;
+      log.forScope("install").warn(reason);
+      decisions.push(`update: ${reason}`);
+      return report;
+    }
+    const spare = planSpare(health.slots, booting.device.device, before);
     if (!spare.ok) {
       log.forScope("install").error(spare.reason);
       decisions.push(`update: ${spare.reason}`);
@@ -171,7 +189,7 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
     if (install.status !== "installed") return report;
 
     const installed = { ...spare.spare.device, label: install.label ?? spare.spare.device.label };
-    const steps = planSwitch(installed, booting?.device, before);
+    const steps = planSwitch(installed, booting.device, before);
     devices = await stage("switch", devices, (stageLog) => runSwitchStage(system, stageLog, steps));
     report.switched = steps.map((step) => `${step.device.device} ${step.device.label ?? "(no label)"} -> ${step.to}`);
     decisions.push(`update: version ${accepted.manifest.version} on ${installed.device} is now ${before.labels.system}`);
@@ -181,8 +199,8 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
   const update = await runUpdate();
   const config = resolved.config;
 
-  const noPlan: BootPlan = { candidates: [], decisions: [], warnings: [] };
-  const plan = await stage("health", noPlan, (stageLog) => runHealthStage(stageLog, devices, config));
+  // after a switch the new system, verified as it was installed, boots first
+  const plan: BootPlan = update.switched === undefined ? health.plan : planBoot(devices, config);
 
   const noMounts: MountsResult = { mounts: [], failedSlots: [], tmpfs: [] };
   const mounted = await stage("mounts", noMounts, (stageLog) => runMountsStage(system, stageLog, config, plan.candidates));
@@ -191,6 +209,7 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
 
   let overmounts: OvermountOutcome[] = [];
   let handoff: HandoffResult | undefined;
+  let bootedHealth: HealthRecord | undefined;
   let outcome: BootOutcome;
 
   const report = (): BootReport => ({
@@ -205,7 +224,12 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
     partitions: devices,
     bootext: { readOnly: bootext.readOnly, ...(bootext.device === undefined ? {} : { device: bootext.device, mountPoint: bootext.mountPoint }) },
     update,
-    boot: { ...plan, failedSlots: mounted.failedSlots, ...(mounted.booted === undefined ? {} : { booted: mounted.booted }) },
+    boot: {
+      ...plan,
+      failedSlots: mounted.failedSlots,
+      ...(mounted.booted === undefined ? {} : { booted: mounted.booted }),
+      ...(bootedHealth === undefined ? {} : { health: bootedHealth }),
+    },
     mounts,
     tmpfs: mounted.tmpfs,
     overmounts,
@@ -237,13 +261,21 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
         `The boot report is ${REPORT_PATH}.`,
       ].join("\n"),
     );
-    return { outcome, report: await save() };
+    const saved = await save();
+    // for the person at dracut's emergency shell: everything the controller knows, on the screen
+    for (const line of formatStatus(saved).trimEnd().split("\n")) log.forScope("report").info(line);
+    return { outcome, report: saved };
   }
 
   outcome = "handed-off";
   const booted = mounted.booted;
   decisions.push(`booted ${booted.label} (${booted.role}) from ${booted.device}`);
   overmounts = await stage("overmounts", [], (stageLog) => runOvermountsStage(system, stageLog, config, bootext.mountPoint, mounts));
+  bootedHealth = await stage("attempt", undefined, async (stageLog) => {
+    const counted = await countBootAttempt(system, slotMountPoint(booted), `${booted.label} on ${booted.device}`);
+    stageLog.info(`boot ${counted.attempts} of ${config.health.max_attempts} on ${booted.label} without a mark-good`);
+    return counted;
+  });
 
   const configured = { path: config.boot.real_init, source: `boot.real_init from ${resolved.provenance["boot.real_init"] ?? "config"}` };
   handoff = await stage("handoff", undefined, (stageLog) => runHandoffStage(system, stageLog, cmdline, configured, save));

@@ -1,11 +1,21 @@
 // Stage "health": decide which slot partitions may boot, in the order to try
-// them. Today that is GSE's rule by label alone: SYSFS boots; without a usable
-// SYSFS, BACKUPFS, the last healthy system, boots instead, loudly.
+// them. GSE's rule by label comes first (planBoot): SYSFS boots; without a
+// usable SYSFS, BACKUPFS, the last healthy system, boots instead, loudly. Then
+// the health conditions of config.d [health] (health-checks.ts): a SYSFS that
+// fails one is taken out of service on this boot, relabelled DEPRIVED, and the
+// healthy BACKUPFS becomes SYSFS and boots (decideHealth plans it, the stage
+// carries it out on unmounted partitions). When no slot is healthy,
+// health.both_unhealthy says what boots, or that nothing does.
 
 import type { Config } from "./config-schema.ts";
 import { describeDevices } from "./disks.ts";
+import { checkSlot } from "./health-checks.ts";
 import type { Logger } from "./log.ts";
-import type { BlockDevice } from "./system.ts";
+import { compareVersions } from "./manifest.ts";
+import { INSPECT_MOUNT } from "./paths.ts";
+import { afterDeprived, healthOf, readHealth, writeHealth } from "./slot-health.ts";
+import { type ConditionResult, type InspectedSlot, roleOf, versionOf } from "./slots.ts";
+import type { BlockDevice, System } from "./system.ts";
 
 export type SlotRole = "system" | "backup";
 
@@ -61,9 +71,163 @@ export function planBoot(devices: readonly BlockDevice[], config: Config): BootP
   return { candidates, decisions, warnings };
 }
 
-export function runHealthStage(log: Logger, devices: readonly BlockDevice[], config: Config): BootPlan {
-  const plan = planBoot(devices, config);
+/** One candidate's health conditions, as checked on this boot. */
+export interface SlotVerdict {
+  readonly device: string;
+  readonly conditions: readonly ConditionResult[];
+  readonly healthy: boolean;
+}
+
+export interface Relabel {
+  readonly device: BlockDevice;
+  readonly to: string;
+  readonly why: string;
+}
+
+export interface HealthPlan extends BootPlan {
+  /** label changes that take unhealthy systems out of service, carried out before anything is mounted */
+  readonly relabels: readonly Relabel[];
+}
+
+function failures(verdict: SlotVerdict): string {
+  return verdict.conditions.filter((result) => result.result === "fail").map((result) => `${result.condition}: ${result.detail}`).join("; ");
+}
+
+/**
+ * Pure: the plan once the candidates' health is known. `verdicts` holds the
+ * candidates checked, in order, up to the first healthy one.
+ */
+export function decideHealth(base: BootPlan, verdicts: ReadonlyMap<string, SlotVerdict>, slots: readonly InspectedSlot[], config: Config): HealthPlan {
+  const candidates = base.candidates;
+  const healthyIndex = candidates.findIndex((candidate) => verdicts.get(candidate.device)?.healthy === true);
+  // when health changes the plan, its decision replaces the one by label
+  const decisions: string[] = [];
+  const warnings = [...base.warnings];
+  const unhealthy = candidates.filter((candidate) => verdicts.get(candidate.device)?.healthy === false);
+  for (const candidate of unhealthy) {
+    warnings.push(`${candidate.label} on ${candidate.device} is unhealthy: ${failures(verdicts.get(candidate.device) as SlotVerdict)}`);
+  }
+  if (healthyIndex === 0 || candidates.length === 0) return { ...base, warnings, relabels: [] };
+
+  if (healthyIndex > 0) {
+    const healthy = candidates[healthyIndex] as BootCandidate;
+    const failedSystems = candidates.slice(0, healthyIndex).filter((candidate) => candidate.role === "system");
+    if (healthy.role === "backup" && failedSystems.length > 0) {
+      const rollback = `rollback: ${failedSystems.map((candidate) => `${candidate.label} on ${candidate.device}`).join(", ")} unhealthy; ${healthy.label} on ${healthy.device} becomes ${config.labels.system} and boots`;
+      decisions.push(rollback);
+      const promoted: BootCandidate = { ...healthy, role: "system", label: config.labels.system };
+      const relabels: Relabel[] = [
+        ...failedSystems.map((candidate) => ({
+          device: { device: candidate.device, label: candidate.label, fsType: candidate.fsType },
+          to: config.labels.deprived,
+          why: failures(verdicts.get(candidate.device) as SlotVerdict),
+        })),
+        { device: { device: healthy.device, label: healthy.label, fsType: healthy.fsType }, to: config.labels.system, why: "the last healthy system replaces the unhealthy one" },
+      ];
+      return { candidates: [promoted, ...candidates.slice(healthyIndex + 1)], decisions, warnings, relabels };
+    }
+    decisions.push(`boot ${healthy.label} on ${healthy.device}: the slots before it are unhealthy`);
+    return { candidates: candidates.slice(healthyIndex), decisions, warnings, relabels: [] };
+  }
+
+  // nothing healthy: health.both_unhealthy decides
+  const choice = config.health.both_unhealthy;
+  if (choice === "shell") {
+    decisions.push("every slot is unhealthy: stopping in the emergency shell (health.both_unhealthy = \"shell\")");
+    return { candidates: [], decisions, warnings, relabels: [] };
+  }
+  const versionAt = (candidate: BootCandidate) => {
+    const slot = slots.find((entry) => entry.device.device === candidate.device);
+    return slot === undefined ? undefined : versionOf(slot);
+  };
+  const ordered =
+    choice === "backup"
+      ? [...candidates.filter((candidate) => candidate.role === "backup"), ...candidates.filter((candidate) => candidate.role !== "backup")]
+      : [...candidates].sort((a, b) => {
+          const [va, vb] = [versionAt(a), versionAt(b)];
+          if (va !== undefined && vb !== undefined) return compareVersions(vb, va);
+          return va !== undefined ? -1 : vb !== undefined ? 1 : 0;
+        });
+  const first = ordered[0] as BootCandidate;
+  warnings.push(`every slot is unhealthy: booting ${first.label} on ${first.device} anyway (health.both_unhealthy = "${choice}")`);
+  decisions.push(`every slot is unhealthy: boot ${first.label} on ${first.device} anyway, as health.both_unhealthy = "${choice}" says`);
+  return { candidates: ordered, decisions, warnings, relabels: [] };
+}
+
+export interface HealthResult {
+  readonly plan: HealthPlan;
+  readonly verdicts: readonly SlotVerdict[];
+  /** the slots and block devices with the labels they have after the plan's relabels */
+  readonly slots: readonly InspectedSlot[];
+  readonly devices: readonly BlockDevice[];
+}
+
+/** Writes why the slot was taken out of service into its health.json, for `controller status` on later boots. */
+async function recordDeprived(system: System, relabel: Relabel, config: Config): Promise<void> {
+  const dir = `${INSPECT_MOUNT}/deprived`;
+  await system.mkdir(dir);
+  await system.mount({ kind: "filesystem", source: relabel.device.device, target: dir, fsType: config.slot.fs_type, options: [] });
+  try {
+    const health = healthOf(await readHealth(system, dir, relabel.device.device));
+    await writeHealth(system, dir, afterDeprived(health, relabel.why, system.wallClock()));
+  } finally {
+    await system.unmount(dir);
+  }
+}
+
+export async function runHealthStage(system: System, log: Logger, slots: readonly InspectedSlot[], devices: readonly BlockDevice[], config: Config): Promise<HealthResult> {
+  const base = planBoot(devices, config);
+  const verdicts = new Map<string, SlotVerdict>();
+  for (const candidate of base.candidates) {
+    const slot = slots.find((entry) => entry.device.device === candidate.device);
+    if (slot === undefined) {
+      // the slots stage could not look at it: nothing is known against it, and a boot is better than none
+      log.warn(`${candidate.label} on ${candidate.device} was not inspected: booting it without its health checks`);
+      verdicts.set(candidate.device, { device: candidate.device, conditions: [], healthy: true });
+      break;
+    }
+    const conditions = await checkSlot(system, slot, config);
+    const healthy = !conditions.some((result) => result.result === "fail");
+    verdicts.set(candidate.device, { device: candidate.device, conditions, healthy });
+    for (const result of conditions) log.debug(`${candidate.label} on ${candidate.device}: ${result.condition} ${result.result}: ${result.detail}`);
+    if (healthy) {
+      log.info(`${candidate.label} on ${candidate.device} is healthy`);
+      break;
+    }
+  }
+  const plan = decideHealth(base, verdicts, slots, config);
   for (const warning of plan.warnings) log.warn(warning);
   for (const decision of plan.decisions) log.info(decision);
-  return plan;
+
+  const labels = new Map<string, string>();
+  for (const relabel of plan.relabels) {
+    log.warn(`${relabel.device.device}: ${relabel.device.label ?? "(no label)"} -> ${relabel.to}`);
+    await system.setLabel(relabel.device, relabel.to);
+    labels.set(relabel.device.device, relabel.to);
+    if (relabel.to === config.labels.deprived) {
+      try {
+        await recordDeprived(system, relabel, config);
+      } catch (error) {
+        log.warn(`Cannot record on ${relabel.device.device} why it was taken out of service: ${(error as Error).message}`);
+      }
+    }
+  }
+  if (plan.relabels.length > 0) {
+    log.warn("*************************************************************");
+    log.warn(`ROLLBACK: ${plan.decisions.at(-1) ?? ""}`);
+    log.warn("*************************************************************");
+  }
+  const relabelled = <T extends BlockDevice>(device: T): T => {
+    const label = labels.get(device.device);
+    return label === undefined ? device : { ...device, label };
+  };
+  return {
+    plan,
+    verdicts: [...verdicts.values()],
+    slots: slots.map((slot) => {
+      const label = labels.get(slot.device.device);
+      return label === undefined ? slot : { ...slot, device: { ...slot.device, label }, role: roleOf(label, config) ?? slot.role };
+    }),
+    devices: devices.map(relabelled),
+  };
 }

@@ -15,6 +15,7 @@ import type {
   ExecOptions,
   ExecResult,
   FileInfo,
+  FilesystemCheck,
   FileWriter,
   HttpRequestOptions,
   HttpResponse,
@@ -208,6 +209,22 @@ export class LinuxSystem implements System {
 
   async unmount(target: string): Promise<void> {
     await this.exec([TOOLS.umount, target]);
+  }
+
+  async checkFilesystem(device: BlockDevice): Promise<FilesystemCheck> {
+    if (device.fsType === undefined || !/^ext[234]$/.test(device.fsType)) {
+      return { clean: true, detail: `not checked: ${device.fsType ?? "unknown"} is not an ext2, ext3 or ext4 filesystem` };
+    }
+    try {
+      await this.exec([TOOLS.e2fsck, "-p", device.device]);
+      return { clean: true, detail: "clean" };
+    } catch (error) {
+      // e2fsck's exit status is a bit mask: 1 and 2 say it repaired errors, 4 and up that some are left or it failed
+      if (error instanceof CommandError && error.exitCode !== null && error.exitCode < 4) {
+        return { clean: true, detail: `errors found and repaired (e2fsck exit status ${error.exitCode})` };
+      }
+      return { clean: false, detail: (error as Error).message };
+    }
   }
 
   async remount(target: string, readOnly: boolean): Promise<void> {

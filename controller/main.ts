@@ -7,6 +7,7 @@ import { runConfigGetCommand } from "./config-get.ts";
 import { DEFAULT_CONFIG } from "./config-schema.ts";
 import { LinuxLogSink, LinuxSystem } from "./linux-system.ts";
 import { Logger } from "./log.ts";
+import { readLiveHealth, runLifecycleCommand } from "./lifecycle.ts";
 import { INITRD_RELEASE, REPORT_PATH } from "./paths.ts";
 import { keygenCommand, PUBLISH_USAGE, publishCommand, verifyCommand } from "./publish-cli.ts";
 import type { BootReport } from "./report.ts";
@@ -20,6 +21,8 @@ Commands:
   boot                 mount the system to boot at /sysroot (run by the dracut mount hook);
                        exit status 1 when nothing is bootable
   status [--json]      what the controller did on this boot (${REPORT_PATH})
+  mark-good            record on the booted slot that this system came up healthy (once it is up)
+  mark-shutdown        record on the booted slot that this system shut down cleanly (as it shuts down)
   check-config DIR     check a config.d folder; prints every problem, exit status 1 if any
   config-get DIR KEY   print one value of a config.d folder over the defaults (arrays one item a line)
 ${PUBLISH_USAGE}  serve --repo DIR --port N [--host ADDR]
@@ -53,9 +56,17 @@ async function main(argv: readonly string[]): Promise<number> {
         process.stderr.write(`No boot report at ${REPORT_PATH}: this system was not booted by the controller, or /run was cleared.\n`);
         return 1;
       }
-      print(rest.includes("--json") ? text : formatStatus(JSON.parse(text) as BootReport));
+      if (rest.includes("--json")) {
+        print(text);
+        return 0;
+      }
+      const report = JSON.parse(text) as BootReport;
+      print(formatStatus(report, await readLiveHealth(system, report)));
       return 0;
     }
+    case "mark-good":
+    case "mark-shutdown":
+      return runLifecycleCommand(argv, system);
     case "check-config": {
       const [dir] = rest;
       if (dir === undefined || rest.length > 1) {

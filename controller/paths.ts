@@ -63,6 +63,7 @@ export const TOOLS = {
    */
   busybox: "/usr/lib/controller/busybox",
   cp: "cp",
+  e2fsck: "e2fsck",
   e2label: "e2label",
   mount: "mount",
   modprobe: "modprobe",

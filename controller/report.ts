@@ -10,6 +10,7 @@ import type { BootPlan } from "./health.ts";
 import type { Notice } from "./log.ts";
 import type { MountsResult } from "./mounts.ts";
 import type { NetworkResult } from "./network.ts";
+import type { HealthRecord } from "./slot-health.ts";
 import type { SlotSummary } from "./slots.ts";
 import type { CheckSummary } from "./update-check.ts";
 import type { InstallResult } from "./update-install.ts";
@@ -65,7 +66,12 @@ export interface BootReport {
   readonly partitions: readonly BlockDevice[];
   readonly update: UpdateReport;
   readonly bootext: Omit<BootextResult, "layers">;
-  readonly boot: BootPlan & Pick<MountsResult, "failedSlots"> & { readonly booted?: MountsResult["booted"] };
+  readonly boot: BootPlan &
+    Pick<MountsResult, "failedSlots"> & {
+      readonly booted?: MountsResult["booted"];
+      /** the booted slot's life cycle after this boot was counted on it */
+      readonly health?: HealthRecord;
+    };
   readonly mounts: MountsResult["mounts"];
   readonly tmpfs: MountsResult["tmpfs"];
   readonly overmounts: readonly OvermountOutcome[];

@@ -26,6 +26,9 @@ export interface HealthRecord {
   readonly cleanShutdown: boolean;
   readonly lastBootAt?: string;
   readonly lastGoodAt?: string;
+  /** why and when the controller took the slot out of service (relabelled it DEPRIVED) */
+  readonly deprivedAt?: string;
+  readonly deprivedReason?: string;
 }
 
 /** What a slot that the controller never booted looks like. */
@@ -48,7 +51,7 @@ export function parseHealth(text: string, source: string): HealthRead {
   if (!isRecord(value) || value["format"] !== HEALTH_FORMAT) {
     return { status: "invalid", problem: `${source}: expected a JSON object with "format": ${HEALTH_FORMAT}` };
   }
-  const { attempts, markedGood, cleanShutdown, lastBootAt, lastGoodAt } = value;
+  const { attempts, markedGood, cleanShutdown, lastBootAt, lastGoodAt, deprivedAt, deprivedReason } = value;
   if (typeof attempts !== "number" || !Number.isInteger(attempts) || attempts < 0) {
     return { status: "invalid", problem: `${source}: key attempts: expected a whole number from 0, got ${JSON.stringify(attempts)}` };
   }
@@ -63,6 +66,8 @@ export function parseHealth(text: string, source: string): HealthRead {
       cleanShutdown,
       ...(typeof lastBootAt === "string" ? { lastBootAt } : {}),
       ...(typeof lastGoodAt === "string" ? { lastGoodAt } : {}),
+      ...(typeof deprivedAt === "string" ? { deprivedAt } : {}),
+      ...(typeof deprivedReason === "string" ? { deprivedReason } : {}),
     },
   };
 }
@@ -79,6 +84,11 @@ export function afterBootAttempt(health: HealthRecord, now: Date): HealthRecord 
 /** Pure: the record after the booted system said it is healthy. */
 export function afterMarkGood(health: HealthRecord, now: Date): HealthRecord {
   return { ...health, attempts: 0, markedGood: true, lastGoodAt: now.toISOString() };
+}
+
+/** Pure: the record of a slot the controller takes out of service. */
+export function afterDeprived(health: HealthRecord, reason: string, now: Date): HealthRecord {
+  return { ...health, deprivedAt: now.toISOString(), deprivedReason: reason };
 }
 
 /** Pure: the record after a clean shutdown. */
@@ -106,4 +116,20 @@ export async function writeHealth(system: System, slotDir: string, health: Healt
 /** The record to go on from: an unreadable one counts as nothing known. */
 export function healthOf(read: HealthRead): HealthRecord {
   return read.status === "read" ? read.health : UNKNOWN_HEALTH;
+}
+
+/**
+ * Counts this boot on the slot mounted read-only at `slotDir`, before the
+ * handoff: remounted read-write for the one write, read-only again after,
+ * also when the write fails.
+ */
+export async function countBootAttempt(system: System, slotDir: string, name: string): Promise<HealthRecord> {
+  await system.remount(slotDir, false);
+  try {
+    const health = afterBootAttempt(healthOf(await readHealth(system, slotDir, name)), system.wallClock());
+    await writeHealth(system, slotDir, health);
+    return health;
+  } finally {
+    await system.remount(slotDir, true);
+  }
 }

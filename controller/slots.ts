@@ -10,7 +10,7 @@ import type { ConfigLayer } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { compareVersions } from "./manifest.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
-import type { HealthRecord } from "./slot-health.ts";
+import { type HealthRead, type HealthRecord, readHealth } from "./slot-health.ts";
 import { loadSlotConfig, readSlotRecord, type SlotRecord } from "./slot-records.ts";
 import type { BlockDevice, System } from "./system.ts";
 
@@ -20,6 +20,10 @@ export interface InspectedSlot {
   readonly device: BlockDevice & { readonly label: string };
   readonly role: SlotRole;
   readonly record: SlotRecord;
+  /** health.json, the slot's life cycle */
+  readonly health: HealthRead;
+  /** the filesystem check before the slot was first mounted on this boot (health.fsck) */
+  readonly fsck: ConditionResult;
 }
 
 /** One health condition of a slot, checked at boot (health.ts). */
@@ -69,15 +73,18 @@ export function versionOf(slot: InspectedSlot): string | undefined {
   return slot.record.status === "valid" ? slot.record.manifest.version : undefined;
 }
 
-export function summarizeSlot(slot: InspectedSlot): SlotSummary {
+export function summarizeSlot(slot: InspectedSlot, conditions?: readonly ConditionResult[]): SlotSummary {
   const version = versionOf(slot);
+  const problems = [slot.record, slot.health].flatMap((read) => (read.status === "invalid" ? [read.problem] : []));
   return {
     device: slot.device.device,
     label: slot.device.label,
     role: slot.role,
     record: slot.record.status,
     ...(version === undefined ? {} : { version }),
-    ...(slot.record.status === "invalid" ? { problem: slot.record.problem } : {}),
+    ...(problems.length === 0 ? {} : { problem: problems.join("; ") }),
+    ...(slot.health.status === "read" ? { health: slot.health.health } : {}),
+    ...(conditions === undefined ? {} : { conditions }),
   };
 }
 
@@ -109,20 +116,40 @@ export function planLabelRepair(slots: readonly InspectedSlot[], config: Config)
   });
 }
 
-async function inspect(system: System, device: BlockDevice & { label: string }, role: SlotRole, index: number, config: Config) {
+/** The filesystem check, before anything on this boot mounts the slot. */
+async function checkFilesystem(system: System, device: BlockDevice, config: Config): Promise<ConditionResult> {
+  if (!config.health.fsck) return { condition: "fsck", result: "skipped", detail: "health.fsck is off" };
+  try {
+    const check = await system.checkFilesystem(device);
+    return { condition: "fsck", result: check.clean ? "pass" : "fail", detail: check.detail };
+  } catch (error) {
+    return { condition: "fsck", result: "fail", detail: (error as Error).message };
+  }
+}
+
+async function inspect(
+  system: System,
+  device: BlockDevice & { label: string },
+  role: SlotRole,
+  index: number,
+  config: Config,
+): Promise<{ slot: InspectedSlot; config: ConfigLayer[] }> {
   const dir = `${INSPECT_MOUNT}/${index}`;
   const name = `${device.label} on ${device.device}`;
+  const fsck = await checkFilesystem(system, device, config);
   await system.mkdir(dir);
   try {
     await system.mount({ kind: "filesystem", source: device.device, target: dir, fsType: config.slot.fs_type, options: ["ro"] });
   } catch (error) {
-    const record: SlotRecord = { status: "invalid", problem: `Cannot read the record of ${name}: ${(error as Error).message}` };
-    return { slot: { device, role, record }, config: [] };
+    const problem = `Cannot read the record of ${name}: ${(error as Error).message}`;
+    const unreadable = { status: "invalid", problem } as const;
+    return { slot: { device, role, record: unreadable, health: unreadable, fsck }, config: [] };
   }
   try {
     const record = await readSlotRecord(system, dir, name, config.update.trusted_keys);
+    const health = await readHealth(system, dir, name);
     const layers = role === "system" && record.status === "valid" ? await loadSlotConfig(system, dir, device.label, record.manifest) : [];
-    return { slot: { device, role, record }, config: layers };
+    return { slot: { device, role, record, health, fsck }, config: layers };
   } finally {
     await system.unmount(dir);
   }

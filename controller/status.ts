@@ -1,14 +1,57 @@
 // `controller status`: the boot report, for a person, in the booted system.
 
+import type { LiveHealth } from "./lifecycle.ts";
 import type { BootReport } from "./report.ts";
+import { HEALTH_FILE, type HealthRecord } from "./slot-health.ts";
+import type { SlotSummary } from "./slots.ts";
 
 function list<T>(items: readonly T[], line: (item: T) => string, none = "none"): string[] {
   return items.length === 0 ? [`  ${none}`] : items.map((item) => `  ${line(item)}`);
 }
 
-/** The report as text: what booted, from where, what was mounted, what went wrong, how long it took. */
-export function formatStatus(report: BootReport): string {
+function describeHealth(health: HealthRecord): string {
+  return [
+    `attempts ${health.attempts}`,
+    health.markedGood ? `marked good${health.lastGoodAt === undefined ? "" : ` (last ${health.lastGoodAt})`}` : "never marked good",
+    health.cleanShutdown ? "shut down cleanly" : "no clean shutdown recorded",
+    ...(health.lastBootAt === undefined ? [] : [`last boot ${health.lastBootAt}`]),
+  ].join(", ");
+}
+
+function describeLive(live: LiveHealth): string {
+  switch (live.status) {
+    case "read":
+      return describeHealth(live.health);
+    case "none":
+      return `no ${HEALTH_FILE} on the slot yet`;
+    case "invalid":
+    case "unavailable":
+      return `unknown: ${live.problem}`;
+  }
+}
+
+/** One slot of the report, with its health as the boot saw it and, for the booted slot, as it is now. */
+function slotLines(slot: SlotSummary, booted: boolean, live: LiveHealth | undefined): string[] {
+  const version = slot.version === undefined ? `(${slot.record === "none" ? "no signed record" : "record does not verify"})` : `version ${slot.version}`;
+  return [
+    `  ${slot.device}  ${slot.label}  ${version}${booted ? "  (booted)" : ""}`,
+    ...(slot.health === undefined ? [] : [`    health at boot: ${describeHealth(slot.health)}`]),
+    ...(slot.conditions ?? []).map((c) => `    check ${c.condition}: ${c.result}${c.detail === "" ? "" : ` (${c.detail})`}`),
+    ...(booted && live !== undefined ? [`    now: ${describeLive(live)}`] : []),
+  ];
+}
+
+/**
+ * The report as text: what booted, from where, what was mounted, what went
+ * wrong, how long it took. The report is the last boot's; `live` is the booted
+ * slot's health.json as it is now (readLiveHealth), which mark-good and
+ * mark-shutdown change after the boot.
+ */
+export function formatStatus(report: BootReport, live?: LiveHealth): string {
   const booted = report.boot.booted;
+  const isBooted = (slot: SlotSummary) => booted !== undefined && slot.device === booted.device;
+  // a failed slots stage leaves no slot entries; the booted slot's health is still worth showing
+  const bootedUnlisted = booted !== undefined && live !== undefined && !report.update.slots.some(isBooted);
   const lines = [
     `controller ${report.controller.version} (${report.controller.commit}), boot started ${report.startedAt}`,
     `outcome: ${report.outcome}`,
@@ -18,7 +61,8 @@ export function formatStatus(report: BootReport): string {
     "decisions:",
     ...list(report.decisions, (d) => d),
     "slots:",
-    ...list(report.update.slots, (s) => `${s.device}  ${s.label}  ${s.version === undefined ? `(${s.record === "none" ? "no signed record" : "record does not verify"})` : `version ${s.version}`}`),
+    ...(report.update.slots.length === 0 && !bootedUnlisted ? ["  none"] : report.update.slots.flatMap((s) => slotLines(s, isBooted(s), live))),
+    ...(bootedUnlisted ? [`  ${booted.device}  ${booted.label}  (booted)`, `    now: ${describeLive(live)}`] : []),
     `update: ${report.update.check.decision}: ${report.update.check.reason}`,
     ...(report.update.install === undefined
       ? []

@@ -45,6 +45,12 @@ export interface ExecResult {
   readonly stdout: string;
 }
 
+/** What a filesystem check found; `clean` false means errors it could not repair. */
+export interface FilesystemCheck {
+  readonly clean: boolean;
+  readonly detail: string;
+}
+
 export interface HttpRequestOptions {
   /** Give up when connecting, waiting for the answer or waiting for more of the body takes longer than this. */
   readonly timeoutMs: number;
@@ -108,6 +114,8 @@ export interface System {
   unmount(target: string): Promise<void>;
   /** Make the filesystem mounted at `target` writable or read-only again, in place. */
   remount(target: string, readOnly: boolean): Promise<void>;
+  /** Check and repair what is safe to repair (e2fsck -p) on an unmounted filesystem. */
+  checkFilesystem(device: BlockDevice): Promise<FilesystemCheck>;
   /** Give an unmounted filesystem a new label; the write is one superblock, so a power cut leaves the old label or the new. */
   setLabel(device: BlockDevice, label: string): Promise<void>;
 

@@ -19,6 +19,7 @@ import { requestOptions } from "./http-fetch.ts";
 import type { Logger } from "./log.ts";
 import { resolveRepoUrl } from "./manifest.ts";
 import { INSTALL_MOUNT } from "./paths.ts";
+import { HEALTH_FILE } from "./slot-health.ts";
 import { PARTIAL_SUFFIX, RECORD_CONFIG_DIR, RECORD_DIR, RECORD_INSTALL_STATE, RECORD_MANIFEST, RECORD_SIGNATURE, readSlotRecord } from "./slot-records.ts";
 import type { InspectedSlot } from "./slots.ts";
 import type { System } from "./system.ts";
@@ -290,8 +291,9 @@ export async function runInstallStage(
       await system.remove(partial);
       return result("failed", `Cannot install version ${manifest.version}: the image read back from ${device.device} does not match what was written (sha512 ${onDisk.sha512.slice(0, 16)}…, ${onDisk.size} bytes); nothing was switched`);
     }
-    // the slot stops claiming its old version before its image changes
+    // the slot stops claiming its old version before its image changes; its life cycle starts anew
     await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
+    await system.remove(`${INSTALL_MOUNT}/${HEALTH_FILE}`);
     await system.rename(partial, image);
     await writeRecords(system, INSTALL_MOUNT, accepted, configFiles);
     const fetched = counters.bytesFetched > 0 ? `, ${formatMB(counters.bytesFetched)} fetched` : "";

@@ -5,6 +5,7 @@ import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
 import { systemImage } from "./fake-machine.ts";
 import { manifestPath, signaturePath } from "../controller/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signManifest } from "../controller/signing.ts";
+import { formatHealth, type HealthRecord } from "../controller/slot-health.ts";
 
 export const SERVER = "http://10.0.2.100:8080/";
 export const MIRROR = "http://10.0.2.101:8080/";
@@ -87,13 +88,17 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
   return { manifestBytes, signature, imageBytes: image, imageUrl: `${server}${imageUrl}` };
 }
 
-/** A slot's files after an install of `release`: image, manifest, signature, config. */
-export function installedSlot(release: Release): Tree {
+/**
+ * A slot's files after an install of `release`: image, manifest, signature,
+ * config, and a health record of a system that came up healthy (unless told).
+ */
+export function installedSlot(release: Release, health: HealthRecord | undefined = { attempts: 0, markedGood: true, cleanShutdown: true }): Tree {
   const published = publish(new FakeSystem(), release, "http://scratch.invalid/");
   const tree: Record<string, Tree[string]> = {
     "system.squashfs": { text: bytesToText(published.imageBytes), mode: 0o644 },
     "controller/manifest.json": bytesToText(published.manifestBytes),
     "controller/manifest.sig": published.signature,
+    ...(health === undefined ? {} : { "controller/health.json": formatHealth(health) }),
   };
   for (const [name, text] of Object.entries(release.fleetConfig ?? {})) tree[`controller/config.d/${name}`] = text;
   return tree;

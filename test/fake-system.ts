@@ -9,6 +9,7 @@ import type {
   ExecOptions,
   ExecResult,
   FileInfo,
+  FilesystemCheck,
   FileWriter,
   HttpRequestOptions,
   HttpResponse,
@@ -112,6 +113,8 @@ export class FakeSystem implements System {
   readonly http = new Map<string, FakeHttpResource>();
   /** Every GET, as "URL" or "URL from N" for a Range request. */
   readonly httpRequests: string[] = [];
+  /** Devices whose filesystem check finds errors it cannot repair, with e2fsck's message. */
+  readonly brokenFilesystems = new Map<string, string>();
   /** Every label change, as "DEVICE OLD -> NEW". */
   readonly labelChanges: string[] = [];
 
@@ -340,6 +343,13 @@ export class FakeSystem implements System {
     // a read-only mount cannot have changed anything; one remounted read-write for a while can
     if (device !== undefined) device.tree = this.treeOf(resolved);
     for (const [key] of this.subtree(resolved)) if (key !== resolved) this.nodes.delete(key);
+  }
+
+  async checkFilesystem(device: BlockDevice): Promise<FilesystemCheck> {
+    this.commands.push(["e2fsck", "-p", device.device]);
+    if (this.mounts.some((mount) => mount.source === device.device)) throw new FakeError("EBUSY", `e2fsck: ${device.device} is mounted`);
+    const broken = this.brokenFilesystems.get(device.device);
+    return broken === undefined ? { clean: true, detail: "clean" } : { clean: false, detail: broken };
   }
 
   async remount(target: string, readOnly: boolean): Promise<void> {

@@ -79,7 +79,7 @@ install() {
     chmod 0644 "${initdir}/usr/bin/controller"
 
     # every tool the controller runs (controller/paths.ts TOOLS)
-    inst_multiple blkid chmod cp e2label modprobe mount setsid sh udevadm umount xz
+    inst_multiple blkid chmod cp e2fsck e2label modprobe mount setsid sh udevadm umount xz
 
     # The network stage runs busybox's ip and udhcpc: one static binary that behaves the same
     # in both dracut flavours (controller/network.ts says why not dracut's network modules).

@@ -10,6 +10,7 @@ import { manifestPath, signaturePath } from "../../controller/manifest.ts";
 import { publish } from "../../controller/repo.ts";
 import { repoHandler } from "../../controller/serve.ts";
 import { sha512Hex } from "../../controller/signing.ts";
+import { formatHealth, HEALTH_FILE } from "../../controller/slot-health.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
@@ -24,7 +25,7 @@ export const FLEET_CONFIG = { name: "50-fleet.toml", text: '[tmpfs."/var/log"]\n
 
 export interface UpdateWorld {
   readonly repos: Readonly<Record<RepoName, string>>;
-  /** SYSFS: system-a as version 1.0 with its signed record; BACKUPFS: system-b, no record; BOOTEXT: config.d naming the server and key */
+  /** SYSFS: system-a as version 1.0 with its signed record, marked good; BACKUPFS: system-b, no record; BOOTEXT: config.d naming the server and key */
   readonly disk: string;
   readonly server: UpdateServer;
   /** a forwarded port where nothing listens: a server that is down */
@@ -155,6 +156,8 @@ export function updateWorld(): Promise<UpdateWorld> {
     const manifestBytes = new Uint8Array(await Bun.file(join(repo("local"), manifestPath("stable"))).arrayBuffer());
     await Bun.write(join(sysfs, "controller/manifest.json"), manifestBytes);
     await copyFile(join(repo("local"), signaturePath("stable", sha512Hex(manifestBytes))), join(sysfs, "controller/manifest.sig"));
+    // a system that came up healthy before: updates only ever replace the backup of one
+    await writeFile(join(sysfs, HEALTH_FILE), formatHealth({ attempts: 0, markedGood: true, cleanShutdown: true }));
     const backupfs = join(work, "backupfs");
     await mkdir(backupfs, { recursive: true });
     await copyFile(ARTIFACTS.systemB, join(backupfs, "system.squashfs"));

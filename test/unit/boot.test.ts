@@ -36,11 +36,12 @@ describe("controller boot over the fake machine", () => {
       "disks",
       "bootext",
       "slots",
+      "health",
       "network",
       "check",
-      "health",
       "mounts",
       "overmounts",
+      "attempt",
       "handoff",
     ]);
     expect(report.decisions).toEqual([
@@ -96,7 +97,7 @@ describe("controller boot over the fake machine", () => {
     expect(sink.text()).toContain("ERROR: NOTHING TO BOOT.");
     expect(sink.text()).toContain("Filesystems seen: /dev/vda1 (ext4, label DATA).");
     expect(JSON.parse(fake.peek("/run/controller/report.json") ?? "{}").outcome).toBe("nothing-bootable");
-    expect(report.stages.map((s) => s.stage)).toEqual(["cmdline", "config", "disks", "bootext", "slots", "network", "check", "health", "mounts"]);
+    expect(report.stages.map((s) => s.stage)).toEqual(["cmdline", "config", "disks", "bootext", "slots", "health", "network", "check", "mounts"]);
     expect(fake.mounts).toEqual([]);
   });
 

@@ -383,6 +383,8 @@ describe("switch and repair", () => {
       device: { device, label, fsType: "ext4" },
       role,
       record: version === undefined ? { status: "none" } : ({ status: "valid", manifest: { version } } as unknown as InspectedSlot["record"]),
+      health: { status: "none" },
+      fsck: { condition: "fsck", result: "pass", detail: "clean" },
     });
     const changes = planLabelRepair([slot("/dev/a", "SYSFS", "system"), slot("/dev/b", "SYSFS", "system", "1.0"), slot("/dev/c", "BACKUPFS", "backup", "0.5")], updateConfig());
     expect(changes.map((change) => [change.device.device, change.to])).toEqual([["/dev/a", "DEPRIVED"]]);
