@@ -30,6 +30,9 @@ export interface FolderMarker {
   readonly writable: boolean;
 }
 
+/** What the init said about one `controller-health` call (mark-good, mark-shutdown). */
+export type LifecycleMarker = { readonly state: "ran"; readonly exitCode: number } | { readonly state: "skipped" };
+
 export interface TestMarkers {
   /** Every marker line, without "@@TEST ", in order: also the ones this parser has no field for. */
   readonly lines: readonly string[];
@@ -51,7 +54,11 @@ export interface TestMarkers {
   readonly report?: unknown;
   /** The output of `controller status` and its exit code. */
   readonly status?: { readonly output: string; readonly exitCode: number | undefined };
-  /** The init reached its last marker. */
+  /** `controller-health start` after the status, or "skipped" with test.no_mark_good. */
+  readonly markGood?: LifecycleMarker;
+  /** `controller-health stop` before the poweroff, or "skipped" with test.unclean_shutdown. */
+  readonly markShutdown?: LifecycleMarker;
+  /** The init reached its last marker before the shell and the shutdown. */
   readonly done: boolean;
 }
 
@@ -147,6 +154,12 @@ function parseMarker(
     case "kmsg":
       result.kmsgControllerLines = parseWholeNumber(parseFields(rest, ["controller-lines"], line)["controller-lines"], line);
       break;
+    case "mark-good":
+      result.markGood = parseLifecycle(rest, line);
+      break;
+    case "mark-shutdown":
+      result.markShutdown = parseLifecycle(rest, line);
+      break;
     case "done":
       result.done = true;
       break;
@@ -158,6 +171,12 @@ function parseFolder(rest: string, line: string): FolderMarker {
   const fields = parseFields(rest, ["fstype", "writable"], line);
   if (fields.writable !== "yes" && fields.writable !== "no") throw malformed(line, "writable=yes or writable=no");
   return { fstype: fields.fstype, writable: fields.writable === "yes" };
+}
+
+function parseLifecycle(rest: string, line: string): LifecycleMarker {
+  if (rest === "skipped") return { state: "skipped" };
+  if (!rest.startsWith("exit=")) throw malformed(line, "exit=N or skipped");
+  return { state: "ran", exitCode: parseWholeNumber(rest.slice("exit=".length), line) };
 }
 
 function parseFileState(state: string, line: string): FileMarker {

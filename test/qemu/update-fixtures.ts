@@ -10,7 +10,7 @@ import { manifestPath, signaturePath } from "../../controller/manifest.ts";
 import { publish } from "../../controller/repo.ts";
 import { repoHandler } from "../../controller/serve.ts";
 import { sha512Hex } from "../../controller/signing.ts";
-import { formatHealth, HEALTH_FILE } from "../../controller/slot-health.ts";
+import { formatHealth, HEALTH_FILE, type HealthRecord } from "../../controller/slot-health.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
@@ -31,6 +31,8 @@ export interface UpdateWorld {
   /** a forwarded port where nothing listens: a server that is down */
   readonly deadPort: number;
   readonly work: string;
+  /** the key every repository but unknownKey is signed with */
+  readonly publicKey: string;
 }
 
 export interface UpdateServer {
@@ -101,6 +103,37 @@ function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
   };
 }
 
+export const MARKED_GOOD: HealthRecord = { attempts: 0, markedGood: true, cleanShutdown: true };
+
+export interface SlotContent {
+  readonly image: string;
+  /** a repository whose channel "stable" manifest (and signature) the slot records as installed */
+  readonly repo?: string;
+  readonly health?: HealthRecord;
+  /** flip one byte in the middle of the image after it is copied: a disk that went bad */
+  readonly corruptImage?: boolean;
+}
+
+/** A slot partition's files, in a folder for buildDisk: the image, its signed record, its health. */
+export async function slotFolder(dir: string, content: SlotContent): Promise<string> {
+  await mkdir(join(dir, "controller"), { recursive: true });
+  const image = join(dir, "system.squashfs");
+  await copyFile(content.image, image);
+  if (content.corruptImage === true) {
+    const bytes = new Uint8Array(await Bun.file(image).arrayBuffer());
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
+    await Bun.write(image, bytes);
+  }
+  if (content.repo !== undefined) {
+    const manifestBytes = new Uint8Array(await Bun.file(join(content.repo, manifestPath("stable"))).arrayBuffer());
+    await Bun.write(join(dir, "controller/manifest.json"), manifestBytes);
+    await copyFile(join(content.repo, signaturePath("stable", sha512Hex(manifestBytes))), join(dir, "controller/manifest.sig"));
+  }
+  if (content.health !== undefined) await writeFile(join(dir, HEALTH_FILE), formatHealth(content.health));
+  return dir;
+}
+
 let built: Promise<UpdateWorld> | undefined;
 
 /** Builds the repositories, the disk and the server on first use; later calls get the same. */
@@ -149,18 +182,10 @@ export function updateWorld(): Promise<UpdateWorld> {
     const repos = Object.fromEntries(REPOS.map((name) => [name, repo(name)])) as Record<RepoName, string>;
     const server = startServer(repos);
 
-    // SYSFS runs 1.0 as the local repository recorded it
-    const sysfs = join(work, "sysfs");
-    await mkdir(join(sysfs, "controller"), { recursive: true });
-    await copyFile(ARTIFACTS.systemA, join(sysfs, "system.squashfs"));
-    const manifestBytes = new Uint8Array(await Bun.file(join(repo("local"), manifestPath("stable"))).arrayBuffer());
-    await Bun.write(join(sysfs, "controller/manifest.json"), manifestBytes);
-    await copyFile(join(repo("local"), signaturePath("stable", sha512Hex(manifestBytes))), join(sysfs, "controller/manifest.sig"));
-    // a system that came up healthy before: updates only ever replace the backup of one
-    await writeFile(join(sysfs, HEALTH_FILE), formatHealth({ attempts: 0, markedGood: true, cleanShutdown: true }));
-    const backupfs = join(work, "backupfs");
-    await mkdir(backupfs, { recursive: true });
-    await copyFile(ARTIFACTS.systemB, join(backupfs, "system.squashfs"));
+    // SYSFS runs 1.0 as the local repository recorded it, and came up healthy before:
+    // updates only ever replace the backup of a system marked good
+    const sysfs = await slotFolder(join(work, "sysfs"), { image: ARTIFACTS.systemA, repo: repo("local"), health: MARKED_GOOD });
+    const backupfs = await slotFolder(join(work, "backupfs"), { image: ARTIFACTS.systemB });
     const bootext = join(work, "bootext");
     await mkdir(join(bootext, "config.d"), { recursive: true });
     await writeFile(
@@ -184,7 +209,7 @@ export function updateWorld(): Promise<UpdateWorld> {
         { label: "BOOTEXT", sizeMiB: 16, content: bootext },
       ],
     });
-    return { repos, disk, server, deadPort: await freePort(), work };
+    return { repos, disk, server, deadPort: await freePort(), work, publicKey };
   })();
   return built;
 }

@@ -32,8 +32,12 @@ const CONSOLE = [
   "overmounts: 2",
   "@@STATUS-END",
   "@@STATUS-EXIT 0",
+  "controller: SYSFS on /dev/vda1 marked good (attempts 0)",
+  "@@TEST mark-good exit=0",
   "@@TEST done",
   "test-system# echo @@TEST fake",
+  "[   30.000000] EXT4-fs (vda1): re-mounted. Quota mode: none.",
+  "@@TEST mark-shutdown exit=1",
 ]
   .map((line) => `${line}\r\n`)
   .join("");
@@ -71,9 +75,14 @@ describe("parseTestMarkers", () => {
     expect(markers.status).toEqual({ output: "booted: SYSFS\novermounts: 2", exitCode: 0 });
   });
 
+  test("reads how marking the slot good and recording the shutdown went", () => {
+    expect(markers.markGood).toEqual({ state: "ran", exitCode: 0 });
+    expect(markers.markShutdown).toEqual({ state: "ran", exitCode: 1 });
+  });
+
   test("keeps every marker line, also unknown ones, but not a typed command that merely mentions one", () => {
     expect(markers.lines).toContain("something-new a b c");
-    expect(markers.lines).toHaveLength(14);
+    expect(markers.lines).toHaveLength(16);
     expect(markers.lines).not.toContain("fake");
   });
 });
@@ -85,6 +94,14 @@ describe("parseTestMarkers on incomplete or broken output", () => {
     expect(markers.report).toBeUndefined();
     expect(markers.status).toBeUndefined();
     expect(markers.done).toBe(false);
+    expect(markers.markGood).toBeUndefined();
+    expect(markers.markShutdown).toBeUndefined();
+  });
+
+  test("test.no_mark_good and test.unclean_shutdown: both steps skipped", () => {
+    const markers = parseTestMarkers("@@TEST mark-good skipped\n@@TEST done\n@@TEST mark-shutdown skipped\n");
+    expect(markers.markGood).toEqual({ state: "skipped" });
+    expect(markers.markShutdown).toEqual({ state: "skipped" });
   });
 
   test("a console without markers gives empty results", () => {
@@ -113,5 +130,7 @@ describe("parseTestMarkers on incomplete or broken output", () => {
     );
     expect(() => parseTestMarkers("@@TEST root maybe\n")).toThrow(/expected "ro" or "rw"/);
     expect(() => parseTestMarkers("@@TEST mount /x ext4\n")).toThrow(/TARGET FSTYPE OPTIONS SOURCE/);
+    expect(() => parseTestMarkers("@@TEST mark-good exit=yes\n")).toThrow('malformed console marker: expected a whole number, found: "@@TEST mark-good exit=yes"');
+    expect(() => parseTestMarkers("@@TEST mark-shutdown maybe\n")).toThrow(/expected exit=N or skipped/);
   });
 });

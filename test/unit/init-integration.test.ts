@@ -1,0 +1,135 @@
+// The files in init-integration/ that image builders install: the systemd
+// units as systemd itself reads them, and controller-health run with a fake
+// `controller` that records how it was called.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const DIR = resolve(import.meta.dir, "../../init-integration");
+const SCRIPT = join(DIR, "controller-health");
+const UNITS = ["controller-mark-good@.service", "controller-mark-shutdown.service"];
+
+const temporaryDirs: string[] = [];
+afterAll(async () => {
+  for (const dir of temporaryDirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function temporaryDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temporaryDirs.push(dir);
+  return dir;
+}
+
+async function run(argv: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = Bun.spawn([...argv], { stdout: "pipe", stderr: "pipe", env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env } });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, stdout, stderr };
+}
+
+describe.skipIf(Bun.which("systemd-analyze") === null)("the systemd units", () => {
+  test("run /usr/bin/controller", async () => {
+    expect(await readFile(join(DIR, "controller-mark-good@.service"), "utf8")).toContain("\nExecStart=/usr/bin/controller mark-good\n");
+    expect(await readFile(join(DIR, "controller-mark-shutdown.service"), "utf8")).toContain("\nExecStop=/usr/bin/controller mark-shutdown\n");
+  });
+
+  test("systemd-analyze verify finds nothing wrong", async () => {
+    // verify insists that the program exists: point the units at a stand-in, the template at an instance
+    const dir = await temporaryDir("units-");
+    const controller = join(dir, "controller");
+    await writeFile(controller, "#!/bin/sh\nexit 0\n");
+    await chmod(controller, 0o755);
+    const copies = { "controller-mark-good@.service": "controller-mark-good@multi-user.target.service", "controller-mark-shutdown.service": "controller-mark-shutdown.service" };
+    for (const [unit, copy] of Object.entries(copies)) {
+      const text = await readFile(join(DIR, unit), "utf8");
+      await writeFile(join(dir, copy), text.replaceAll("/usr/bin/controller", controller));
+    }
+    const result = await run(["systemd-analyze", "verify", ...Object.values(copies).map((copy) => join(dir, copy))]);
+    // only what it says about these units: a host's own units may have warnings of their own
+    expect({ code: result.code, problems: `${result.stdout}${result.stderr}`.split("\n").filter((line) => line.includes("controller-")) }).toEqual({ code: 0, problems: [] });
+  });
+
+  test.skipIf(Bun.which("systemctl") === null)("enabling them as the README says hooks them into their targets", async () => {
+    const root = await temporaryDir("root-");
+    const unitDir = join(root, "etc/systemd/system");
+    await mkdir(unitDir, { recursive: true });
+    for (const unit of UNITS) await copyFile(join(DIR, unit), join(unitDir, unit));
+    const result = await run(["systemctl", `--root=${root}`, "enable", "controller-mark-good@multi-user.target.service", "controller-mark-shutdown.service"]);
+    expect(result.code).toBe(0);
+    expect(await readlink(join(unitDir, "multi-user.target.wants/controller-mark-good@multi-user.target.service"))).toBe("/etc/systemd/system/controller-mark-good@.service");
+    expect(await readlink(join(unitDir, "sysinit.target.wants/controller-mark-shutdown.service"))).toBe("/etc/systemd/system/controller-mark-shutdown.service");
+  });
+});
+
+describe("controller-health", () => {
+  /** A fake `controller` on PATH that appends its arguments to a log, one call a line, and exits with FAKE_EXIT. */
+  async function fakeController() {
+    const dir = await temporaryDir("controller-health-");
+    await mkdir(join(dir, "bin"));
+    const log = join(dir, "calls");
+    await writeFile(join(dir, "bin/controller"), `#!/bin/sh\nfor arg; do printf '[%s]' "$arg"; done >>"${log}"\necho >>"${log}"\nexit "\${FAKE_EXIT:-0}"\n`);
+    await chmod(join(dir, "bin/controller"), 0o755);
+    const report = join(dir, "report.json");
+    await writeFile(report, "{}\n");
+    const env = { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, CONTROLLER_REPORT: report };
+    const calls = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
+    return { env, report, calls };
+  }
+
+  const shells = Bun.which("busybox") === null ? [["sh"]] : [["sh"], ["busybox", "sh"]];
+
+  test("is executable and valid sh", async () => {
+    expect((await stat(SCRIPT)).mode & 0o111).toBe(0o111);
+    for (const shell of shells) expect(await run([...shell, "-n", SCRIPT])).toEqual({ code: 0, stdout: "", stderr: "" });
+  });
+
+  test("has an LSB header that starts it last and stops it in runlevels 0 and 6", async () => {
+    const text = await readFile(SCRIPT, "utf8");
+    const header = text.slice(text.indexOf("### BEGIN INIT INFO"), text.indexOf("### END INIT INFO"));
+    expect(header).toContain("# Provides:          controller-health\n");
+    expect(header).toContain("# Required-Start:    $all\n");
+    expect(header).toContain("# Default-Stop:      0 6\n");
+  });
+
+  for (const shell of shells) {
+    describe(`run by ${shell.join(" ")}`, () => {
+      test("start marks good, stop marks a clean shutdown", async () => {
+        const { env, calls } = await fakeController();
+        expect(await run([...shell, SCRIPT, "start"], env)).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect(await run([...shell, SCRIPT, "stop"], env)).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect(await calls()).toEqual(["[mark-good]", "[mark-shutdown]"]);
+      });
+
+      test("the controller's exit status is the script's", async () => {
+        const { env } = await fakeController();
+        expect((await run([...shell, SCRIPT, "start"], { ...env, FAKE_EXIT: "1" })).code).toBe(1);
+      });
+
+      test("an unknown or missing action is a usage error and runs nothing", async () => {
+        const { env, calls } = await fakeController();
+        for (const args of [["restart"], []]) {
+          const result = await run([...shell, SCRIPT, ...args], env);
+          expect(result.code).toBe(2);
+          expect(result.stderr).toContain("start|stop");
+        }
+        expect(await calls()).toEqual([]);
+      });
+
+      test("does nothing on a system the controller did not boot", async () => {
+        const { env, report, calls } = await fakeController();
+        await rm(report);
+        const result = await run([...shell, SCRIPT, "start"], env);
+        expect(result.code).toBe(0);
+        expect(result.stdout).toContain("this system was not booted by the controller, nothing to do");
+        expect(await calls()).toEqual([]);
+      });
+    });
+  }
+
+  test("runs as a program too (its #! line), finding the controller on PATH", async () => {
+    const { env, calls } = await fakeController();
+    expect((await run([SCRIPT, "stop"], env)).code).toBe(0);
+    expect(await calls()).toEqual(["[mark-shutdown]"]);
+  });
+});
