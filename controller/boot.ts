@@ -6,6 +6,7 @@
 import { runBootextStage, type BootextResult } from "./bootext.ts";
 import { type Cmdline, parseCmdline } from "./cmdline.ts";
 import { cmdlineLayers, type ConfigLayer, loadInitramfsConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
+import { type CutPoints, cutPointsFor } from "./cut-points.ts";
 import { describeDevices, runDisksStage } from "./disks.ts";
 import { type HandoffResult, runHandoffStage } from "./handoff.ts";
 import { type BootPlan, type HealthResult, planBoot, runHealthStage } from "./health.ts";
@@ -47,7 +48,12 @@ export async function isInitramfs(system: System): Promise<boolean> {
   return (await system.lstat(INITRD_RELEASE)) !== undefined;
 }
 
-export async function runBoot(system: System, baseLog: Logger): Promise<BootResult> {
+export interface BootOptions {
+  /** where to stop dead, for the power-cut tests; by default rd.controller.cut= on the command line says */
+  readonly cuts?: CutPoints;
+}
+
+export async function runBoot(system: System, baseLog: Logger, options: BootOptions = {}): Promise<BootResult> {
   const startedAt = system.wallClock();
   const startMs = system.monotonicMs();
   const kernelUptimeAtStart = await kernelUptime(system);
@@ -79,6 +85,7 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
     return parsed;
   });
   log = log.withDebug(cmdline.debug);
+  const cuts = options.cuts ?? cutPointsFor(system, log, cmdline.cut);
 
   // First the layers that need no disk, to know which labels to look for; BOOTEXT's come later.
   const early = await stage("config", { layers: [] as ConfigLayer[], resolved: resolveConfig([]) }, async (stageLog) => {
@@ -183,14 +190,14 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
       resumes: 0,
       durationMs: 0,
     };
-    const install = await stage("install", noInstall, (stageLog) => runInstallStage(system, stageLog, before, accepted, serverConfig.files, spare.spare));
+    const install = await stage("install", noInstall, (stageLog) => runInstallStage(system, stageLog, before, accepted, serverConfig.files, spare.spare, cuts));
     report.install = install;
     decisions.push(`update: ${install.detail}`);
     if (install.status !== "installed") return report;
 
     const installed = { ...spare.spare.device, label: install.label ?? spare.spare.device.label };
     const steps = planSwitch(installed, booting.device, before);
-    devices = await stage("switch", devices, (stageLog) => runSwitchStage(system, stageLog, steps));
+    devices = await stage("switch", devices, (stageLog) => runSwitchStage(system, stageLog, steps, cuts));
     report.switched = steps.map((step) => `${step.device.device} ${step.device.label ?? "(no label)"} -> ${step.to}`);
     decisions.push(`update: version ${accepted.manifest.version} on ${installed.device} is now ${before.labels.system}`);
     applyServerConfig(serverConfig.layers, "server-config");
@@ -272,7 +279,7 @@ export async function runBoot(system: System, baseLog: Logger): Promise<BootResu
   decisions.push(`booted ${booted.label} (${booted.role}) from ${booted.device}`);
   overmounts = await stage("overmounts", [], (stageLog) => runOvermountsStage(system, stageLog, config, bootext.mountPoint, mounts));
   bootedHealth = await stage("attempt", undefined, async (stageLog) => {
-    const counted = await countBootAttempt(system, slotMountPoint(booted), `${booted.label} on ${booted.device}`);
+    const counted = await countBootAttempt(system, slotMountPoint(booted), `${booted.label} on ${booted.device}`, cuts);
     stageLog.info(`boot ${counted.attempts} of ${config.health.max_attempts} on ${booted.label} without a mark-good`);
     return counted;
   });

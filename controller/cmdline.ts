@@ -30,6 +30,8 @@ export interface Cmdline {
   readonly shell: boolean;
   /** `rd.controller.debug`: debug lines on the console too. */
   readonly debug: boolean;
+  /** `rd.controller.cut=POINT`, for the power-cut tests only: stop dead at that point (cut-points.ts). */
+  readonly cut?: string;
   /** Every controller.KEY=VALUE, in command-line order. */
   readonly configOverrides: readonly ConfigOverride[];
   readonly heddle: { readonly boot?: "dist"; readonly update?: string; readonly fallback: boolean };
@@ -131,8 +133,8 @@ export function parseCmdline(raw: string): Cmdline {
 
   const configOverrides: ConfigOverride[] = [];
   for (const [name, value] of params) {
-    if (name.startsWith(OWN_PREFIX) && name !== "rd.controller.debug") {
-      warnings.push(`${name}: unknown parameter; the only rd.controller.* parameter is rd.controller.debug`);
+    if (name.startsWith(OWN_PREFIX) && name !== "rd.controller.debug" && name !== "rd.controller.cut") {
+      warnings.push(`${name}: unknown parameter; the rd.controller.* parameters are rd.controller.debug and rd.controller.cut`);
     }
     if (!name.startsWith(CONFIG_PREFIX)) continue;
     const key = name.slice(CONFIG_PREFIX.length);
@@ -155,6 +157,9 @@ export function parseCmdline(raw: string): Cmdline {
   );
   const sshKeysUrl = reader.value("ssh_keys_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const commandUrl = reader.value("command_url", "an http:// or https:// URL", "ignoring it", httpUrl);
+  const cut = reader.value("rd.controller.cut", "a cut point name such as switch-first-label", "ignoring it", (value) =>
+    /^[a-z0-9-]+$/.test(value) ? value : undefined,
+  );
 
   return {
     raw: withoutProcNewline(raw),
@@ -162,6 +167,7 @@ export function parseCmdline(raw: string): Cmdline {
     ...(realInit === undefined ? {} : { realInit }),
     shell: reader.flag("shell"),
     debug: reader.flag("rd.controller.debug"),
+    ...(cut === undefined ? {} : { cut }),
     configOverrides,
     heddle: {
       ...(heddleBoot === undefined ? {} : { boot: heddleBoot }),

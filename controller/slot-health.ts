@@ -10,6 +10,7 @@
 // So `attempts` is the number of boots since the last mark-good, and a slot
 // that never comes up far enough to say so runs out of them.
 
+import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import { RECORD_DIR } from "./slot-records.ts";
 import type { System } from "./system.ts";
 
@@ -123,11 +124,13 @@ export function healthOf(read: HealthRead): HealthRecord {
  * handoff: remounted read-write for the one write, read-only again after,
  * also when the write fails.
  */
-export async function countBootAttempt(system: System, slotDir: string, name: string): Promise<HealthRecord> {
+export async function countBootAttempt(system: System, slotDir: string, name: string, cuts: CutPoints = NO_CUTS): Promise<HealthRecord> {
   await system.remount(slotDir, false);
   try {
+    await cuts.reach("attempt-remounted");
     const health = afterBootAttempt(healthOf(await readHealth(system, slotDir, name)), system.wallClock());
     await writeHealth(system, slotDir, health);
+    await cuts.reach("attempt-written");
     return health;
   } finally {
     await system.remount(slotDir, true);

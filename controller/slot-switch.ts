@@ -9,6 +9,7 @@
 // A power cut at any point leaves at least one verified system labelled SYSFS.
 
 import type { Config } from "./config-schema.ts";
+import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import type { Logger } from "./log.ts";
 import type { BlockDevice, System } from "./system.ts";
 
@@ -28,11 +29,14 @@ export function planSwitch(installed: BlockDevice, running: BlockDevice | undefi
  * Carries the plan out and returns the block devices as blkid sees them after
  * it, also when a write failed half-way: the boot goes on from what is there.
  */
-export async function runSwitchStage(system: System, log: Logger, steps: readonly LabelStep[]): Promise<BlockDevice[]> {
+export async function runSwitchStage(system: System, log: Logger, steps: readonly LabelStep[], cuts: CutPoints = NO_CUTS): Promise<BlockDevice[]> {
+  const points = ["switch-first-label", "switch-second-label"] as const;
   try {
-    for (const step of steps) {
+    for (const [index, step] of steps.entries()) {
       log.info(`${step.device.device}: ${step.device.label ?? "(no label)"} -> ${step.to}`);
       await system.setLabel(step.device, step.to);
+      const point = points[index];
+      if (point !== undefined) await cuts.reach(point);
     }
   } catch (error) {
     log.error(`Cannot finish the label switch: ${(error as Error).message}; the boot goes on with the labels as they are, and the next boot finishes it`);

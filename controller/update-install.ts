@@ -15,6 +15,7 @@
 
 import { createHash } from "node:crypto";
 import type { Config } from "./config-schema.ts";
+import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import { requestOptions } from "./http-fetch.ts";
 import type { Logger } from "./log.ts";
 import { resolveRepoUrl } from "./manifest.ts";
@@ -105,6 +106,7 @@ async function download(
   expected: { size: number },
   start: { offset: number; hash: ReturnType<typeof createHash> },
   counters: { bytesFetched: number; resumes: number },
+  cuts: CutPoints,
 ): Promise<string> {
   let hash = start.hash;
   let written = start.offset;
@@ -144,6 +146,8 @@ async function download(
             }
             hash.update(chunk);
             await writer.write(chunk);
+            const half = expected.size / 2;
+            if (written < half && written + chunk.length >= half) await cuts.reach("download-half");
             written += chunk.length;
             counters.bytesFetched += chunk.length;
             progress(false);
@@ -165,29 +169,47 @@ async function download(
       }
     }
     progress(true);
+    await cuts.reach("download-written");
     await writer.sync();
+    await cuts.reach("download-synced");
   } finally {
     await writer.close();
   }
   return hash.digest("hex");
 }
 
-async function writeRecords(system: System, slotDir: string, accepted: AcceptedManifest, configFiles: readonly FetchedConfigFile[]): Promise<void> {
+async function writeRecords(
+  system: System,
+  slotDir: string,
+  accepted: AcceptedManifest,
+  configFiles: readonly FetchedConfigFile[],
+  cuts: CutPoints,
+): Promise<void> {
   const configDir = `${slotDir}/${RECORD_CONFIG_DIR}`;
   await system.remove(configDir);
   await system.mkdir(configDir);
   for (const file of configFiles) await system.writeBytes(`${configDir}/${file.name}`, file.content);
+  await cuts.reach("config-written");
   await system.writeBytes(`${slotDir}/${RECORD_SIGNATURE}`, new TextEncoder().encode(accepted.signature));
+  await cuts.reach("signature-written");
   // last: from here on the slot claims this version
   await system.writeBytes(`${slotDir}/${RECORD_MANIFEST}`, accepted.manifestBytes);
+  await cuts.reach("manifest-written");
   await system.remove(`${slotDir}/${RECORD_INSTALL_STATE}`);
+  await cuts.reach("install-state-removed");
 }
 
 /**
  * Where the download starts: an earlier install of the same image into this
  * slot is resumed (offset > 0); anything else partial is thrown away.
  */
-async function startDownload(system: System, log: Logger, partial: string, accepted: AcceptedManifest): Promise<{ offset: number; hash: ReturnType<typeof createHash> }> {
+async function startDownload(
+  system: System,
+  log: Logger,
+  partial: string,
+  accepted: AcceptedManifest,
+  cuts: CutPoints,
+): Promise<{ offset: number; hash: ReturnType<typeof createHash> }> {
   const { manifest } = accepted;
   const statePath = `${INSTALL_MOUNT}/${RECORD_INSTALL_STATE}`;
   const state = await readInstallState(system, statePath);
@@ -204,6 +226,7 @@ async function startDownload(system: System, log: Logger, partial: string, accep
   await system.mkdir(partial.slice(0, partial.lastIndexOf("/")));
   const newState: InstallState = { version: manifest.version, sha512: manifest.image.sha512, size: manifest.image.size };
   await system.writeText(statePath, `${JSON.stringify(newState)}\n`);
+  await cuts.reach("install-state-written");
   return { offset: 0, hash: createHash("sha512") };
 }
 
@@ -214,6 +237,7 @@ export async function runInstallStage(
   accepted: AcceptedManifest,
   configFiles: readonly FetchedConfigFile[],
   spare: InspectedSlot,
+  cuts: CutPoints = NO_CUTS,
 ): Promise<InstallResult> {
   const { manifest } = accepted;
   const began = system.monotonicMs();
@@ -262,7 +286,7 @@ export async function runInstallStage(
         return result("installed", `version ${manifest.version} is already on ${device.device} and verifies: no download needed`);
       }
     }
-    const start = await startDownload(system, log, partial, accepted);
+    const start = await startDownload(system, log, partial, accepted, cuts);
     resumedFromByte = start.offset;
     const needed = manifest.image.size - start.offset;
     if ((await system.freeBytes(INSTALL_MOUNT)) < needed) {
@@ -281,7 +305,7 @@ export async function runInstallStage(
       }
     }
     log.info(`writing version ${manifest.version} (${formatMB(manifest.image.size)}) from ${url} to ${device.device}`);
-    const streamed = await download(system, log, config, url, partial, { size: manifest.image.size }, start, counters);
+    const streamed = await download(system, log, config, url, partial, { size: manifest.image.size }, start, counters, cuts);
     if (streamed !== manifest.image.sha512) {
       await system.remove(partial);
       return result("failed", `Cannot install version ${manifest.version}: the image from ${url} has sha512 ${streamed.slice(0, 16)}…, the manifest signs ${manifest.image.sha512.slice(0, 16)}…; nothing was switched`);
@@ -291,11 +315,14 @@ export async function runInstallStage(
       await system.remove(partial);
       return result("failed", `Cannot install version ${manifest.version}: the image read back from ${device.device} does not match what was written (sha512 ${onDisk.sha512.slice(0, 16)}…, ${onDisk.size} bytes); nothing was switched`);
     }
+    await cuts.reach("image-verified");
     // the slot stops claiming its old version before its image changes; its life cycle starts anew
     await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
     await system.remove(`${INSTALL_MOUNT}/${HEALTH_FILE}`);
+    await cuts.reach("old-record-removed");
     await system.rename(partial, image);
-    await writeRecords(system, INSTALL_MOUNT, accepted, configFiles);
+    await cuts.reach("image-renamed");
+    await writeRecords(system, INSTALL_MOUNT, accepted, configFiles, cuts);
     const fetched = counters.bytesFetched > 0 ? `, ${formatMB(counters.bytesFetched)} fetched` : "";
     return result("installed", `version ${manifest.version} written to ${device.device} and verified from the disk${fetched}`);
   } catch (error) {

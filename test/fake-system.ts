@@ -147,6 +147,17 @@ export class FakeSystem implements System {
     return this.devices.find((entry) => entry.device.device === path)?.device;
   }
 
+  /**
+   * Every device as a power cut now would leave it: its label and what its
+   * filesystem holds, including what was written through a mount still active.
+   */
+  snapshotDevices(): { device: BlockDevice; tree: Tree }[] {
+    return this.devices.map((entry) => {
+      const mount = this.mounts.findLast((candidate) => candidate.source === entry.device.device);
+      return { device: entry.device, tree: mount === undefined ? entry.tree : this.treeOf(mount.target) };
+    });
+  }
+
   /** What a device's filesystem holds now, as written by rw mounts that were unmounted. */
   deviceTree(path: string): Tree | undefined {
     return this.devices.find((entry) => entry.device.device === path)?.tree;

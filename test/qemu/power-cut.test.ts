@@ -1,0 +1,106 @@
+// The power-cut proof: an update of a machine running 1.0 to 2.0 (system-a to
+// system-c), with QEMU killed (SIGKILL, no shutdown of any kind) at every cut
+// point of controller/cut-points.ts: the kernel command line names the point
+// (rd.controller.cut=POINT), the controller stops dead there and says so, and
+// the test kills the VM. Then the machine boots without a network (it must
+// reach a verified system, old or new, never a half image) and once more with
+// the server back (it must finish the update). Two VMs run at a time.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { copyFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/cut-points.ts";
+import type { BootReport } from "../../controller/report.ts";
+import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
+import { withVm } from "../../qemu-harness/vm.ts";
+import { BOOT_TIMEOUT_MS, type Boot, vmOptions } from "./fixtures.ts";
+import { type UpdateWorld, updateWorld } from "./update-fixtures.ts";
+
+const PARALLEL_VMS = 2;
+
+let world: UpdateWorld;
+beforeAll(async () => {
+  world = await updateWorld();
+  world.server.serve("newer");
+}, 300_000);
+
+interface Row {
+  readonly point: CutPoint;
+  readonly cut: string;
+  readonly next: string;
+  readonly after: string;
+  readonly problems: string[];
+}
+const rows: Row[] = [];
+
+afterAll(() => {
+  if (rows.length === 0) return;
+  const table = [
+    ["cut point", "cut", "next boot (no network)", "boot after (server back)", "result"],
+    ...rows.map((row) => [row.point, row.cut, row.next, row.after, row.problems.length === 0 ? "pass" : `FAIL: ${row.problems.join("; ")}`]),
+  ];
+  const widths = table[0]?.map((_, column) => Math.max(...table.map((cells) => (cells[column] ?? "").length))) ?? [];
+  console.log(`\npower-cut table:\n${table.map((cells) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(" | ")).join("\n")}\n`);
+});
+
+/** Boots to the test system's end and returns what it printed. */
+async function bootToEnd(boot: Boot): Promise<TestMarkers> {
+  return withVm(vmOptions(boot), async (vm) => {
+    await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
+    await vm.waitForExit(60_000);
+    return parseTestMarkers(vm.console());
+  });
+}
+
+/** "system-c 2.0 verified" or what went wrong. */
+function describeBoot(markers: TestMarkers, problems: string[], when: string): string {
+  if (markers.reportState !== "printed") {
+    problems.push(`${when}: no boot report`);
+    return `no report (image ${markers.imageId ?? "none"})`;
+  }
+  const report = markers.report as BootReport;
+  const booted = report.update.slots.find((slot) => slot.device === report.boot.booted?.device);
+  const hash = booted?.conditions?.find((condition) => condition.condition === "image-hash");
+  const expected = markers.imageId === "system-c" ? "2.0" : markers.imageId === "system-a" ? "1.0" : undefined;
+  if (expected === undefined) problems.push(`${when}: booted ${markers.imageId ?? "nothing"}, expected system-a or system-c`);
+  else if (booted?.version !== expected) problems.push(`${when}: ${markers.imageId} booted from a slot recording version ${booted?.version ?? "none"}`);
+  if (hash?.result !== "pass") problems.push(`${when}: the booted image's hash check is ${hash?.result ?? "missing"}: ${hash?.detail ?? ""}`);
+  return `${markers.imageId ?? "nothing"} ${booted?.version ?? "?"} ${hash?.result === "pass" ? "verified" : "NOT verified"} (${booted?.label ?? "?"} on ${booted?.device ?? "?"})`;
+}
+
+async function cutAndRecover(point: CutPoint): Promise<Row> {
+  const disk = join(world.work, `power-cut-${point}.img`);
+  await copyFile(world.disk, disk);
+  const problems: string[] = [];
+  const online = { hostPorts: [world.server.port], writeDisks: true, flavour: "shell" as const, disk };
+  try {
+    let cut = "not reached";
+    await withVm(vmOptions({ ...online, append: `rd.controller.cut=${point}` }), async (vm) => {
+      await vm.waitFor(cutMarker(point), BOOT_TIMEOUT_MS);
+      await vm.kill();
+      cut = "killed there";
+    });
+    const next = describeBoot(await bootToEnd({ flavour: "shell", disk, writeDisks: true }), problems, "next boot");
+    const afterMarkers = await bootToEnd(online);
+    const after = describeBoot(afterMarkers, problems, "boot after");
+    if (afterMarkers.imageId !== "system-c") problems.push(`boot after: the update did not finish (${afterMarkers.imageId ?? "nothing"} booted)`);
+    return { point, cut, next, after, problems };
+  } finally {
+    await rm(disk, { force: true });
+  }
+}
+
+test(
+  `a power cut at each of the ${CUT_POINTS.length} cut points of an update leaves a machine that boots a verified system and finishes the update`,
+  async () => {
+    expect(CUT_POINTS.length).toBeGreaterThanOrEqual(12);
+    const queue = [...CUT_POINTS];
+    const worker = async () => {
+      for (let point = queue.shift(); point !== undefined; point = queue.shift()) rows.push(await cutAndRecover(point));
+    };
+    await Promise.all(Array.from({ length: PARALLEL_VMS }, worker));
+    rows.sort((a, b) => CUT_POINTS.indexOf(a.point) - CUT_POINTS.indexOf(b.point));
+    expect(rows.filter((row) => row.problems.length > 0)).toEqual([]);
+  },
+  CUT_POINTS.length * 6 * 60_000,
+);
