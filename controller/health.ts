@@ -11,10 +11,9 @@ import type { Config } from "./config-schema.ts";
 import { describeDevices } from "./disks.ts";
 import { checkSlot } from "./health-checks.ts";
 import type { Logger } from "./log.ts";
-import { compareVersions } from "./manifest.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
 import { afterDeprived, healthOf, readHealth, writeHealth } from "./slot-health.ts";
-import { type ConditionResult, type InspectedSlot, roleOf, versionOf } from "./slots.ts";
+import { type ConditionResult, type InspectedSlot, newerVersionFirst, roleOf, versionOf } from "./slots.ts";
 import type { BlockDevice, System } from "./system.ts";
 
 export type SlotRole = "system" | "backup";
@@ -143,11 +142,7 @@ export function decideHealth(base: BootPlan, verdicts: ReadonlyMap<string, SlotV
   const ordered =
     choice === "backup"
       ? [...candidates.filter((candidate) => candidate.role === "backup"), ...candidates.filter((candidate) => candidate.role !== "backup")]
-      : [...candidates].sort((a, b) => {
-          const [va, vb] = [versionAt(a), versionAt(b)];
-          if (va !== undefined && vb !== undefined) return compareVersions(vb, va);
-          return va !== undefined ? -1 : vb !== undefined ? 1 : 0;
-        });
+      : [...candidates].sort((a, b) => newerVersionFirst(versionAt(a), versionAt(b)));
   const first = ordered[0] as BootCandidate;
   warnings.push(`every slot is unhealthy: booting ${first.label} on ${first.device} anyway (health.both_unhealthy = "${choice}")`);
   decisions.push(`every slot is unhealthy: boot ${first.label} on ${first.device} anyway, as health.both_unhealthy = "${choice}" says`);

@@ -88,11 +88,14 @@ export function summarizeSlot(slot: InspectedSlot, conditions?: readonly Conditi
   };
 }
 
-/** Newest verified version first; slots without one after, in device order. */
+/** A sort order: the newer version first; no version after any, in the order given. */
+export function newerVersionFirst(a: string | undefined, b: string | undefined): number {
+  if (a !== undefined && b !== undefined) return compareVersions(b, a);
+  return a !== undefined ? -1 : b !== undefined ? 1 : 0;
+}
+
 function newestFirst(a: InspectedSlot, b: InspectedSlot): number {
-  const [va, vb] = [versionOf(a), versionOf(b)];
-  if (va !== undefined && vb !== undefined) return compareVersions(vb, va);
-  return va !== undefined ? -1 : vb !== undefined ? 1 : 0;
+  return newerVersionFirst(versionOf(a), versionOf(b));
 }
 
 /** Pure: the label changes that leave exactly one SYSFS when a switch was cut short. */

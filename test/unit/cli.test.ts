@@ -46,6 +46,15 @@ describe("controller commands", () => {
     expect(await controller("check-config", "/nonexistent/config.d")).toMatchObject({ code: 1, stdout: expect.stringContaining("no such folder") });
   });
 
+  test("mark-good and mark-shutdown outside a system the controller booted: exit status 1 and why", async () => {
+    for (const command of ["mark-good", "mark-shutdown"]) {
+      const result = await controller(command);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("this system was not booted by the controller");
+    }
+    expect((await controller("mark-good", "extra")).code).toBe(2);
+  });
+
   test("status without a report says so", async () => {
     expect(await controller("status")).toMatchObject({ code: 1, stderr: expect.stringContaining("No boot report at /run/controller/report.json") });
   });
