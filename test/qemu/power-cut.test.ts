@@ -59,13 +59,25 @@ function describeBoot(markers: TestMarkers, problems: string[], when: string): s
     return `no report (image ${markers.imageId ?? "none"})`;
   }
   const report = markers.report as BootReport;
-  const booted = report.update.slots.find((slot) => slot.device === report.boot.booted?.device);
-  const hash = booted?.conditions?.find((condition) => condition.condition === "image-hash");
+  const device = report.boot.booted?.device;
   const expected = markers.imageId === "system-c" ? "2.0" : markers.imageId === "system-a" ? "1.0" : undefined;
   if (expected === undefined) problems.push(`${when}: booted ${markers.imageId ?? "nothing"}, expected system-a or system-c`);
-  else if (booted?.version !== expected) problems.push(`${when}: ${markers.imageId} booted from a slot recording version ${booted?.version ?? "none"}`);
-  if (hash?.result !== "pass") problems.push(`${when}: the booted image's hash check is ${hash?.result ?? "missing"}: ${hash?.detail ?? ""}`);
-  return `${markers.imageId ?? "nothing"} ${booted?.version ?? "?"} ${hash?.result === "pass" ? "verified" : "NOT verified"} (${booted?.label ?? "?"} on ${booted?.device ?? "?"})`;
+  const install = report.update.install;
+  let version: string | undefined;
+  let how: string;
+  if (install?.status === "installed" && install.device === device && report.update.switched !== undefined) {
+    // installed and switched to on this very boot: the install hashed the image from the disk
+    version = install.version;
+    how = "installed and verified on this boot";
+  } else {
+    const booted = report.update.slots.find((slot) => slot.device === device);
+    const hash = booted?.conditions?.find((condition) => condition.condition === "image-hash");
+    version = booted?.version;
+    how = hash?.result === "pass" ? "verified" : "NOT verified";
+    if (hash?.result !== "pass") problems.push(`${when}: the booted image's hash check is ${hash?.result ?? "missing"}: ${hash?.detail ?? ""}`);
+  }
+  if (expected !== undefined && version !== expected) problems.push(`${when}: ${markers.imageId} booted from a slot recording version ${version ?? "none"}`);
+  return `${markers.imageId ?? "nothing"} ${version ?? "?"} ${how} (${report.boot.booted?.label ?? "?"} on ${device ?? "?"})`;
 }
 
 async function cutAndRecover(point: CutPoint): Promise<Row> {

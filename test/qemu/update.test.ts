@@ -4,7 +4,7 @@
 // config file. Every scenario is its own boot from the same disk (its writes go
 // to a snapshot) unless it says otherwise.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BootReport } from "../../controller/report.ts";
@@ -16,9 +16,6 @@ let world: UpdateWorld;
 beforeAll(async () => {
   world = await updateWorld();
 }, 300_000);
-afterAll(async () => {
-  await world?.server.stop();
-});
 
 function reportOf(markers: TestMarkers): BootReport {
   expect(markers.reportState).toBe("printed");
