@@ -2,7 +2,7 @@
 // names the exact command (pasteable into a shell) and carries its stderr, so a
 // failing test says what was run and why it failed without a rerun.
 
-import type { Subprocess } from "bun";
+import type { BunFile, Subprocess } from "bun";
 import { formatArgv } from "../controller/exec.ts";
 
 export class CommandError extends Error {
@@ -54,8 +54,13 @@ export async function runCommand(argv: readonly string[], options: RunOptions = 
 }
 
 /** A long-running child (QEMU) whose console the caller reads and writes through pipes. */
-export function spawnPiped(argv: readonly string[]): Subprocess<"pipe", "pipe", "pipe"> {
-  return spawnOrThrow(argv, () => Bun.spawn([...argv], { stdin: "pipe", stdout: "pipe", stderr: "pipe" }));
+/**
+ * A child whose standard output goes to a regular file instead of a pipe: a
+ * writer never finds a file full, so nothing it writes is dropped however slow
+ * the reader is (QEMU's serial port drops bytes when its output would block).
+ */
+export function spawnWithOutputFile(argv: readonly string[], outputFile: string): Subprocess<"pipe", BunFile, "pipe"> {
+  return spawnOrThrow(argv, () => Bun.spawn([...argv], { stdin: "pipe", stdout: Bun.file(outputFile), stderr: "pipe" }));
 }
 
 /** A child that shares this process's terminal (a person types into it); resolves with its exit code. */

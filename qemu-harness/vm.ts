@@ -4,12 +4,20 @@
 // that anyone can rerun the VM by hand.
 
 import type { Subprocess } from "bun";
+import { open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { formatArgv } from "../controller/exec.ts";
-import { spawnPiped } from "./command.ts";
+import { spawnWithOutputFile } from "./command.ts";
 import { ConsoleText, lastLines } from "./console-text.ts";
 import { qemuArgv, type VmOptions } from "./qemu-args.ts";
 
 export type { VmNetwork, VmOptions } from "./qemu-args.ts";
+
+/** How often the console file is looked at for new output. */
+const CONSOLE_POLL_MS = 20;
+/** VMs started by this process, to name their console files. */
+let started = 0;
 
 /** How many console lines an error shows. */
 const ERROR_CONSOLE_LINES = 60;
@@ -58,8 +66,15 @@ process.on("exit", () => {
 export function startVm(options: VmOptions): Vm {
   const argv = qemuArgv(options);
   const commandLine = formatArgv(argv);
-  const child = spawnPiped(argv);
+  // QEMU's console goes to a file the harness tails, not to a pipe: its serial
+  // port drops bytes when a pipe is full, and a busy test machine reads late.
+  const consoleFile = join(tmpdir(), `qemu-console-${process.pid}-${++started}.txt`);
+  const child = spawnWithOutputFile(argv, consoleFile);
   running.add(child);
+  let processEnded = false;
+  void child.exited.then(() => {
+    processEnded = true;
+  });
 
   const text = new ConsoleText();
   let stderr = "";
@@ -72,10 +87,28 @@ export function startVm(options: VmOptions): Vm {
   };
 
   const readConsole = (async () => {
-    for await (const chunk of child.stdout) {
-      text.append(chunk);
-      lastOutputAt = Date.now();
-      notify();
+    const file = await open(consoleFile, "r");
+    const buffer = new Uint8Array(1 << 16);
+    let position = 0;
+    try {
+      for (;;) {
+        // read whether QEMU has ended before the read: once it has, a read that finds nothing is the end
+        const ended = processEnded;
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+        if (bytesRead > 0) {
+          position += bytesRead;
+          text.append(buffer.slice(0, bytesRead));
+          lastOutputAt = Date.now();
+          notify();
+        } else if (ended) {
+          return;
+        } else {
+          await Bun.sleep(CONSOLE_POLL_MS);
+        }
+      }
+    } finally {
+      await file.close();
+      await rm(consoleFile, { force: true });
     }
   })();
   const readStderr = new Response(child.stderr).text().then((content) => {
