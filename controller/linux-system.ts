@@ -19,9 +19,16 @@ import type {
   FileWriter,
   HttpRequestOptions,
   HttpResponse,
+  KexecRequest,
   MountRequest,
+  Service,
   System,
 } from "./system.ts";
+
+/** How long a started service must stay up to count as started. */
+const SERVICE_START_GRACE_MS = 300;
+/** How long a service gets to end after SIGTERM before SIGKILL. */
+const SERVICE_STOP_GRACE_MS = 3000;
 
 /** Object storage and CDNs answer with redirects; a few are plenty, and every hop is still hashed and verified. */
 const MAX_REDIRECTS = 3;
@@ -297,6 +304,71 @@ export class LinuxSystem implements System {
     } finally {
       closeSync(fd);
     }
+  }
+
+  async askOnConsole(question: string, timeoutMs: number): Promise<string | undefined> {
+    const tty = await this.activeConsoleTty();
+    const fd = openSync(tty, "r+");
+    try {
+      writeSync(fd, question);
+      // a shell's `read` ends at the newline, and the child can be killed at the deadline; a blocking read here could not
+      const child = Bun.spawn([TOOLS.shell, "-c", 'IFS= read -r answer && printf "%s" "$answer"'], {
+        stdio: [fd, "pipe", "ignore"],
+        timeout: timeoutMs,
+        killSignal: "SIGKILL",
+      });
+      const [answer, exitCode] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+      if (child.signalCode !== null || exitCode !== 0) {
+        writeSync(fd, "\n");
+        return undefined;
+      }
+      return answer;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async startService(argv: readonly string[], logFile: string): Promise<Service> {
+    this.log.debug(`start in the background: ${formatArgv(argv)} (output in ${logFile})`);
+    await fs.mkdir(dirname(logFile), { recursive: true });
+    const output = openSync(logFile, "a");
+    let child;
+    try {
+      child = Bun.spawn([...argv], { stdio: ["ignore", output, output] });
+    } catch (error) {
+      throw new CommandError(argv, null, "", `it could not be started (${(error as Error).message})`);
+    } finally {
+      closeSync(output);
+    }
+    const running = child;
+    // a service that dies at once (bad option, missing key) says so now, not when someone tries to use it
+    const early = await Promise.race([running.exited, Bun.sleep(SERVICE_START_GRACE_MS).then(() => undefined)]);
+    if (early !== undefined) {
+      const tail = await fs.readFile(logFile, "utf8").catch(() => "");
+      throw new CommandError(argv, early, tail, `it exited with status ${early} right after it started`);
+    }
+    running.unref();
+    return {
+      pid: running.pid,
+      logFile,
+      stop: async () => {
+        running.kill("SIGTERM");
+        const stopped = await Promise.race([running.exited, Bun.sleep(SERVICE_STOP_GRACE_MS).then(() => undefined)]);
+        if (stopped === undefined) {
+          running.kill("SIGKILL");
+          await running.exited;
+        }
+      },
+    };
+  }
+
+  async kexecLoad(request: KexecRequest): Promise<void> {
+    await this.exec([TOOLS.kexec, "--load", request.kernel, `--initrd=${request.initrd}`, `--command-line=${request.cmdline}`]);
+  }
+
+  async kexecBoot(): Promise<void> {
+    // kexec -e does not return when it works: the new kernel replaces this one at once
+    await this.exec([TOOLS.kexec, "--exec"]);
   }
 
   /** The tty behind /dev/console, found the way dracut's emergency shell finds it. */

@@ -16,6 +16,9 @@ export const DEV_KMSG = "/dev/kmsg";
 /** Its first number is the console log level: kernel-log lines below it also reach the console. */
 export const PROC_PRINTK = "/proc/sys/kernel/printk";
 
+/** MemAvailable here says whether a diskless boot's image fits in RAM. */
+export const PROC_MEMINFO = "/proc/meminfo";
+
 /** The config.d that the dracut module bakes into the initramfs. */
 export const INITRAMFS_CONFIG_DIR = "/etc/controller/config.d";
 
@@ -51,8 +54,40 @@ export const SYS_CLASS_NET = "/sys/class/net";
 /** The kernel's host name: "(none)" until someone sets it. */
 export const PROC_HOSTNAME = "/proc/sys/kernel/hostname";
 
+/** Services the kernel command line starts (ssh, lldpd): one log file each, NAME.log. */
+export const SERVICES_LOG_DIR = `${RUN_DIR}/services`;
+/**
+ * dropbear's host key, made fresh on every boot. In the initramfs's own /etc, not
+ * under /run: the private key is freed with the initramfs at switch_root.
+ */
+export const DROPBEAR_HOST_KEY = "/etc/dropbear/dropbear_ed25519_host_key";
+/** root's home in the initramfs (the module's /etc/passwd says so) and the keys dropbear lets in. */
+export const ROOT_HOME = "/root";
+export const ROOT_AUTHORIZED_KEYS = `${ROOT_HOME}/.ssh/authorized_keys`;
+/** lldpd's privilege-separation chroot (Debian builds it with this path); it must exist before lldpd starts. */
+export const LLDPD_CHROOT = "/run/lldpd";
+/** `controller continue` writes it; the wait stage, polling, then goes on to the handoff. */
+export const CONTINUE_FILE = `${RUN_DIR}/continue`;
+/** command_url=: the script as fetched (and verified) and everything it printed. */
+export const COMMAND_DIR = `${RUN_DIR}/command`;
+export const COMMAND_SCRIPT = `${COMMAND_DIR}/script`;
+export const COMMAND_OUTPUT = `${COMMAND_DIR}/output`;
+
 /** Kernel modules the controller needs; modprobe is harmless when one is built in. */
 export const KERNEL_MODULES = ["loop", "squashfs", "ext4"] as const;
+
+/**
+ * The files of one Heddle update, BOOTEXT/heddle.updates_dir/NAME/FILE: what kexec boots,
+ * the checksums and their detached signature, and BOOT, written last to say the copy is complete.
+ */
+export const HEDDLE_UPDATE_FILES = {
+  kernel: "kernel",
+  initrd: "initrd",
+  cmdline: "cmdline",
+  sums: "SHA512SUMS",
+  signature: "SHA512SUMS.sig",
+  boot: "BOOT",
+} as const;
 
 /** External tools, by name: they are looked up on PATH inside the initramfs, where the dracut module installs them. */
 export const TOOLS = {
@@ -65,6 +100,13 @@ export const TOOLS = {
   cp: "cp",
   e2fsck: "e2fsck",
   e2label: "e2label",
+  kexec: "kexec",
+  /** Debian's dropbear-bin, for the ssh flag; the dracut module installs them when the build machine has them. */
+  dropbear: "dropbear",
+  dropbearkey: "dropbearkey",
+  /** Debian's lldpd, for the lldpd flag; lldpcli asks it what it advertises. */
+  lldpd: "lldpd",
+  lldpcli: "lldpcli",
   mount: "mount",
   modprobe: "modprobe",
   setsid: "setsid",

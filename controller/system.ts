@@ -78,6 +78,22 @@ export interface FileWriter {
   close(): Promise<void>;
 }
 
+/** A kernel and initramfs to boot with kexec, and the command line they get. */
+export interface KexecRequest {
+  readonly kernel: string;
+  readonly initrd: string;
+  readonly cmdline: string;
+}
+
+/** A program left running in the background, such as an SSH server. */
+export interface Service {
+  readonly pid: number;
+  /** Where its standard output and error go. */
+  readonly logFile: string;
+  /** Stop it (SIGTERM, then SIGKILL) and wait until it is gone. */
+  stop(): Promise<void>;
+}
+
 export interface System {
   // files
   readText(path: string): Promise<string>;
@@ -129,6 +145,16 @@ export interface System {
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Run an interactive command on the console (a shell), wait for it, return its exit status. */
   execOnConsole(argv: readonly string[]): Promise<number>;
+  /** Print a question on the console and read one line typed there; undefined when nothing came within timeoutMs. */
+  askOnConsole(question: string, timeoutMs: number): Promise<string | undefined>;
+  /** Start a program that runs on in the background while the boot goes on; its output goes to logFile. */
+  startService(argv: readonly string[], logFile: string): Promise<Service>;
+
+  // kexec
+  /** Load a kernel to boot next (kexec -l); throws with kexec's message when the kernel cannot be loaded. */
+  kexecLoad(request: KexecRequest): Promise<void>;
+  /** Boot the loaded kernel now (kexec -e); returns only when that failed. */
+  kexecBoot(): Promise<void>;
 
   // clock
   monotonicMs(): number;

@@ -13,7 +13,9 @@ import type {
   FileWriter,
   HttpRequestOptions,
   HttpResponse,
+  KexecRequest,
   MountRequest,
+  Service,
   System,
 } from "../controller/system.ts";
 
@@ -57,6 +59,12 @@ export interface FakeMount {
   readonly source: string;
   readonly fsType: string;
   readonly readOnly: boolean;
+}
+
+export interface FakeService {
+  readonly argv: string[];
+  readonly logFile: string;
+  running: boolean;
 }
 
 export class FakeError extends Error {
@@ -104,6 +112,20 @@ export class FakeSystem implements System {
   /** Mount targets (exact paths) whose mount fails, to test how stages cope. */
   readonly failingMountTargets = new Set<string>();
   consoleExitStatus = 0;
+  /** Lines "typed" on the console, in order, one per askOnConsole. */
+  readonly consoleAnswers: string[] = [];
+  /** Every question askOnConsole printed. */
+  readonly consoleQuestions: string[] = [];
+  /** Every service started, running or stopped. */
+  readonly services: FakeService[] = [];
+  /** Programs whose service start fails, with the message. */
+  readonly failingServices = new Map<string, string>();
+  /** What kexecLoad throws, when set: a kernel that cannot be loaded. */
+  kexecLoadFailure: string | undefined;
+  /** The last kernel loaded with kexecLoad. */
+  kexecLoaded: KexecRequest | undefined;
+  /** Every kexecBoot, with what was loaded then. */
+  readonly kexecBooted: KexecRequest[] = [];
   /** What freeBytes answers for every filesystem. */
   freeBytesAnswer = 2 ** 40;
   commandTimeoutMs = 0;
@@ -424,6 +446,41 @@ export class FakeSystem implements System {
   async execOnConsole(argv: readonly string[]): Promise<number> {
     this.commands.push(["<console>", ...argv]);
     return this.consoleExitStatus;
+  }
+
+  /** Takes the next of consoleAnswers; undefined (no answer in time) once they run out. */
+  async askOnConsole(question: string, timeoutMs: number): Promise<string | undefined> {
+    this.consoleQuestions.push(question);
+    const answer = this.consoleAnswers.shift();
+    if (answer === undefined) this.clockMs += timeoutMs;
+    return answer;
+  }
+
+  /** Runs nothing: records the service, which counts as running until stopped. A program in failingServices fails to start. */
+  async startService(argv: readonly string[], logFile: string): Promise<Service> {
+    const failure = this.failingServices.get(argv[0] ?? "");
+    if (failure !== undefined) throw new FakeError("EXIT", failure);
+    const service: FakeService = { argv: [...argv], logFile, running: true };
+    this.services.push(service);
+    return {
+      pid: 1000 + this.services.length,
+      logFile,
+      stop: async () => {
+        service.running = false;
+      },
+    };
+  }
+
+  async kexecLoad(request: KexecRequest): Promise<void> {
+    if (this.kexecLoadFailure !== undefined) throw new FakeError("EXIT", this.kexecLoadFailure);
+    if (this.nodes.get(normalize(request.kernel))?.type !== "file") throw new FakeError("ENOENT", `${request.kernel}: no such file`);
+    this.kexecLoaded = request;
+  }
+
+  /** Records the boot and returns, as if the new kernel had failed to start: a test then sees what the controller does next. */
+  async kexecBoot(): Promise<void> {
+    if (this.kexecLoaded === undefined) throw new FakeError("EXIT", "kexec --exec: nothing loaded");
+    this.kexecBooted.push(this.kexecLoaded);
   }
 
   monotonicMs(): number {
