@@ -9,9 +9,10 @@ import { LinuxLogSink, LinuxSystem } from "./linux-system.ts";
 import { Logger } from "./log.ts";
 import { readLiveHealth, runLifecycleCommand } from "./lifecycle.ts";
 import { INITRD_RELEASE, REPORT_PATH } from "./paths.ts";
-import { keygenCommand, PUBLISH_USAGE, publishCommand, verifyCommand } from "./publish-cli.ts";
+import { keygenCommand, PUBLISH_USAGE, publishCommand, signCommand, verifyCommand } from "./publish-cli.ts";
 import type { BootReport } from "./report.ts";
 import { runServeCommand } from "./serve.ts";
+import { continueCommand } from "./services-wait.ts";
 import { formatStatus } from "./status.ts";
 import { COMMIT, VERSION } from "./version.ts";
 
@@ -23,6 +24,7 @@ Commands:
   status [--json]      what the controller did on this boot (${REPORT_PATH})
   mark-good            record on the booted slot that this system came up healthy (once it is up)
   mark-shutdown        record on the booted slot that this system shut down cleanly (as it shuts down)
+  continue             in an ssh login to the initramfs (the ssh flag): end the wait, go on with the boot
   check-config DIR     check a config.d folder; prints every problem, exit status 1 if any
   config-get DIR KEY   print one value of a config.d folder over the defaults (arrays one item a line)
 ${PUBLISH_USAGE}  serve --repo DIR --port N [--host ADDR]
@@ -67,6 +69,8 @@ async function main(argv: readonly string[]): Promise<number> {
     case "mark-good":
     case "mark-shutdown":
       return runLifecycleCommand(argv, system);
+    case "continue":
+      return continueCommand(system, print, (line) => process.stderr.write(`${line}\n`));
     case "check-config": {
       const [dir] = rest;
       if (dir === undefined || rest.length > 1) {
@@ -84,6 +88,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return keygenCommand(rest);
     case "publish":
       return publishCommand(rest);
+    case "sign":
+      return signCommand(rest);
     case "verify":
       return verifyCommand(rest);
     case "serve":

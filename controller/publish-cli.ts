@@ -4,7 +4,7 @@
 
 import { readFile } from "node:fs/promises";
 import { decodePublicKey } from "./signing.ts";
-import { keygen, type MachineConfig, publish, type RepoCheck, verifyManifestFiles, verifyRepo } from "./repo.ts";
+import { keygen, type MachineConfig, publish, type RepoCheck, signFiles, verifyManifestFiles, verifyRepo } from "./repo.ts";
 
 const DEFAULT_EXPIRES_DAYS = 30;
 
@@ -15,6 +15,9 @@ export const PUBLISH_USAGE = `  keygen PREFIX        write a new signing key pai
           [--expires-days N] --key SECRETFILE
                        sign and publish an update into DIR (served as is by any HTTP server);
                        V must be greater than the channel's current version; expires in N days (default ${DEFAULT_EXPIRES_DAYS})
+  sign --key SECRETFILE FILE...
+                       write FILE.sig beside each FILE: a detached signature a machine checks
+                       before it uses what it fetched (command_url=, ssh_keys_url=, Heddle updates)
   verify --repo DIR --channel C --key KEY...
   verify --manifest FILE --signature FILE --key KEY...
                        check a channel (or one manifest) as a controller would; KEY is a base64 public
@@ -166,6 +169,17 @@ async function readTrustedKey(value: string): Promise<string> {
     throw new Error(`Cannot use --key ${value}: the file does not hold a public key (base64 of 32 bytes, as keygen's PREFIX.pub)`);
   }
   return text.trim();
+}
+
+export async function signCommand(args: readonly string[]): Promise<number> {
+  const [flag, secretKeyFile, ...files] = args;
+  if (flag !== "--key" || secretKeyFile === undefined) return usageError("sign: expected --key SECRETFILE first");
+  if (files.length === 0) return usageError("sign: no FILE to sign");
+  const { signed, problems, warnings } = await signFiles(secretKeyFile, files);
+  for (const warning of warnings) fail(warning);
+  for (const file of signed) print(`Wrote ${file}`);
+  for (const problem of problems) fail(problem);
+  return problems.length === 0 ? 0 : 1;
 }
 
 export async function verifyCommand(args: readonly string[]): Promise<number> {

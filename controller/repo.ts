@@ -31,8 +31,8 @@ import {
   generateKeyPair,
   publicKeyOf,
   sha512Hex,
-  signManifest,
-  verifyManifestSignature,
+  signBytes,
+  verifySignature,
 } from "./signing.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -260,9 +260,34 @@ export async function publish(options: PublishOptions): Promise<Published> {
     problems.push(...parsed.problems.map((problem) => `Cannot publish: the new manifest would be refused: ${problem}`));
     return refused();
   }
-  await writeAtomically(join(repo, signaturePath(channel, sha512Hex(bytes))), new TextEncoder().encode(signManifest(bytes, secretKey)));
+  await writeAtomically(join(repo, signaturePath(channel, sha512Hex(bytes))), new TextEncoder().encode(signBytes(bytes, secretKey)));
   await writeAtomically(manifestFile, bytes);
   return { ok: true, manifest: parsed.manifest, manifestFile, publicKey: encodePublicKey(publicKeyOf(secretKey)), warnings };
+}
+
+/**
+ * Writes FILE.sig beside each file: a detached signature over its exact bytes,
+ * in the manifests' format, for content a machine fetches and must trust (a
+ * command_url script, ssh keys, a Heddle update's SHA512SUMS).
+ */
+export async function signFiles(secretKeyFile: string, files: readonly string[]): Promise<{ signed: string[]; problems: string[]; warnings: string[] }> {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const secretKey = await readSecretKey(secretKeyFile, problems, warnings);
+  if (secretKey === undefined) return { signed: [], problems, warnings };
+  const signed: string[] = [];
+  for (const file of files) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(file);
+    } catch (error) {
+      problems.push(`Cannot sign ${file}: ${(error as Error).message}`);
+      continue;
+    }
+    await writeAtomically(`${file}.sig`, new TextEncoder().encode(signBytes(bytes, secretKey)));
+    signed.push(`${file}.sig`);
+  }
+  return { signed, problems, warnings };
 }
 
 async function readSecretKey(file: string, problems: string[], warnings: string[]): Promise<Uint8Array | undefined> {
@@ -382,7 +407,7 @@ interface CheckedManifest {
 /** What a controller checks before using a manifest: signature, shape, expiry. */
 function checkManifest(bytes: Uint8Array, manifestFile: string, signature: string, signatureFile: string, trustedKeys: readonly string[], now: Date): CheckedManifest {
   const problems: string[] = [];
-  const signed = verifyManifestSignature(bytes, signature, trustedKeys);
+  const signed = verifySignature(bytes, signature, trustedKeys);
   if (!signed.ok) problems.push(`${signatureFile}: Cannot trust ${manifestFile}: ${signed.problem}`);
   const parsed = parseManifest(bytes, manifestFile);
   if (!parsed.ok) return { problems: [...problems, ...parsed.problems] };

@@ -90,9 +90,9 @@ export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
   return nacl.sign.keyPair.fromSecretKey(secretKey).publicKey;
 }
 
-/** The signature file's content for these exact manifest bytes. */
-export function signManifest(manifestBytes: Uint8Array, secretKey: Uint8Array): string {
-  return `${encodeBase64(nacl.sign.detached(manifestBytes, secretKey))}\n`;
+/** A detached signature file's content for these exact bytes (a manifest, a script, a list of checksums). */
+export function signBytes(bytes: Uint8Array, secretKey: Uint8Array): string {
+  return `${encodeBase64(nacl.sign.detached(bytes, secretKey))}\n`;
 }
 
 export type SignatureCheck = { ok: true; key: string } | { ok: false; problem: string };
@@ -102,7 +102,7 @@ export type SignatureCheck = { ok: true; key: string } | { ok: false; problem: s
  * trusted key text that did. A malformed trusted key is skipped but told when
  * no other key verifies, so one typo in config.d does not stop every update.
  */
-export function verifyManifestSignature(manifestBytes: Uint8Array, signatureText: string, trustedKeys: readonly string[]): SignatureCheck {
+export function verifySignature(bytes: Uint8Array, signatureText: string, trustedKeys: readonly string[]): SignatureCheck {
   if (trustedKeys.length === 0) return { ok: false, problem: "there are no trusted keys to check the signature with" };
   const size = Buffer.byteLength(signatureText);
   if (size > SIGNATURE_MAX_BYTES) {
@@ -121,7 +121,7 @@ export function verifyManifestSignature(manifestBytes: Uint8Array, signatureText
       malformed.push(`trusted key ${index + 1} ${describeText(key)} is not base64 of ${PUBLIC_KEY_BYTES} bytes`);
       continue;
     }
-    if (nacl.sign.detached.verify(manifestBytes, signature, publicKey)) return { ok: true, key };
+    if (nacl.sign.detached.verify(bytes, signature, publicKey)) return { ok: true, key };
   }
   const count = trustedKeys.length === 1 ? "the trusted key" : `any of the ${trustedKeys.length} trusted keys`;
   const also = malformed.length === 0 ? "" : ` (${malformed.join("; ")})`;

@@ -14,7 +14,7 @@
 
 import { type ConfigLayer, loadConfigDir } from "./config.ts";
 import { CONFIG_FILE_MAX_BYTES, type Manifest, MANIFEST_MAX_BYTES, parseManifest, SIGNATURE_MAX_BYTES } from "./manifest.ts";
-import { sha512Hex, verifyManifestSignature } from "./signing.ts";
+import { sha512Hex, verifySignature } from "./signing.ts";
 import type { System } from "./system.ts";
 
 export const RECORD_DIR = "controller";
@@ -44,7 +44,7 @@ export async function readSlotRecord(system: System, slotDir: string, name: stri
   try {
     const manifestBytes = await system.readBytes(manifestFile, MANIFEST_MAX_BYTES);
     const signature = new TextDecoder().decode(await system.readBytes(`${slotDir}/${RECORD_SIGNATURE}`, SIGNATURE_MAX_BYTES));
-    const signed = verifyManifestSignature(manifestBytes, signature, trustedKeys);
+    const signed = verifySignature(manifestBytes, signature, trustedKeys);
     if (!signed.ok) return { status: "invalid", problem: `${name}/${RECORD_MANIFEST}: ${signed.problem}` };
     const parsed = parseManifest(manifestBytes, `${name}/${RECORD_MANIFEST}`);
     if (!parsed.ok) return { status: "invalid", problem: parsed.problems.join("; ") };

@@ -10,7 +10,7 @@ import { FetchError, fetchCapped } from "./http-fetch.ts";
 import type { Logger } from "./log.ts";
 import { decideUpdate, type Manifest, MANIFEST_MAX_BYTES, manifestPath, parseManifest, resolveRepoUrl, SIGNATURE_MAX_BYTES, signaturePath } from "./manifest.ts";
 import type { NetworkResult } from "./network.ts";
-import { sha512Hex, verifyManifestSignature } from "./signing.ts";
+import { sha512Hex, verifySignature } from "./signing.ts";
 import type { System } from "./system.ts";
 
 export type CheckDecision =
@@ -73,7 +73,7 @@ async function askServer(system: System, config: Config, server: string, install
     }
     return { outcome: "unreachable", detail: (error as Error).message };
   }
-  const signed = verifyManifestSignature(manifestBytes, signature, trustedKeys);
+  const signed = verifySignature(manifestBytes, signature, trustedKeys);
   if (!signed.ok) return { outcome: "refused", detail: `Cannot trust ${manifestUrl}: ${signed.problem}` };
   const parsed = parseManifest(manifestBytes, manifestUrl);
   if (!parsed.ok) return { outcome: "refused", detail: parsed.problems.join("; ") };

@@ -4,7 +4,7 @@
 import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
 import { systemImage } from "./fake-machine.ts";
 import { manifestPath, signaturePath } from "../controller/manifest.ts";
-import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signManifest } from "../controller/signing.ts";
+import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signBytes } from "../controller/signing.ts";
 import { formatHealth, type HealthRecord } from "../controller/slot-health.ts";
 
 export const SERVER = "http://10.0.2.100:8080/";
@@ -82,7 +82,7 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
     },
   };
   const manifestBytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
-  const signature = signManifest(manifestBytes, (release.signWith ?? KEYS).secretKey);
+  const signature = signBytes(manifestBytes, (release.signWith ?? KEYS).secretKey);
   fake.http.set(`${server}${manifestPath("stable")}`, { body: manifestBytes });
   fake.http.set(`${server}${signaturePath("stable", sha512Hex(manifestBytes))}`, { body: new TextEncoder().encode(signature) });
   return { manifestBytes, signature, imageBytes: image, imageUrl: `${server}${imageUrl}` };

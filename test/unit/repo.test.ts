@@ -7,10 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseManifest } from "../../controller/manifest.ts";
 import { keygen, publish, type PublishOptions, verifyManifestFiles, verifyRepo } from "../../controller/repo.ts";
-import { sha512Hex, verifyManifestSignature } from "../../controller/signing.ts";
+import { sha512Hex, verifySignature } from "../../controller/signing.ts";
 import { controller } from "../run-controller.ts";
 
 const NOW = new Date("2026-11-23T10:00:00.000Z");
+/** Each CLI test starts bun several times: seconds on a busy 2-core machine. */
+const CLI_TIMEOUT_MS = 30_000;
 
 let dir: string;
 let publicKey: string;
@@ -103,7 +105,7 @@ describe("publish", () => {
     expect(manifest.config.fleet.map((file) => file.name)).toEqual(["50-fleet.toml"]);
     expect(manifest.config.machines).toEqual([{ mac: "52:54:00:12:34:56", files: [expect.objectContaining({ name: "60-lab.toml", size: 32 })] }]);
     const signature = await readFile(join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`), "utf8");
-    expect(verifyManifestSignature(bytes, signature, [publicKey])).toEqual({ ok: true, key: publicKey });
+    expect(verifySignature(bytes, signature, [publicKey])).toEqual({ ok: true, key: publicKey });
     // no temp files left behind
     for (const folder of ["images", "config", "channels/stable", "channels/stable/signatures"]) {
       expect((await readdir(join(repo, folder))).filter((name) => name.startsWith("."))).toEqual([]);
@@ -137,7 +139,7 @@ describe("publish", () => {
     expect(second).not.toEqual(first);
     // a client (or a cache) that fetched the first manifest still finds its signature
     const firstSignature = await readFile(join(repo, `channels/stable/signatures/${sha512Hex(first)}.sig`), "utf8");
-    expect(verifyManifestSignature(first, firstSignature, [publicKey]).ok).toBe(true);
+    expect(verifySignature(first, firstSignature, [publicKey]).ok).toBe(true);
     expect(await readdir(join(repo, "channels/stable/signatures"))).toHaveLength(2);
     expect((await verify(repo)).problems).toEqual([]);
   });
@@ -396,7 +398,7 @@ describe("keygen, publish and verify commands", () => {
     const again = await controller(...publishArgs);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("Cannot publish version 2.0 to channel stable: it is not greater than the channel's current version 2.0");
-  });
+  }, CLI_TIMEOUT_MS);
 
   test("usage errors exit with 2 and say what is wrong", async () => {
     expect(await controller("publish", "--repo", dir)).toMatchObject({ code: 2, stderr: expect.stringContaining("publish: missing --channel, --version, --image, --key") });
@@ -415,5 +417,44 @@ describe("keygen, publish and verify commands", () => {
     expect(secretAsKey.code).toBe(2);
     expect(secretAsKey.stderr).not.toContain((await readFile(secretKeyFile, "utf8")).slice(0, 20));
     expect(await controller("keygen")).toMatchObject({ code: 2 });
-  });
+  }, CLI_TIMEOUT_MS);
+});
+
+describe("sign", () => {
+  test("writes FILE.sig beside each file, valid for the key's public half and for those exact bytes only", async () => {
+    const script = join(dir, "command.sh");
+    const keys = join(dir, "authorized_keys");
+    await writeFile(script, "echo hello\n");
+    await writeFile(keys, "ssh-ed25519 AAAA admin\n");
+    const result = await controller("sign", "--key", secretKeyFile, script, keys);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`Wrote ${script}.sig\nWrote ${keys}.sig\n`);
+    const signature = await readFile(`${script}.sig`, "utf8");
+    expect(verifySignature(await readFile(script), signature, [publicKey])).toEqual({ ok: true, key: publicKey });
+    expect(verifySignature(new TextEncoder().encode("echo hellO\n"), signature, [publicKey]).ok).toBe(false);
+    expect(verifySignature(await readFile(keys), signature, [publicKey]).ok).toBe(false);
+  }, CLI_TIMEOUT_MS);
+
+  test("a file that cannot be read is named and the others are still signed; exit status 1", async () => {
+    const good = join(dir, "good.sh");
+    await writeFile(good, "true\n");
+    const result = await controller("sign", "--key", secretKeyFile, join(dir, "missing.sh"), good);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`Cannot sign ${join(dir, "missing.sh")}`);
+    expect(result.stdout).toBe(`Wrote ${good}.sig\n`);
+  }, CLI_TIMEOUT_MS);
+
+  test("a missing secret key, a public key given as the secret, or no file: refused with what was expected", async () => {
+    const file = join(dir, "unsigned.sh");
+    await writeFile(file, "true\n");
+    const missing = await controller("sign", "--key", join(dir, "nope.secret"), file);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`there is no ${join(dir, "nope.secret")}`);
+    const wrongKey = await controller("sign", "--key", join(dir, "signing.pub"), file);
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr).toContain(join(dir, "signing.pub"));
+    expect((await controller("sign", "--key", secretKeyFile)).stderr).toContain("sign: no FILE to sign");
+    expect((await controller("sign", file)).code).toBe(2);
+    expect(await stat(`${file}.sig`).catch(() => undefined)).toBeUndefined();
+  }, CLI_TIMEOUT_MS);
 });

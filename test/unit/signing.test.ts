@@ -9,15 +9,15 @@ import {
   generateKeyPair,
   publicKeyOf,
   sha512Hex,
-  signManifest,
-  verifyManifestSignature,
+  signBytes,
+  verifySignature,
 } from "../../controller/signing.ts";
 
 const MANIFEST = new TextEncoder().encode('{\n  "format": 1,\n  "version": "1.2.0"\n}\n');
 const signer = generateKeyPair();
 const signerKey = encodePublicKey(signer.publicKey);
 const other = encodePublicKey(generateKeyPair().publicKey);
-const signature = signManifest(MANIFEST, signer.secretKey);
+const signature = signBytes(MANIFEST, signer.secretKey);
 
 function flipped(bytes: Uint8Array, index: number): Uint8Array {
   const copy = new Uint8Array(bytes);
@@ -77,63 +77,63 @@ describe("keys as text", () => {
   });
 });
 
-describe("verifyManifestSignature", () => {
+describe("verifySignature", () => {
   test("a good signature names the key that made it", () => {
     expect(signature).toMatch(/^[A-Za-z0-9+/]{86}==\n$/);
-    expect(verifyManifestSignature(MANIFEST, signature, [other, signerKey])).toEqual({ ok: true, key: signerKey });
-    expect(verifyManifestSignature(MANIFEST, `  ${signature.trim()}  \r\n`, [signerKey])).toEqual({ ok: true, key: signerKey });
+    expect(verifySignature(MANIFEST, signature, [other, signerKey])).toEqual({ ok: true, key: signerKey });
+    expect(verifySignature(MANIFEST, `  ${signature.trim()}  \r\n`, [signerKey])).toEqual({ ok: true, key: signerKey });
   });
 
   test("the wrong key", () => {
-    expect(verifyManifestSignature(MANIFEST, signature, [other])).toEqual({ ok: false, problem: "the signature is not valid for the trusted key" });
-    expect(verifyManifestSignature(MANIFEST, signature, [other, encodePublicKey(generateKeyPair().publicKey)])).toEqual({
+    expect(verifySignature(MANIFEST, signature, [other])).toEqual({ ok: false, problem: "the signature is not valid for the trusted key" });
+    expect(verifySignature(MANIFEST, signature, [other, encodePublicKey(generateKeyPair().publicKey)])).toEqual({
       ok: false,
       problem: "the signature is not valid for any of the 2 trusted keys",
     });
   });
 
   test("no trusted keys", () => {
-    expect(verifyManifestSignature(MANIFEST, signature, [])).toEqual({ ok: false, problem: "there are no trusted keys to check the signature with" });
+    expect(verifySignature(MANIFEST, signature, [])).toEqual({ ok: false, problem: "there are no trusted keys to check the signature with" });
   });
 
   test("a flipped byte anywhere in the manifest", () => {
     for (const index of [0, 10, MANIFEST.length - 1]) {
-      expect(verifyManifestSignature(flipped(MANIFEST, index), signature, [signerKey]).ok).toBe(false);
+      expect(verifySignature(flipped(MANIFEST, index), signature, [signerKey]).ok).toBe(false);
     }
-    expect(verifyManifestSignature(new Uint8Array([...MANIFEST, 0x20]), signature, [signerKey]).ok).toBe(false);
+    expect(verifySignature(new Uint8Array([...MANIFEST, 0x20]), signature, [signerKey]).ok).toBe(false);
   });
 
   test("a flipped byte in the signature", () => {
     const raw = Buffer.from(signature.trim(), "base64");
     for (const index of [0, 31, 32, 63]) {
       const bad = `${Buffer.from(flipped(raw, index)).toString("base64")}\n`;
-      expect(verifyManifestSignature(MANIFEST, bad, [signerKey])).toEqual({ ok: false, problem: "the signature is not valid for the trusted key" });
+      expect(verifySignature(MANIFEST, bad, [signerKey])).toEqual({ ok: false, problem: "the signature is not valid for the trusted key" });
     }
   });
 
   test("a truncated, padded or non-base64 signature", () => {
     const problem = { ok: false as const, problem: "the signature is not base64 of 64 bytes" };
     const raw = Buffer.from(signature.trim(), "base64");
-    expect(verifyManifestSignature(MANIFEST, raw.subarray(0, 63).toString("base64"), [signerKey])).toEqual(problem);
-    expect(verifyManifestSignature(MANIFEST, signature.slice(0, 40), [signerKey])).toEqual(problem);
-    expect(verifyManifestSignature(MANIFEST, Buffer.concat([raw, Buffer.alloc(1)]).toString("base64"), [signerKey])).toEqual(problem);
-    expect(verifyManifestSignature(MANIFEST, "", [signerKey])).toEqual(problem);
-    expect(verifyManifestSignature(MANIFEST, signature.replace("A", "*").replace(/^(.)/, "*"), [signerKey])).toEqual(problem);
-    expect(verifyManifestSignature(MANIFEST, raw.toString("hex"), [signerKey])).toEqual(problem);
-    expect(verifyManifestSignature(MANIFEST, `${signature.slice(0, 44)}\n${signature.slice(44)}`, [signerKey])).toEqual(problem);
+    expect(verifySignature(MANIFEST, raw.subarray(0, 63).toString("base64"), [signerKey])).toEqual(problem);
+    expect(verifySignature(MANIFEST, signature.slice(0, 40), [signerKey])).toEqual(problem);
+    expect(verifySignature(MANIFEST, Buffer.concat([raw, Buffer.alloc(1)]).toString("base64"), [signerKey])).toEqual(problem);
+    expect(verifySignature(MANIFEST, "", [signerKey])).toEqual(problem);
+    expect(verifySignature(MANIFEST, signature.replace("A", "*").replace(/^(.)/, "*"), [signerKey])).toEqual(problem);
+    expect(verifySignature(MANIFEST, raw.toString("hex"), [signerKey])).toEqual(problem);
+    expect(verifySignature(MANIFEST, `${signature.slice(0, 44)}\n${signature.slice(44)}`, [signerKey])).toEqual(problem);
   });
 
   test("an oversized signature is refused before it is decoded", () => {
     const huge = " ".repeat(SIGNATURE_MAX_BYTES) + signature;
-    expect(verifyManifestSignature(MANIFEST, huge, [signerKey])).toEqual({
+    expect(verifySignature(MANIFEST, huge, [signerKey])).toEqual({
       ok: false,
       problem: `the signature is ${huge.length} bytes, expected at most ${SIGNATURE_MAX_BYTES}`,
     });
   });
 
   test("a malformed trusted key is skipped, and told when nothing verifies", () => {
-    expect(verifyManifestSignature(MANIFEST, signature, ["typo", signerKey])).toEqual({ ok: true, key: signerKey });
-    expect(verifyManifestSignature(MANIFEST, signature, ["typo", other])).toEqual({
+    expect(verifySignature(MANIFEST, signature, ["typo", signerKey])).toEqual({ ok: true, key: signerKey });
+    expect(verifySignature(MANIFEST, signature, ["typo", other])).toEqual({
       ok: false,
       problem: 'the signature is not valid for any of the 2 trusted keys (trusted key 1 "typo" is not base64 of 32 bytes)',
     });
@@ -141,7 +141,7 @@ describe("verifyManifestSignature", () => {
 
   test("the signature of one manifest does not verify another", () => {
     const second = new TextEncoder().encode('{"format": 1, "version": "1.1.0"}');
-    expect(verifyManifestSignature(second, signature, [signerKey]).ok).toBe(false);
+    expect(verifySignature(second, signature, [signerKey]).ok).toBe(false);
   });
 });
 
