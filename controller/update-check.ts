@@ -125,7 +125,7 @@ export async function runCheckStage(
   const answered = attempts.some((attempt) => attempt.outcome === "refused");
   return answered
     ? result("refused", `nothing the update servers serve may be installed: booting the local system`, attempts)
-    : result("unreachable", `no update server answered within ${config.timeouts.server_seconds} s: booting the local system`, attempts);
+    : result("unreachable", `no update server could be reached (${attempts.length === 1 ? "its reason is" : "their reasons are"} above): booting the local system`, attempts);
 }
 
 /** The check as the boot report keeps it: no manifest bytes, but what the manifest said. */

@@ -194,6 +194,25 @@ describe("updates respect health", () => {
     expect(fake.httpRequests.some((url) => url.includes("/images/"))).toBe(false);
   });
 
+  test("an update waits while the system that boots failed its health check, and says so", async () => {
+    const exhausted = { attempts: 5, markedGood: true, cleanShutdown: true };
+    const fake = connectToNetwork(
+      labMachine({
+        bootext: {
+          ...healthConfig({ both_unhealthy: "newest" }),
+          "config.d/61-servers.toml": `[update]\nservers = ["${SERVER}"]\n`,
+        },
+        slots: { SYSFS: installedSlot({ version: "2.0" }, exhausted), BACKUPFS: installedSlot({ version: "3.0" }, exhausted) },
+      }),
+    );
+    publish(fake, { version: "4.0" });
+    const { report } = await boot(fake);
+    expect(report.update.install).toBeUndefined();
+    const waits = report.decisions.find((decision) => decision.includes("version 4.0 waits"));
+    expect(waits).toContain("the running system (BACKUPFS on /dev/vda2) failed its health check");
+    expect(waits).not.toContain("marked good");
+  });
+
   test("after a rollback the DEPRIVED slot takes the next update, not the system that runs", async () => {
     const fake = connectToNetwork(
       labMachine({
