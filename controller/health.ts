@@ -12,8 +12,9 @@ import { describeDevices } from "./disks.ts";
 import { checkSlot } from "./health-checks.ts";
 import type { Logger } from "./log.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
+import { type LabelChange, slotsWithWrittenLabels, withWrittenLabels, writeLabels } from "./relabel.ts";
 import { afterDeprived, healthOf, readHealth, writeHealth } from "./slot-health.ts";
-import { type ConditionResult, type InspectedSlot, newerVersionFirst, roleOf, versionOf } from "./slots.ts";
+import { type ConditionResult, type InspectedSlot, newerVersionFirst, versionOf } from "./slots.ts";
 import type { BlockDevice, System } from "./system.ts";
 
 export type SlotRole = "system" | "backup";
@@ -77,15 +78,9 @@ export interface SlotVerdict {
   readonly healthy: boolean;
 }
 
-export interface Relabel {
-  readonly device: BlockDevice;
-  readonly to: string;
-  readonly why: string;
-}
-
 export interface HealthPlan extends BootPlan {
   /** label changes that take unhealthy systems out of service, carried out before anything is mounted */
-  readonly relabels: readonly Relabel[];
+  readonly relabels: readonly LabelChange[];
 }
 
 function failures(verdict: SlotVerdict): string {
@@ -115,7 +110,7 @@ export function decideHealth(base: BootPlan, verdicts: ReadonlyMap<string, SlotV
       const rollback = `rollback: ${failedSystems.map((candidate) => `${candidate.label} on ${candidate.device}`).join(", ")} unhealthy; ${healthy.label} on ${healthy.device} becomes ${config.labels.system} and boots`;
       decisions.push(rollback);
       const promoted: BootCandidate = { ...healthy, role: "system", label: config.labels.system };
-      const relabels: Relabel[] = [
+      const relabels: LabelChange[] = [
         ...failedSystems.map((candidate) => ({
           device: { device: candidate.device, label: candidate.label, fsType: candidate.fsType },
           to: config.labels.deprived,
@@ -158,7 +153,7 @@ export interface HealthResult {
 }
 
 /** Writes why the slot was taken out of service into its health.json, for `controller status` on later boots. */
-async function recordDeprived(system: System, relabel: Relabel, config: Config): Promise<void> {
+async function recordDeprived(system: System, relabel: LabelChange, config: Config): Promise<void> {
   const dir = `${INSPECT_MOUNT}/deprived`;
   await system.mkdir(dir);
   await system.mount({ kind: "filesystem", source: relabel.device.device, target: dir, fsType: config.slot.fs_type, options: [] });
@@ -194,35 +189,24 @@ export async function runHealthStage(system: System, log: Logger, slots: readonl
   for (const warning of plan.warnings) log.warn(warning);
   for (const decision of plan.decisions) log.info(decision);
 
-  const labels = new Map<string, string>();
-  for (const relabel of plan.relabels) {
-    log.warn(`${relabel.device.device}: ${relabel.device.label ?? "(no label)"} -> ${relabel.to}`);
-    await system.setLabel(relabel.device, relabel.to);
-    labels.set(relabel.device.device, relabel.to);
-    if (relabel.to === config.labels.deprived) {
-      try {
-        await recordDeprived(system, relabel, config);
-      } catch (error) {
-        log.warn(`Cannot record on ${relabel.device.device} why it was taken out of service: ${(error as Error).message}`);
-      }
+  const { written, failure } = await writeLabels(system, log, plan.relabels, async (relabel) => {
+    if (relabel.to !== config.labels.deprived) return;
+    try {
+      await recordDeprived(system, relabel, config);
+    } catch (error) {
+      log.warn(`Cannot record on ${relabel.device.device} why it was taken out of service: ${(error as Error).message}`);
     }
-  }
+  });
+  if (failure !== undefined) throw new Error(failure);
   if (plan.relabels.length > 0) {
     log.warn("*************************************************************");
     log.warn(`ROLLBACK: ${plan.decisions.at(-1) ?? ""}`);
     log.warn("*************************************************************");
   }
-  const relabelled = <T extends BlockDevice>(device: T): T => {
-    const label = labels.get(device.device);
-    return label === undefined ? device : { ...device, label };
-  };
   return {
     plan,
     verdicts: [...verdicts.values()],
-    slots: slots.map((slot) => {
-      const label = labels.get(slot.device.device);
-      return label === undefined ? slot : { ...slot, device: { ...slot.device, label }, role: roleOf(label, config) ?? slot.role };
-    }),
-    devices: devices.map(relabelled),
+    slots: slotsWithWrittenLabels(slots, written, config),
+    devices: withWrittenLabels(devices, written),
   };
 }

@@ -10,6 +10,7 @@ import type { ConfigLayer } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { compareVersions } from "./manifest.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
+import { type LabelChange, slotsWithWrittenLabels, withWrittenLabels, writeLabels } from "./relabel.ts";
 import { type HealthRead, type HealthRecord, readHealth } from "./slot-health.ts";
 import { loadSlotConfig, readSlotRecord, type SlotRecord } from "./slot-records.ts";
 import type { BlockDevice, System } from "./system.ts";
@@ -45,12 +46,6 @@ export interface SlotSummary {
   readonly health?: HealthRecord;
   /** the health conditions checked on this boot, when the slot was considered for booting */
   readonly conditions?: readonly ConditionResult[];
-}
-
-export interface LabelChange {
-  readonly device: BlockDevice;
-  readonly to: string;
-  readonly why: string;
 }
 
 export interface SlotsResult {
@@ -173,22 +168,14 @@ export async function runSlotsStage(system: System, log: Logger, devices: readon
   }
 
   const slots = inspected.map((entry) => entry.slot);
-  const repairs: string[] = [];
-  const relabelled = new Map<string, string>();
-  for (const change of planLabelRepair(slots, config)) {
-    log.warn(change.why);
-    await system.setLabel(change.device, change.to);
-    relabelled.set(change.device.device, change.to);
-    repairs.push(change.why);
-  }
-  const current = (device: BlockDevice): BlockDevice => {
-    const label = relabelled.get(device.device);
-    return label === undefined ? device : { ...device, label };
+  const repair = planLabelRepair(slots, config);
+  const { written, failure } = await writeLabels(system, log, repair);
+  if (failure !== undefined) throw new Error(failure);
+  const booting = inspected.find((entry) => written.get(entry.slot.device.device) === undefined && entry.slot.role === "system");
+  return {
+    slots: slotsWithWrittenLabels(slots, written, config),
+    devices: withWrittenLabels(devices, written),
+    repairs: repair.map((change) => change.why),
+    configLayers: booting?.config ?? [],
   };
-  const repairedSlots = slots.map((slot) => {
-    const label = relabelled.get(slot.device.device);
-    return label === undefined ? slot : { ...slot, device: { ...slot.device, label }, role: roleOf(label, config) as SlotRole };
-  });
-  const booting = inspected.find((entry) => relabelled.get(entry.slot.device.device) === undefined && entry.slot.role === "system");
-  return { slots: repairedSlots, devices: devices.map(current), repairs, configLayers: booting?.config ?? [] };
 }

@@ -363,7 +363,7 @@ describe("switch and repair", () => {
     fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, installedSlot({ version: "2.0" }));
     const steps = planSwitch({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, { device: "/dev/vda1", label: "SYSFS", fsType: "ext4" }, updateConfig());
     const { log } = memoryLogger();
-    const devices = await runSwitchStage(fake, log, steps);
+    const devices = await runSwitchStage(fake, log, steps, await fake.listBlockDevices());
     expect(fake.labelChanges).toEqual(["/dev/vda3 DEPRIVED -> SYSFS", "/dev/vda1 SYSFS -> BACKUPFS"]);
     expect(devices.map((device) => device.label)).toEqual(["BACKUPFS", "BACKUPFS", "SYSFS"]);
   });
