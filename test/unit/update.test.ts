@@ -368,6 +368,20 @@ describe("switch and repair", () => {
     expect(devices.map((device) => device.label)).toEqual(["BACKUPFS", "BACKUPFS", "SYSFS"]);
   });
 
+  test("a label write that fails stops the switch there: the devices say what was written, and the boot goes on", async () => {
+    const fake = runningMachine();
+    fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, installedSlot({ version: "2.0" }));
+    const steps = planSwitch({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, { device: "/dev/vda1", label: "SYSFS", fsType: "ext4" }, updateConfig());
+    // the running slot is still mounted: e2label refuses it
+    fake.addTree("/run/held", {});
+    await fake.mount({ kind: "filesystem", source: "/dev/vda1", target: "/run/held", fsType: "ext4", options: [] });
+    const { log, sink } = memoryLogger();
+    const devices = await runSwitchStage(fake, log, steps, await fake.listBlockDevices());
+    expect(fake.labelChanges).toEqual(["/dev/vda3 DEPRIVED -> SYSFS"]);
+    expect(devices.map((device) => `${device.device} ${device.label}`)).toEqual(["/dev/vda1 SYSFS", "/dev/vda2 BACKUPFS", "/dev/vda3 SYSFS"]);
+    expect(sink.text()).toContain("Cannot label /dev/vda1 BACKUPFS: EBUSY: e2label: /dev/vda1 is mounted; the boot goes on with the labels as they are");
+  });
+
   test("two SYSFS after a cut between the label writes: the newer verified one stays SYSFS, the other becomes BACKUPFS", async () => {
     const fake = new FakeSystem().addTree("/run", {});
     fake.addDevice({ device: "/dev/vda1", label: "SYSFS", fsType: "ext4" }, installedSlot({ version: "1.0" }));
