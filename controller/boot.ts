@@ -3,33 +3,29 @@
 // safe result, so one broken piece never costs the machine its boot: the
 // worst case is dracut's emergency shell with a report saying why.
 
+import { type BootContext, type BootResult, finishBoot } from "./boot-finish.ts";
 import { runBootextStage, type BootextResult } from "./bootext.ts";
 import { type Cmdline, parseCmdline } from "./cmdline.ts";
 import { cmdlineLayers, type ConfigLayer, loadInitramfsConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
 import { type CutPoints, cutPointsFor } from "./cut-points.ts";
 import { describeDevices, runDisksStage } from "./disks.ts";
-import { type HandoffResult, runHandoffStage } from "./handoff.ts";
+import { disklessReason, runDisklessBoot } from "./diskless.ts";
+import { type HeddleResult, runHeddleStage } from "./heddle.ts";
 import { type BootPlan, type HealthResult, planBoot, runHealthStage } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { type MountsResult, runMountsStage, slotMountPoint } from "./mounts.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { runOvermountsStage } from "./overmounts.ts";
-import { type NetworkResult, runNetworkStage } from "./network.ts";
+import { type NetworkResult, networkNeed, runNetworkStage } from "./network.ts";
 import { planSwitch, runSwitchStage } from "./slot-switch.ts";
 import { countBootAttempt, type HealthRecord, healthOf } from "./slot-health.ts";
 import { runSlotsStage, type SlotsResult, summarizeSlot, versionOf } from "./slots.ts";
 import { type CheckResult, runCheckStage, summarizeCheck } from "./update-check.ts";
 import { runServerConfigStage, type ServerConfigResult } from "./update-config.ts";
 import { type InstallResult, planSpare, runInstallStage } from "./update-install.ts";
-import { INITRD_RELEASE, PROC_CMDLINE, REPORT_PATH } from "./paths.ts";
-import { formatStatus } from "./status.ts";
-import { type BootOutcome, type BootReport, REPORT_HEADER, type StageTiming, type UpdateReport, writeReport } from "./report.ts";
+import { INITRD_RELEASE, PROC_CMDLINE } from "./paths.ts";
+import type { StageTiming, UpdateReport } from "./report.ts";
 import type { BlockDevice, System } from "./system.ts";
-
-export interface BootResult {
-  readonly outcome: BootOutcome;
-  readonly report: BootReport;
-}
 
 function logConfig(log: Logger, resolved: ResolvedConfig, previous: readonly string[] = []): void {
   for (const problem of resolved.problems) if (!previous.includes(problem)) log.error(`${problem}; that file is ignored, the boot goes on without it`);
@@ -80,11 +76,22 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
   const cmdline: Cmdline = await stage("cmdline", parseCmdline(""), async (stageLog) => {
     const parsed = parseCmdline(await system.readText(PROC_CMDLINE));
     for (const warning of parsed.warnings) stageLog.warn(warning);
-    const flags = [parsed.shell && "shell", parsed.realInit !== undefined && `real_init=${parsed.realInit}`, parsed.debug && "rd.controller.debug"].filter(Boolean);
+    const flags = [
+      parsed.shell && "shell",
+      parsed.realInit !== undefined && `real_init=${parsed.realInit}`,
+      parsed.debug && "rd.controller.debug",
+      parsed.net && "net",
+      parsed.ssh && "ssh",
+      parsed.lldpd && "lldpd",
+      parsed.sshKeysUrl !== undefined && `ssh_keys_url=${parsed.sshKeysUrl}`,
+      parsed.commandUrl !== undefined && `command_url=${parsed.commandUrl}`,
+    ].filter(Boolean);
     stageLog.info(`root=${parsed.root ?? "(none)"}, ${parsed.configOverrides.length} config overrides${flags.length > 0 ? `, ${flags.join(", ")}` : ""}`);
     return parsed;
   });
   log = log.withDebug(cmdline.debug);
+  const decisions: string[] = [];
+  const context: BootContext = { system, log, stage, cmdline, startedAt, startMs, kernelUptimeAtStart, stages, decisions };
   const cuts = options.cuts ?? cutPointsFor(system, log, cmdline.cut);
 
   // First the layers that need no disk, to know which labels to look for; BOOTEXT's come later.
@@ -99,7 +106,15 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
   let resolved = early.resolved;
   system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
 
+  // a diskless boot decides before any disk is touched; BOOTEXT's config cannot choose it
+  const diskless = (why: string, listed: readonly BlockDevice[] | undefined) =>
+    runDisklessBoot(context, { layers: early.layers, resolved, devices: listed, why, cuts });
+  const alwaysDiskless = disklessReason(resolved.config, resolved.provenance, undefined);
+  if (alwaysDiskless !== undefined) return diskless(alwaysDiskless, undefined);
+
   let devices: BlockDevice[] = await stage("disks", [], (stageLog) => runDisksStage(system, stageLog, resolved.config));
+  const noSlotsDiskless = disklessReason(resolved.config, resolved.provenance, devices);
+  if (noSlotsDiskless !== undefined) return diskless(noSlotsDiskless, devices);
 
   const noBootext: BootextResult = { readOnly: resolved.config.bootext.read_only, layers: [] };
   const bootext = await stage("bootext", noBootext, (stageLog) => runBootextStage(system, stageLog, devices, resolved.config));
@@ -112,6 +127,10 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
   // Trust comes from the machine itself (initramfs, BOOTEXT, command line), never from what a slot or server says.
   const local = resolved;
   const trustedKeys = local.config.update.trusted_keys;
+
+  // Heddle's updates boot with kexec before anything on the disks is touched; this returns only when none does.
+  const noHeddle: HeddleResult = { updates: [], skipped: [], questions: [], status: "installed", reason: "the heddle stage failed: booting the installed system" };
+  const heddle = await stage("heddle", noHeddle, (stageLog) => runHeddleStage(system, stageLog, cmdline, local.config, bootext, devices));
 
   const noSlots: SlotsResult = { slots: [], devices, repairs: [], configLayers: [] };
   const slots = await stage("slots", noSlots, (stageLog) => runSlotsStage(system, stageLog, devices, local.config));
@@ -129,7 +148,7 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
   };
   applyServerConfig(slots.configLayers, "slots");
 
-  const decisions: string[] = [];
+  decisions.push(`heddle: ${heddle.reason}`);
   const basePlan = planBoot(devices, resolved.config);
   const noHealth: HealthResult = { plan: { ...basePlan, relabels: [] }, verdicts: [], slots: slots.slots, devices };
   const health = await stage("health", noHealth, (stageLog) => runHealthStage(system, stageLog, slots.slots, devices, resolved.config));
@@ -145,7 +164,7 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
     const before = resolved.config;
     const installedVersion = booting === undefined ? undefined : versionOf(booting);
     const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
-    const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, before));
+    const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, before, networkNeed(before, cmdline)));
     const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
     const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, before, network, installedVersion, trustedKeys));
     decisions.push(`update: ${check.reason}`);
@@ -168,9 +187,16 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
 
     // the last healthy system is never overwritten: only a system that said it came up healthy makes room
     const bootingHealth = booting === undefined ? undefined : healthOf(booting.health);
-    if (booting === undefined || bootingHealth?.markedGood !== true || verdictOf(booting.device.device)?.healthy === false) {
-      const which = booting === undefined ? "nothing" : `${booting.device.label} on ${booting.device.device}`;
-      const reason = `version ${accepted.manifest.version} waits: the running system (${which}) has not been marked good yet, and the spare slot may hold the last healthy one`;
+    const whyNot =
+      booting === undefined
+        ? "no slot boots to vouch for the spare"
+        : verdictOf(booting.device.device)?.healthy === false
+          ? `the running system (${booting.device.label} on ${booting.device.device}) failed its health check`
+          : bootingHealth?.markedGood !== true
+            ? `the running system (${booting.device.label} on ${booting.device.device}) has not been marked good yet`
+            : undefined;
+    if (booting === undefined || whyNot !== undefined) {
+      const reason = `version ${accepted.manifest.version} waits: ${whyNot}, and the spare slot may hold the last healthy one`;
       log.forScope("install").warn(reason);
       decisions.push(`update: ${reason}`);
       return report;
@@ -197,7 +223,7 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
 
     const installed = { ...spare.spare.device, label: install.label ?? spare.spare.device.label };
     const steps = planSwitch(installed, booting.device, before);
-    devices = await stage("switch", devices, (stageLog) => runSwitchStage(system, stageLog, steps, cuts));
+    devices = await stage("switch", devices, (stageLog) => runSwitchStage(system, stageLog, steps, devices, cuts));
     report.switched = steps.map((step) => `${step.device.device} ${step.device.label ?? "(no label)"} -> ${step.to}`);
     decisions.push(`update: version ${accepted.manifest.version} on ${installed.device} is now ${before.labels.system}`);
     applyServerConfig(serverConfig.layers, "server-config");
@@ -208,85 +234,53 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
 
   // after a switch the new system, verified as it was installed, boots first
   const plan: BootPlan = update.switched === undefined ? health.plan : planBoot(devices, config);
-
   const noMounts: MountsResult = { mounts: [], failedSlots: [], tmpfs: [] };
   const mounted = await stage("mounts", noMounts, (stageLog) => runMountsStage(system, stageLog, config, plan.candidates));
   const mounts = [...mounted.mounts];
   decisions.push(...plan.decisions);
 
   let overmounts: OvermountOutcome[] = [];
-  let handoff: HandoffResult | undefined;
   let bootedHealth: HealthRecord | undefined;
-  let outcome: BootOutcome;
-
-  const report = (): BootReport => ({
-    ...REPORT_HEADER,
-    startedAt: startedAt.toISOString(),
-    finishedAt: system.wallClock().toISOString(),
-    ...(kernelUptimeAtStart === undefined ? {} : { kernelUptimeAtStart }),
-    outcome,
-    decisions,
-    cmdline,
-    config: { values: config, provenance: resolved.provenance, layers: resolved.layers, problems: resolved.problems },
-    partitions: devices,
-    bootext: { readOnly: bootext.readOnly, ...(bootext.device === undefined ? {} : { device: bootext.device, mountPoint: bootext.mountPoint }) },
-    update,
-    boot: {
-      ...plan,
-      failedSlots: mounted.failedSlots,
-      ...(mounted.booted === undefined ? {} : { booted: mounted.booted }),
-      ...(bootedHealth === undefined ? {} : { health: bootedHealth }),
-    },
-    mounts,
-    tmpfs: mounted.tmpfs,
-    overmounts,
-    ...(handoff === undefined ? {} : { handoff }),
-    notices: log.notices,
-    stages,
-  });
-  /** Writes the report as it stands and returns it; a report that cannot be written is an error, not the end of the boot. */
-  const save = async (): Promise<BootReport> => {
-    const current = report();
-    try {
-      await writeReport(system, current);
-    } catch (error) {
-      log.error(`Cannot write the boot report: ${(error as Error).message}`);
-    }
-    return current;
-  };
-
-  if (mounted.booted === undefined) {
-    outcome = "nothing-bootable";
-    const failed = mounted.failedSlots.map(({ candidate, error }) => `${candidate.label} on ${candidate.device}: ${error}`);
-    decisions.push("nothing bootable: dropping to dracut's emergency shell");
-    log.error(
-      [
-        "NOTHING TO BOOT.",
-        `Looked for partitions labelled ${config.labels.system} or ${config.labels.backup}.`,
-        `Filesystems seen: ${describeDevices(devices)}.`,
-        ...(failed.length > 0 ? [`Tried and failed: ${failed.join("; ")}.`] : []),
-        `The boot report is ${REPORT_PATH}.`,
-      ].join("\n"),
-    );
-    const saved = await save();
-    // for the person at dracut's emergency shell: everything the controller knows, on the screen
-    for (const line of formatStatus(saved).trimEnd().split("\n")) log.forScope("report").info(line);
-    return { outcome, report: saved };
-  }
-
-  outcome = "handed-off";
   const booted = mounted.booted;
-  decisions.push(`booted ${booted.label} (${booted.role}) from ${booted.device}`);
-  overmounts = await stage("overmounts", [], (stageLog) => runOvermountsStage(system, stageLog, config, bootext.mountPoint, mounts));
-  bootedHealth = await stage("attempt", undefined, async (stageLog) => {
-    const counted = await countBootAttempt(system, slotMountPoint(booted), `${booted.label} on ${booted.device}`, cuts);
-    stageLog.info(`boot ${counted.attempts} of ${config.health.max_attempts} on ${booted.label} without a mark-good`);
-    return counted;
+  if (booted !== undefined) {
+    decisions.push(`booted ${booted.label} (${booted.role}) from ${booted.device}`);
+    overmounts = await stage("overmounts", [], (stageLog) => runOvermountsStage(system, stageLog, config, bootext.mountPoint, mounts));
+    bootedHealth = await stage("attempt", undefined, async (stageLog) => {
+      const counted = await countBootAttempt(system, slotMountPoint(booted), `${booted.label} on ${booted.device}`, cuts);
+      stageLog.info(`boot ${counted.attempts} of ${config.health.max_attempts} on ${booted.label} without a mark-good`);
+      return counted;
+    });
+  }
+  const failed = mounted.failedSlots.map(({ candidate, error }) => `${candidate.label} on ${candidate.device}: ${error}`);
+  return finishBoot(context, {
+    resolved,
+    // content from command_url= and ssh_keys_url= is trusted as the machine's own config says, never a server's
+    trust: { trustedKeys, allowUnsigned: local.config.remote.allow_unsigned },
+    network: update.network,
+    report: {
+      partitions: devices,
+      bootext: { readOnly: bootext.readOnly, ...(bootext.device === undefined ? {} : { device: bootext.device, mountPoint: bootext.mountPoint }) },
+      heddle,
+      update,
+      boot: {
+        ...plan,
+        failedSlots: mounted.failedSlots,
+        ...(booted === undefined ? {} : { booted }),
+        ...(bootedHealth === undefined ? {} : { health: bootedHealth }),
+      },
+      mounts,
+      tmpfs: mounted.tmpfs,
+      overmounts,
+    },
+    ...(booted === undefined
+      ? {
+          nothingBootable: [
+            "NOTHING TO BOOT.",
+            `Looked for partitions labelled ${config.labels.system} or ${config.labels.backup}.`,
+            `Filesystems seen: ${describeDevices(devices)}.`,
+            ...(failed.length > 0 ? [`Tried and failed: ${failed.join("; ")}.`] : []),
+          ],
+        }
+      : {}),
   });
-
-  const configured = { path: config.boot.real_init, source: `boot.real_init from ${resolved.provenance["boot.real_init"] ?? "config"}` };
-  handoff = await stage("handoff", undefined, (stageLog) => runHandoffStage(system, stageLog, cmdline, configured, save));
-  if (handoff !== undefined) decisions.push(`init ${handoff.init.path} (${handoff.init.source})`);
-  log.info(`done in ${Math.round(system.monotonicMs() - startMs)} ms; report in ${REPORT_PATH}`);
-  return { outcome, report: await save() };
 }

@@ -34,7 +34,11 @@ export interface Cmdline {
   readonly cut?: string;
   /** Every controller.KEY=VALUE, in command-line order. */
   readonly configOverrides: readonly ConfigOverride[];
-  readonly heddle: { readonly boot?: "dist"; readonly update?: string; readonly fallback: boolean };
+  /**
+   * Heddle's flags: heddle_boot=dist, heddle_update=NAME or /, heddle_fallback; `kexecFrom` is
+   * rd.controller.kexec=NAME, which the controller adds when it kexecs an update (never kexec twice).
+   */
+  readonly heddle: { readonly boot?: "dist"; readonly update?: string; readonly fallback: boolean; readonly kexecFrom?: string };
   readonly net: boolean;
   readonly ssh: boolean;
   readonly lldpd: boolean;
@@ -48,6 +52,12 @@ const KERNEL_SPACE = /[ \t\n\v\f\r]/;
 
 const CONFIG_PREFIX = "controller.";
 const OWN_PREFIX = "rd.controller.";
+/** `controller.diskless`: boot from RAM (diskless.ts). */
+const DISKLESS_FLAG = "controller.diskless";
+const OWN_PARAMS = ["rd.controller.debug", "rd.controller.cut", "rd.controller.kexec"];
+
+/** A Heddle update's folder name: safe on a command line and as one path part. */
+export const UPDATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
 /**
  * Split a command line as the kernel's parse_args()/next_arg() (lib/params.c,
@@ -67,6 +77,28 @@ export function tokenizeCmdline(raw: string): CmdlineParam[] {
     position = skipSpaces(line, next);
   }
   return params;
+}
+
+/**
+ * The command line without the parameters `drop` picks and with `add` at the
+ * end of the kernel's part (before a bare `--`, whose words belong to init).
+ * Every word kept is kept exactly as written, quotes included.
+ */
+export function editCmdline(raw: string, drop: (name: string) => boolean, add: readonly string[] = []): string {
+  const line = withoutProcNewline(raw);
+  const kept: string[] = [];
+  let initArgs: string | undefined;
+  let position = skipSpaces(line, 0);
+  while (position < line.length) {
+    const { param, next } = nextArg(line, position);
+    if (param.name === "--" && param.value === undefined) {
+      initArgs = line.slice(position).trimEnd();
+      break;
+    }
+    if (!drop(param.name)) kept.push(line.slice(position, Math.min(next - 1, line.length)));
+    position = skipSpaces(line, next);
+  }
+  return [...kept, ...add, ...(initArgs === undefined ? [] : [initArgs])].join(" ");
 }
 
 /** /proc/cmdline appends a newline the kernel never parsed; inside an open quote it would join a value. */
@@ -133,10 +165,15 @@ export function parseCmdline(raw: string): Cmdline {
 
   const configOverrides: ConfigOverride[] = [];
   for (const [name, value] of params) {
-    if (name.startsWith(OWN_PREFIX) && name !== "rd.controller.debug" && name !== "rd.controller.cut") {
-      warnings.push(`${name}: unknown parameter; the rd.controller.* parameters are rd.controller.debug and rd.controller.cut`);
+    if (name.startsWith(OWN_PREFIX) && !OWN_PARAMS.includes(name)) {
+      warnings.push(`${name}: unknown parameter; the rd.controller.* parameters are ${OWN_PARAMS.join(", ")}`);
     }
     if (!name.startsWith(CONFIG_PREFIX)) continue;
+    if (name === DISKLESS_FLAG) {
+      // a flag, not a config key (which would be a table): it stands for controller.diskless.mode=always
+      if (reader.flag(name)) configOverrides.push({ param: name, key: "diskless.mode", value: "always" });
+      continue;
+    }
     const key = name.slice(CONFIG_PREFIX.length);
     if (key === "") {
       warnings.push(`${describeParam(name, value)}: expected controller.KEY=VALUE such as controller.boot.real_init=/sbin/init; ignoring it`);
@@ -153,7 +190,10 @@ export function parseCmdline(raw: string): Cmdline {
     value === "dist" ? value : undefined,
   );
   const heddleUpdate = reader.value("heddle_update", "/ or an update name such as lab-2024.1", "ignoring it", (value) =>
-    value === "/" || /^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(value) ? value : undefined,
+    value === "/" || UPDATE_NAME.test(value) ? value : undefined,
+  );
+  const kexecFrom = reader.value("rd.controller.kexec", "the name of the update that was kexec'd", "ignoring it", (value) =>
+    UPDATE_NAME.test(value) ? value : undefined,
   );
   const sshKeysUrl = reader.value("ssh_keys_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const commandUrl = reader.value("command_url", "an http:// or https:// URL", "ignoring it", httpUrl);
@@ -173,6 +213,7 @@ export function parseCmdline(raw: string): Cmdline {
       ...(heddleBoot === undefined ? {} : { boot: heddleBoot }),
       ...(heddleUpdate === undefined ? {} : { update: heddleUpdate }),
       fallback: reader.flag("heddle_fallback"),
+      ...(kexecFrom === undefined ? {} : { kexecFrom }),
     },
     net: reader.flag("net"),
     ssh: reader.flag("ssh"),

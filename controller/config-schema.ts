@@ -148,6 +148,47 @@ const networkShape = {
   ),
 };
 
+/**
+ * One public key line as OpenSSH and dropbear read authorized_keys: a key type
+ * dropbear knows, the key in base64, an optional comment. Options before the
+ * type (from="...", command="...") are not taken: a lab key is a plain key.
+ */
+export const AUTHORIZED_KEY_LINE =
+  /^(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\u0000-\u001f\u007f]*)?$/;
+
+const sshShape = {
+  authorized_keys: list(
+    text("a public key line such as \"ssh-ed25519 AAAAC3Nz... admin@lab\" (type, base64 key, optional comment; no options, no line breaks)", (value) =>
+      AUTHORIZED_KEY_LINE.test(value),
+    ),
+    "an array of public key lines such as [\"ssh-ed25519 AAAAC3Nz... admin@lab\"]",
+  ),
+  wait_seconds: integer(1, 86400),
+  port: integer(1, 65535),
+};
+
+const remoteShape = { allow_unsigned: flag, command_timeout_seconds: integer(1, 86400) };
+
+/** Where the image of a diskless boot lives: a tmpfs of its own under /run/controller, which moves into the booted system. */
+const DISKLESS_DIR_PREFIX = "/run/controller/";
+
+/** PXE and diskless boots: the image from the update server, run from RAM (diskless.ts). */
+const disklessShape = {
+  mode: text("one of \"off\", \"always\" or \"when-no-slots\"", (value) => ["off", "always", "when-no-slots"].includes(value)),
+  ram_margin_mib: integer(0, 1048576),
+  dir: text(
+    `a normalised absolute path under ${DISKLESS_DIR_PREFIX} such as "${DISKLESS_DIR_PREFIX}diskless" (no //, no trailing /, no "." or ".." parts)`,
+    (value) => isNormalizedAbsolutePath(value) && value.startsWith(DISKLESS_DIR_PREFIX),
+  ),
+};
+
+/** Heddle's updates on BOOTEXT, booted with kexec (heddle.ts). */
+const heddleShape = {
+  updates_dir: insidePath("updates"),
+  allow_unsigned: flag,
+  prompt_seconds: integer(1, 3600),
+};
+
 const tmpfsEntryShape = {
   enabled: flag,
   // No leading zero: the kernel's memparse reads "064m" as octal.
@@ -179,6 +220,10 @@ const SECTION_SHAPES = {
   update: updateShape,
   network: networkShape,
   health: healthShape,
+  heddle: heddleShape,
+  ssh: sshShape,
+  remote: remoteShape,
+  diskless: disklessShape,
 } as const;
 
 const LABEL_KEYS = Object.keys(labelsShape) as (keyof typeof labelsShape)[];
@@ -201,6 +246,10 @@ const configSchema = table({
   update: table(updateShape),
   network: table(networkShape),
   health: table(healthShape),
+  heddle: table(heddleShape),
+  ssh: table(sshShape),
+  remote: table(remoteShape),
+  diskless: table(disklessShape),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape), { error: "a table" }),
 });
 
@@ -214,6 +263,10 @@ const configLayerSchema = table({
   update: table(updateShape).partial(),
   network: table(networkShape).partial(),
   health: table(healthShape).partial(),
+  heddle: table(heddleShape).partial(),
+  ssh: table(sshShape).partial(),
+  remote: table(remoteShape).partial(),
+  diskless: table(disklessShape).partial(),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape).partial(), { error: "a table" }),
 }).partial();
 
@@ -232,7 +285,11 @@ export const DEFAULT_CONFIG: Config = {
   overmounts: { enabled: true, source: "DIRS" },
   update: { servers: [], channel: "stable", trusted_keys: [], ca_bundle: "/etc/ssl/certs/ca-certificates.crt", resume_attempts: 5 },
   network: { interfaces: [] },
+  ssh: { authorized_keys: [], wait_seconds: 600, port: 22 },
+  remote: { allow_unsigned: false, command_timeout_seconds: 300 },
   health: { max_attempts: 3, require_clean_shutdown: false, verify_image: true, fsck: true, required_files: [], both_unhealthy: "newest" },
+  heddle: { updates_dir: "updates", allow_unsigned: false, prompt_seconds: 120 },
+  diskless: { mode: "off", ram_margin_mib: 256, dir: "/run/controller/diskless" },
   tmpfs: {
     "/etc": { enabled: true, size: "64m", mode: "0755", seed_from_image: true },
     "/var/log": { enabled: true, size: "64m", mode: "0755", seed_from_image: false },

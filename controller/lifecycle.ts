@@ -140,6 +140,18 @@ export async function markBootedSlot(system: System, action: LifecycleAction, no
   return { slot: slot.name, health, ...(read.status === "invalid" ? { replaced: read.problem } : {}) };
 }
 
+/** A diskless boot (diskless.ts) runs from RAM: no slot, so no life cycle to record. */
+async function runsFromRam(system: System): Promise<boolean> {
+  try {
+    const report = await readReport(system);
+    const diskless = isRecord(report) ? report["diskless"] : undefined;
+    return isRecord(diskless) && diskless["status"] === "running-from-ram";
+  } catch {
+    // markBootedSlot says what is wrong with the report
+    return false;
+  }
+}
+
 const LIFECYCLE_COMMANDS: ReadonlyMap<string, LifecycleAction> = new Map<string, LifecycleAction>([
   ["mark-good", "good"],
   ["mark-shutdown", "shutdown"],
@@ -156,6 +168,10 @@ export async function runLifecycleCommand(args: readonly string[], system: Syste
   if (rest.length > 0) {
     output.err(`${command} takes no arguments, got ${rest.map((arg) => JSON.stringify(arg)).join(" ")}\n`);
     return 2;
+  }
+  if (await runsFromRam(system)) {
+    output.out(`controller: nothing to record: this system runs from RAM (a diskless boot), and no slot keeps its boots\n`);
+    return 0;
   }
   try {
     const result = await markBootedSlot(system, action, system.wallClock());

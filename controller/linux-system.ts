@@ -264,6 +264,9 @@ export class LinuxSystem implements System {
       headers: responseHeaders,
       body: response.body,
       discard: async () => {
+        // A body destroyed before it was read to the end (a 404's) emits an AbortError.
+        // Nobody reads it any more: unheard, that error would end the whole controller.
+        response.body.on("error", () => {});
         response.body.destroy();
       },
     };

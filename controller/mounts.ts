@@ -141,7 +141,8 @@ export async function executeSteps(system: System, log: Logger, steps: readonly 
 /** A tmpfs that cannot go where config.d asks, for a reason in the image rather than a failure. */
 class TmpfsSkipped extends Error {}
 
-async function mountTmpfs(system: System, log: Logger, config: Config, mounts: MountRecord[]): Promise<TmpfsOutcome[]> {
+/** The tmpfs mounts of config.d [tmpfs] over the image at the new root; a diskless boot (diskless.ts) mounts them too. */
+export async function mountTmpfs(system: System, log: Logger, config: Config, mounts: MountRecord[]): Promise<TmpfsOutcome[]> {
   const outcomes: TmpfsOutcome[] = [];
   for (const [path, entry] of orderTmpfs(config)) {
     try {

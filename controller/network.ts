@@ -19,6 +19,11 @@
 // each under a time limit that ends before the deadline, nothing outlives the
 // stage. Interfaces with carrier go first, so the usual machine with one
 // cable plugged in gets its lease from the first udhcpc.
+//
+// The stage runs when something needs it (networkNeed): update.servers, or a
+// kernel command line flag (net, ssh, lldpd, ssh_keys_url=, command_url=).
+// With `net` every Ethernet interface gets its own lease, still one after
+// another, each with an equal share of the time left; the report lists each.
 
 import type { Config } from "./config-schema.ts";
 import type { Logger } from "./log.ts";
@@ -37,8 +42,50 @@ export interface NetworkResult {
   readonly hostname?: string;
   /** MAC addresses of every Ethernet interface seen, lowercase, for per-machine config. */
   readonly macs: string[];
+  /** With `net` (every interface): each interface tried, with its address or why it has none. */
+  readonly interfaces?: readonly InterfaceOutcome[];
   /** One sentence on what came of it, for the report. */
   readonly detail: string;
+}
+
+export interface InterfaceOutcome {
+  readonly name: string;
+  readonly mac?: string;
+  /** "10.0.2.15/24" when it got a lease */
+  readonly address?: string;
+  readonly detail: string;
+}
+
+/** Whether the stage runs, why, and whether every interface needs a lease. */
+export interface NetworkNeed {
+  /** what needs the network: "update.servers", "net", "ssh", ...; empty: the stage has nothing to do */
+  readonly reasons: readonly string[];
+  /** `net`: a lease on every Ethernet interface, not only on the first that gets one */
+  readonly everyInterface: boolean;
+}
+
+/** The kernel command line flags that need the network (cmdline.ts reads them). */
+export interface NetworkFlags {
+  readonly net: boolean;
+  readonly ssh: boolean;
+  readonly lldpd: boolean;
+  readonly sshKeysUrl?: string;
+  readonly commandUrl?: string;
+}
+
+const NO_FLAGS: NetworkFlags = { net: false, ssh: false, lldpd: false };
+
+/** Pure: what needs the network on this boot. lldpd needs links, not leases, but the stage brings every link up either way. */
+export function networkNeed(config: Config, flags: NetworkFlags = NO_FLAGS): NetworkNeed {
+  const reasons = [
+    config.update.servers.length > 0 && "update.servers",
+    flags.net && "net",
+    flags.ssh && "ssh",
+    flags.lldpd && "lldpd",
+    flags.sshKeysUrl !== undefined && "ssh_keys_url=",
+    flags.commandUrl !== undefined && "command_url=",
+  ].filter((reason): reason is string => reason !== false);
+  return { reasons, everyInterface: flags.net };
 }
 
 /** A lease as controller-udhcpc.sh records it in NETWORK_DIR/IF.lease. */
@@ -290,12 +337,13 @@ async function bringLinksUp(system: System, log: Logger, candidates: readonly Ni
   return links;
 }
 
-export async function runNetworkStage(system: System, log: Logger, config: Config): Promise<NetworkResult> {
-  if (config.update.servers.length === 0) {
-    const detail = "no update server configured (update.servers is empty)";
+export async function runNetworkStage(system: System, log: Logger, config: Config, need: NetworkNeed = networkNeed(config)): Promise<NetworkResult> {
+  if (need.reasons.length === 0) {
+    const detail = "no update server configured (update.servers is empty) and no net, ssh, lldpd, ssh_keys_url= or command_url= flag";
     log.info(`not needed: ${detail}`);
     return { status: "not-needed", macs: [], detail };
   }
+  log.info(`needed for ${need.reasons.join(", ")}${need.everyInterface ? "; a lease on every Ethernet interface (net)" : ""}`);
   const start = system.monotonicMs();
   const deadline = start + config.timeouts.network_seconds * 1000;
   /** Why there is no network, one entry per thing that went wrong, for the one warning at the end. */
@@ -309,6 +357,7 @@ export async function runNetworkStage(system: System, log: Logger, config: Confi
   }
 
   const links = await bringLinksUp(system, log, candidates, deadline, reasons);
+  if (need.everyInterface) return leaseEveryInterface(system, log, links, macs, start, deadline, reasons);
   for (const [index, { nic, carrier }] of links.entries()) {
     const left = deadline - system.monotonicMs();
     if (left < MIN_DHCP_MS) {
@@ -341,6 +390,61 @@ export async function runNetworkStage(system: System, log: Logger, config: Confi
   log.warn(`No network after ${seconds(system.monotonicMs() - start)} (${why}): booting the local system without an update check`);
   const hostname = await kernelHostname(system);
   return { status: "down", ...(hostname === undefined ? {} : { hostname }), macs, detail: why };
+}
+
+/** `net`: a lease on each link in turn, each with an equal share of what is left; the first lease is the one the update check uses. */
+async function leaseEveryInterface(
+  system: System,
+  log: Logger,
+  links: readonly { nic: Nic; carrier: boolean }[],
+  macs: string[],
+  start: number,
+  deadline: number,
+  reasons: string[],
+): Promise<NetworkResult> {
+  const outcomes: InterfaceOutcome[] = [];
+  let first: { nic: Nic; address: string } | undefined;
+  for (const [index, { nic, carrier }] of links.entries()) {
+    const mac = nic.mac === undefined ? {} : { mac: nic.mac };
+    const left = deadline - system.monotonicMs();
+    if (left < MIN_DHCP_MS) {
+      outcomes.push({ name: nic.name, ...mac, detail: "no time left to ask for a lease (timeouts.network_seconds)" });
+      continue;
+    }
+    const lease = await askForLease(system, log, nic, Math.floor(left / (links.length - index)));
+    if (typeof lease === "string") {
+      const detail = `${carrier ? "" : "(no carrier) "}${lease}`;
+      log.warn(`${nic.name}: ${detail}`);
+      outcomes.push({ name: nic.name, ...mac, detail });
+      continue;
+    }
+    const address = `${lease.ip}/${lease.prefix}`;
+    const via = lease.routers[0] === undefined ? "without a router" : `via ${lease.routers[0]}`;
+    const detail = `${address} ${via} in ${seconds(system.monotonicMs() - start)}`;
+    log.info(`lease: ${nic.name} ${detail}`);
+    outcomes.push({ name: nic.name, ...mac, address, detail });
+    first ??= { nic, address };
+  }
+  const up = outcomes.filter((outcome) => outcome.address !== undefined);
+  const summary = `${up.length} of ${outcomes.length} interfaces up${up.length === 0 ? "" : `: ${up.map((outcome) => `${outcome.name} ${outcome.address}`).join(", ")}`}`;
+  const hostname = await kernelHostname(system);
+  const host = hostname === undefined ? {} : { hostname };
+  if (first === undefined) {
+    const why = [...reasons, ...outcomes.map((outcome) => `${outcome.name}: ${outcome.detail}`)].join("; ") || "no Ethernet interface";
+    log.warn(`No network after ${seconds(system.monotonicMs() - start)} (${why}): booting the local system without an update check`);
+    return { status: "down", ...host, macs, interfaces: outcomes, detail: why };
+  }
+  log.info(summary);
+  return {
+    status: "up",
+    interface: first.nic.name,
+    address: first.address,
+    ...(first.nic.mac === undefined ? {} : { mac: first.nic.mac }),
+    ...host,
+    macs,
+    interfaces: outcomes,
+    detail: summary,
+  };
 }
 
 /** One udhcpc run on one interface within `budgetMs`: the lease, or why there is none. */

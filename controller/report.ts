@@ -5,11 +5,16 @@
 import type { BootextResult } from "./bootext.ts";
 import type { Cmdline } from "./cmdline.ts";
 import type { ResolvedConfig } from "./config.ts";
+import type { DisklessReport } from "./diskless.ts";
 import type { HandoffResult } from "./handoff.ts";
 import type { BootPlan } from "./health.ts";
 import type { Notice } from "./log.ts";
 import type { MountsResult } from "./mounts.ts";
 import type { NetworkResult } from "./network.ts";
+import type { CommandResult } from "./command-url.ts";
+import type { ServicesReport } from "./services.ts";
+import type { WaitResult } from "./services-wait.ts";
+import type { HeddleResult } from "./heddle.ts";
 import type { HealthRecord } from "./slot-health.ts";
 import type { SlotSummary } from "./slots.ts";
 import type { CheckSummary } from "./update-check.ts";
@@ -66,6 +71,8 @@ export interface BootReport {
   readonly partitions: readonly BlockDevice[];
   readonly update: UpdateReport;
   readonly bootext: Omit<BootextResult, "layers">;
+  /** Heddle's updates: which were found, which was chosen and why, and how its kexec went */
+  readonly heddle?: HeddleResult;
   readonly boot: BootPlan &
     Pick<MountsResult, "failedSlots"> & {
       readonly booted?: MountsResult["booted"];
@@ -75,7 +82,15 @@ export interface BootReport {
   readonly mounts: MountsResult["mounts"];
   readonly tmpfs: MountsResult["tmpfs"];
   readonly overmounts: readonly OvermountOutcome[];
+  /** ssh and lldpd in the initramfs, when the command line asked for them */
+  readonly services?: ServicesReport;
+  /** command_url=: fetched, checked, run */
+  readonly command?: CommandResult;
+  /** with ssh: how the wait for `controller continue` ended */
+  readonly wait?: WaitResult;
   readonly handoff?: HandoffResult;
+  /** a boot from RAM (diskless.ts): why, the image, the RAM it needed, the download */
+  readonly diskless?: DisklessReport;
   readonly notices: readonly Notice[];
   readonly stages: readonly StageTiming[];
 }

@@ -55,9 +55,12 @@ export function formatStatus(report: BootReport, live?: LiveHealth): string {
   const lines = [
     `controller ${report.controller.version} (${report.controller.commit}), boot started ${report.startedAt}`,
     `outcome: ${report.outcome}`,
-    booted === undefined
-      ? "booted: nothing"
-      : `booted: ${booted.label} (${booted.role}) on ${booted.device}, image ${booted.image}, init ${report.handoff?.init.path ?? "chosen by dracut"}`,
+    booted !== undefined
+      ? `booted: ${booted.label} (${booted.role}) on ${booted.device}, image ${booted.image}, init ${report.handoff?.init.path ?? "chosen by dracut"}`
+      : report.diskless?.status === "running-from-ram"
+        ? `booted: version ${report.diskless.version} from RAM (diskless), image ${report.diskless.image}, init ${report.handoff?.init.path ?? "chosen by dracut"}`
+        : "booted: nothing",
+    ...(report.diskless === undefined ? [] : [`diskless: ${report.diskless.status}: ${report.diskless.detail}`, `  because ${report.diskless.why}`]),
     "decisions:",
     ...list(report.decisions, (d) => d),
     "slots:",
@@ -67,6 +70,11 @@ export function formatStatus(report: BootReport, live?: LiveHealth): string {
     ...(report.update.install === undefined
       ? []
       : [`  install: ${report.update.install.detail} (${report.update.install.bytesFetched} bytes in ${report.update.install.durationMs} ms)`]),
+    ...(report.update.network.interfaces ?? []).map((i) => `network: ${i.name}: ${i.address ?? "no address"} (${i.detail})`),
+    ...(report.services?.ssh === undefined ? [] : [`ssh: ${report.services.ssh.status}: ${report.services.ssh.detail}`]),
+    ...(report.services?.lldpd === undefined ? [] : [`lldpd: ${report.services.lldpd.status}: ${report.services.lldpd.detail}`]),
+    ...(report.wait === undefined ? [] : [`wait: ${report.wait.detail}`]),
+    ...(report.command === undefined ? [] : [`command: ${report.command.status}: ${report.command.detail}`]),
     "partitions:",
     ...list(report.partitions, (p) => `${p.device}  ${p.fsType ?? "-"}  ${p.label ?? "(no label)"}`),
     "mounts:",

@@ -68,7 +68,22 @@ interface InstallState {
   readonly size: number;
 }
 
-class InstallFailure extends Error {}
+/** A download that cannot succeed on this boot, whatever a retry would do. */
+class DownloadFailure extends Error {}
+
+/** Bytes of image that came over the network, and dropped connections resumed with a Range request. */
+export interface DownloadCounters {
+  bytesFetched: number;
+  resumes: number;
+}
+
+/** Where a download starts: byte 0, or the end of a partial file with the hash of what it holds. */
+export interface DownloadStart {
+  readonly offset: number;
+  readonly hash: ReturnType<typeof createHash>;
+}
+
+export type ImageCheck = { readonly ok: true } | { readonly ok: false; readonly problem: string };
 
 async function hashFile(system: System, path: string): Promise<{ sha512: string; size: number }> {
   const hash = createHash("sha512");
@@ -104,8 +119,8 @@ async function download(
   url: string,
   partial: string,
   expected: { size: number },
-  start: { offset: number; hash: ReturnType<typeof createHash> },
-  counters: { bytesFetched: number; resumes: number },
+  start: DownloadStart,
+  counters: DownloadCounters,
   cuts: CutPoints,
 ): Promise<string> {
   let hash = start.hash;
@@ -142,7 +157,7 @@ async function download(
           }
           for await (const chunk of response.body) {
             if (written + chunk.length > expected.size) {
-              throw new InstallFailure(`Cannot install from ${url}: the server sent more than the ${expected.size} bytes the manifest signs`);
+              throw new DownloadFailure(`the server sent more than the ${expected.size} bytes the manifest signs for ${url}`);
             }
             hash.update(chunk);
             await writer.write(chunk);
@@ -157,11 +172,11 @@ async function download(
         }
         if (written < expected.size) throw new Error(`the connection ended after ${written} of ${expected.size} bytes`);
       } catch (error) {
-        if (error instanceof InstallFailure) throw error;
+        if (error instanceof DownloadFailure) throw error;
         counters.resumes++;
         if (counters.resumes > config.update.resume_attempts) {
-          throw new InstallFailure(
-            `Cannot download ${url}: ${(error as Error).message}; gave up after ${config.update.resume_attempts} resumes (update.resume_attempts)`,
+          throw new DownloadFailure(
+            `the download of ${url} broke: ${(error as Error).message}; gave up after ${config.update.resume_attempts} resumes (update.resume_attempts)`,
           );
         }
         log.warn(`download of ${url} broke at byte ${written}: ${(error as Error).message}; resuming (${counters.resumes} of ${config.update.resume_attempts})`);
@@ -176,6 +191,43 @@ async function download(
     await writer.close();
   }
   return hash.digest("hex");
+}
+
+/**
+ * Streams a signed image into `partial` and verifies it as the manifest signs
+ * it: hashed while it streams, then read back from where it was written and
+ * hashed again (`where` names that place in messages). A file that does not
+ * verify is removed. Installs and diskless boots both fetch images with it.
+ */
+export async function downloadVerifiedImage(
+  system: System,
+  log: Logger,
+  config: Config,
+  url: string,
+  partial: string,
+  image: { readonly size: number; readonly sha512: string },
+  where: string,
+  start: DownloadStart,
+  counters: DownloadCounters,
+  cuts: CutPoints = NO_CUTS,
+): Promise<ImageCheck> {
+  let streamed: string;
+  try {
+    streamed = await download(system, log, config, url, partial, { size: image.size }, start, counters, cuts);
+  } catch (error) {
+    if (error instanceof DownloadFailure) return { ok: false, problem: error.message };
+    throw error;
+  }
+  if (streamed !== image.sha512) {
+    await system.remove(partial);
+    return { ok: false, problem: `the image from ${url} has sha512 ${streamed.slice(0, 16)}…, the manifest signs ${image.sha512.slice(0, 16)}…` };
+  }
+  const written = await hashFile(system, partial);
+  if (written.sha512 !== image.sha512 || written.size !== image.size) {
+    await system.remove(partial);
+    return { ok: false, problem: `the image read back from ${where} does not match what was written (sha512 ${written.sha512.slice(0, 16)}…, ${written.size} bytes)` };
+  }
+  return { ok: true };
 }
 
 async function writeRecords(
@@ -209,7 +261,7 @@ async function startDownload(
   partial: string,
   accepted: AcceptedManifest,
   cuts: CutPoints,
-): Promise<{ offset: number; hash: ReturnType<typeof createHash> }> {
+): Promise<DownloadStart> {
   const { manifest } = accepted;
   const statePath = `${INSTALL_MOUNT}/${RECORD_INSTALL_STATE}`;
   const state = await readInstallState(system, statePath);
@@ -305,16 +357,8 @@ export async function runInstallStage(
       }
     }
     log.info(`writing version ${manifest.version} (${formatMB(manifest.image.size)}) from ${url} to ${device.device}`);
-    const streamed = await download(system, log, config, url, partial, { size: manifest.image.size }, start, counters, cuts);
-    if (streamed !== manifest.image.sha512) {
-      await system.remove(partial);
-      return result("failed", `Cannot install version ${manifest.version}: the image from ${url} has sha512 ${streamed.slice(0, 16)}…, the manifest signs ${manifest.image.sha512.slice(0, 16)}…; nothing was switched`);
-    }
-    const onDisk = await hashFile(system, partial);
-    if (onDisk.sha512 !== manifest.image.sha512 || onDisk.size !== manifest.image.size) {
-      await system.remove(partial);
-      return result("failed", `Cannot install version ${manifest.version}: the image read back from ${device.device} does not match what was written (sha512 ${onDisk.sha512.slice(0, 16)}…, ${onDisk.size} bytes); nothing was switched`);
-    }
+    const verified = await downloadVerifiedImage(system, log, config, url, partial, manifest.image, device.device, start, counters, cuts);
+    if (!verified.ok) return result("failed", `Cannot install version ${manifest.version}: ${verified.problem}; nothing was switched`);
     await cuts.reach("image-verified");
     // the slot stops claiming its old version before its image changes; its life cycle starts anew
     await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
@@ -326,7 +370,7 @@ export async function runInstallStage(
     const fetched = counters.bytesFetched > 0 ? `, ${formatMB(counters.bytesFetched)} fetched` : "";
     return result("installed", `version ${manifest.version} written to ${device.device} and verified from the disk${fetched}`);
   } catch (error) {
-    return result("failed", error instanceof InstallFailure ? error.message : `Cannot install version ${manifest.version} to ${device.device}: ${(error as Error).message}`);
+    return result("failed", `Cannot install version ${manifest.version} to ${device.device}: ${(error as Error).message}`);
   } finally {
     if (mounted) await unmountSpare();
   }

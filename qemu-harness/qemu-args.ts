@@ -19,13 +19,52 @@ export interface VmNetwork {
    * the virtio_net driver.
    */
   readonly hostPorts: readonly number[];
+  /**
+   * Host ports on 127.0.0.1 forwarded to guest ports on the first NIC (hostfwd): how the
+   * host reaches a server in the guest, such as ssh. Only 127.0.0.1 listens.
+   */
+  readonly hostForwards?: readonly HostForward[];
+  /**
+   * NICs after the first, each its own restricted user network with its own DHCP
+   * server: NIC i (from 1) is on 10.0.(2+i).0/24 and gets 10.0.(2+i).15. Default 0.
+   */
+  readonly extraNics?: number;
 }
 
-export interface VmOptions {
-  readonly kernel: string;
-  readonly initrd: string;
-  /** The kernel command line; must send the console to the serial port (console=ttyS0), which the harness reads. */
-  readonly append: string;
+export interface HostForward {
+  readonly hostPort: number;
+  readonly guestPort: number;
+}
+
+/** NICs in one VM at most: each is a PCI slot and a user network. */
+export const MAX_NICS = 8;
+
+/**
+ * Boot as a PXE machine does: the NIC's option ROM (QEMU's iPXE, Debian's
+ * ipxe-qemu) gets its address by DHCP from QEMU and fetches `bootfile` by
+ * TFTP from QEMU's built-in server, which serves `tftpDir`.
+ */
+export interface PxeBoot {
+  readonly tftpDir: string;
+  /** a file in tftpDir, such as an iPXE script (boot.ipxe) that loads the kernel and initramfs and sets the command line */
+  readonly bootfile: string;
+}
+
+/** The kernel and initramfs given to QEMU, or a network boot (PXE) that fetches them. */
+export type VmBoot =
+  | {
+      readonly kernel: string;
+      readonly initrd: string;
+      /** The kernel command line; must send the console to the serial port (console=ttyS0), which the harness reads. */
+      readonly append: string;
+      readonly pxe?: undefined;
+    }
+  /** The command line is in what the bootfile loads; it too must say console=ttyS0. PXE needs a network. */
+  | { readonly pxe: PxeBoot; readonly network: VmNetwork; readonly kernel?: undefined; readonly initrd?: undefined; readonly append?: undefined };
+
+export type VmOptions = VmBoot & VmDevices;
+
+export interface VmDevices {
   /** Raw disk images, attached as virtio-blk in this order: /dev/vda, /dev/vdb, ... */
   readonly disks?: readonly string[];
   /** Let the guest's writes reach the disk files. By default they go to a throw-away overlay (snapshot=on). */
@@ -38,7 +77,7 @@ export interface VmOptions {
 }
 
 export function qemuArgv(options: VmOptions): string[] {
-  if (!/(^|\s)console=ttyS0(\s|,|$)/.test(options.append)) {
+  if (options.pxe === undefined && !/(^|\s)console=ttyS0(\s|,|$)/.test(options.append)) {
     throw new Error(
       `the kernel command line must contain console=ttyS0 (the harness reads the serial console), got: ${JSON.stringify(options.append)}`,
     );
@@ -73,30 +112,57 @@ export function qemuArgv(options: VmOptions): string[] {
     consoleChardev.join(","),
     "-serial",
     "chardev:console",
-    ...networkArgs(options.network),
+    ...withPxe(networkArgs(options.network), options.pxe),
     ...(options.disks ?? []).flatMap((disk) => [
       "-drive",
       `file=${optionValue(disk)},format=raw,if=virtio,snapshot=${options.writeDisks === true ? "off" : "on"}`,
     ]),
-    "-kernel",
-    options.kernel,
-    "-initrd",
-    options.initrd,
-    "-append",
-    options.append,
+    ...(options.pxe === undefined ? ["-kernel", options.kernel, "-initrd", options.initrd, "-append", options.append] : ["-boot", "n"]),
   ];
+}
+
+/** The first NIC's user network also serves tftpDir by TFTP and names the bootfile in its DHCP answers. */
+function withPxe(args: string[], pxe: PxeBoot | undefined): string[] {
+  if (pxe === undefined) return args;
+  const index = args.indexOf("-netdev") + 1;
+  if (index === 0) throw new Error("a PXE boot needs a network: give the VM one");
+  if (!/^[A-Za-z0-9._-]+$/.test(pxe.bootfile)) throw new Error(`the PXE bootfile must be a plain file name in tftpDir, got ${JSON.stringify(pxe.bootfile)}`);
+  return args.map((arg, at) => (at === index ? `${arg},tftp=${optionValue(pxe.tftpDir)},bootfile=${pxe.bootfile}` : arg));
+}
+
+function requirePort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`not a TCP port: ${port}`);
+  return port;
 }
 
 function networkArgs(network: VmNetwork | undefined): string[] {
   if (network === undefined) return ["-nic", "none"];
   const forwards = network.hostPorts.map((port) => {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`not a TCP port: ${port}`);
+    requirePort(port);
     // cmd: runs the command once per guest connection, its stdin and stdout
     // being that connection; tcp: would feed every guest connection into one
     // host connection opened when QEMU starts (see README.md).
     return `guestfwd=tcp:${GUEST_FORWARD_ADDRESS}:${port}-cmd:${FORWARD_COMMAND} 127.0.0.1 ${port}`;
   });
-  return ["-netdev", ["user", "id=n0", "restrict=on", ...forwards].join(","), "-device", "virtio-net-pci,netdev=n0"];
+  const hostForwards = (network.hostForwards ?? []).map(
+    ({ hostPort, guestPort }) => `hostfwd=tcp:127.0.0.1:${requirePort(hostPort)}-:${requirePort(guestPort)}`,
+  );
+  const extra = network.extraNics ?? 0;
+  if (!Number.isInteger(extra) || extra < 0 || extra > MAX_NICS - 1) {
+    throw new Error(`extraNics must be a whole number from 0 to ${MAX_NICS - 1}, got ${extra}`);
+  }
+  const nics = Array.from({ length: extra }, (_, index) => {
+    const id = `n${index + 1}`;
+    // a subnet of its own: two NICs on one subnet would leave the guest's answers to the first one's routes
+    return ["-netdev", `user,id=${id},restrict=on,net=10.0.${3 + index}.0/24`, "-device", `virtio-net-pci,netdev=${id}`];
+  });
+  return [
+    "-netdev",
+    ["user", "id=n0", "restrict=on", ...forwards, ...hostForwards].join(","),
+    "-device",
+    "virtio-net-pci,netdev=n0",
+    ...nics.flat(),
+  ];
 }
 
 /** QEMU splits option values at commas; a literal comma is written twice. */

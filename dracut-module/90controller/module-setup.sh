@@ -27,6 +27,38 @@ controller_config_get() {
     "$(controller_binary_path)" config-get "$dir" "$1"
 }
 
+# The services of the ssh and lldpd flags (controller/services.ts): Debian's dropbear-bin
+# and lldpd, when this machine has them; without them those flags say so at boot and the
+# boot goes on. root logs in over ssh: it needs its passwd line with a shell that
+# /etc/shells lists (dropbear refuses a login shell it does not find there) and a home.
+# lldpd drops its privileges to _lldpd, chrooted in /run/lldpd (made at boot).
+controller_install_services() {
+    if [[ -x /usr/sbin/dropbear && -x /usr/bin/dropbearkey ]]; then
+        inst_multiple dropbear dropbearkey
+    else
+        dwarn "controller: no dropbear or dropbearkey on this machine: the ssh flag will not work; install Debian's dropbear-bin"
+    fi
+    if [[ -x /usr/sbin/lldpd && -x /usr/sbin/lldpcli ]]; then
+        inst_multiple lldpd lldpcli
+    else
+        dwarn "controller: no lldpd or lldpcli on this machine: the lldpd flag will not work; install Debian's lldpd"
+    fi
+    grep -q '^root:' "$initdir/etc/passwd" 2> /dev/null || echo 'root:x:0:0:root:/root:/bin/sh' >> "$initdir/etc/passwd"
+    local shell
+    shell=$(sed -n 's/^root:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:\(.*\)$/\1/p' "$initdir/etc/passwd" | head -n 1)
+    [[ -n $shell ]] || shell=/bin/sh
+    grep -qx "$shell" "$initdir/etc/shells" 2> /dev/null || echo "$shell" >> "$initdir/etc/shells"
+    inst_dir /root
+    chmod 0700 "$initdir/root"
+    local line
+    if line=$(getent passwd _lldpd); then
+        grep -q '^_lldpd:' "$initdir/etc/passwd" || echo "$line" >> "$initdir/etc/passwd"
+    fi
+    if line=$(getent group _lldpd); then
+        grep -q '^_lldpd:' "$initdir/etc/group" 2> /dev/null || echo "$line" >> "$initdir/etc/group"
+    fi
+}
+
 # called by dracut
 check() {
     local binary
@@ -81,6 +113,14 @@ install() {
     # every tool the controller runs (controller/paths.ts TOOLS)
     inst_multiple blkid chmod cp e2fsck e2label modprobe mount setsid sh udevadm umount xz
 
+    # Heddle updates boot with kexec (Debian's kexec-tools). Optional: without it the
+    # controller says it cannot load the update's kernel and boots the installed system.
+    if find_binary kexec > /dev/null; then
+        inst_multiple kexec
+    else
+        dwarn "controller: no kexec on this machine: Heddle updates (BOOTEXT/updates) will not boot; install Debian's kexec-tools"
+    fi
+
     # The network stage runs busybox's ip and udhcpc: one static binary that behaves the same
     # in both dracut flavours (controller/network.ts says why not dracut's network modules).
     # Its own place, not on PATH, so its applets never stand in for the initramfs's tools.
@@ -111,6 +151,8 @@ install() {
     else
         inst_simple "$(readlink -f "$ca_bundle")" "$ca_bundle"
     fi
+
+    controller_install_services
 
     inst_hook cmdline 90 "$moddir/controller-cmdline.sh"
     inst_hook mount 90 "$moddir/controller-mount.sh"

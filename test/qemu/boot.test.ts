@@ -13,7 +13,7 @@ beforeAll(async () => {
   disks = await scenarioDisks();
 }, 120_000);
 
-const STAGES = ["cmdline", "config", "disks", "bootext", "slots", "health", "network", "check", "mounts", "overmounts", "attempt", "handoff"];
+const STAGES = ["cmdline", "config", "disks", "bootext", "heddle", "slots", "health", "network", "check", "mounts", "overmounts", "attempt", "handoff"];
 
 function reportOf(markers: TestMarkers): BootReport {
   expect(markers.reportState).toBe("printed");

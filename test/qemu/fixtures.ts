@@ -6,6 +6,7 @@
 // that boot; the next run clears the folders of runs that have ended.
 
 import { access, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
 import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
@@ -194,5 +195,17 @@ export async function bootToTestSystem(
     await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
     await vm.waitForExit(60_000);
     await check({ markers: parseTestMarkers(vm.console()), console: vm.console() });
+  });
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
   });
 }

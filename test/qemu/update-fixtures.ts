@@ -4,7 +4,6 @@
 // guestfwd, and a disk whose SYSFS runs version 1.0 with its signed record.
 
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { manifestPath, signaturePath } from "../../controller/manifest.ts";
 import { publish } from "../../controller/repo.ts";
@@ -15,7 +14,7 @@ import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { cutOff } from "../cut-off.ts";
-import { ARTIFACTS, requireArtifacts, runFolder } from "./fixtures.ts";
+import { ARTIFACTS, freePort, requireArtifacts, runFolder } from "./fixtures.ts";
 
 export const REPOS = ["newer", "unknownKey", "corrupt", "downgrade", "expired", "same"] as const;
 export type RepoName = (typeof REPOS)[number];
@@ -48,17 +47,6 @@ export interface UpdateServer {
 async function controller(...args: string[]): Promise<string> {
   const { stdout } = await runCommand([ARTIFACTS.controller, ...args]);
   return stdout;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {

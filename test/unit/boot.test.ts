@@ -35,6 +35,7 @@ describe("controller boot over the fake machine", () => {
       "config",
       "disks",
       "bootext",
+      "heddle",
       "slots",
       "health",
       "network",
@@ -45,11 +46,12 @@ describe("controller boot over the fake machine", () => {
       "handoff",
     ]);
     expect(report.decisions).toEqual([
+      "heddle: no updates: booting the installed system",
       "update: no update servers configured (update.servers): booting the local system",
       "boot SYSFS on /dev/vda1", "booted SYSFS (system) from /dev/vda1", "init /sbin/init (boot.real_init from built-in defaults)"]);
     expect(report.config.provenance["labels.system"]).toBe("built-in defaults");
     // every stage says something, with the one prefix
-    for (const stage of ["cmdline", "config", "disks", "bootext", "slots", "check", "health", "mounts", "overmounts", "handoff"]) {
+    for (const stage of ["cmdline", "config", "disks", "bootext", "heddle", "slots", "check", "health", "mounts", "overmounts", "handoff"]) {
       expect(sink.consoleLines.some((line) => line.startsWith(`controller: ${stage}: `))).toBe(true);
     }
     expect(sink.kmsgLines.length).toBeGreaterThanOrEqual(sink.consoleLines.length);
@@ -97,7 +99,7 @@ describe("controller boot over the fake machine", () => {
     expect(sink.text()).toContain("ERROR: NOTHING TO BOOT.");
     expect(sink.text()).toContain("Filesystems seen: /dev/vda1 (ext4, label DATA).");
     expect(JSON.parse(fake.peek("/run/controller/report.json") ?? "{}").outcome).toBe("nothing-bootable");
-    expect(report.stages.map((s) => s.stage)).toEqual(["cmdline", "config", "disks", "bootext", "slots", "health", "network", "check", "mounts"]);
+    expect(report.stages.map((s) => s.stage)).toEqual(["cmdline", "config", "disks", "bootext", "heddle", "slots", "health", "network", "check", "mounts"]);
     expect(fake.mounts).toEqual([]);
   });
 

@@ -83,6 +83,17 @@ const DEFAULT_PROVENANCE_KEYS = [
   "health.fsck",
   "health.required_files",
   "health.both_unhealthy",
+  "ssh.authorized_keys",
+  "ssh.wait_seconds",
+  "ssh.port",
+  "remote.allow_unsigned",
+  "remote.command_timeout_seconds",
+  "heddle.updates_dir",
+  "heddle.allow_unsigned",
+  "heddle.prompt_seconds",
+  "diskless.mode",
+  "diskless.ram_margin_mib",
+  "diskless.dir",
   'tmpfs."/etc".enabled',
   'tmpfs."/etc".size',
   'tmpfs."/etc".mode',
@@ -257,8 +268,8 @@ describe("parseConfigLayer", () => {
       ["tmpfs = []", "key tmpfs: expected a table, got an array"],
       ['tmpfs."/srv" = "1g"', 'key tmpfs."/srv": expected a table, got "1g"'],
       // unknown keys
-      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs"],
-      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs"],
+      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs"],
+      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs"],
       ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
       ["labels.root = 'X'", "key labels.root: unknown key; [labels] has system, backup, deprived, bootext"],
       ["[boot]\ninit = '/x'", "key boot.init: unknown key; [boot] has real_init"],
@@ -266,7 +277,7 @@ describe("parseConfigLayer", () => {
         '[tmpfs."/etc"]\nsise = "1m"',
         'key tmpfs."/etc".sise: unknown key; [tmpfs."/etc"] has enabled, size, mode, seed_from_image',
       ],
-      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs'],
+      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs'],
       ["[timeouts.nested]\nx = 1", "key timeouts.nested: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
     ];
     for (const [text, problem] of cases) {
@@ -303,7 +314,7 @@ describe("parseConfigLayer", () => {
       "test.toml: key timeouts.extra: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds",
       'test.toml: key tmpfs.etc: expected a normalised absolute path other than "/" as the mount point, such as "/var/log" (no //, no trailing /, no "." or ".." parts), got "etc"',
       'test.toml: key tmpfs."/tmp".mode: expected an octal mode as a string such as "0755" (3 or 4 digits from 0 to 7), got "9"',
-      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs",
+      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",
     ]);
   });
 
@@ -626,7 +637,7 @@ describe("cmdline overrides", () => {
       "cmdline:controller.boot.init: key boot.init: unknown key; [boot] has real_init",
     ]);
     expect(rejectedProblems("controller.verbose=1")).toEqual([
-      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs",
+      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",
     ]);
   });
 
@@ -818,7 +829,7 @@ describe("checkConfigDir", () => {
     const check = await checkConfigDir(files, "/cfg");
     expect(check.problems).toEqual([
       "/cfg/10-a.toml: key timeouts.devices_seconds: expected an integer from 1 to 3600, got 0",
-      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, tmpfs",
+      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",
       "/cfg/20-b.toml: TOML syntax error at line 1, column 2: incomplete key-value: cannot find end of key",
       '/cfg/30-c.toml: key tmpfs."/srv": expected size and mode for a new tmpfs mount point (enabled defaults to true, seed_from_image to false), got no mode',
     ]);

@@ -52,6 +52,42 @@ describe("qemuArgv", () => {
     expect(valuesOf(argv, "-device")).toEqual(["virtio-net-pci,netdev=n0"]);
   });
 
+  test("a PXE boot: no kernel, initrd or append, the NIC ROM boots (-boot n) from QEMU's TFTP server", () => {
+    const argv = qemuArgv({ pxe: { tftpDir: "/srv/pxe,1", bootfile: "boot.ipxe" }, network: { hostPorts: [8080] } });
+    expect(valuesOf(argv, "-kernel")).toEqual([]);
+    expect(valuesOf(argv, "-initrd")).toEqual([]);
+    expect(valuesOf(argv, "-append")).toEqual([]);
+    expect(valuesOf(argv, "-boot")).toEqual(["n"]);
+    expect(valuesOf(argv, "-netdev")).toEqual([
+      "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:busybox nc 127.0.0.1 8080,tftp=/srv/pxe,,1,bootfile=boot.ipxe",
+    ]);
+    expect(valuesOf(argv, "-device")).toEqual(["virtio-net-pci,netdev=n0"]);
+    expect(argv).toContain("-nodefaults");
+  });
+
+  test("a PXE bootfile must be a plain name in the TFTP folder", () => {
+    for (const bootfile of ["../boot.ipxe", "a,b", "", "dir/boot.ipxe"]) {
+      expect(() => qemuArgv({ pxe: { tftpDir: "/srv/pxe", bootfile }, network: { hostPorts: [] } })).toThrow(
+        `the PXE bootfile must be a plain file name in tftpDir, got ${JSON.stringify(bootfile)}`,
+      );
+    }
+  });
+
+  test("forwards host ports on 127.0.0.1 to guest ports (hostfwd), and adds NICs each on a user network of its own", () => {
+    const argv = qemuArgv({ ...BASE, network: { hostPorts: [8080], hostForwards: [{ hostPort: 2222, guestPort: 22 }], extraNics: 2 } });
+    expect(valuesOf(argv, "-netdev")).toEqual([
+      "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:busybox nc 127.0.0.1 8080,hostfwd=tcp:127.0.0.1:2222-:22",
+      "user,id=n1,restrict=on,net=10.0.3.0/24",
+      "user,id=n2,restrict=on,net=10.0.4.0/24",
+    ]);
+    expect(valuesOf(argv, "-device")).toEqual(["virtio-net-pci,netdev=n0", "virtio-net-pci,netdev=n1", "virtio-net-pci,netdev=n2"]);
+    expect(valuesOf(qemuArgv({ ...BASE, network: { hostPorts: [], extraNics: 0 } }), "-netdev")).toEqual(["user,id=n0,restrict=on"]);
+    expect(() => qemuArgv({ ...BASE, network: { hostPorts: [], hostForwards: [{ hostPort: 0, guestPort: 22 }] } })).toThrow("not a TCP port: 0");
+    expect(() => qemuArgv({ ...BASE, network: { hostPorts: [], hostForwards: [{ hostPort: 2222, guestPort: 1e6 }] } })).toThrow("not a TCP port: 1000000");
+    expect(() => qemuArgv({ ...BASE, network: { hostPorts: [], extraNics: 8 } })).toThrow("extraNics must be a whole number from 0 to 7, got 8");
+    expect(() => qemuArgv({ ...BASE, network: { hostPorts: [], extraNics: -1 } })).toThrow("extraNics must be a whole number from 0 to 7, got -1");
+  });
+
   test("takes the memory size", () => {
     expect(valuesOf(qemuArgv({ ...BASE, memoryMiB: 512 }), "-m")).toEqual(["512"]);
   });

@@ -92,11 +92,11 @@ describe("network stage", () => {
     };
     const { log, sink } = memoryLogger();
     const result = await runNetworkStage(fake, log, { ...config, update: { ...config.update, servers: [] } });
-    expect(result).toEqual({ status: "not-needed", macs: [], detail: "no update server configured (update.servers is empty)" });
+    expect(result).toEqual({ status: "not-needed", macs: [], detail: "no update server configured (update.servers is empty) and no net, ssh, lldpd, ssh_keys_url= or command_url= flag" });
     expect(looked).toEqual([]);
     expect(fake.commands).toEqual([]);
     expect(fake.now()).toBe(0);
-    expect(sink.text()).toBe("controller: not needed: no update server configured (update.servers is empty)");
+    expect(sink.text()).toBe("controller: not needed: no update server configured (update.servers is empty) and no net, ssh, lldpd, ssh_keys_url= or command_url= flag");
   });
 
   test("one NIC: link up, one udhcpc with the whole budget, the lease in the result and the log", async () => {
