@@ -29,8 +29,9 @@ controller_config_get() {
 
 # The services of the ssh and lldpd flags (controller/services.ts): Debian's dropbear-bin
 # and lldpd, when this machine has them; without them those flags say so at boot and the
-# boot goes on. root logs in over ssh: it needs its passwd line with a shell that
-# /etc/shells lists (dropbear refuses a login shell it does not find there) and a home.
+# boot goes on. root logs in over ssh: it needs a passwd line whose password field is not
+# empty, a shell that /etc/shells lists (dropbear refuses a login shell it does not find
+# there) and a home.
 # lldpd drops its privileges to _lldpd, chrooted in /run/lldpd (made at boot).
 controller_install_services() {
     if [[ -x /usr/sbin/dropbear && -x /usr/bin/dropbearkey ]]; then
@@ -43,7 +44,14 @@ controller_install_services() {
     else
         dwarn "controller: no lldpd or lldpcli on this machine: the lldpd flag will not work; install Debian's lldpd"
     fi
-    grep -q '^root:' "$initdir/etc/passwd" 2> /dev/null || echo 'root:x:0:0:root:/root:/bin/sh' >> "$initdir/etc/passwd"
+    # dracut's base module writes root's line after this module: with an empty password field
+    # in an image that is not host-only, and dropbear refuses every login, keys too, to an
+    # account with an empty password. A locked root ("*") means what dracut means there:
+    # sulogin -e, the systemd initrd's emergency shell, opens a shell for a locked root
+    # without asking. A host-only image keeps dracut's line and the host's password.
+    if [[ -z ${hostonly:-} ]]; then
+        grep -q '^root:' "$initdir/etc/passwd" 2> /dev/null || echo 'root:*:0:0::/root:/bin/sh' >> "$initdir/etc/passwd"
+    fi
     local shell
     shell=$(sed -n 's/^root:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:\(.*\)$/\1/p' "$initdir/etc/passwd" | head -n 1)
     [[ -n $shell ]] || shell=/bin/sh

@@ -1,12 +1,15 @@
 // The initramfs images scripts/build-initramfs made with a default dracut run
 // (stripping on): the controller inside must still be the controller.
 
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { ARTIFACTS, type Flavour, requireArtifacts } from "./fixtures.ts";
+
+// Listing a 95 MB initramfs takes seconds, more on a busy 2-core machine than bun's 5 s default.
+setDefaultTimeout(60_000);
 
 const SKIPCPIO = "/usr/lib/dracut/skipcpio";
 

@@ -9,7 +9,7 @@
 // lease, without one it gives up at timeouts.network_seconds and the local
 // system boots.
 
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { parseLease } from "../../controller/network.ts";
 import { NETWORK_DIR, TOOLS, UDHCPC_SCRIPT } from "../../controller/paths.ts";
 import type { BootReport } from "../../controller/report.ts";
@@ -26,6 +26,9 @@ import {
   scenarioDisks,
   vmOptions,
 } from "./fixtures.ts";
+
+// Listing a 95 MB initramfs takes seconds, more on a busy 2-core machine than bun's 5 s default.
+setDefaultTimeout(60_000);
 
 const SKIPCPIO = "/usr/lib/dracut/skipcpio";
 const HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
