@@ -1,0 +1,45 @@
+// Shared by the benchmarks: figures and how they are printed. Each benchmark
+// is a script that prints its section of bench/RESULTS.md (markdown) on
+// standard output and its progress on standard error; bench/run puts the
+// sections together. Benchmarks never fail on a slow machine: they measure.
+
+/** The median of some figures (the mean of the two middle ones for an even count). */
+export function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
+/** The p-th percentile (0..100) by linear interpolation between the closest ranks. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) throw new Error("Cannot take a percentile of no figures");
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p / 100) * (sorted.length - 1);
+  const low = Math.floor(rank);
+  const high = Math.ceil(rank);
+  const lowValue = sorted[low] ?? 0;
+  const highValue = sorted[high] ?? lowValue;
+  return lowValue + (highValue - lowValue) * (rank - low);
+}
+
+/** A markdown table; every cell is already text. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+/** Progress on standard error, so standard output holds only the section. */
+export function progress(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+export const MiB = 1024 * 1024;
+export const MB = 1_000_000;
+
+/** "1.23" style numbers for tables. */
+export function fixed(value: number, digits = 2): string {
+  return value.toFixed(digits);
+}
+
+/** "met" or "not met" for a goal, with the figure it was judged on. */
+export function goal(met: boolean): string {
+  return met ? "met" : "**not met**";
+}
