@@ -10,7 +10,6 @@
 // Nothing verified, nothing boots: dracut's emergency shell, with the reason on
 // the console and in the report.
 
-import { createHash } from "node:crypto";
 import type { Config } from "./config-schema.ts";
 import { type ConfigLayer, type ResolvedConfig, resolveConfig } from "./config.ts";
 import type { CutPoints } from "./cut-points.ts";
@@ -181,7 +180,7 @@ export async function runDisklessStage(system: System, log: Logger, config: Conf
   await executeSteps(system, log, planRamDisk(dir, plan.tmpfsMiB), mounts);
   const url = resolveRepoUrl(accepted.server, manifest.image.url);
   log.info(`fetching version ${manifest.version} (${(manifest.image.size / MB).toFixed(1)} MB) from ${url} into RAM at ${dir}`);
-  const verified = await downloadVerifiedImage(system, log, config, url, image, manifest.image, `RAM (${dir})`, { offset: 0, hash: createHash("sha512") }, counters, cuts);
+  const verified = await downloadVerifiedImage(system, log, config, url, image, manifest.image, `RAM (${dir})`, 0, counters, cuts);
   if (!verified.ok) {
     // the RAM goes back to whoever uses the emergency shell
     await system.unmount(dir);

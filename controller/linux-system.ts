@@ -8,6 +8,7 @@ import { basename, dirname, join } from "node:path";
 // small stand-in, whose Agent has no compose() and ignores connect.ca.
 import { Agent, type Dispatcher, interceptors, request } from "undici/index.js";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
+import { sha512Pool } from "./sha512-pool.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
 import type {
@@ -112,6 +113,10 @@ export class LinuxSystem implements System {
 
   async *readChunks(path: string): AsyncIterable<Uint8Array> {
     for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+  }
+
+  sha512OfRange(path: string, offset: number, length: number): Promise<string> {
+    return sha512Pool().hashRange(path, offset, length);
   }
 
   async writeBytes(path: string, content: Uint8Array): Promise<void> {

@@ -5,6 +5,7 @@
 // docs/updates.md tells the repository format and the threats these rules meet.
 
 import { z } from "zod";
+import { chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
 import { valueAt } from "./value-at.ts";
 
 /** The only manifest format this controller knows; a manifest of another format is refused as a whole. */
@@ -110,15 +111,40 @@ const url = text(
 
 const timestamp = text('a UTC time such as "2026-11-23T10:00:00.000Z"', isUtcTimestamp);
 
+/**
+ * Optional, and no new format: a controller that predates chunks drops the key
+ * and verifies the whole image's sha512, so a fleet can take a manifest with
+ * chunks before all its machines run a controller that reads them.
+ */
+const chunksSchema = object(
+  {
+    size: integer(MIN_CHUNK_BYTES, Number.MAX_SAFE_INTEGER, "the chunk size in bytes"),
+    sha512: list(sha512, "a list of sha512s, one per chunk"),
+  },
+  "an object with size and sha512 (a list of the sha512 of every chunk)",
+);
+
 const imageSchema = object(
   {
     url,
     size: integer(1, Number.MAX_SAFE_INTEGER, "the image size in bytes"),
     sha512,
     format: z.literal("squashfs", { error: '"squashfs"' }),
+    chunks: chunksSchema.optional(),
   },
-  "an object with url, size, sha512 and format",
-);
+  "an object with url, size, sha512 and format, and optionally chunks",
+).superRefine((image, context) => {
+  if (image.chunks === undefined) return;
+  const count = chunkCount(image.size, image.chunks.size);
+  if (image.chunks.sha512.length !== count) {
+    context.addIssue({
+      code: "custom",
+      path: ["chunks", "sha512"],
+      message: `${count} sha512s: the image's ${image.size} bytes in chunks of ${image.chunks.size}`,
+      params: { got: `${image.chunks.sha512.length}` },
+    });
+  }
+});
 
 const configFileSchema = object(
   {

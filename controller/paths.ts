@@ -115,3 +115,9 @@ export const TOOLS = {
   umount: "umount",
   xz: "xz",
 } as const;
+
+/**
+ * OpenSSL's libcrypto, loaded with dlopen to hash images at its speed
+ * (sha512-worker.ts); the dracut module installs it, the dynamic loader finds it.
+ */
+export const LIBCRYPTO = "libcrypto.so.3";

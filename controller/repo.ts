@@ -8,6 +8,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { type FileHandle, lstat, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { chunkRanges, end, publishChunkSize, type SignedImage, verificationPieces } from "./chunks.ts";
 import { parseConfigLayer } from "./config.ts";
 import {
   CONFIG_FILE_MAX_BYTES,
@@ -34,6 +35,7 @@ import {
   signBytes,
   verifySignature,
 } from "./signing.ts";
+import { sha512Pool } from "./sha512-pool.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** A manifest that lives for years would make a frozen or replayed server unnoticeable for as long. */
@@ -117,10 +119,29 @@ async function storeContentAddressed(
   return { url, size, sha512 };
 }
 
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha512");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
+/**
+ * Store the image under its sha512 in REPO/images, with the sha512 of every
+ * chunk (chunks.ts) for controllers to verify it in pieces on every CPU;
+ * the whole hash and the chunks' are computed at once.
+ */
+async function storeImage(repo: string, imagePath: string): Promise<Omit<ManifestFile, "name"> & { chunks: { size: number; sha512: string[] } }> {
+  const folder = join(repo, "images");
+  const temp = await writeTemp(folder, createReadStream(imagePath, { highWaterMark: 1 << 20 }));
+  const { size } = await stat(temp);
+  const chunkSize = publishChunkSize(size);
+  const pool = sha512Pool();
+  const [sha512, ...chunkHashes] = await Promise.all([
+    pool.hashRange(temp, 0, size),
+    ...chunkRanges(size, chunkSize).map((chunk) => pool.hashRange(temp, chunk.offset, chunk.length)),
+  ]);
+  const url = `images/${sha512}.squashfs`;
+  await rename(temp, join(repo, url));
+  await syncFolder(folder);
+  return { url, size, sha512: sha512 as string, chunks: { size: chunkSize, sha512: chunkHashes } };
+}
+
+function hashFile(path: string, size: number): Promise<string> {
+  return sha512Pool().hashRange(path, 0, size);
 }
 
 /** A new file that must not replace an existing one; `wx` refuses even a dangling symlink in the way. */
@@ -235,7 +256,7 @@ export async function publish(options: PublishOptions): Promise<Published> {
   }
   if (secretKey === undefined || problems.length > 0) return refused();
 
-  const image = await storeContentAddressed(repo, "images", "squashfs", createReadStream(options.image, { highWaterMark: 1 << 20 }));
+  const image = await storeImage(repo, options.image);
   const store = async (file: ConfigSource): Promise<ManifestFile> => ({
     name: file.name,
     ...(await storeContentAddressed(repo, "config", "toml", [file.bytes])),
@@ -246,7 +267,7 @@ export async function publish(options: PublishOptions): Promise<Published> {
     version,
     created: now.toISOString(),
     expires: new Date(now.getTime() + days * DAY_MS).toISOString(),
-    image: { ...image, format: "squashfs" },
+    image: { url: image.url, size: image.size, sha512: image.sha512, format: "squashfs", chunks: image.chunks },
     config: {
       fleet: await Promise.all(fleet.map(store)),
       machines: await Promise.all(machines.map(async ({ selector, files }) => ({ ...selector, files: await Promise.all(files.map(store)) }))),
@@ -502,7 +523,10 @@ export async function verifyRepo(options: {
       elsewhere++;
       continue;
     }
-    checked.problems.push(...(await checkFile(join(repo, file.url), key, file, manifestFile, hashes)));
+    const problems = await checkFile(join(repo, file.url), key, file, manifestFile, hashes);
+    // the chunks of an image whose whole hash is already wrong would only repeat that
+    if (key === "image" && problems.length === 0) problems.push(...(await checkChunks(join(repo, file.url), manifest.image, manifestFile)));
+    checked.problems.push(...problems);
   }
   const checkedFiles = `checked ${references.length - elsewhere} files` + (elsewhere === 0 ? "" : `; ${elsewhere} on other servers not checked`);
   return { problems: checked.problems, summary: describeManifest(checked, manifestFile, checkedFiles) };
@@ -526,8 +550,18 @@ async function checkFile(
   }
   if (size !== file.size) return [`${path}: expected ${file.size} bytes (${key}.size in ${manifestFile}), got ${size}`];
   // a file named by several entries is read once
-  const hash = hashes.get(path) ?? hashFile(path);
+  const hash = hashes.get(path) ?? hashFile(path, size);
   hashes.set(path, hash);
   const actual = await hash;
   return actual === file.sha512 ? [] : [`${path}: expected sha512 ${file.sha512} (${key}.sha512 in ${manifestFile}), got ${actual}`];
+}
+
+/** The image's chunks, when the manifest signs them: a controller that reads them refuses the image at the first bad one. */
+async function checkChunks(path: string, image: SignedImage, manifestFile: string): Promise<string[]> {
+  if (image.chunks === undefined) return [];
+  const pieces = verificationPieces(image);
+  const hashes = await Promise.all(pieces.map((piece) => sha512Pool().hashRange(path, piece.offset, piece.length)));
+  return pieces.flatMap((piece, index) =>
+    hashes[index] === piece.sha512 ? [] : [`${path}: expected sha512 ${piece.sha512} for bytes ${piece.offset}–${end(piece) - 1} (image.chunks.sha512[${index}] in ${manifestFile}), got ${hashes[index]}`],
+  );
 }

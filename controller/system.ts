@@ -111,6 +111,8 @@ export interface System {
   readBytes(path: string, maxBytes: number): Promise<Uint8Array>;
   /** A file's bytes in pieces, for files too big to hold in memory. */
   readChunks(path: string): AsyncIterable<Uint8Array>;
+  /** The sha512 (hex) of `length` bytes of a file from `offset` on; hashes may run on every CPU at once. Throws when the file is shorter. */
+  sha512OfRange(path: string, offset: number, length: number): Promise<string>;
   /** Write a whole file atomically and durably (temporary file, fsync, rename). */
   writeBytes(path: string, content: Uint8Array): Promise<void>;
   /** Open a file for writing from `offset` on, cutting off anything after it; creates it when missing. */

@@ -1,8 +1,9 @@
 // Stage "install": write the accepted image into the spare slot, never into the
 // SYSFS that runs. The image streams from the server straight into a file
 // beside the slot's current image (an initramfs lives in RAM and images are
-// GiBs), hashed on the way; a dropped connection is resumed with a Range
-// request; the file is hashed again from the disk. Only then does the slot
+// GiBs); each piece the manifest signs a sha512 for (chunks.ts) is hashed back
+// from the file as soon as it is written, on every CPU, while the download
+// goes on; a dropped connection is resumed with a Range request. Only then does the slot
 // change: its record goes, the new image replaces the old one by rename, and
 // the signed manifest and config are written next to it, the manifest last.
 // So the spare holds a whole image at every instant, and a server that sends
@@ -13,10 +14,11 @@
 // short by a power cut leaves install.json and the partial file, and the next
 // boot resumes it.
 
-import { createHash } from "node:crypto";
+import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "./chunks.ts";
 import type { Config } from "./config-schema.ts";
 import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import { requestOptions } from "./http-fetch.ts";
+import { firstBadPiece, PieceVerifier } from "./image-verify.ts";
 import type { Logger } from "./log.ts";
 import { resolveRepoUrl } from "./manifest.ts";
 import { INSTALL_MOUNT } from "./paths.ts";
@@ -71,28 +73,24 @@ interface InstallState {
 /** A download that cannot succeed on this boot, whatever a retry would do. */
 class DownloadFailure extends Error {}
 
+/** A piece written did not verify: the download stops, and the verifier says why. */
+class PieceFailure extends DownloadFailure {}
+
 /** Bytes of image that came over the network, and dropped connections resumed with a Range request. */
 export interface DownloadCounters {
   bytesFetched: number;
   resumes: number;
 }
 
-/** Where a download starts: byte 0, or the end of a partial file with the hash of what it holds. */
-export interface DownloadStart {
-  readonly offset: number;
-  readonly hash: ReturnType<typeof createHash>;
-}
-
 export type ImageCheck = { readonly ok: true } | { readonly ok: false; readonly problem: string };
 
-async function hashFile(system: System, path: string): Promise<{ sha512: string; size: number }> {
-  const hash = createHash("sha512");
-  let size = 0;
-  for await (const chunk of system.readChunks(path)) {
-    hash.update(chunk);
-    size += chunk.length;
-  }
-  return { sha512: hash.digest("hex"), size };
+/** Whether the file at `path` is the signed image: its size, then every piece, hashed at once. */
+export async function verifyImageFile(system: System, path: string, image: SignedImage): Promise<ImageCheck> {
+  const info = await system.lstat(path);
+  if (info?.type !== "file") return { ok: false, problem: `${path} is not there` };
+  if (info.size !== image.size) return { ok: false, problem: `${path} has ${info.size} bytes, the manifest signs ${image.size}` };
+  const bad = await firstBadPiece(system, path, verificationPieces(image));
+  return bad === undefined ? { ok: true } : { ok: false, problem: `in ${path}, ${bad.problem}` };
 }
 
 async function readInstallState(system: System, path: string): Promise<InstallState | undefined> {
@@ -111,7 +109,11 @@ function formatMB(bytes: number): string {
   return `${(bytes / MB).toFixed(1)} MB`;
 }
 
-/** Streams the image into `partial` from `offset` on, resuming dropped connections; returns the sha512 of the whole file. */
+/**
+ * Streams the image into `partial` from `offset` on, resuming dropped
+ * connections, and has `verifier` hash each piece once it is written; stops
+ * at the first piece that does not verify.
+ */
 async function download(
   system: System,
   log: Logger,
@@ -119,12 +121,12 @@ async function download(
   url: string,
   partial: string,
   expected: { size: number },
-  start: DownloadStart,
+  offset: number,
+  verifier: PieceVerifier,
   counters: DownloadCounters,
   cuts: CutPoints,
-): Promise<string> {
-  let hash = start.hash;
-  let written = start.offset;
+): Promise<void> {
+  let written = offset;
   let writer = await system.openForWrite(partial, written);
   const began = system.monotonicMs();
   let lastProgress = began;
@@ -147,9 +149,9 @@ async function download(
             // the server ignored the Range header: what comes is the whole image again
             log.warn(`${url} does not resume downloads (it answered 200 to a Range request): starting over`);
             await writer.close();
+            await verifier.restart();
             writer = await system.openForWrite(partial, 0);
             written = 0;
-            hash = createHash("sha512");
           } else if (response.status !== 200 && response.status !== 206) {
             throw new Error(`the server answered HTTP ${response.status}`);
           } else if (response.status === 206 && !(response.headers["content-range"] ?? "").startsWith(`bytes ${written}-`)) {
@@ -159,12 +161,13 @@ async function download(
             if (written + chunk.length > expected.size) {
               throw new DownloadFailure(`the server sent more than the ${expected.size} bytes the manifest signs for ${url}`);
             }
-            hash.update(chunk);
             await writer.write(chunk);
             const half = expected.size / 2;
             if (written < half && written + chunk.length >= half) await cuts.reach("download-half");
             written += chunk.length;
             counters.bytesFetched += chunk.length;
+            verifier.advance(written);
+            if (verifier.problem !== undefined) throw new PieceFailure();
             progress(false);
           }
         } finally {
@@ -190,14 +193,15 @@ async function download(
   } finally {
     await writer.close();
   }
-  return hash.digest("hex");
 }
 
 /**
- * Streams a signed image into `partial` and verifies it as the manifest signs
- * it: hashed while it streams, then read back from where it was written and
- * hashed again (`where` names that place in messages). A file that does not
- * verify is removed. Installs and diskless boots both fetch images with it.
+ * Streams a signed image into `partial` from byte `offset` on and verifies it
+ * as the manifest signs it: every piece (chunks.ts) is read back from where it
+ * was written (`where` names that place in messages) and hashed, while the
+ * rest still downloads. Every piece that ends by `offset` must have been
+ * verified already. A file with a piece that does not verify is removed.
+ * Installs and diskless boots both fetch images with it.
  */
 export async function downloadVerifiedImage(
   system: System,
@@ -205,29 +209,29 @@ export async function downloadVerifiedImage(
   config: Config,
   url: string,
   partial: string,
-  image: { readonly size: number; readonly sha512: string },
+  image: SignedImage,
   where: string,
-  start: DownloadStart,
+  offset: number,
   counters: DownloadCounters,
   cuts: CutPoints = NO_CUTS,
 ): Promise<ImageCheck> {
-  let streamed: string;
+  const verifier = new PieceVerifier(system, partial, verificationPieces(image), offset);
+  let problem: string | undefined;
   try {
-    streamed = await download(system, log, config, url, partial, { size: image.size }, start, counters, cuts);
+    await download(system, log, config, url, partial, { size: image.size }, offset, verifier, counters, cuts);
   } catch (error) {
-    if (error instanceof DownloadFailure) return { ok: false, problem: error.message };
-    throw error;
+    if (!(error instanceof DownloadFailure)) throw error;
+    if (!(error instanceof PieceFailure)) problem = error.message;
+  } finally {
+    // no hash may still be reading the file when it is removed or renamed
+    const verified = await verifier.settle();
+    if (verified !== undefined) {
+      await system.remove(partial);
+      // a download refused for another reason (more bytes than signed) says that first
+      problem ??= `the image from ${url}, read back from ${where}: ${verified}`;
+    }
   }
-  if (streamed !== image.sha512) {
-    await system.remove(partial);
-    return { ok: false, problem: `the image from ${url} has sha512 ${streamed.slice(0, 16)}…, the manifest signs ${image.sha512.slice(0, 16)}…` };
-  }
-  const written = await hashFile(system, partial);
-  if (written.sha512 !== image.sha512 || written.size !== image.size) {
-    await system.remove(partial);
-    return { ok: false, problem: `the image read back from ${where} does not match what was written (sha512 ${written.sha512.slice(0, 16)}…, ${written.size} bytes)` };
-  }
-  return { ok: true };
+  return problem === undefined ? { ok: true } : { ok: false, problem };
 }
 
 async function writeRecords(
@@ -253,7 +257,9 @@ async function writeRecords(
 
 /**
  * Where the download starts: an earlier install of the same image into this
- * slot is resumed (offset > 0); anything else partial is thrown away.
+ * slot is resumed after the pieces it wrote that still verify (a power cut
+ * can leave anything in what was not synced); anything else partial is
+ * thrown away. Every piece that ends by the offset returned is verified.
  */
 async function startDownload(
   system: System,
@@ -261,17 +267,16 @@ async function startDownload(
   partial: string,
   accepted: AcceptedManifest,
   cuts: CutPoints,
-): Promise<DownloadStart> {
+): Promise<number> {
   const { manifest } = accepted;
   const statePath = `${INSTALL_MOUNT}/${RECORD_INSTALL_STATE}`;
   const state = await readInstallState(system, statePath);
   const partialInfo = await system.lstat(partial);
   if (state?.sha512 === manifest.image.sha512 && partialInfo?.type === "file" && partialInfo.size <= manifest.image.size) {
-    // the hash cannot be saved across a power cut: hash what is there again
-    const hash = createHash("sha512");
-    for await (const chunk of system.readChunks(partial)) hash.update(chunk);
-    log.info(`resuming the install of version ${manifest.version} cut short on an earlier boot, at byte ${partialInfo.size}`);
-    return { offset: partialInfo.size, hash };
+    const offset = await verifiedPrefix(system, partial, verificationPieces(manifest.image), partialInfo.size);
+    const dropped = offset < partialInfo.size ? ` (bytes ${offset}–${partialInfo.size - 1} did not verify and are fetched again)` : "";
+    log.info(`resuming the install of version ${manifest.version} cut short on an earlier boot, at byte ${offset}${dropped}`);
+    return offset;
   }
   await system.remove(partial);
   await system.mkdir(`${INSTALL_MOUNT}/${RECORD_DIR}`);
@@ -279,7 +284,14 @@ async function startDownload(
   const newState: InstallState = { version: manifest.version, sha512: manifest.image.sha512, size: manifest.image.size };
   await system.writeText(statePath, `${JSON.stringify(newState)}\n`);
   await cuts.reach("install-state-written");
-  return { offset: 0, hash: createHash("sha512") };
+  return 0;
+}
+
+/** How much of a partial file to keep: up to the first complete piece that does not verify, else all of it. */
+async function verifiedPrefix(system: System, partial: string, pieces: readonly Piece[], size: number): Promise<number> {
+  const complete = pieces.slice(0, piecesWithin(pieces, size));
+  const bad = await firstBadPiece(system, partial, complete, pieces);
+  return bad === undefined ? size : bad.piece.offset;
 }
 
 export async function runInstallStage(
@@ -333,14 +345,13 @@ export async function runInstallStage(
     const existing = await readSlotRecord(system, INSTALL_MOUNT, `${device.label} on ${device.device}`, [accepted.key]);
     if (existing.status === "valid" && Buffer.from(existing.manifestBytes).equals(Buffer.from(accepted.manifestBytes))) {
       // an earlier boot installed this very manifest and was cut off before the switch
-      const onDisk = await hashFile(system, image);
-      if (onDisk.sha512 === manifest.image.sha512) {
+      if ((await verifyImageFile(system, image, manifest.image)).ok) {
         return result("installed", `version ${manifest.version} is already on ${device.device} and verifies: no download needed`);
       }
     }
     const start = await startDownload(system, log, partial, accepted, cuts);
-    resumedFromByte = start.offset;
-    const needed = manifest.image.size - start.offset;
+    resumedFromByte = start;
+    const needed = manifest.image.size - start;
     if ((await system.freeBytes(INSTALL_MOUNT)) < needed) {
       if (device.label !== config.labels.deprived) {
         log.warn(`${device.device} has no room for version ${manifest.version} beside the system it holds: it becomes ${config.labels.deprived} and is emptied first`);

@@ -4,6 +4,7 @@
 // snapshots, not live views, and nothing propagates: whether a plan works with
 // the kernel's shared mounts only a QEMU boot can tell.
 
+import { createHash } from "node:crypto";
 import type {
   BlockDevice,
   ExecOptions,
@@ -139,6 +140,8 @@ export class FakeSystem implements System {
   readonly brokenFilesystems = new Map<string, string>();
   /** Every label change, as "DEVICE OLD -> NEW". */
   readonly labelChanges: string[] = [];
+  /** Every byte range hashed with sha512OfRange, in order. */
+  readonly hashedRanges: { path: string; offset: number; length: number }[] = [];
 
   // ---- building the machine -------------------------------------------------
 
@@ -280,6 +283,13 @@ export class FakeSystem implements System {
   async *readChunks(path: string): AsyncIterable<Uint8Array> {
     const bytes = textToBytes(await this.readText(path));
     for (let offset = 0; offset < bytes.length; offset += 4096) yield bytes.subarray(offset, offset + 4096);
+  }
+
+  async sha512OfRange(path: string, offset: number, length: number): Promise<string> {
+    this.hashedRanges.push({ path, offset, length });
+    const bytes = textToBytes(await this.readText(path));
+    if (offset + length > bytes.length) throw new FakeError("EIO", `${path} ends at byte ${bytes.length}, before the end of bytes ${offset}–${offset + length - 1}`);
+    return createHash("sha512").update(bytes.subarray(offset, offset + length)).digest("hex");
   }
 
   async writeBytes(path: string, content: Uint8Array): Promise<void> {

@@ -248,7 +248,7 @@ describe("a diskless boot", () => {
     const { outcome, report, text } = await boot(fake);
     expect(outcome).toBe("nothing-bootable");
     expect(report.diskless?.status).toBe("failed");
-    expect(report.diskless?.detail).toMatch(/^Cannot run version 2\.0 from RAM: the image from \S+ has sha512 [0-9a-f]{16}…, the manifest signs [0-9a-f]{16}…$/);
+    expect(report.diskless?.detail).toMatch(/^Cannot run version 2\.0 from RAM: the image from \S+, read back from RAM \(\/run\/controller\/diskless\): the image has sha512 [0-9a-f]{16}…, the manifest signs [0-9a-f]{16}…$/);
     expect(text).toContain("NOTHING TO BOOT FROM RAM.");
     expect(fake.mountAt("/sysroot")).toBeUndefined();
     expect(fake.mountAt("/run/controller/diskless")).toBeUndefined();

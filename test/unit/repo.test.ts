@@ -100,7 +100,14 @@ describe("publish", () => {
     const { manifest } = result;
     expect(manifest).toMatchObject({ format: 1, channel: "stable", version: "1.0.0", created: "2026-11-23T10:00:00.000Z", expires: "2026-12-23T10:00:00.000Z" });
     const imageBytes = await readFile(image);
-    expect(manifest.image).toEqual({ url: `images/${sha512Hex(imageBytes)}.squashfs`, size: imageBytes.length, sha512: sha512Hex(imageBytes), format: "squashfs" });
+    expect(manifest.image).toEqual({
+      url: `images/${sha512Hex(imageBytes)}.squashfs`,
+      size: imageBytes.length,
+      sha512: sha512Hex(imageBytes),
+      format: "squashfs",
+      // one short chunk: the image is smaller than a chunk
+      chunks: { size: 8 << 20, sha512: [sha512Hex(imageBytes)] },
+    });
     expect(await readFile(join(repo, manifest.image.url))).toEqual(imageBytes);
     expect(manifest.config.fleet.map((file) => file.name)).toEqual(["50-fleet.toml"]);
     expect(manifest.config.machines).toEqual([{ mac: "52:54:00:12:34:56", files: [expect.objectContaining({ name: "60-lab.toml", size: 32 })] }]);
