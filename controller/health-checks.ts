@@ -3,8 +3,8 @@
 // hash and the files it must contain need the slot and its image mounted,
 // read-only, for a moment, and are only looked at when the cheap ones pass.
 
-import { createHash } from "node:crypto";
 import type { Config } from "./config-schema.ts";
+import { verifyImageFile } from "./image-verify.ts";
 import { resolveInRoot } from "./new-root-paths.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
 import { healthOf } from "./slot-health.ts";
@@ -33,21 +33,11 @@ async function imageHash(system: System, image: string, slot: InspectedSlot, con
     const why = slot.record.status === "none" ? "the slot has no signed record" : `the slot's record does not verify: ${slot.record.problem}`;
     return { condition: "image-hash", result: "skipped", detail: `nothing to verify against: ${why}` };
   }
-  const expected = slot.record.manifest.image.sha512;
-  const hash = createHash("sha512");
-  try {
-    for await (const chunk of system.readChunks(image)) hash.update(chunk);
-  } catch (error) {
-    return { condition: "image-hash", result: "fail", detail: `Cannot read ${config.slot.image}: ${(error as Error).message}` };
-  }
-  const actual = hash.digest("hex");
-  return actual === expected
-    ? { condition: "image-hash", result: "pass", detail: `${config.slot.image} matches version ${slot.record.manifest.version}'s signed sha512` }
-    : {
-        condition: "image-hash",
-        result: "fail",
-        detail: `${config.slot.image} has sha512 ${actual.slice(0, 16)}…, version ${slot.record.manifest.version}'s manifest signs ${expected.slice(0, 16)}…`,
-      };
+  const { manifest } = slot.record;
+  const check = await verifyImageFile(system, image, manifest.image);
+  return check.ok
+    ? { condition: "image-hash", result: "pass", detail: `${config.slot.image} matches version ${manifest.version}'s signed sha512` }
+    : { condition: "image-hash", result: "fail", detail: `${config.slot.image} is not version ${manifest.version}'s signed image: ${check.problem}` };
 }
 
 async function requiredFiles(system: System, root: string, config: Config): Promise<ConditionResult> {

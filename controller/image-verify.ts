@@ -3,7 +3,7 @@
 // the pieces a power cut left; and a whole image on a slot. Hashes run through
 // the System port's sha512OfRange, on every CPU at once.
 
-import { describePiece, end, type Piece, piecesWithin } from "./chunks.ts";
+import { describePiece, end, type Piece, piecesWithin, type SignedImage, verificationPieces } from "./chunks.ts";
 import type { System } from "./system.ts";
 
 /** A piece that did not verify, said as a sentence without its subject: "has sha512 …, the manifest signs …". */
@@ -82,4 +82,15 @@ export class PieceVerifier {
     this.failures = [];
     this.next = 0;
   }
+}
+
+export type ImageCheck = { readonly ok: true } | { readonly ok: false; readonly problem: string };
+
+/** Whether the file at `path` is the signed image: its size, then every piece, hashed at once; the problem names no path. */
+export async function verifyImageFile(system: System, path: string, image: SignedImage): Promise<ImageCheck> {
+  const info = await system.lstat(path);
+  if (info?.type !== "file") return { ok: false, problem: "there is no such file" };
+  if (info.size !== image.size) return { ok: false, problem: `it has ${info.size} bytes, the manifest signs ${image.size}` };
+  const bad = await firstBadPiece(system, path, verificationPieces(image));
+  return bad === undefined ? { ok: true } : { ok: false, problem: bad.problem };
 }

@@ -18,7 +18,7 @@ import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "
 import type { Config } from "./config-schema.ts";
 import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import { requestOptions } from "./http-fetch.ts";
-import { firstBadPiece, PieceVerifier } from "./image-verify.ts";
+import { firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "./image-verify.ts";
 import type { Logger } from "./log.ts";
 import { resolveRepoUrl } from "./manifest.ts";
 import { INSTALL_MOUNT } from "./paths.ts";
@@ -61,6 +61,8 @@ export interface InstallResult {
   readonly durationMs: number;
   /** MB/s of the download, when there was one */
   readonly throughputMBps?: number;
+  /** what the image was verified in: the manifest's chunks, or 1 piece when it signs only the whole image; absent when the stage itself failed */
+  readonly pieces?: number;
 }
 
 /** What the slot says about an install into it that has not finished. */
@@ -80,17 +82,6 @@ class PieceFailure extends DownloadFailure {}
 export interface DownloadCounters {
   bytesFetched: number;
   resumes: number;
-}
-
-export type ImageCheck = { readonly ok: true } | { readonly ok: false; readonly problem: string };
-
-/** Whether the file at `path` is the signed image: its size, then every piece, hashed at once. */
-export async function verifyImageFile(system: System, path: string, image: SignedImage): Promise<ImageCheck> {
-  const info = await system.lstat(path);
-  if (info?.type !== "file") return { ok: false, problem: `${path} is not there` };
-  if (info.size !== image.size) return { ok: false, problem: `${path} has ${info.size} bytes, the manifest signs ${image.size}` };
-  const bad = await firstBadPiece(system, path, verificationPieces(image));
-  return bad === undefined ? { ok: true } : { ok: false, problem: `in ${path}, ${bad.problem}` };
 }
 
 async function readInstallState(system: System, path: string): Promise<InstallState | undefined> {
@@ -326,6 +317,7 @@ export async function runInstallStage(
       resumes: counters.resumes,
       durationMs,
       ...(throughput === undefined ? {} : { throughputMBps: Math.round(throughput * 10) / 10 }),
+      pieces: verificationPieces(manifest.image).length,
     };
   };
 

@@ -77,7 +77,11 @@ describe("signed updates in QEMU", () => {
     async () => {
       const disk = join(world.work, "scenario-h.img");
       await copyFile(world.disk, disk);
-      await bootToTestSystem(online("newer", { disk, writeDisks: true }), ({ markers, console }) => expectInstalledAndBooted(markers, console));
+      await bootToTestSystem(online("newer", { disk, writeDisks: true }), ({ markers, console }) => {
+        expectInstalledAndBooted(markers, console);
+        // publish signs chunk hashes: the image was verified chunk by chunk
+        expect(reportOf(markers).update.install?.pieces).toBeGreaterThan(1);
+      });
 
       // no NIC at all this time: the config kept on the slot still applies
       await bootToTestSystem({ flavour: "shell", disk, writeDisks: true }, ({ markers }) => {
@@ -97,9 +101,12 @@ describe("signed updates in QEMU", () => {
   );
 
   test(
-    "(a) on the systemd initrd too",
+    "(a) on the systemd initrd too, from a manifest without chunk hashes (as publish wrote them before): verified as one piece",
     async () => {
-      await bootToTestSystem(online("newer", { flavour: "systemd" satisfies Flavour }), ({ markers, console }) => expectInstalledAndBooted(markers, console));
+      await bootToTestSystem(online("unchunked", { flavour: "systemd" satisfies Flavour }), ({ markers, console }) => {
+        expectInstalledAndBooted(markers, console);
+        expect(reportOf(markers).update.install?.pieces).toBe(1);
+      });
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -124,7 +131,8 @@ describe("signed updates in QEMU", () => {
         const report = expectLocalBoot(markers);
         expect(report.update.check.decision).toBe("install");
         expect(report.update.install).toMatchObject({ status: "failed" });
-        expect(report.update.install?.detail).toMatch(/has sha512 .*, the manifest signs .*; nothing was switched/);
+        // the flipped byte is in the middle: its chunk is named, and the download stopped there
+        expect(report.update.install?.detail).toMatch(/read back from \/dev\/vda2: chunk \d+ of \d+ \(bytes \d+–\d+\) has sha512 .*, the manifest signs .*; nothing was switched/);
         expect(console).toContain("nothing was switched");
       });
     },

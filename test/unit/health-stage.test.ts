@@ -108,7 +108,7 @@ describe("health at boot", () => {
     const { report } = await boot(fake);
     expect(fake.peek("/sysroot/etc/test-image-id")).toBe("system-1.0");
     expect(fake.labelChanges).toEqual(["/dev/vda1 SYSFS -> DEPRIVED", "/dev/vda2 BACKUPFS -> SYSFS"]);
-    expect(slotHealth(fake, "/dev/vda1")?.deprivedReason).toMatch(/^image-hash: system\.squashfs has sha512 .*, version 2\.0's manifest signs/);
+    expect(slotHealth(fake, "/dev/vda1")?.deprivedReason).toMatch(/^image-hash: system\.squashfs is not version 2\.0's signed image: the image has sha512 .*, the manifest signs/);
     expect(report.update.slots.find((slot) => slot.device === "/dev/vda1")?.conditions?.find((c) => c.condition === "required-files")?.result).toBe("skipped");
   });
 
