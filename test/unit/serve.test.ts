@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type RepoHandler, type RepoServer, startRepoServer } from "../../controller/serve.ts";
+import { lineBuffer, type RepoHandler, type RepoServer, startRepoServer } from "../../controller/serve.ts";
 import { cutOff } from "../cut-off.ts";
 
 const SERVE = resolve(import.meta.dir, "../../controller/serve.ts");
@@ -249,6 +249,41 @@ describe("wrap: a test server that drops the connection part way through an imag
     } finally {
       await cutting.stop();
     }
+  });
+});
+
+describe("lineBuffer, which batches the access log", () => {
+  test("lines wait until the delay is over, then go out in one write, each with its newline", async () => {
+    const writes: string[] = [];
+    const buffer = lineBuffer((text) => writes.push(text), 20, 100);
+    buffer.add("one");
+    buffer.add("two");
+    expect(writes).toEqual([]);
+    await Bun.sleep(60);
+    expect(writes).toEqual(["one\ntwo\n"]);
+    buffer.add("three");
+    await Bun.sleep(60);
+    expect(writes).toEqual(["one\ntwo\n", "three\n"]);
+  });
+
+  test("as many lines as the limit go out at once, without waiting", () => {
+    const writes: string[] = [];
+    const buffer = lineBuffer((text) => writes.push(text), 60_000, 3);
+    for (const line of ["a", "b", "c", "d"]) buffer.add(line);
+    expect(writes).toEqual(["a\nb\nc\n"]);
+    buffer.flush();
+    expect(writes).toEqual(["a\nb\nc\n", "d\n"]);
+  });
+
+  test("flush writes what waits and nothing when nothing does, and the timer does not write it again", async () => {
+    const writes: string[] = [];
+    const buffer = lineBuffer((text) => writes.push(text), 20, 100);
+    buffer.flush();
+    expect(writes).toEqual([]);
+    buffer.add("last");
+    buffer.flush();
+    await Bun.sleep(60);
+    expect(writes).toEqual(["last\n"]);
   });
 });
 
