@@ -3,6 +3,7 @@
 
 import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
 import { systemImage } from "./fake-machine.ts";
+import { chunkRanges } from "../controller/chunks.ts";
 import { manifestPath, signaturePath } from "../controller/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signBytes } from "../controller/signing.ts";
 import { formatHealth, type HealthRecord } from "../controller/slot-health.ts";
@@ -29,6 +30,8 @@ export interface Release {
   readonly signWith?: KeyPair;
   /** image size in bytes; the default is a few kB */
   readonly imageSize?: number;
+  /** sign a sha512 per chunk of this many bytes besides the whole image's; none when absent, as manifests had before chunks */
+  readonly chunkSize?: number;
 }
 
 export interface Published {
@@ -58,6 +61,10 @@ function configEntry(server: string, name: string, text: string, fake: FakeSyste
   return { name, url, size: content.length, sha512: hash };
 }
 
+function chunksOf(image: Uint8Array, chunkSize: number): { size: number; sha512: string[] } {
+  return { size: chunkSize, sha512: chunkRanges(image.length, chunkSize).map(({ offset, length }) => sha512Hex(image.subarray(offset, offset + length))) };
+}
+
 /** Signs a release and puts it on the fake's network at `server`. */
 export function publish(fake: FakeSystem, release: Release, server = SERVER): Published {
   const image = imageBytes(release.version, release.imageSize);
@@ -72,7 +79,13 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
     version: release.version,
     created: CREATED,
     expires: release.expires ?? EXPIRES,
-    image: { url: imageUrl, size: image.length, sha512: imageHash, format: "squashfs" },
+    image: {
+      url: imageUrl,
+      size: image.length,
+      sha512: imageHash,
+      format: "squashfs",
+      ...(release.chunkSize === undefined ? {} : { chunks: chunksOf(image, release.chunkSize) }),
+    },
     config: {
       fleet: Object.entries(release.fleetConfig ?? {}).map(([name, text]) => configEntry(server, name, text, fake)),
       machines: (release.machineConfig ?? []).map(({ match, files }) => ({

@@ -27,6 +27,8 @@ export interface FakeHttpResource {
   /** The first `times` requests break off after this many bytes of body (a dropped connection). */
   readonly dropAfterBytes?: number;
   readonly dropTimes?: number;
+  /** Answer a Range request with 200 and the whole body, as a server without Range support does. */
+  readonly ignoresRange?: boolean;
 }
 
 /** A command the fake answers: return its stdout, or throw like a failed command. */
@@ -423,8 +425,8 @@ export class FakeSystem implements System {
     const resource = this.http.get(url) ?? { body: new Uint8Array(), status: 404 };
     const requestNumber = this.httpRequests.filter((request) => request.split(" ")[0] === url).length;
     const drops = resource.dropAfterBytes !== undefined && requestNumber <= (resource.dropTimes ?? 1);
-    const status = resource.status ?? (from > 0 ? 206 : 200);
-    const body = status < 300 ? resource.body.subarray(from) : new Uint8Array();
+    const status = resource.status ?? (from > 0 && resource.ignoresRange !== true ? 206 : 200);
+    const body = status === 206 ? resource.body.subarray(from) : status < 300 ? resource.body : new Uint8Array();
     const sent = drops ? body.subarray(0, resource.dropAfterBytes) : body;
     const headers: Record<string, string> = { "content-length": String(body.length) };
     if (status === 206) headers["content-range"] = `bytes ${from}-${resource.body.length - 1}/${resource.body.length}`;

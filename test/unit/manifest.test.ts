@@ -186,6 +186,35 @@ describe("parseManifest", () => {
     }
   });
 
+  test("chunks: optional; a chunk size of at least 1 MiB and exactly one sha512 per chunk", () => {
+    const chunked = (input: Record<string, any>, size: number, chunkSize: number, count: number) => {
+      input["image"]["size"] = size;
+      input["image"]["chunks"] = { size: chunkSize, sha512: Array.from({ length: count }, () => HASH_B) };
+    };
+    expect(manifestOf(validInput()).image.chunks).toBeUndefined();
+    const input = validInput();
+    chunked(input, 3 * 2 ** 20 + 1, 2 ** 20, 4);
+    input["image"]["chunks"]["later"] = "dropped";
+    expect(manifestOf(input).image.chunks).toEqual({ size: 2 ** 20, sha512: [HASH_B, HASH_B, HASH_B, HASH_B] });
+    // past 2^32 bytes: 257 chunks of 16 MiB
+    const large = validInput();
+    chunked(large, 2 ** 32 + 1, 16 * 2 ** 20, 257);
+    expect(manifestOf(large).image.chunks?.sha512.length).toBe(257);
+
+    expect(problemsOf((input) => chunked(input, 3 * 2 ** 20 + 1, 2 ** 20, 3))).toEqual([
+      `key image.chunks.sha512: expected 4 sha512s: the image's ${3 * 2 ** 20 + 1} bytes in chunks of ${2 ** 20}, got 3`,
+    ]);
+    expect(problemsOf((input) => chunked(input, 3 * 2 ** 20, 2 ** 20, 4))[0]).toEndWith("expected 3 sha512s: the image's 3145728 bytes in chunks of 1048576, got 4");
+    expect(problemsOf((input) => chunked(input, 1000, 4096, 1))).toEqual([
+      "key image.chunks.size: expected the chunk size in bytes: an integer from 1048576 to 9007199254740991, got 4096",
+    ]);
+    expect(problemsOf((input) => (input["image"]["chunks"] = { size: 2 ** 20, sha512: ["x"] }))).toEqual([
+      'key image.chunks.sha512[0]: expected 128 lowercase hex characters (a sha512), got "x"',
+    ]);
+    expect(problemsOf((input) => (input["image"]["chunks"] = [HASH_A]))[0]).toStartWith("key image.chunks: expected an object with size and sha512");
+    expect(problemsOf((input) => (input["image"]["chunks"] = { size: 2 ** 20 }))[0]).toStartWith("key image.chunks.sha512: expected a list of sha512s");
+  });
+
   test("sizes: integers within bounds", () => {
     expect(problemsOf((input) => (input["image"]["size"] = 0))[0]).toEndWith("an integer from 1 to 9007199254740991, got 0");
     expect(problemsOf((input) => (input["image"]["size"] = 1.5))[0]).toEndWith("got 1.5");

@@ -357,6 +357,87 @@ describe("install stage", () => {
   });
 });
 
+describe("install stage: chunked images", () => {
+  const MiB = 1 << 20;
+  const size = 3 * MiB + 1000;
+  const imageOffsets = (fake: FakeSystem) => fake.hashedRanges.filter((range) => range.path.endsWith(".partial")).map((range) => range.offset);
+
+  test("every chunk is hashed back from the disk once, as soon as it is written; the report says how many pieces", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+    const { installed } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", bytesFetched: size, pieces: 4 });
+    expect(imageOffsets(fake)).toEqual([0, MiB, 2 * MiB, 3 * MiB]);
+    expect(fake.deviceTree("/dev/vda2")?.["system.squashfs"]).toEqual({ text: bytesToText(published.imageBytes), mode: 0o644 });
+  });
+
+  test("a manifest without chunks: the whole image is one piece, hashed once", async () => {
+    const fake = runningMachine();
+    publish(fake, { version: "2.0", imageSize: size });
+    const { installed } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", pieces: 1 });
+    expect(fake.hashedRanges.map((range) => [range.offset, range.length])).toEqual([[0, size]]);
+  });
+
+  test("a bad chunk stops the download before the end: the chunk is named, the partial file removed, the backup untouched", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+    const corrupted = new Uint8Array(published.imageBytes);
+    corrupted[MiB + 17] = (corrupted[MiB + 17] ?? 0) ^ 0x80;
+    fake.http.set(published.imageUrl, { body: corrupted });
+    const { installed } = await install(fake);
+    expect(installed.status).toBe("failed");
+    expect(installed.detail).toMatch(/read back from \/dev\/vda2: chunk 1 of 4 \(bytes 1048576–2097151\) has sha512 [0-9a-f]{16}…, the manifest signs [0-9a-f]{16}…; nothing was switched$/);
+    expect(installed.bytesFetched).toBeLessThan(size);
+    const tree = fake.deviceTree("/dev/vda2") ?? {};
+    expect(tree["system.squashfs.partial"]).toBeUndefined();
+    expect(tree["system.squashfs"]).toEqual({ text: bytesToText(imageBytes("0.9")), mode: 0o644 });
+    expect(fake.labelChanges).toEqual([]);
+  });
+
+  test("a resume after a power cut keeps the chunks that verify and fetches from the first that does not; nothing is hashed twice", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+    const image = JSON.parse(bytesToText(published.manifestBytes)).image;
+    // 2.5 chunks on the disk, the second one damaged by the cut
+    const partial = new Uint8Array(published.imageBytes.subarray(0, 2 * MiB + MiB / 2));
+    partial[MiB + 3] = (partial[MiB + 3] ?? 0) ^ 1;
+    fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, {
+      "controller/install.json": `${JSON.stringify({ version: "2.0", sha512: image.sha512, size: image.size })}\n`,
+      "system.squashfs.partial": bytesToText(partial),
+    });
+    const { installed, text } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", device: "/dev/vda3", resumedFromByte: MiB, bytesFetched: size - MiB });
+    expect(text).toContain(`at byte ${MiB} (bytes ${MiB}–${2 * MiB + MiB / 2 - 1} did not verify and are fetched again)`);
+    expect(fake.httpRequests.filter((url) => url.startsWith(published.imageUrl))).toEqual([`${published.imageUrl} from ${MiB}`]);
+    // chunks 0 and 1 checked at the resume (1 failed), then 1, 2, 3 as they were written
+    expect(imageOffsets(fake)).toEqual([0, MiB, MiB, 2 * MiB, 3 * MiB]);
+    expect(fake.deviceTree("/dev/vda3")?.["system.squashfs"]).toEqual({ text: bytesToText(published.imageBytes), mode: 0o644 });
+  });
+
+  test("a resume of a whole-image manifest goes on from the end of the partial file and verifies once at the end", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size });
+    const image = JSON.parse(bytesToText(published.manifestBytes)).image;
+    fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, {
+      "controller/install.json": `${JSON.stringify({ version: "2.0", sha512: image.sha512, size: image.size })}\n`,
+      "system.squashfs.partial": bytesToText(published.imageBytes.subarray(0, 2 * MiB)),
+    });
+    const { installed } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", resumedFromByte: 2 * MiB, bytesFetched: size - 2 * MiB, pieces: 1 });
+    expect(imageOffsets(fake)).toEqual([0]);
+  });
+
+  test("a server that ignores the Range header and sends the whole image again: written and verified from byte 0", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+    fake.http.set(published.imageUrl, { body: published.imageBytes, dropAfterBytes: 2 * MiB + 10, dropTimes: 1, ignoresRange: true });
+    const { installed } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", resumes: 1, bytesFetched: 2 * MiB + 10 + size });
+    expect(imageOffsets(fake)).toEqual([0, MiB, 0, MiB, 2 * MiB, 3 * MiB]);
+  });
+});
+
 describe("switch and repair", () => {
   test("the switch labels the new slot SYSFS first, then the old one BACKUPFS", async () => {
     const fake = runningMachine();
