@@ -43,3 +43,25 @@ export function fixed(value: number, digits = 2): string {
 export function goal(met: boolean): string {
   return met ? "met" : "**not met**";
 }
+
+/** Runs a command to its end; a failure names the command line and what it printed. */
+export function run(command: readonly string[]): { stdout: string; stderr: string } {
+  let result;
+  try {
+    result = Bun.spawnSync([...command], { stdout: "pipe", stderr: "pipe" });
+  } catch (error) {
+    throw new Error(`Cannot run ${command.join(" ")}: ${(error as Error).message}`);
+  }
+  const stdout = result.stdout.toString();
+  const stderr = result.stderr.toString();
+  if (result.exitCode !== 0) throw new Error(`Cannot run ${command.join(" ")}: its exit status is ${result.exitCode}\n${stdout}${stderr}`);
+  return { stdout, stderr };
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = server;
+  server.stop(true);
+  return port;
+}

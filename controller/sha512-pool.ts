@@ -3,7 +3,7 @@
 // Workers start on first use and never keep the process alive.
 
 import { availableParallelism } from "node:os";
-import type { HashAnswer, HashJob } from "./sha512-worker.ts";
+import type { HashAnswer, HashEngine, HashJob } from "./sha512-worker.ts";
 
 interface Waiting {
   readonly job: HashJob;
@@ -17,6 +17,8 @@ export class Sha512Pool {
   private readonly queue: Waiting[] = [];
   private started = 0;
   private nextId = 0;
+  /** The sha512 the workers run, once one has answered. */
+  engine: HashEngine | undefined;
 
   constructor(private readonly size: number) {}
 
@@ -51,6 +53,7 @@ export class Sha512Pool {
   private answered(worker: Worker, answer: HashAnswer): void {
     const waiting = this.busy.get(worker);
     this.release(worker);
+    this.engine = answer.engine;
     if (waiting === undefined) return;
     if ("sha512" in answer) waiting.resolve(answer.sha512);
     else waiting.reject(new Error(answer.error));

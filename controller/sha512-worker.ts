@@ -18,9 +18,13 @@ export interface HashJob {
   readonly length: number;
 }
 
-export type HashAnswer = { readonly id: number; readonly sha512: string } | { readonly id: number; readonly error: string };
+/** Which sha512 a worker runs: what a hash costs depends on it. */
+export type HashEngine = "libcrypto" | "node:crypto";
+
+export type HashAnswer = { readonly id: number; readonly engine: HashEngine } & ({ readonly sha512: string } | { readonly error: string });
 
 interface Sha512 {
+  readonly engine: HashEngine;
   update(bytes: Uint8Array, length: number): void;
   /** the hex digest; the hasher is ready for the next range afterwards */
   finish(): string;
@@ -47,6 +51,7 @@ async function libcryptoSha512(): Promise<Sha512 | undefined> {
     };
     init();
     return {
+      engine: "libcrypto",
       update(bytes, length) {
         if (symbols.EVP_DigestUpdate(context, ptr(bytes), length) !== 1) throw new Error("libcrypto's EVP_DigestUpdate failed");
       },
@@ -64,6 +69,7 @@ async function libcryptoSha512(): Promise<Sha512 | undefined> {
 function nodeSha512(): Sha512 {
   let hash = createHash("sha512");
   return {
+    engine: "node:crypto",
     update: (bytes, length) => hash.update(bytes.subarray(0, length)),
     finish() {
       const hex = hash.digest("hex");
@@ -99,9 +105,9 @@ self.onmessage = (event: MessageEvent<HashJob>) => {
   const job = event.data;
   let answer: HashAnswer;
   try {
-    answer = { id: job.id, sha512: hashRange(job) };
+    answer = { id: job.id, engine: hasher.engine, sha512: hashRange(job) };
   } catch (error) {
-    answer = { id: job.id, error: (error as Error).message };
+    answer = { id: job.id, engine: hasher.engine, error: (error as Error).message };
   }
   postMessage(answer);
 };

@@ -118,6 +118,11 @@ install() {
     # the mount hook gives them back before it runs the controller.
     chmod 0644 "${initdir}/usr/bin/controller"
 
+    # OpenSSL's libcrypto: the controller dlopens it to hash images at its speed
+    # (controller/sha512-worker.ts; paths.ts LIBCRYPTO). Without it hashing falls
+    # back to bun's own sha512, correct but about a third as fast.
+    inst_libdir_file "libcrypto.so.3" || dwarn "controller: no libcrypto.so.3 on this machine: images will hash slower; install Debian's libssl3"
+
     # every tool the controller runs (controller/paths.ts TOOLS)
     inst_multiple blkid chmod cp e2fsck e2label modprobe mount setsid sh udevadm umount xz
 

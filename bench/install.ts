@@ -1,0 +1,213 @@
+// Install throughput and memory, natively on this host, no QEMU. The
+// controller's own check and install stages (bench/install-entry.ts) fetch
+// images of 256 MiB, 1 GiB and 4 GiB + 4097 bytes (past 2^32) from
+// `controller serve` on 127.0.0.1 into a spare slot: an ext4 BACKUPFS on a
+// loop device backed by RAM, so a disk's speed does not stand in for the
+// controller's. Side by side, in interleaved rounds: the same image fetched
+// with `curl | tee TARGET | sha512sum` into the same filesystem, and
+// `openssl dgst -sha512` over the image file (the hashing limit). Both
+// manifest kinds are measured: with chunk hashes (what publish writes) and
+// without (as publish wrote them before chunks).
+
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { decodeSecretKey, sha512Hex, signBytes } from "../controller/signing.ts";
+import { manifestPath, signaturePath } from "../controller/manifest.ts";
+import { fixed, freePort, goal, median, MB, MiB, progress, run, table } from "./lib.ts";
+
+const REPO_ROOT = resolve(import.meta.dir, "..");
+const CONTROLLER = join(REPO_ROOT, "dist/controller");
+const BUN = join(REPO_ROOT, "node_modules/.bin/bun");
+const GiB = 1024 * MiB;
+const SIZES = [
+  { name: "256 MiB", bytes: 256 * MiB },
+  { name: "1 GiB", bytes: GiB },
+  { name: "4 GiB + 4097 B", bytes: 4 * GiB + 4097 },
+] as const;
+const ROUNDS = 3;
+const SPARE_BYTES = 5 * GiB;
+const THROUGHPUT_GOAL = 0.9;
+const MEMORY_GOAL_MIB = 16;
+
+type Method = "install (chunks)" | "install (whole image)" | "curl | tee | sha512sum" | "openssl dgst -sha512";
+const METHODS: readonly Method[] = ["install (chunks)", "install (whole image)", "curl | tee | sha512sum", "openssl dgst -sha512"];
+
+interface InstallReport {
+  readonly status: string;
+  readonly detail: string;
+  readonly durationMs: number;
+  readonly pieces?: number;
+  readonly peakRssKiB: number;
+  readonly engine?: string;
+}
+
+interface Sample {
+  readonly seconds: number;
+  readonly peakRssKiB?: number;
+  readonly engine?: string;
+}
+
+/** "hsqs" (what publish checks for), then bytes from AES-CTR over zeros: random-looking, made at GB/s. */
+function makeImage(path: string, bytes: number): void {
+  run(["sh", "-c", 'printf hsqs > "$1" && openssl enc -aes-128-ctr -nosalt -pass pass:bench -in /dev/zero 2>/dev/null | head -c "$2" >> "$1"', "sh", path, String(bytes - 4)]);
+}
+
+/** The same release without chunk hashes, signed again, on its own channel: a manifest as publish wrote them before chunks. */
+async function publishWholeImageChannel(repo: string, from: string, to: string, secretKeyFile: string): Promise<void> {
+  const manifest = JSON.parse(await Bun.file(join(repo, manifestPath(from))).text()) as { channel: string; image: Record<string, unknown> };
+  manifest.channel = to;
+  delete manifest.image["chunks"];
+  const bytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
+  const secretKey = decodeSecretKey(await Bun.file(secretKeyFile).text(), secretKeyFile);
+  run(["mkdir", "-p", join(repo, "channels", to, "signatures")]);
+  await writeFile(join(repo, signaturePath(to, sha512Hex(bytes))), signBytes(bytes, secretKey));
+  await writeFile(join(repo, manifestPath(to)), bytes);
+}
+
+function timed(action: () => void): number {
+  const began = performance.now();
+  action();
+  return (performance.now() - began) / 1000;
+}
+
+/** An empty BACKUPFS on the spare; mkfs discards the old blocks, which gives their RAM back. */
+function emptySpare(device: string): void {
+  run(["mkfs.ext4", "-q", "-F", "-L", "BACKUPFS", device]);
+}
+
+function install(server: string, channel: string, key: string, device: string): Sample {
+  emptySpare(device);
+  const result = Bun.spawnSync([BUN, join(REPO_ROOT, "bench/install-entry.ts"), "--server", server, "--channel", channel, "--key", key, "--device", device], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const report = JSON.parse(result.stdout.toString().trim().split("\n").at(-1) ?? "{}") as InstallReport;
+  if (report.status !== "installed") {
+    throw new Error(`Cannot benchmark the install on channel ${channel}: ${report.detail ?? "no report"}\n${result.stderr.toString()}`);
+  }
+  return { seconds: report.durationMs / 1000, peakRssKiB: report.peakRssKiB, ...(report.engine === undefined ? {} : { engine: report.engine }) };
+}
+
+function curlTee(url: string, device: string, mountPoint: string): Sample {
+  emptySpare(device);
+  run(["mount", device, mountPoint]);
+  try {
+    const target = join(mountPoint, "target");
+    return { seconds: timed(() => run(["sh", "-c", 'curl -sf "$1" | tee "$2" | sha512sum > /dev/null', "sh", url, target])) };
+  } finally {
+    run(["umount", mountPoint]);
+  }
+}
+
+function opensslDgst(file: string): Sample {
+  return { seconds: timed(() => run(["openssl", "dgst", "-sha512", file])) };
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp("/var/tmp/bench-install-");
+  const shm = await mkdtemp("/dev/shm/bench-install-");
+  const mountPoint = join(work, "mnt");
+  run(["mkdir", "-p", mountPoint]);
+  let server: ReturnType<typeof Bun.spawn> | undefined;
+  let device: string | undefined;
+  try {
+    const key = join(work, "fleet");
+    const publicKey = run([CONTROLLER, "keygen", key]).stdout.split(/\s+/).find((word) => /^[A-Za-z0-9+/]{43}=$/.test(word));
+    if (publicKey === undefined) throw new Error(`Cannot read the public key that ${CONTROLLER} keygen printed`);
+    const repo = join(work, "repo");
+    const images: Record<string, { file: string; url: string; sha512: string }> = {};
+    for (const [index, size] of SIZES.entries()) {
+      progress(`making and publishing the ${size.name} image`);
+      const source = join(work, "image.squashfs");
+      makeImage(source, size.bytes);
+      const channel = `size${index}`;
+      run([CONTROLLER, "publish", "--repo", repo, "--channel", channel, "--version", "1.0", "--image", source, "--key", `${key}.secret`]);
+      await rm(source);
+      await publishWholeImageChannel(repo, channel, `${channel}-whole`, `${key}.secret`);
+      const manifest = JSON.parse(await Bun.file(join(repo, manifestPath(channel))).text()) as { image: { url: string; sha512: string } };
+      images[channel] = { file: join(repo, manifest.image.url), url: manifest.image.url, sha512: manifest.image.sha512 };
+    }
+
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}/`;
+    server = Bun.spawn([CONTROLLER, "serve", "--repo", repo, "--port", String(port)], { stdout: "ignore", stderr: "pipe" });
+    for (let tries = 0; ; tries++) {
+      if ((await fetch(`${base}${manifestPath("size0")}`).catch(() => undefined))?.ok === true) break;
+      if (tries > 100) throw new Error(`Cannot benchmark: ${CONTROLLER} serve did not answer on ${base} within 10 s`);
+      await Bun.sleep(100);
+    }
+
+    const backing = join(shm, "spare.img");
+    await (await open(backing, "w")).close();
+    run(["truncate", "-s", String(SPARE_BYTES), backing]);
+    device = run(["losetup", "--find", "--show", backing]).stdout.trim();
+
+    const samples = new Map<string, Sample[]>();
+    const add = (size: string, method: Method, sample: Sample) => samples.set(`${size}/${method}`, [...(samples.get(`${size}/${method}`) ?? []), sample]);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [index, size] of SIZES.entries()) {
+        progress(`round ${round} of ${ROUNDS}: ${size.name}`);
+        const channel = `size${index}`;
+        const image = images[channel];
+        if (image === undefined) throw new Error(`Cannot benchmark: no image for ${channel}`);
+        add(size.name, "install (chunks)", install(base, channel, publicKey, device));
+        add(size.name, "install (whole image)", install(base, `${channel}-whole`, publicKey, device));
+        add(size.name, "curl | tee | sha512sum", curlTee(`${base}${image.url}`, device, mountPoint));
+        add(size.name, "openssl dgst -sha512", opensslDgst(image.file));
+      }
+    }
+
+    // the image past 2^32 bytes, as the last install left it, checked by openssl rather than by the controller's own code
+    const largest = images[`size${SIZES.length - 1}`];
+    install(base, `size${SIZES.length - 1}`, publicKey, device);
+    run(["mount", "-o", "ro", device, mountPoint]);
+    let independent: string;
+    try {
+      independent = run(["openssl", "dgst", "-sha512", "-r", join(mountPoint, "system.squashfs")]).stdout.split(" ")[0] ?? "";
+    } finally {
+      run(["umount", mountPoint]);
+    }
+
+    process.stdout.write(report(samples, independent === largest?.sha512));
+  } finally {
+    server?.kill();
+    if (device !== undefined) run(["losetup", "--detach", device]);
+    await rm(shm, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function report(samples: Map<string, Sample[]>, largestVerified: boolean): string {
+  const of = (size: string, method: Method) => samples.get(`${size}/${method}`) ?? [];
+  const rate = (size: (typeof SIZES)[number], method: Method) => size.bytes / MB / median(of(size.name, method).map((sample) => sample.seconds));
+  const throughputRows = SIZES.map((size) => {
+    const limit = rate(size, "openssl dgst -sha512");
+    const install = rate(size, "install (chunks)");
+    return [size.name, ...METHODS.map((method) => fixed(rate(size, method), 0)), fixed(install / limit, 2), goal(install / limit >= THROUGHPUT_GOAL)];
+  });
+  const rss = (size: string, method: Method) => median(of(size, method).map((sample) => (sample.peakRssKiB ?? 0) / 1024));
+  const first = SIZES[0].name;
+  const memoryRows = SIZES.map((size) => {
+    const chunks = rss(size.name, "install (chunks)");
+    return [size.name, fixed(chunks, 1), fixed(rss(size.name, "install (whole image)"), 1), `${chunks - rss(first, "install (chunks)") >= 0 ? "+" : ""}${fixed(chunks - rss(first, "install (chunks)"), 1)}`];
+  });
+  const growth = rss(SIZES[SIZES.length - 1]?.name ?? first, "install (chunks)") - rss(first, "install (chunks)");
+  const engines = [...new Set([...samples.values()].flat().flatMap((sample) => (sample.engine === undefined ? [] : [sample.engine])))].join(", ");
+  return [
+    "## Install throughput and memory",
+    "",
+    `The controller's check and install stages (bench/install-entry.ts, run with bun from the sources) fetch each image from \`controller serve\` on 127.0.0.1 into a BACKUPFS ext4 on a RAM-backed loop device, and verify it; its hashing threads ran ${engines}. Side by side: \`curl | tee TARGET | sha512sum\` into the same filesystem, and \`openssl dgst -sha512\` over the served file (the hashing limit). Figures are MB/s (10^6 bytes per second), medians of ${ROUNDS} interleaved rounds; the install's time is its stage's own (mount, download, verification, fsync, records, unmount).`,
+    "",
+    table(["image", ...METHODS, "install (chunks) / openssl", `goal ≥ ${THROUGHPUT_GOAL}`], throughputRows),
+    "",
+    `Peak RSS of the install process (MiB; bun, the controller and its hashing threads), median of ${ROUNDS}:`,
+    "",
+    table(["image", "install (chunks)", "install (whole image)", `chunks vs ${first}`], memoryRows),
+    "",
+    `Goal: the largest image at most ${MEMORY_GOAL_MIB} MiB above the ${first} one: ${fixed(growth, 1)} MiB, ${goal(growth <= MEMORY_GOAL_MIB)}.`,
+    `The ${SIZES[SIZES.length - 1]?.name} image (${SIZES[SIZES.length - 1]?.bytes} bytes, past 2^32) installed, and \`openssl dgst -sha512\` of the installed file matches the manifest: ${largestVerified ? "yes" : "**no**"}.`,
+    "",
+  ].join("\n");
+}
+
+await main();
