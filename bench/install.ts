@@ -29,8 +29,8 @@ const SPARE_BYTES = 5 * GiB;
 const THROUGHPUT_GOAL = 0.9;
 const MEMORY_GOAL_MIB = 16;
 
-type Method = "install (chunks)" | "install (whole image)" | "curl | tee | sha512sum" | "openssl dgst -sha512";
-const METHODS: readonly Method[] = ["install (chunks)", "install (whole image)", "curl | tee | sha512sum", "openssl dgst -sha512"];
+type Method = "install (chunks)" | "install (whole image)" | "curl > /dev/null" | "curl | tee | sha512sum" | "openssl dgst -sha512";
+const METHODS: readonly Method[] = ["install (chunks)", "install (whole image)", "curl > /dev/null", "curl | tee | sha512sum", "openssl dgst -sha512"];
 
 interface InstallReport {
   readonly status: string;
@@ -99,6 +99,11 @@ function curlTee(url: string, device: string, mountPoint: string): Sample {
   }
 }
 
+/** What the server and loopback deliver with nothing written or hashed: the ceiling of any install from this server. */
+function curlNull(url: string): Sample {
+  return { seconds: timed(() => run(["curl", "-sf", "-o", "/dev/null", url])) };
+}
+
 function opensslDgst(file: string): Sample {
   return { seconds: timed(() => run(["openssl", "dgst", "-sha512", file])) };
 }
@@ -152,6 +157,7 @@ async function main(): Promise<void> {
         if (image === undefined) throw new Error(`Cannot benchmark: no image for ${channel}`);
         add(size.name, "install (chunks)", install(base, channel, publicKey, device));
         add(size.name, "install (whole image)", install(base, `${channel}-whole`, publicKey, device));
+        add(size.name, "curl > /dev/null", curlNull(`${base}${image.url}`));
         add(size.name, "curl | tee | sha512sum", curlTee(`${base}${image.url}`, device, mountPoint));
         add(size.name, "openssl dgst -sha512", opensslDgst(image.file));
       }
@@ -196,9 +202,10 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
   return [
     "## Install throughput and memory",
     "",
-    `The controller's check and install stages (bench/install-entry.ts, run with bun from the sources) fetch each image from \`controller serve\` on 127.0.0.1 into a BACKUPFS ext4 on a RAM-backed loop device, and verify it; its hashing threads ran ${engines}. Side by side: \`curl | tee TARGET | sha512sum\` into the same filesystem, and \`openssl dgst -sha512\` over the served file (the hashing limit). Figures are MB/s (10^6 bytes per second), medians of ${ROUNDS} interleaved rounds; the install's time is its stage's own (mount, download, verification, fsync, records, unmount).`,
+    `The controller's check and install stages (bench/install-entry.ts, run with bun from the sources) fetch each image from \`controller serve\` on 127.0.0.1 into a BACKUPFS ext4 on a RAM-backed loop device, and verify it; its hashing threads ran ${engines}. Side by side: \`curl -o /dev/null\` (what the server and loopback deliver at all), \`curl | tee TARGET | sha512sum\` into the same filesystem, and \`openssl dgst -sha512\` over the served file (the hashing limit). Figures are MB/s (10^6 bytes per second), medians of ${ROUNDS} interleaved rounds; the install's time is its stage's own (mount, download, verification, fsync, records, unmount).`,
     "",
-    table(["image", ...METHODS, "install (chunks) / openssl", `goal ≥ ${THROUGHPUT_GOAL}`], throughputRows),
+    // a "|" inside a cell would end it
+    table(["image", ...METHODS.map((method) => method.replaceAll("|", "\\|")), "install (chunks) / openssl", `goal ≥ ${THROUGHPUT_GOAL}`], throughputRows),
     "",
     `Peak RSS of the install process (MiB; bun, the controller and its hashing threads), median of ${ROUNDS}:`,
     "",
