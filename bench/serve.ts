@@ -4,13 +4,12 @@
 // binary, as it would run) against Debian's nginx serving the same
 // repository, with wrk as the load generator, everything on 127.0.0.1.
 
-import { spawn, spawnSync, type Subprocess } from "bun";
+import { spawn, type Subprocess } from "bun";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { fixed, MiB, progress, table } from "./lib.ts";
+import { fixed, freePort, MiB, progress, run, table } from "./lib.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const CONTROLLER = join(REPO_ROOT, "dist/controller");
@@ -27,27 +26,6 @@ const TIMEOUT_SECONDS = 10;
 // 1000 connections for wrk plus as many for the server, with room for files and logs
 const OPEN_FILES = 8192;
 
-interface Run {
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs a command to its end; a failure names the command line and what it said. */
-function run(command: readonly string[]): Run {
-  let result;
-  try {
-    result = spawnSync([...command], { stdout: "pipe", stderr: "pipe" });
-  } catch (error) {
-    throw new Error(`Cannot run ${command.join(" ")}: ${(error as Error).message}`);
-  }
-  const stdout = result.stdout.toString();
-  const stderr = result.stderr.toString();
-  if (result.exitCode !== 0) {
-    throw new Error(`Cannot run ${command.join(" ")}: its exit status is ${result.exitCode}\n${stdout}${stderr}`);
-  }
-  return { stdout, stderr };
-}
-
 /** The command run with at least OPEN_FILES open files allowed, when the inherited limit is lower. */
 function withOpenFiles(command: readonly string[]): string[] {
   const limit = run(["sh", "-c", "ulimit -n"]).stdout.trim();
@@ -60,17 +38,6 @@ function debianVersion(name: string): string {
   return run(["dpkg-query", "--show", "--showformat=${Version}", name]).stdout.trim();
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.on("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** "hsqs" (what publish checks for) and random bytes: nothing a server could compress or cache by content. */
 async function writeImage(path: string): Promise<void> {
