@@ -38,12 +38,14 @@ interface InstallReport {
   readonly durationMs: number;
   readonly pieces?: number;
   readonly peakRssKiB: number;
+  readonly cpuSeconds: number;
   readonly engine?: string;
 }
 
 interface Sample {
   readonly seconds: number;
   readonly peakRssKiB?: number;
+  readonly cpuSeconds?: number;
   readonly engine?: string;
 }
 
@@ -85,7 +87,7 @@ function install(server: string, channel: string, key: string, device: string): 
   if (report.status !== "installed") {
     throw new Error(`Cannot benchmark the install on channel ${channel}: ${report.detail ?? "no report"}\n${result.stderr.toString()}`);
   }
-  return { seconds: report.durationMs / 1000, peakRssKiB: report.peakRssKiB, ...(report.engine === undefined ? {} : { engine: report.engine }) };
+  return { seconds: report.durationMs / 1000, peakRssKiB: report.peakRssKiB, cpuSeconds: report.cpuSeconds, ...(report.engine === undefined ? {} : { engine: report.engine }) };
 }
 
 function curlTee(url: string, device: string, mountPoint: string): Sample {
@@ -197,6 +199,8 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
     const chunks = rss(size.name, "install (chunks)");
     return [size.name, fixed(chunks, 1), fixed(rss(size.name, "install (whole image)"), 1), `${chunks - rss(first, "install (chunks)") >= 0 ? "+" : ""}${fixed(chunks - rss(first, "install (chunks)"), 1)}`];
   });
+  const cpu = (size: (typeof SIZES)[number], method: Method) => median(of(size.name, method).map((sample) => sample.cpuSeconds ?? 0)) / (size.bytes / 1e9);
+  const cpuRows = SIZES.map((size) => [size.name, fixed(cpu(size, "install (chunks)"), 2), fixed(cpu(size, "install (whole image)"), 2)]);
   const growth = rss(SIZES[SIZES.length - 1]?.name ?? first, "install (chunks)") - rss(first, "install (chunks)");
   const engines = [...new Set([...samples.values()].flat().flatMap((sample) => (sample.engine === undefined ? [] : [sample.engine])))].join(", ");
   return [
@@ -206,6 +210,10 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
     "",
     // a "|" inside a cell would end it
     table(["image", ...METHODS.map((method) => method.replaceAll("|", "\\|")), "install (chunks) / openssl", `goal ≥ ${THROUGHPUT_GOAL}`], throughputRows),
+    "",
+    "CPU time of the install process (its main thread and hashing threads, with bun's start and the check stage) per GB of image, median: what the 2 cores must share with the server, the page cache and the loop device.",
+    "",
+    table(["image", "install (chunks), CPU s/GB", "install (whole image), CPU s/GB"], cpuRows),
     "",
     `Peak RSS of the install process (MiB; bun, the controller and its hashing threads), median of ${ROUNDS}:`,
     "",
