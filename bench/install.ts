@@ -9,10 +9,10 @@
 // manifest kinds are measured: with chunk hashes (what publish writes) and
 // without (as publish wrote them before chunks).
 
-import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { decodeSecretKey, sha512Hex, signBytes } from "../controller/signing.ts";
-import { manifestPath, signaturePath } from "../controller/manifest.ts";
+import { manifestPath } from "../controller/manifest.ts";
+import { publishWithoutChunks } from "../test/unchunked-manifest.ts";
 import { fixed, freePort, goal, median, MB, MiB, progress, run, table } from "./lib.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
@@ -52,18 +52,6 @@ interface Sample {
 /** "hsqs" (what publish checks for), then bytes from AES-CTR over zeros: random-looking, made at GB/s. */
 function makeImage(path: string, bytes: number): void {
   run(["sh", "-c", 'printf hsqs > "$1" && openssl enc -aes-128-ctr -nosalt -pass pass:bench -in /dev/zero 2>/dev/null | head -c "$2" >> "$1"', "sh", path, String(bytes - 4)]);
-}
-
-/** The same release without chunk hashes, signed again, on its own channel: a manifest as publish wrote them before chunks. */
-async function publishWholeImageChannel(repo: string, from: string, to: string, secretKeyFile: string): Promise<void> {
-  const manifest = JSON.parse(await Bun.file(join(repo, manifestPath(from))).text()) as { channel: string; image: Record<string, unknown> };
-  manifest.channel = to;
-  delete manifest.image["chunks"];
-  const bytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
-  const secretKey = decodeSecretKey(await Bun.file(secretKeyFile).text(), secretKeyFile);
-  run(["mkdir", "-p", join(repo, "channels", to, "signatures")]);
-  await writeFile(join(repo, signaturePath(to, sha512Hex(bytes))), signBytes(bytes, secretKey));
-  await writeFile(join(repo, manifestPath(to)), bytes);
 }
 
 function timed(action: () => void): number {
@@ -130,7 +118,7 @@ async function main(): Promise<void> {
       const channel = `size${index}`;
       run([CONTROLLER, "publish", "--repo", repo, "--channel", channel, "--version", "1.0", "--image", source, "--key", `${key}.secret`]);
       await rm(source);
-      await publishWholeImageChannel(repo, channel, `${channel}-whole`, `${key}.secret`);
+      await publishWithoutChunks(repo, `${key}.secret`, channel, `${channel}-whole`);
       const manifest = JSON.parse(await Bun.file(join(repo, manifestPath(channel))).text()) as { image: { url: string; sha512: string } };
       images[channel] = { file: join(repo, manifest.image.url), url: manifest.image.url, sha512: manifest.image.sha512 };
     }

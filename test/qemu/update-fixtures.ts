@@ -8,12 +8,13 @@ import { join } from "node:path";
 import { manifestPath, signaturePath } from "../../controller/manifest.ts";
 import { publish } from "../../controller/repo.ts";
 import { repoHandler } from "../../controller/serve.ts";
-import { decodeSecretKey, sha512Hex, signBytes } from "../../controller/signing.ts";
+import { sha512Hex } from "../../controller/signing.ts";
 import { formatHealth, HEALTH_FILE, type HealthRecord } from "../../controller/slot-health.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { cutOff } from "../cut-off.ts";
+import { publishWithoutChunks } from "../unchunked-manifest.ts";
 import { ARTIFACTS, freePort, requireArtifacts, runFolder } from "./fixtures.ts";
 
 export const REPOS = ["newer", "unchunked", "unknownKey", "corrupt", "downgrade", "expired", "same"] as const;
@@ -120,19 +121,6 @@ export async function slotFolder(dir: string, content: SlotContent): Promise<str
   return dir;
 }
 
-/**
- * Rewrites a channel's manifest as publish wrote it before images had chunk
- * hashes, signed again: what a server that has not republished still serves.
- */
-async function dropChunks(repo: string, secretKeyFile: string): Promise<void> {
-  const manifest = JSON.parse(await Bun.file(join(repo, manifestPath("stable"))).text()) as { image: Record<string, unknown> };
-  delete manifest.image["chunks"];
-  const bytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
-  const secretKey = decodeSecretKey(await Bun.file(secretKeyFile).text(), secretKeyFile);
-  await writeFile(join(repo, signaturePath("stable", sha512Hex(bytes))), signBytes(bytes, secretKey));
-  await writeFile(join(repo, manifestPath("stable")), bytes);
-}
-
 let built: Promise<UpdateWorld> | undefined;
 
 /** Builds the repositories, the disk and the server on first use; later calls get the same. */
@@ -155,7 +143,7 @@ export function updateWorld(): Promise<UpdateWorld> {
     for (const name of ["newer", "local"]) await release(name, "1.0", ARTIFACTS.systemA);
     await release("newer", "2.0", ARTIFACTS.systemC, ["--config", fleetConfig]);
     await release("unchunked", "2.0", ARTIFACTS.systemC, ["--config", fleetConfig]);
-    await dropChunks(repo("unchunked"), `${key}.secret`);
+    await publishWithoutChunks(repo("unchunked"), `${key}.secret`, "stable");
     await controller("publish", "--repo", repo("unknownKey"), "--channel", "stable", "--version", "2.0", "--image", ARTIFACTS.systemC, "--key", `${otherKey}.secret`);
     await release("corrupt", "2.0", ARTIFACTS.systemC);
     await release("downgrade", "0.5", ARTIFACTS.systemB);
