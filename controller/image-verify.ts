@@ -18,13 +18,14 @@ async function checkPiece(system: System, path: string, piece: Piece, pieces: re
   return `${describePiece(piece, pieces)} has sha512 ${actual.slice(0, 16)}…, the manifest signs ${piece.sha512.slice(0, 16)}…`;
 }
 
+/** A piece that did not verify, and why. */
+export interface BadPiece {
+  readonly piece: Piece;
+  readonly problem: string;
+}
+
 /** The first of `pieces` (in image order) that does not verify in `path`, with why; all are hashed at once. */
-export async function firstBadPiece(
-  system: System,
-  path: string,
-  pieces: readonly Piece[],
-  all: readonly Piece[] = pieces,
-): Promise<{ piece: Piece; problem: string } | undefined> {
+export async function firstBadPiece(system: System, path: string, pieces: readonly Piece[], all: readonly Piece[] = pieces): Promise<BadPiece | undefined> {
   const problems = await Promise.all(pieces.map((piece) => checkPiece(system, path, piece, all)));
   const index = problems.findIndex((problem) => problem !== undefined);
   const piece = pieces[index];
@@ -40,7 +41,7 @@ export async function firstBadPiece(
 export class PieceVerifier {
   private next: number;
   private running: Promise<void>[] = [];
-  private failures: { index: number; problem: string }[] = [];
+  private failures: BadPiece[] = [];
 
   /** Pieces wholly within the first `verifiedBytes` bytes are verified already. */
   constructor(
@@ -58,7 +59,7 @@ export class PieceVerifier {
       const checked = piece;
       this.running.push(
         checkPiece(this.system, this.path, checked, this.pieces).then((problem) => {
-          if (problem !== undefined) this.failures.push({ index: checked.index, problem });
+          if (problem !== undefined) this.failures.push({ piece: checked, problem });
         }),
       );
     }
@@ -70,10 +71,10 @@ export class PieceVerifier {
   }
 
   /** Waits for every hash started; the first failing piece in image order, if any. */
-  async settle(): Promise<string | undefined> {
+  async settle(): Promise<BadPiece | undefined> {
     await Promise.all(this.running);
     this.running = [];
-    return [...this.failures].sort((a, b) => a.index - b.index)[0]?.problem;
+    return [...this.failures].sort((a, b) => a.piece.index - b.piece.index)[0];
   }
 
   /** The file is being written again from byte 0: nothing in it counts as verified. */

@@ -18,7 +18,7 @@ import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "
 import type { Config } from "./config-schema.ts";
 import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import { requestOptions } from "./http-fetch.ts";
-import { firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "./image-verify.ts";
+import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "./image-verify.ts";
 import type { Logger } from "./log.ts";
 import { resolveRepoUrl } from "./manifest.ts";
 import { INSTALL_MOUNT } from "./paths.ts";
@@ -191,8 +191,11 @@ async function download(
  * as the manifest signs it: every piece (chunks.ts) is read back from where it
  * was written (`where` names that place in messages) and hashed, while the
  * rest still downloads. Every piece that ends by `offset` must have been
- * verified already. A file with a piece that does not verify is removed.
- * Installs and diskless boots both fetch images with it.
+ * verified already; the piece that straddles `offset` began on an earlier
+ * boot, and a power cut may have lost its bytes before they reached the disk,
+ * so when it does not verify it is fetched again, whole, once. A file with a
+ * piece that does not verify otherwise is removed. Installs and diskless
+ * boots both fetch images with it.
  */
 export async function downloadVerifiedImage(
   system: System,
@@ -206,23 +209,30 @@ export async function downloadVerifiedImage(
   counters: DownloadCounters,
   cuts: CutPoints = NO_CUTS,
 ): Promise<ImageCheck> {
-  const verifier = new PieceVerifier(system, partial, verificationPieces(image), offset);
-  let problem: string | undefined;
-  try {
-    await download(system, log, config, url, partial, { size: image.size }, offset, verifier, counters, cuts);
-  } catch (error) {
-    if (!(error instanceof DownloadFailure)) throw error;
-    if (!(error instanceof PieceFailure)) problem = error.message;
-  } finally {
-    // no hash may still be reading the file when it is removed or renamed
-    const verified = await verifier.settle();
-    if (verified !== undefined) {
-      await system.remove(partial);
-      // a download refused for another reason (more bytes than signed) says that first
-      problem ??= `the image from ${url}, read back from ${where}: ${verified}`;
+  const pieces = verificationPieces(image);
+  for (let from = offset; ; ) {
+    const verifier = new PieceVerifier(system, partial, pieces, from);
+    let problem: string | undefined;
+    let bad: BadPiece | undefined;
+    try {
+      await download(system, log, config, url, partial, { size: image.size }, from, verifier, counters, cuts);
+    } catch (error) {
+      if (!(error instanceof DownloadFailure)) throw error;
+      if (!(error instanceof PieceFailure)) problem = error.message;
+    } finally {
+      // no hash may still be reading the file when it is removed or renamed
+      bad = await verifier.settle();
     }
+    if (bad === undefined) return problem === undefined ? { ok: true } : { ok: false, problem };
+    if (problem === undefined && bad.piece.offset < from) {
+      log.warn(`${bad.problem}; it holds bytes written before this boot, which a power cut can leave unwritten: fetching it again from byte ${bad.piece.offset}`);
+      from = bad.piece.offset;
+      continue;
+    }
+    await system.remove(partial);
+    // a download refused for another reason (more bytes than signed) says that first
+    return { ok: false, problem: problem ?? `the image from ${url}, read back from ${where}: ${bad.problem}` };
   }
-  return problem === undefined ? { ok: true } : { ok: false, problem };
 }
 
 async function writeRecords(

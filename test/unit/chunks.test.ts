@@ -159,7 +159,7 @@ describe("verifying pieces", () => {
     verifier.advance(3 * MiB);
     expect(fake.hashedRanges.map((range) => range.offset)).toEqual([0, MiB, 2 * MiB]);
     // the failures come back in any order; the first chunk in the image is the one reported
-    expect(await verifier.settle()).toMatch(/^chunk 1 of 4/);
+    expect((await verifier.settle())?.problem).toMatch(/^chunk 1 of 4/);
     verifier.advance(bytes.length);
     expect(fake.hashedRanges.map((range) => range.offset)).toEqual([0, MiB, 2 * MiB, 3 * MiB]);
   });

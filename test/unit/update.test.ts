@@ -428,6 +428,61 @@ describe("install stage: chunked images", () => {
     expect(imageOffsets(fake)).toEqual([0]);
   });
 
+  test("a resume whose partial file lost bytes in the cut (whole-image manifest): the image is fetched again from byte 0, once, and installs", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size });
+    const image = JSON.parse(bytesToText(published.manifestBytes)).image;
+    // 2 MiB on the disk, but a page in the middle never reached it: zeros, as ext4 reads an unwritten extent
+    const partial = new Uint8Array(published.imageBytes.subarray(0, 2 * MiB));
+    partial.fill(0, MiB, MiB + 4096);
+    fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, {
+      "controller/install.json": `${JSON.stringify({ version: "2.0", sha512: image.sha512, size: image.size })}\n`,
+      "system.squashfs.partial": bytesToText(partial),
+    });
+    const { installed, text } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", device: "/dev/vda3", resumedFromByte: 2 * MiB, bytesFetched: size - 2 * MiB + size, pieces: 1 });
+    expect(text).toMatch(/the image has sha512 [0-9a-f]{16}…, the manifest signs [0-9a-f]{16}…; it holds bytes written before this boot, .*: fetching it again from byte 0/);
+    expect(fake.httpRequests.filter((url) => url.startsWith(published.imageUrl))).toEqual([`${published.imageUrl} from ${2 * MiB}`, published.imageUrl]);
+    expect(fake.deviceTree("/dev/vda3")?.["system.squashfs"]).toEqual({ text: bytesToText(published.imageBytes), mode: 0o644 });
+  });
+
+  test("a resume whose last, incomplete chunk lost bytes in the cut: that chunk alone is fetched again; the chunks before it are kept", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+    const image = JSON.parse(bytesToText(published.manifestBytes)).image;
+    const partial = new Uint8Array(published.imageBytes.subarray(0, 2 * MiB + MiB / 2));
+    partial[2 * MiB + 5] = (partial[2 * MiB + 5] ?? 0) ^ 1;
+    fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, {
+      "controller/install.json": `${JSON.stringify({ version: "2.0", sha512: image.sha512, size: image.size })}\n`,
+      "system.squashfs.partial": bytesToText(partial),
+    });
+    const { installed, text } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", resumedFromByte: 2 * MiB + MiB / 2, pieces: 4 });
+    expect(text).toContain(`chunk 2 of 4 (bytes ${2 * MiB}–${3 * MiB - 1}) has sha512`);
+    expect(text).toContain(`fetching it again from byte ${2 * MiB}`);
+    expect(fake.httpRequests.filter((url) => url.startsWith(published.imageUrl))).toEqual([`${published.imageUrl} from ${2 * MiB + MiB / 2}`, `${published.imageUrl} from ${2 * MiB}`]);
+    expect(fake.deviceTree("/dev/vda3")?.["system.squashfs"]).toEqual({ text: bytesToText(published.imageBytes), mode: 0o644 });
+  });
+
+  test("a chunk the server sent wrong on a resumed download is not fetched again: refused as on any download", async () => {
+    const fake = runningMachine();
+    const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+    const image = JSON.parse(bytesToText(published.manifestBytes)).image;
+    const corrupted = new Uint8Array(published.imageBytes);
+    corrupted[3 * MiB + 7] = (corrupted[3 * MiB + 7] ?? 0) ^ 1;
+    fake.http.set(published.imageUrl, { body: corrupted });
+    fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, {
+      "controller/install.json": `${JSON.stringify({ version: "2.0", sha512: image.sha512, size: image.size })}\n`,
+      "system.squashfs.partial": bytesToText(published.imageBytes.subarray(0, 2 * MiB)),
+    });
+    const { installed, text } = await install(fake);
+    expect(installed.status).toBe("failed");
+    expect(installed.detail).toContain(`chunk 3 of 4 (bytes ${3 * MiB}–${size - 1}) has sha512`);
+    expect(text).not.toContain("fetching it again");
+    expect(fake.httpRequests.filter((url) => url.startsWith(published.imageUrl))).toEqual([`${published.imageUrl} from ${2 * MiB}`]);
+    expect(fake.deviceTree("/dev/vda3")?.["system.squashfs.partial"]).toBeUndefined();
+  });
+
   test("a server that ignores the Range header and sends the whole image again: written and verified from byte 0", async () => {
     const fake = runningMachine();
     const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
