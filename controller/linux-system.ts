@@ -4,10 +4,8 @@
 import { closeSync, createReadStream, openSync, readFileSync, writeSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-// "undici/index.js", not "undici": bun answers a bare "undici" with its own
-// small stand-in, whose Agent has no compose() and ignores connect.ca.
-import { Agent, type Dispatcher, interceptors, request } from "undici/index.js";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
+import { httpGet } from "./http-get.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
@@ -30,9 +28,6 @@ import type {
 const SERVICE_START_GRACE_MS = 300;
 /** How long a service gets to end after SIGTERM before SIGKILL. */
 const SERVICE_STOP_GRACE_MS = 3000;
-
-/** Object storage and CDNs answer with redirects; a few are plenty, and every hop is still hashed and verified. */
-const MAX_REDIRECTS = 3;
 
 /** The argv that carries out a mount request. */
 export function mountArgv(request: MountRequest): string[] {
@@ -70,9 +65,6 @@ function errorCode(error: unknown): string | undefined {
 }
 
 export class LinuxSystem implements System {
-  /** One connection pool per CA bundle and time limit, so a boot reuses connections to its server. */
-  private readonly dispatchers = new Map<string, Dispatcher>();
-
   constructor(
     private readonly log: Logger,
     private commandTimeoutMs: number,
@@ -253,51 +245,8 @@ export class LinuxSystem implements System {
     await this.exec([TOOLS.e2label, device.device, label]);
   }
 
-  async httpGet(url: string, options: HttpRequestOptions): Promise<HttpResponse> {
-    const dispatcher = await this.dispatcherFor(url, options);
-    const headers: Record<string, string> = { "user-agent": "controller" };
-    if (options.fromByte !== undefined && options.fromByte > 0) headers["range"] = `bytes=${options.fromByte}-`;
-    const response = await request(url, {
-      dispatcher,
-      headers,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-    });
-    const responseHeaders: Record<string, string> = {};
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value !== undefined) responseHeaders[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
-    }
-    return {
-      status: response.statusCode,
-      headers: responseHeaders,
-      body: response.body,
-      discard: async () => {
-        // A body destroyed before it was read to the end (a 404's) emits an AbortError.
-        // Nobody reads it any more: unheard, that error would end the whole controller.
-        response.body.on("error", () => {});
-        response.body.destroy();
-      },
-    };
-  }
-
-  private async dispatcherFor(url: string, options: HttpRequestOptions): Promise<Dispatcher> {
-    const https = url.startsWith("https:");
-    const key = `${https ? options.caBundle : "-"} ${options.timeoutMs}`;
-    const known = this.dispatchers.get(key);
-    if (known !== undefined) return known;
-    let ca: string | undefined;
-    if (https) {
-      try {
-        ca = await fs.readFile(options.caBundle, "utf8");
-      } catch (error) {
-        throw new Error(`Cannot check the certificate of ${url}: the CA bundle ${options.caBundle} (update.ca_bundle) cannot be read: ${(error as Error).message}`);
-      }
-    }
-    const dispatcher = new Agent({ connect: { timeout: options.timeoutMs, ...(ca === undefined ? {} : { ca }) } }).compose(
-      interceptors.redirect({ maxRedirections: MAX_REDIRECTS }),
-    );
-    this.dispatchers.set(key, dispatcher);
-    return dispatcher;
+  httpGet(url: string, options: HttpRequestOptions): Promise<HttpResponse> {
+    return httpGet(url, options);
   }
 
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {

@@ -1,4 +1,4 @@
-// LinuxSystem's http (undici) against real servers on 127.0.0.1: what the
+// LinuxSystem's http (http-get.ts, bun's fetch) against real servers on 127.0.0.1: what the
 // update stages rely on, which the fake cannot show. https is checked against
 // a throw-away CA made with openssl.
 
@@ -10,6 +10,7 @@ import { LinuxSystem } from "../../controller/linux-system.ts";
 import { memoryLogger } from "../memory-log.ts";
 
 const BODY = new Uint8Array(300_000).map((_, i) => i % 251);
+const GZIPPED = Bun.gzipSync(BODY);
 let dir: string;
 let plain: ReturnType<typeof Bun.serve>;
 let secure: ReturnType<typeof Bun.serve>;
@@ -35,6 +36,12 @@ function respond(request: Request): Response {
       }),
     );
   }
+  const hops = /^\/redirect(\d+)$/.exec(path);
+  if (hops !== null) {
+    const left = Number(hops[1]);
+    return new Response(null, { status: 302, headers: { location: left === 1 ? "/image" : `/redirect${left - 1}` } });
+  }
+  if (path === "/gzip") return new Response(GZIPPED, { headers: { "content-encoding": "gzip" } });
   const range = /^bytes=(\d+)-$/.exec(request.headers.get("range") ?? "");
   if (range === null) return new Response(BODY);
   const start = Number(range[1]);
@@ -87,7 +94,46 @@ describe("LinuxSystem.httpGet", () => {
 
   test("a body that stalls longer than the time limit throws while it is read", async () => {
     const response = await system.httpGet(`http://127.0.0.1:${plain.port}/stall`, { timeoutMs: 500, caBundle: "/nonexistent" });
-    await expect(body(response)).rejects.toThrow(/timeout/i);
+    await expect(body(response)).rejects.toThrow(`timeout: no more of the body came from http://127.0.0.1:${plain.port}/stall for 0.5 s`);
+  });
+
+  test("a server that takes the connection and never answers: a timeout after the time limit", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const began = performance.now();
+      await expect(system.httpGet(`http://127.0.0.1:${silent.port}/`, { timeoutMs: 500, caBundle: "/nonexistent" })).rejects.toThrow(
+        `timeout: no answer came from http://127.0.0.1:${silent.port}/ for 0.5 s`,
+      );
+      expect(performance.now() - began).toBeGreaterThanOrEqual(450);
+    } finally {
+      silent.stop(true);
+    }
+  });
+
+  test("up to 3 redirects are followed, keeping the Range; a 4th is refused", async () => {
+    const response = await system.httpGet(`http://127.0.0.1:${plain.port}/redirect3`, { timeoutMs: 5000, caBundle: "/nonexistent", fromByte: 10 });
+    expect(response.status).toBe(206);
+    expect(await body(response)).toEqual(BODY.subarray(10));
+    await expect(system.httpGet(`http://127.0.0.1:${plain.port}/redirect4`, { timeoutMs: 5000, caBundle: "/nonexistent" })).rejects.toThrow(
+      `http://127.0.0.1:${plain.port}/redirect4 redirected more than 3 times`,
+    );
+  });
+
+  test("a body is handed over as the server sent it: a gzip Content-Encoding is not undone, since the signed bytes are what was sent", async () => {
+    const response = await system.httpGet(`http://127.0.0.1:${plain.port}/gzip`, { timeoutMs: 5000, caBundle: "/nonexistent" });
+    expect(await body(response)).toEqual(new Uint8Array(GZIPPED));
+  });
+
+  test("a body discarded half-read, or unread, leaves the next requests working", async () => {
+    const url = `http://127.0.0.1:${plain.port}/image`;
+    const options = { timeoutMs: 5000, caBundle: "/nonexistent" };
+    const halfRead = await system.httpGet(url, options);
+    for await (const _ of halfRead.body) break;
+    await halfRead.discard();
+    await (await system.httpGet(url, options)).discard();
+    const whole = await system.httpGet(url, options);
+    expect(await body(whole)).toEqual(BODY);
+    await whole.discard();
   });
 
   test("https with the CA bundle that signed the server's certificate", async () => {
