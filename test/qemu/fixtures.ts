@@ -1,14 +1,16 @@
 // What the QEMU scenarios boot: the kernel, the two initramfs flavours and the
 // test system images that scripts/setup builds once, and the disks made from
-// them, built once per test run into build/scenario-disks/run-PID (each
-// scenario's writes go to a snapshot). The disks stay after the run, so the
-// QEMU command line a failing test prints can be pasted into a shell to watch
-// that boot; the next run clears the folders of runs that have ended.
+// them, built once per test process into build/scenario-disks/run-OWNER/PID
+// (qemu-harness/run-folder.ts; each scenario's writes go to a snapshot). The
+// disks stay after the run, so the QEMU command line a failing test prints can
+// be pasted into a shell to watch that boot; the next run clears the folders of
+// runs that have ended.
 
-import { access, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
+import { makeRunFolder, runOwner } from "../../qemu-harness/run-folder.ts";
 import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { type Vm, type VmOptions, withVm } from "../../qemu-harness/vm.ts";
@@ -28,32 +30,17 @@ export const ARTIFACTS = {
 
 const DISKS_DIR = join(BUILD, "scenario-disks");
 
-export function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isRunning } from "../../qemu-harness/run-folder.ts";
 
 let runFolderMade: Promise<string> | undefined;
 
 /**
- * This run's folder, after removing those of runs that have ended (a demo may
- * boot beside a test run). The same for every test file of the run.
+ * This process's folder, after removing those of runs that have ended (a demo
+ * may boot beside a test run). The same for every test file this process runs;
+ * another process of the same run (scripts/run-qemu-tests runs two) has its own.
  */
 export function runFolder(): Promise<string> {
-  runFolderMade ??= (async () => {
-    await mkdir(DISKS_DIR, { recursive: true });
-    for (const entry of await readdir(DISKS_DIR)) {
-      const pid = Number(/^run-(\d+)$/.exec(entry)?.[1]);
-      if (!Number.isInteger(pid) || !isRunning(pid)) await rm(join(DISKS_DIR, entry), { recursive: true, force: true });
-    }
-    const folder = join(DISKS_DIR, `run-${process.pid}`);
-    await mkdir(folder);
-    return folder;
-  })();
+  runFolderMade ??= makeRunFolder(DISKS_DIR, runOwner(process.env, process.pid), process.pid);
   return runFolderMade;
 }
 
@@ -200,12 +187,45 @@ export async function bootToTestSystem(
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
 export async function freePort(): Promise<number> {
+  return listenAndClose(0);
+}
+
+/** Listens on `port` (0: any) on 127.0.0.1, closes again and says which port it was. */
+function listenAndClose(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address();
       server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
     });
   });
+}
+
+/** The first port the kernel hands out for port 0 (net.ipv4.ip_local_port_range). */
+const EPHEMERAL_PORTS = "/proc/sys/net/ipv4/ip_local_port_range";
+/** Dead ports are taken from here up to the first ephemeral port: above the well-known services. */
+const FIRST_DEAD_PORT = 10_000;
+
+/**
+ * A TCP port on 127.0.0.1 where nothing listens and nothing will: it is below
+ * the range the kernel hands out for port 0, where every test server listens.
+ * A port from freePort() could be given to the server of another test file
+ * running beside this one while a scenario still counts on it being down.
+ */
+export async function deadPort(): Promise<number> {
+  const range = (await Bun.file(EPHEMERAL_PORTS).text()).trim();
+  const firstEphemeral = Number(/^(\d+)\s/.exec(range)?.[1]);
+  if (!Number.isInteger(firstEphemeral) || firstEphemeral <= FIRST_DEAD_PORT) {
+    throw new Error(`Cannot pick a dead port: ${EPHEMERAL_PORTS} is ${JSON.stringify(range)}, expected a range starting above ${FIRST_DEAD_PORT}`);
+  }
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = FIRST_DEAD_PORT + Math.floor(Math.random() * (firstEphemeral - FIRST_DEAD_PORT));
+    try {
+      return await listenAndClose(port);
+    } catch {
+      // something listens there: another one
+    }
+  }
+  throw new Error(`Cannot pick a dead port: 20 ports from ${FIRST_DEAD_PORT} to ${firstEphemeral - 1} were all in use`);
 }

@@ -1,0 +1,126 @@
+// The decisions of scripts/run-qemu-tests, kept pure so unit tests can check
+// them: the order the QEMU test files run in, when the next one may start, and
+// the totals read from what each `bun test` printed.
+
+import { basename } from "node:path";
+import { plainConsoleText } from "./console-text.ts";
+
+export interface QueuedFile {
+  readonly path: string;
+  /** roughly how long the file takes with one core to itself: only the order depends on it */
+  readonly expectedSeconds: number;
+  /** VMs the file runs at the same time: power-cut.test.ts runs two itself */
+  readonly vms: number;
+}
+
+export interface FileEstimate {
+  readonly expectedSeconds: number;
+  readonly vms: number;
+}
+
+/**
+ * Wall times of the files in a full run two VMs at a time, on a 2-core machine
+ * busy with other builds too (README, Tests), rounded. A file missing here (a
+ * new one) is taken as long, so it starts early rather than running last on
+ * its own.
+ */
+export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
+  "power-cut.test.ts": { expectedSeconds: 1700, vms: 2 },
+  "health.test.ts": { expectedSeconds: 1260, vms: 1 },
+  "update.test.ts": { expectedSeconds: 1230, vms: 1 },
+  "boot.test.ts": { expectedSeconds: 450, vms: 1 },
+  "heddle.test.ts": { expectedSeconds: 420, vms: 1 },
+  "network.test.ts": { expectedSeconds: 190, vms: 1 },
+  "alchemy.test.ts": { expectedSeconds: 150, vms: 1 },
+  "pxe.test.ts": { expectedSeconds: 130, vms: 1 },
+  "harness.test.ts": { expectedSeconds: 40, vms: 1 },
+  "initramfs.test.ts": { expectedSeconds: 10, vms: 1 },
+};
+export const UNKNOWN_FILE: FileEstimate = { expectedSeconds: 900, vms: 1 };
+
+/** Longest first: the long files overlap the short ones instead of running last on their own. */
+export function queueLongestFirst(paths: readonly string[], estimates: Readonly<Record<string, FileEstimate>> = ESTIMATES): QueuedFile[] {
+  return paths
+    .map((path) => ({ path, ...(estimates[basename(path)] ?? UNKNOWN_FILE) }))
+    .sort((a, b) => b.expectedSeconds - a.expectedSeconds || a.path.localeCompare(b.path));
+}
+
+/**
+ * The file to start now, if any: the head of the queue once there are VMs free
+ * for it (a file wanting more VMs than the machine runs gets them all). The
+ * head is never passed over, so a file wanting two VMs is not starved by
+ * short files that fit in one.
+ */
+export function nextToStart(queue: readonly QueuedFile[], freeVms: number, maxVms: number): QueuedFile | undefined {
+  const head = queue[0];
+  if (head === undefined) return undefined;
+  return Math.min(head.vms, maxVms) <= freeVms ? head : undefined;
+}
+
+export interface FileCounts {
+  readonly pass: number;
+  readonly fail: number;
+  readonly skip: number;
+  readonly todo: number;
+}
+
+/**
+ * The counts bun test prints at its end (" 12 pass", " 0 fail", " 1 skip", " 2 todo", one a line);
+ * undefined when it printed none (it crashed, or never got to run a test).
+ */
+export function parseBunCounts(output: string): FileCounts | undefined {
+  const counts = { pass: 0, fail: 0, skip: 0, todo: 0 };
+  let found = false;
+  for (const line of plainConsoleText(output).split("\n")) {
+    const match = /^ *(\d+) (pass|fail|skip|todo)$/.exec(line);
+    if (match?.[1] === undefined || match[2] === undefined) continue;
+    counts[match[2] as keyof FileCounts] = Number(match[1]);
+    found = true;
+  }
+  return found ? counts : undefined;
+}
+
+export interface FileResult {
+  readonly path: string;
+  readonly exitCode: number;
+  readonly seconds: number;
+  /** undefined when bun test printed no counts */
+  readonly counts: FileCounts | undefined;
+}
+
+/**
+ * Failures as CI counts them: a file whose bun test exits non-zero without
+ * counting a failed test (a crash, an error outside any test) counts as one.
+ */
+export function failuresOf(result: FileResult): number {
+  const failed = result.counts?.fail ?? 0;
+  return result.exitCode !== 0 && failed === 0 ? 1 : failed;
+}
+
+/** "12m05s", "48s" */
+export function formatDuration(seconds: number): string {
+  const whole = Math.round(seconds);
+  const minutes = Math.floor(whole / 60);
+  const rest = String(whole % 60).padStart(2, "0");
+  return minutes === 0 ? `${whole}s` : `${minutes}m${rest}s`;
+}
+
+/** One line per file, slowest first, and the total line CI reads last: "N passed, N failed". */
+export function summary(results: readonly FileResult[], wallSeconds: number, maxVms: number): string[] {
+  const rows = [...results].sort((a, b) => b.seconds - a.seconds);
+  const width = Math.max(...rows.map((row) => basename(row.path).length));
+  const lines = rows.map((row) => {
+    const counts = row.counts === undefined ? "no test counts printed" : `${row.counts.pass} pass, ${row.counts.fail} fail`;
+    const verdict = failuresOf(row) === 0 ? "ok" : `FAILED (exit code ${row.exitCode})`;
+    return `${basename(row.path).padEnd(width)}  ${formatDuration(row.seconds).padStart(6)}  ${counts}  ${verdict}`;
+  });
+  const passed = results.reduce((sum, row) => sum + (row.counts?.pass ?? 0), 0);
+  const failed = results.reduce((sum, row) => sum + failuresOf(row), 0);
+  const skipped = results.reduce((sum, row) => sum + (row.counts?.skip ?? 0) + (row.counts?.todo ?? 0), 0);
+  const summed = results.reduce((sum, row) => sum + row.seconds, 0);
+  lines.push(
+    `QEMU test files: ${results.length}, ${maxVms} VMs at a time: ${formatDuration(wallSeconds)} wall (the files' own times add up to ${formatDuration(summed)})`,
+    `${passed} passed, ${failed} failed${skipped === 0 ? "" : `, ${skipped} skipped`}`,
+  );
+  return lines;
+}

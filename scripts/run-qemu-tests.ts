@@ -1,0 +1,110 @@
+// Runs the QEMU test files two VMs at a time: one `bun test` process per file,
+// longest first, from a queue. Under TCG a VM keeps one host core busy, and the
+// CI machine has two; one file after the other left the second core idle and
+// took over an hour. Each file's output is kept in its own log and printed
+// whole when the file ends (with its wall time), so two files' lines never mix;
+// the last line is the total, "N passed, N failed". Exits 1 when any file fails.
+//
+//   bun scripts/run-qemu-tests.ts [--vms N] [--logs DIR] [FILE...]
+//   (default: every test/qemu/*.test.ts, 2 VMs, logs in build/qemu-test-logs)
+
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { basename, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { Subprocess } from "bun";
+import { RUN_OWNER_ENV } from "../qemu-harness/run-folder.ts";
+import { type FileResult, failuresOf, formatDuration, nextToStart, parseBunCounts, type QueuedFile, queueLongestFirst, summary } from "../qemu-harness/test-queue.ts";
+
+const REPO = resolve(import.meta.dir, "..");
+const DEFAULT_LOG_DIR = join(REPO, "build/qemu-test-logs");
+const DEFAULT_VMS = 2;
+
+function options(): { vms: number; logDir: string; files: string[] } {
+  const { values, positionals } = parseArgs({
+    args: process.argv.slice(2),
+    options: { vms: { type: "string" }, logs: { type: "string" } },
+    allowPositionals: true,
+  });
+  const vmsText = values.vms ?? String(DEFAULT_VMS);
+  if (!/^[1-9]\d*$/.test(vmsText)) throw new Error(`Cannot use --vms ${JSON.stringify(vmsText)}: expected a whole number of at least 1`);
+  const files = positionals.length > 0 ? positionals.map((file) => resolve(file)) : [...new Bun.Glob("test/qemu/*.test.ts").scanSync({ cwd: REPO, absolute: true })];
+  if (files.length === 0) throw new Error(`Cannot run the QEMU tests: no test/qemu/*.test.ts in ${REPO}`);
+  return { vms: Number(vmsText), logDir: resolve(values.logs ?? DEFAULT_LOG_DIR), files };
+}
+
+const running = new Set<Subprocess>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const child of running) child.kill(signal);
+    process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+  });
+}
+
+function say(text: string): void {
+  process.stderr.write(`==> ${text}\n`);
+}
+
+/** One file in its own bun test process; its output (stdout and stderr, in order) goes to a log. */
+async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
+  const log = join(logDir, `${basename(file.path, ".test.ts")}.log`);
+  const name = relative(REPO, file.path);
+  say(`start ${name} (log: ${log.startsWith(`${REPO}/`) ? relative(REPO, log) : log})`);
+  const fd = openSync(log, "w");
+  const started = performance.now();
+  try {
+    const child = Bun.spawn([process.execPath, "test", file.path], {
+      cwd: REPO,
+      env: { ...process.env, [RUN_OWNER_ENV]: String(process.pid) },
+      stdin: "ignore",
+      stdout: fd,
+      stderr: fd,
+    });
+    running.add(child);
+    const exitCode = await child.exited;
+    running.delete(child);
+    const seconds = (performance.now() - started) / 1000;
+    const output = readFileSync(log, "utf8");
+    const result = { path: file.path, exitCode, seconds, counts: parseBunCounts(output) };
+    const verdict = failuresOf(result) === 0 ? "passed" : `FAILED (exit code ${exitCode})`;
+    process.stderr.write(`\n==> ${name}: ${formatDuration(seconds)}, ${verdict}\n${output.trimEnd()}\n==> end of ${name}\n\n`);
+    return result;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function main(): Promise<number> {
+  const { vms, logDir, files } = options();
+  mkdirSync(logDir, { recursive: true });
+  const queue = queueLongestFirst(files);
+  say(`${queue.length} QEMU test files, ${vms} VMs at a time, longest first: ${queue.map((file) => basename(file.path)).join(", ")}`);
+  const started = performance.now();
+  const results: FileResult[] = [];
+  let freeVms = vms;
+  await new Promise<void>((done) => {
+    const startWhatFits = () => {
+      for (let file = nextToStart(queue, freeVms, vms); file !== undefined; file = nextToStart(queue, freeVms, vms)) {
+        queue.shift();
+        const taken = Math.min(file.vms, vms);
+        freeVms -= taken;
+        void runFile(file, logDir).then((result) => {
+          results.push(result);
+          freeVms += taken;
+          if (results.length === files.length) done();
+          else startWhatFits();
+        });
+      }
+    };
+    startWhatFits();
+  });
+  const lines = summary(results, (performance.now() - started) / 1000, vms);
+  process.stderr.write(`${lines.join("\n")}\n`);
+  return results.some((result) => failuresOf(result) > 0) ? 1 : 0;
+}
+
+try {
+  process.exit(await main());
+} catch (error) {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(2);
+}
