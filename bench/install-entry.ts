@@ -31,7 +31,7 @@ const config = { ...DEFAULT_CONFIG, update: { ...DEFAULT_CONFIG.update, servers:
 const system = new LinuxSystem(log, config.timeouts.command_seconds * 1000);
 const network: NetworkResult = { status: "up", interface: "lo", address: "127.0.0.1", mac: "00:00:00:00:00:00", macs: [], hostname: "bench", detail: "loopback" };
 
-const check = await runCheckStage(system, log.forScope("check"), config, network, undefined, [key]);
+const check = await runCheckStage(system, log.forScope("check"), config, network, { installed: undefined, floor: undefined }, [key]);
 if (check.accepted === undefined) throw new Error(`Cannot benchmark the install: the check stage decided ${check.decision}: ${check.reason}`);
 const spare: InspectedSlot = {
   device: { device, label: config.labels.backup, fsType: config.slot.fs_type },

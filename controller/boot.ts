@@ -17,11 +17,13 @@ import { type MountsResult, runMountsStage, slotMountPoint } from "./mounts.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { runOvermountsStage } from "./overmounts.ts";
 import { type NetworkResult, networkNeed, runNetworkStage } from "./network.ts";
+import { slotsWithWrittenLabels, withWrittenLabels } from "./relabel.ts";
 import { planSwitch, runSwitchStage } from "./slot-switch.ts";
 import { countBootAttempt, type HealthRecord, healthOf } from "./slot-health.ts";
-import { runSlotsStage, type SlotsResult, summarizeSlot, versionOf } from "./slots.ts";
+import { versionFloor } from "./slot-records.ts";
+import { type InspectedSlot, reinspectSlot, runSlotsStage, type SlotsResult, summarizeSlot, versionOf } from "./slots.ts";
 import { type CheckResult, runCheckStage, summarizeCheck } from "./update-check.ts";
-import { runServerConfigStage, type ServerConfigResult } from "./update-config.ts";
+import { runServerConfigStage, type ServerConfigResult, summarizeServerConfig } from "./update-config.ts";
 import { type InstallResult, planSpare, runInstallStage } from "./update-install.ts";
 import { INITRD_RELEASE, PROC_CMDLINE } from "./paths.ts";
 import type { StageTiming, UpdateReport } from "./report.ts";
@@ -127,6 +129,8 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
   // Trust comes from the machine itself (initramfs, BOOTEXT, command line), never from what a slot or server says.
   const local = resolved;
   const trustedKeys = local.config.update.trusted_keys;
+  // the name that picks the server's per-machine config: a DHCP server could set the hostname, and a server's config could name another machine
+  const machineName = local.config.update.machine_name;
 
   // Heddle's updates boot with kexec before anything on the disks is touched; this returns only when none does.
   const noHeddle: HeddleResult = { updates: [], skipped: [], questions: [], status: "installed", reason: "the heddle stage failed: booting the installed system" };
@@ -144,6 +148,9 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
     if (resolved.config.update.trusted_keys.join() !== trustedKeys.join()) {
       log.forScope(scope).warn("the server's config sets update.trusted_keys: ignored, the keys the machine trusts come from its own config");
     }
+    if (resolved.config.update.machine_name !== machineName) {
+      log.forScope(scope).warn("the server's config sets update.machine_name: ignored, the name that picks a machine's config comes from its own config");
+    }
     system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
   };
   applyServerConfig(slots.configLayers, "slots");
@@ -154,28 +161,41 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
   const health = await stage("health", noHealth, (stageLog) => runHealthStage(system, stageLog, slots.slots, devices, resolved.config));
   devices = [...health.devices];
   const verdictOf = (device: string) => health.verdicts.find((verdict) => verdict.device === device);
-  const slotSummaries = () => health.slots.map((slot) => summarizeSlot(slot, verdictOf(slot.device.device)?.conditions));
+  /** the slots as the health stage left them; an install replaces the spare with what it wrote to it */
+  let slotsNow: readonly InspectedSlot[] = health.slots;
+  /** the slot an install wrote to: the health conditions checked on its old system say nothing of the new one */
+  let rewritten: string | undefined;
+  /** The slots as they are on the disks now, for the report and `controller status`: labels as written, records as read. */
+  const slotSummaries = () => {
+    const labels = new Map(devices.flatMap((device) => (device.label === undefined ? [] : [[device.device, device.label] as const])));
+    return slotsWithWrittenLabels(slotsNow, labels, resolved.config).map((slot) =>
+      summarizeSlot(slot, slot.device.device === rewritten ? undefined : verdictOf(slot.device.device)?.conditions),
+    );
+  };
   // the slot that boots unless an update changes it
   const bootingCandidate = health.plan.candidates[0];
   const booting = health.slots.find((slot) => slot.device.device === bootingCandidate?.device);
 
   /** Network, check, server config, install and switch: what the update servers change about this boot. */
-  const runUpdate = async (): Promise<UpdateReport> => {
+  const runUpdate = async (): Promise<Omit<UpdateReport, "slots">> => {
     const before = resolved.config;
-    const installedVersion = booting === undefined ? undefined : versionOf(booting);
+    const versions = {
+      installed: booting === undefined ? undefined : versionOf(booting),
+      // every slot: a SYSFS whose record was lost must not let a replayed old manifest overwrite a newer BACKUPFS
+      floor: versionFloor(health.slots.map((slot) => ({ name: `${slot.device.label} on ${slot.device.device}`, record: slot.record }))),
+    };
     const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
     const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, before, networkNeed(before, cmdline)));
     const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
-    const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, before, network, installedVersion, trustedKeys));
+    const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, before, network, versions, trustedKeys));
     decisions.push(`update: ${check.reason}`);
-    const report: UpdateReport = { slots: slotSummaries(), repairs: slots.repairs, network, check: summarizeCheck(check) };
+    const report: Omit<UpdateReport, "slots"> = { repairs: slots.repairs, network, check: summarizeCheck(check) };
     const accepted = check.accepted;
     if (accepted === undefined) return report;
 
     const noServerConfig: ServerConfigResult = { status: "failed", problem: "the server-config stage failed" };
-    const serverConfig = await stage("server-config", noServerConfig, (stageLog) => runServerConfigStage(system, stageLog, before, accepted, network));
-    report.serverConfig =
-      serverConfig.status === "fetched" ? { status: "fetched", files: serverConfig.files.map(({ name, sha512 }) => ({ name, sha512 })) } : serverConfig;
+    const serverConfig = await stage("server-config", noServerConfig, (stageLog) => runServerConfigStage(system, stageLog, before, accepted, { macs: network.macs, name: machineName }));
+    report.serverConfig = summarizeServerConfig(serverConfig);
     if (serverConfig.status !== "fetched") {
       if (check.decision === "install") decisions.push(`update: version ${accepted.manifest.version} not installed: its config files could not be fetched`);
       return report;
@@ -218,6 +238,10 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
     };
     const install = await stage("install", noInstall, (stageLog) => runInstallStage(system, stageLog, before, accepted, serverConfig.files, spare.spare, cuts));
     report.install = install;
+    if (install.label !== undefined) devices = withWrittenLabels(devices, new Map([[spare.spare.device.device, install.label]]));
+    const spareNow = await reinspectSlot(system, spare.spare, local.config);
+    slotsNow = slotsNow.map((slot) => (slot.device.device === spareNow.device.device ? spareNow : slot));
+    rewritten = spareNow.device.device;
     decisions.push(`update: ${install.detail}`);
     if (install.status !== "installed") return report;
 
@@ -229,13 +253,13 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
     applyServerConfig(serverConfig.layers, "server-config");
     return report;
   };
-  const update = await runUpdate();
+  const update: UpdateReport = { ...(await runUpdate()), slots: slotSummaries() };
   const config = resolved.config;
 
   // after a switch the new system, verified as it was installed, boots first
   const plan: BootPlan = update.switched === undefined ? health.plan : planBoot(devices, config);
   const noMounts: MountsResult = { mounts: [], failedSlots: [], tmpfs: [] };
-  const mounted = await stage("mounts", noMounts, (stageLog) => runMountsStage(system, stageLog, config, plan.candidates));
+  const mounted = await stage("mounts", noMounts, (stageLog) => runMountsStage(system, stageLog, config, plan.candidates, bootext, cuts));
   const mounts = [...mounted.mounts];
   decisions.push(...plan.decisions);
 
@@ -270,6 +294,7 @@ export async function runBoot(system: System, baseLog: Logger, options: BootOpti
       },
       mounts,
       tmpfs: mounted.tmpfs,
+      ...(mounted.machineId === undefined ? {} : { machineId: mounted.machineId }),
       overmounts,
     },
     ...(booted === undefined

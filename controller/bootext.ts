@@ -4,6 +4,7 @@
 import { type ConfigLayer, loadBootextConfig } from "./config.ts";
 import type { Config } from "./config-schema.ts";
 import type { Logger } from "./log.ts";
+import { INITRD_MOUNT_OPTION } from "./mounts.ts";
 import { BOOTEXT_MOUNT } from "./paths.ts";
 import type { BlockDevice, System } from "./system.ts";
 
@@ -32,7 +33,7 @@ export async function runBootextStage(system: System, log: Logger, devices: read
   }
   try {
     await system.mkdir(BOOTEXT_MOUNT);
-    await system.mount({ kind: "filesystem", source: device.device, target: BOOTEXT_MOUNT, fsType: device.fsType, options: [readOnly ? "ro" : "rw"] });
+    await system.mount({ kind: "filesystem", source: device.device, target: BOOTEXT_MOUNT, fsType: device.fsType, options: [readOnly ? "ro" : "rw", INITRD_MOUNT_OPTION] });
   } catch (error) {
     log.warn(`Cannot mount ${label} on ${device.device}: ${(error as Error).message}; going on without its config.d and overmounts`);
     return { readOnly, layers: [] };

@@ -2,6 +2,7 @@
 // before it reaches a machine, and tell every problem at once.
 
 import { type ConfigFiles, DEFAULTS_SOURCE, loadConfigDir, resolveConfig } from "./config.ts";
+import { decodePublicKey } from "./signing.ts";
 
 export interface ConfigCheck {
   /** Every problem, each naming the file and the key; none means the folder is fine. */
@@ -33,5 +34,21 @@ export async function checkConfigDir(files: ConfigFiles, dir: string): Promise<C
     ...(ignored.length === 0 ? [] : [`ignored (hidden or not *.toml): ${ignored.join(", ")}`]),
     setKeys.length === 0 ? "every value is the built-in default" : `sets ${setKeys.join(", ")}`,
   ].join("; ");
-  return { problems: resolved.problems, summary };
+  return { problems: [...resolved.problems, ...weakTrustedKeys(resolved.config.update.trusted_keys, resolved.provenance["update.trusted_keys"] ?? DEFAULTS_SOURCE)], summary };
+}
+
+/**
+ * Keys spelled right that must not be trusted (small order, non-canonical):
+ * the boot skips them but told, so they are problems here, before they reach
+ * a machine; the config file itself stays valid, and its other keys count.
+ */
+function weakTrustedKeys(keys: readonly string[], source: string): string[] {
+  return keys.flatMap((key, index) => {
+    try {
+      decodePublicKey(key);
+      return [];
+    } catch (error) {
+      return [`${source}: key update.trusted_keys[${index}]: ${(error as Error).message}`];
+    }
+  });
 }

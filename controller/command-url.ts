@@ -48,7 +48,7 @@ export function capOutput(text: string, maxBytes: number): { output: string; tru
 }
 
 export async function runCommandStage(system: System, log: Logger, url: string, config: Config, policy: TrustPolicy): Promise<CommandResult> {
-  const fetched = await fetchSignedContent(system, log, config, url, COMMAND_SCRIPT_MAX_BYTES, policy);
+  const fetched = await fetchSignedContent(system, log, config, url, "command", COMMAND_SCRIPT_MAX_BYTES, policy);
   if (!fetched.ok) {
     log.error(`${fetched.problem}; the boot goes on without running it`);
     return { url, status: fetched.kind, detail: fetched.problem };

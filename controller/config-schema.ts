@@ -5,6 +5,7 @@
 // `key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"`.
 
 import { z } from "zod";
+import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "./manifest.ts";
 import { valueAt } from "./value-at.ts";
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -82,6 +83,9 @@ const timeoutsShape = {
   command_seconds: integer(1, 3600),
   network_seconds: integer(1, 3600),
   server_seconds: integer(1, 3600),
+  request_seconds: integer(1, 3600),
+  image_min_kib_per_second: integer(1, 1048576),
+  image_window_seconds: integer(1, 3600),
 };
 
 const bootextShape = { config_dir: insidePath("config.d"), read_only: flag };
@@ -125,6 +129,9 @@ const updateShape = {
     isNormalizedAbsolutePath,
   ),
   resume_attempts: integer(0, 100),
+  machine_name: text("a host name such as \"lab-07\" or \"lab-07.example.org\", or \"\" for none", (value) => value === "" || isHostname(value)),
+  max_manifest_validity_days: integer(1, MAX_MANIFEST_VALIDITY_DAYS),
+  allow_redirect_to_http: flag,
 };
 
 const healthShape = {
@@ -280,10 +287,27 @@ export const DEFAULT_CONFIG: Config = {
   labels: { system: "SYSFS", backup: "BACKUPFS", deprived: "DEPRIVED", bootext: "BOOTEXT" },
   slot: { image: "system.squashfs", fs_type: "ext4" },
   boot: { real_init: "/sbin/init" },
-  timeouts: { devices_seconds: 30, command_seconds: 120, network_seconds: 20, server_seconds: 15 },
+  timeouts: {
+    devices_seconds: 30,
+    command_seconds: 120,
+    network_seconds: 20,
+    server_seconds: 15,
+    request_seconds: 30,
+    image_min_kib_per_second: 64,
+    image_window_seconds: 60,
+  },
   bootext: { config_dir: "config.d", read_only: false },
   overmounts: { enabled: true, source: "DIRS" },
-  update: { servers: [], channel: "stable", trusted_keys: [], ca_bundle: "/etc/ssl/certs/ca-certificates.crt", resume_attempts: 5 },
+  update: {
+    servers: [],
+    channel: "stable",
+    trusted_keys: [],
+    ca_bundle: "/etc/ssl/certs/ca-certificates.crt",
+    resume_attempts: 5,
+    allow_redirect_to_http: false,
+    machine_name: "",
+    max_manifest_validity_days: MAX_MANIFEST_VALIDITY_DAYS,
+  },
   network: { interfaces: [] },
   ssh: { authorized_keys: [], wait_seconds: 600, port: 22 },
   remote: { allow_unsigned: false, command_timeout_seconds: 300 },

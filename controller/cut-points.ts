@@ -1,4 +1,4 @@
-// Named points in the steps that change a slot or a label, where the power-cut
+// Named points in the steps that change a slot, a label or BOOTEXT, where the power-cut
 // tests stop the controller dead (`rd.controller.cut=POINT` on the kernel
 // command line) and then kill the VM, so every cut lands at a known instant
 // instead of wherever a sleep happens to end. Without that parameter reaching
@@ -24,6 +24,8 @@ export const CUT_POINTS = [
   // switch
   "switch-first-label",
   "switch-second-label",
+  // the machine-id made on a machine's first boot and kept on BOOTEXT (machine-id.ts)
+  "machine-id-written",
   // the boot attempt counted on the new system
   "attempt-remounted",
   "attempt-written",

@@ -25,7 +25,7 @@ import { KERNEL_MODULES, NEWROOT, PROC_MEMINFO } from "./paths.ts";
 import type { UpdateReport } from "./report.ts";
 import type { BlockDevice, System } from "./system.ts";
 import { type AcceptedManifest, type CheckResult, runCheckStage, summarizeCheck } from "./update-check.ts";
-import { runServerConfigStage, type ServerConfigResult } from "./update-config.ts";
+import { runServerConfigStage, type ServerConfigResult, summarizeServerConfig } from "./update-config.ts";
 import { type DownloadCounters, downloadVerifiedImage } from "./update-install.ts";
 
 const MiB = 1024 * 1024;
@@ -233,7 +233,7 @@ export async function runDisklessBoot(context: BootContext, options: DisklessBoo
   const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, resolved.config, networkNeed(resolved.config, cmdline)));
   const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
   // nothing is installed: any version the servers sign for the channel will do
-  const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, resolved.config, network, undefined, trustedKeys));
+  const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, resolved.config, network, { installed: undefined, floor: undefined }, trustedKeys));
   const update: UpdateReport = { slots: [], repairs: [], network, check: summarizeCheck(check) };
 
   let diskless: DisklessReport | undefined;
@@ -244,8 +244,8 @@ export async function runDisklessBoot(context: BootContext, options: DisklessBoo
     problem = `no verified system to run from RAM: ${check.reason}`;
   } else {
     const noServerConfig: ServerConfigResult = { status: "failed", problem: "the server-config stage failed" };
-    const serverConfig = await stage("server-config", noServerConfig, (stageLog) => runServerConfigStage(system, stageLog, resolved.config, accepted, network));
-    update.serverConfig = serverConfig.status === "fetched" ? { status: "fetched", files: serverConfig.files.map(({ name, sha512 }) => ({ name, sha512 })) } : serverConfig;
+    const serverConfig = await stage("server-config", noServerConfig, (stageLog) => runServerConfigStage(system, stageLog, resolved.config, accepted, { macs: network.macs, name: resolved.config.update.machine_name }));
+    update.serverConfig = summarizeServerConfig(serverConfig);
     if (serverConfig.status !== "fetched") {
       problem = `version ${accepted.manifest.version} is not run: its config files could not be fetched (${serverConfig.problem})`;
     } else {

@@ -2,8 +2,11 @@
 // update is a kernel and initramfs in BOOTEXT/updates/NAME/, with a BOOT file
 // written last; the chosen one boots with kexec before anything on the disks
 // is touched. Beyond Heddle, which verifies nothing, an update must carry
-// SHA512SUMS signed by a trusted key (unless config.d allows unsigned ones),
-// and every file the kexec uses must match it. The kexec'd command line carries
+// SHA512SUMS signed by a trusted key (unless config.d allows unsigned ones)
+// for this very update: the signature names the update's folder and its
+// version (`controller sign --purpose heddle`), so an older signed update
+// copied under a name that sorts last is refused. Every file the kexec uses
+// must match SHA512SUMS. The kexec'd command line carries
 // rd.controller.kexec=NAME, so the new kernel's controller never kexecs again.
 // Whatever goes wrong, the installed system boots.
 
@@ -14,14 +17,14 @@ import type { Config } from "./config-schema.ts";
 import type { Logger } from "./log.ts";
 import { SIGNATURE_MAX_BYTES } from "./manifest.ts";
 import { HEDDLE_UPDATE_FILES as FILES } from "./paths.ts";
-import { verifySignature } from "./signing.ts";
+import { type SignatureCheck, signCommandFor, verifySignature } from "./signing.ts";
 import type { BlockDevice, System } from "./system.ts";
 
 /** Added to the kexec'd command line: that boot's controller sees it and does not kexec again. */
 export const KEXEC_MARKER = "rd.controller.kexec";
 /** A wrong answer is asked again this often in all, then the installed system boots: never wait forever. */
 export const PROMPT_ATTEMPTS = 3;
-const SUMS_MAX_BYTES = 64 * 1024;
+export const SUMS_MAX_BYTES = 64 * 1024;
 const CMDLINE_FILE_MAX_BYTES = 4096;
 /** x86's COMMAND_LINE_SIZE is 2048 bytes with the terminating NUL: a longer line would be cut off silently. */
 export const KERNEL_CMDLINE_MAX_BYTES = 2047;
@@ -35,6 +38,8 @@ export interface FoundUpdate {
   readonly hasCmdline: boolean;
   readonly hasSums: boolean;
   readonly hasSignature: boolean;
+  /** the version its signature names, when the signature verifies for this update (console list, report) */
+  readonly version?: string;
 }
 
 export interface SkippedEntry {
@@ -148,9 +153,10 @@ export type Answer =
   | { readonly kind: "again"; readonly problem: string };
 
 function describeUpdate(update: FoundUpdate): string {
+  const signature = update.version !== undefined ? `signed, version ${update.version}` : update.hasSignature ? "signature does not verify" : "unsigned";
   const parts = [
     update.hasBoot ? FILES.boot : `no ${FILES.boot}`,
-    update.hasSignature ? "signed" : "unsigned",
+    signature,
     ...(update.hasKernel && update.hasInitrd ? [] : [`no ${update.hasKernel ? FILES.initrd : FILES.kernel}`]),
   ];
   return `${update.name} (${parts.join(", ")})`;
@@ -274,8 +280,12 @@ export interface HeddleResult {
    */
   readonly status: "installed" | "booted-by-kexec" | "refused" | "load-failed" | "exec-failed";
   readonly reason: string;
-  /** what the chosen update's checks found */
-  readonly verification?: { readonly signedBy?: string; readonly files: readonly { readonly name: string; readonly sha512: string }[] };
+  /** what the chosen update's checks found; `version` is the one its signature names */
+  readonly verification?: {
+    readonly signedBy?: string;
+    readonly version?: string;
+    readonly files: readonly { readonly name: string; readonly sha512: string }[];
+  };
   readonly cmdline?: string;
 }
 
@@ -283,8 +293,28 @@ async function isFile(system: System, path: string): Promise<boolean> {
   return (await system.lstat(path))?.type === "file";
 }
 
+/**
+ * Whether SHA512SUMS.sig signs these exact SHA512SUMS bytes for the update
+ * named `name`, with a version; `sumsBytes` undefined: there is no SHA512SUMS.
+ */
+async function checkUpdateSignature(system: System, dir: string, name: string, sumsBytes: Uint8Array | undefined, config: Config): Promise<SignatureCheck> {
+  if (sumsBytes === undefined) return { ok: false, problem: `it has ${FILES.signature} but no ${FILES.sums} for it to sign` };
+  const signatureFile = `${dir}/${name}/${FILES.signature}`;
+  const signature = new TextDecoder().decode(await system.readBytes(signatureFile, SIGNATURE_MAX_BYTES));
+  const checked = verifySignature(sumsBytes, signature, config.update.trusted_keys, { purpose: "heddle", target: name, now: system.wallClock() });
+  if (!checked.ok) return { ok: false, problem: `${signatureFile}: ${checked.problem} (update.trusted_keys)` };
+  if (checked.claims?.version === undefined) {
+    return { ok: false, problem: `${signatureFile}: the signature names no version: re-sign it with \`${signCommandFor("heddle", name)}\`` };
+  }
+  return checked;
+}
+
+function readSums(system: System, dir: string, name: string): Promise<Uint8Array> {
+  return system.readBytes(`${dir}/${name}/${FILES.sums}`, SUMS_MAX_BYTES);
+}
+
 /** Every updates/NAME folder, sorted naturally; entries that cannot be updates are skipped with the reason. */
-async function listUpdates(system: System, dir: string): Promise<{ updates: FoundUpdate[]; skipped: SkippedEntry[] }> {
+async function listUpdates(system: System, dir: string, config: Config): Promise<{ updates: FoundUpdate[]; skipped: SkippedEntry[] }> {
   const info = await system.lstat(dir);
   if (info === undefined) return { updates: [], skipped: [] };
   if (info.type !== "directory") throw new Error(`Cannot read the updates in ${dir}: it is a ${info.type}, expected a folder`);
@@ -301,14 +331,27 @@ async function listUpdates(system: System, dir: string): Promise<{ updates: Foun
       continue;
     }
     const has = (file: string) => isFile(system, `${dir}/${name}/${file}`);
+    const hasSums = await has(FILES.sums);
+    const hasSignature = await has(FILES.signature);
+    // for the list only: the update that is picked is checked again from its files
+    let version: string | undefined;
+    if (hasSignature) {
+      try {
+        const checked = await checkUpdateSignature(system, dir, name, hasSums ? await readSums(system, dir, name) : undefined, config);
+        version = checked.ok ? checked.claims?.version : undefined;
+      } catch {
+        // an unreadable signature is listed as one that does not verify; the checks of the picked update tell why
+      }
+    }
     updates.push({
       name,
       hasBoot: await has(FILES.boot),
       hasKernel: await has(FILES.kernel),
       hasInitrd: await has(FILES.initrd),
       hasCmdline: await has(FILES.cmdline),
-      hasSums: await has(FILES.sums),
-      hasSignature: await has(FILES.signature),
+      hasSums,
+      hasSignature,
+      ...(version === undefined ? {} : { version }),
     });
   }
   updates.sort((a, b) => naturalCompare(a.name, b.name));
@@ -321,7 +364,9 @@ async function sha512OfFile(system: System, path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-type Verified = { ok: true; signedBy?: string; files: { name: string; sha512: string }[]; cmdline: string } | { ok: false; problem: string };
+type Verified =
+  | { ok: true; signedBy?: string; version?: string; files: { name: string; sha512: string }[]; cmdline: string }
+  | { ok: false; problem: string };
 
 /** The signature, the checksums of every file the kexec uses, and the command line it gets. */
 async function verifyUpdate(system: System, log: Logger, dir: string, update: FoundUpdate, cmdline: Cmdline, config: Config): Promise<Verified> {
@@ -330,19 +375,19 @@ async function verifyUpdate(system: System, log: Logger, dir: string, update: Fo
     if (!present) return { ok: false, problem: `it has no ${file} file (${path(file)}), expected a regular file` };
   }
   let signedBy: string | undefined;
+  let version: string | undefined;
   // the signature covers SHA512SUMS's exact bytes, so those are what is verified, not a decoded copy
-  const sumsBytes = update.hasSums ? await system.readBytes(path(FILES.sums), SUMS_MAX_BYTES) : undefined;
+  const sumsBytes = update.hasSums ? await readSums(system, dir, update.name) : undefined;
   const sumsText = sumsBytes === undefined ? undefined : new TextDecoder().decode(sumsBytes);
   if (update.hasSignature) {
-    if (sumsBytes === undefined) return { ok: false, problem: `it has ${FILES.signature} but no ${FILES.sums} for it to sign` };
-    const signature = new TextDecoder().decode(await system.readBytes(path(FILES.signature), SIGNATURE_MAX_BYTES));
-    const checked = verifySignature(sumsBytes, signature, config.update.trusted_keys);
-    if (!checked.ok) return { ok: false, problem: `${path(FILES.signature)}: ${checked.problem} (update.trusted_keys)` };
+    const checked = await checkUpdateSignature(system, dir, update.name, sumsBytes, config);
+    if (!checked.ok) return { ok: false, problem: checked.problem };
     signedBy = checked.key;
+    version = checked.claims?.version;
   } else if (!config.heddle.allow_unsigned) {
     return {
       ok: false,
-      problem: `it is not signed: no ${FILES.signature}, and heddle.allow_unsigned is false (sign it with \`controller sign --key KEY ${FILES.sums}\`)`,
+      problem: `it is not signed: no ${FILES.signature}, and heddle.allow_unsigned is false (sign it with \`${signCommandFor("heddle", update.name)}\`)`,
     };
   } else {
     log.warn(`update ${update.name} is not signed: booting it anyway because heddle.allow_unsigned is true`);
@@ -362,7 +407,7 @@ async function verifyUpdate(system: System, log: Logger, dir: string, update: Fo
   const built = kexecCmdline(cmdline.raw, cmdlineFile, update.name);
   if (!built.ok) return { ok: false, problem: built.problem };
   const files = [...used].map(([name, sha512]) => ({ name, sha512 }));
-  return { ok: true, ...(signedBy === undefined ? {} : { signedBy }), files, cmdline: built.cmdline };
+  return { ok: true, ...(signedBy === undefined ? {} : { signedBy }), ...(version === undefined ? {} : { version }), files, cmdline: built.cmdline };
 }
 
 /** Ask the plan's question until the answer means something, at most PROMPT_ATTEMPTS times. */
@@ -394,7 +439,7 @@ export async function runHeddleStage(
     return { ...base, status: kexecFrom === undefined ? "installed" : "booted-by-kexec", reason };
   }
   const dir = `${bootext.mountPoint}/${config.heddle.updates_dir}`;
-  const { updates, skipped } = await listUpdates(system, dir);
+  const { updates, skipped } = await listUpdates(system, dir, config);
   const listed = { ...base, updatesDir: dir, updates, skipped };
   for (const entry of skipped) log.warn(`${dir}/${entry.name} is skipped: ${entry.reason}`);
   log.info(updates.length === 0 ? `no updates in ${dir}` : `${updates.length} updates in ${dir}: ${updates.map(describeUpdate).join(", ")}`);
@@ -423,9 +468,13 @@ export async function runHeddleStage(
     log.error(reason);
     return { ...picked, status: "refused", reason };
   }
-  const verification = { ...(verified.signedBy === undefined ? {} : { signedBy: verified.signedBy }), files: verified.files };
+  const verification = {
+    ...(verified.signedBy === undefined ? {} : { signedBy: verified.signedBy }),
+    ...(verified.version === undefined ? {} : { version: verified.version }),
+    files: verified.files,
+  };
   const checked = { ...picked, verification, cmdline: verified.cmdline };
-  const what = verified.signedBy === undefined ? "unsigned" : `signed by ${verified.signedBy}`;
+  const what = verified.signedBy === undefined ? "unsigned" : `version ${verified.version}, signed by ${verified.signedBy}`;
 
   try {
     await system.kexecLoad({ kernel: `${dir}/${chosen.name}/${FILES.kernel}`, initrd: `${dir}/${chosen.name}/${FILES.initrd}`, cmdline: verified.cmdline });

@@ -1,9 +1,10 @@
 // Small downloads over the System port's http: a manifest, a signature, a
 // config file. Each has a size cap, so a server (or anyone on the path) that
-// sends endless data costs the boot one capped read, not its memory.
+// sends endless data costs the boot one capped read, not its memory. Also the
+// limits every request gets from config.d, small files' and images'.
 
 import type { Config } from "./config-schema.ts";
-import type { System } from "./system.ts";
+import type { HttpRequestOptions, System } from "./system.ts";
 
 export class FetchError extends Error {
   constructor(
@@ -17,8 +18,31 @@ export class FetchError extends Error {
   }
 }
 
-export function requestOptions(config: Config): { timeoutMs: number; caBundle: string } {
-  return { timeoutMs: config.timeouts.server_seconds * 1000, caBundle: config.update.ca_bundle };
+/** A small file's request: the whole answer within timeouts.request_seconds. */
+function requestOptions(config: Config): HttpRequestOptions {
+  return {
+    timeoutMs: config.timeouts.server_seconds * 1000,
+    deadline: { kind: "total", totalMs: config.timeouts.request_seconds * 1000 },
+    caBundle: config.update.ca_bundle,
+    allowRedirectToHttp: config.update.allow_redirect_to_http,
+  };
+}
+
+/**
+ * An image's request, from `fromByte` on. Not one total deadline: an image is
+ * GiBs and the network's speed unknown, so any fixed figure is too short for
+ * some lab or lets a trickle hold the boot for hours. A minimum average rate
+ * over every window ends a trickle after one window and lets an image of any
+ * size finish at any speed above it; a request's time stays below
+ * size / rate + one window.
+ */
+export function imageRequestOptions(config: Config, fromByte: number): HttpRequestOptions {
+  const { image_min_kib_per_second, image_window_seconds } = config.timeouts;
+  return {
+    ...requestOptions(config),
+    deadline: { kind: "rate", minBytesPerSecond: image_min_kib_per_second * 1024, windowMs: image_window_seconds * 1000 },
+    fromByte,
+  };
 }
 
 /** The whole body of a 200 answer, refused as soon as it passes maxBytes. */
@@ -45,7 +69,7 @@ export async function fetchCapped(system: System, config: Config, url: string, m
       }
     } catch (error) {
       if (error instanceof FetchError) throw error;
-      throw new FetchError(url, `the connection broke after ${total} bytes: ${(error as Error).message}`);
+      throw new FetchError(url, `the body stopped after ${total} bytes: ${(error as Error).message}`);
     }
     return Buffer.concat(chunks);
   } finally {

@@ -12,7 +12,7 @@ import { valueAt } from "./value-at.ts";
 export const MANIFEST_FORMAT = 1;
 /** Caps on what a controller downloads before it has checked anything: a hostile server cannot send endless data. */
 export const MANIFEST_MAX_BYTES = 65536;
-export const SIGNATURE_MAX_BYTES = 1024;
+export const SIGNATURE_MAX_BYTES = 4096;
 export const CONFIG_FILE_MAX_BYTES = 65536;
 
 const CHANNEL = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -396,21 +396,51 @@ function lineAndColumn(text: string, offset: number): string {
 
 // --- using a manifest ------------------------------------------------------------
 
+/** Who a machine is, as it knows it itself: nothing here comes from what the network says. */
+export interface MachineIdentity {
+  /** MAC addresses of the machine's own Ethernet interfaces, as /sys lists them */
+  readonly macs: readonly string[];
+  /** update.machine_name from the machine's local config (initramfs, BOOTEXT, command line); "" when it sets none */
+  readonly name: string;
+}
+
+export interface ConfigSelection {
+  /** the fleet's files and those of every machine entry that matched, in config.d order */
+  readonly files: ManifestFile[];
+  /** the machine entries that matched, as "mac 52:54:00:12:34:56" or "hostname lab-07" */
+  readonly matched: string[];
+  /** why the manifest's hostname entries match nothing, when it has some and the machine has no name */
+  readonly ignored?: string;
+}
+
 /**
  * The config files one machine takes: the fleet's, then those of every machine
- * entry that matches one of its MACs or its hostname, in manifest order; a file
+ * entry that matches one of its MACs or its name, in manifest order; a file
  * replaces an earlier one of the same name. Sorted by name, the config.d order.
+ * A hostname entry matches the name the machine's own config gives it, never a
+ * hostname from DHCP: a rogue DHCP server could otherwise hand it another
+ * machine's config.
  */
-export function selectConfigFiles(manifest: Manifest, machine: { readonly macs: readonly string[]; readonly hostname?: string | undefined }): ManifestFile[] {
+export function selectConfigFiles(manifest: Manifest, machine: MachineIdentity): ConfigSelection {
   const macs = new Set(machine.macs.map((mac) => mac.toLowerCase()));
-  const hostname = machine.hostname?.toLowerCase();
+  const name = machine.name.toLowerCase();
   const byName = new Map<string, ManifestFile>();
+  const matched: string[] = [];
   for (const file of manifest.config.fleet) byName.set(file.name, file);
   for (const entry of manifest.config.machines) {
-    const matches = "mac" in entry ? macs.has(entry.mac) : entry.hostname.toLowerCase() === hostname;
-    if (matches) for (const file of entry.files) byName.set(file.name, file);
+    const matches = "mac" in entry ? macs.has(entry.mac) : name !== "" && entry.hostname.toLowerCase() === name;
+    if (!matches) continue;
+    matched.push("mac" in entry ? `mac ${entry.mac}` : `hostname ${entry.hostname}`);
+    for (const file of entry.files) byName.set(file.name, file);
   }
-  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const files = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const hasHostnameEntries = manifest.config.machines.some((entry) => "hostname" in entry);
+  if (name !== "" || !hasHostnameEntries) return { files, matched };
+  return {
+    files,
+    matched,
+    ignored: "hostname entries ignored: no machine name in the local config (update.machine_name); a hostname from DHCP is never used",
+  };
 }
 
 /** Repository-relative path of a channel's manifest; refuses a channel name that could leave channels/. */
@@ -440,15 +470,33 @@ export function resolveRepoUrl(base: string, url: string): string {
 
 export type UpdateDecision = { action: "install" | "up-to-date" } | { action: "refuse"; reason: string };
 
+/** publish's cap on --expires-days, and the most update.max_manifest_validity_days allows. */
+export const MAX_MANIFEST_VALIDITY_DAYS = 3650;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The highest version verified on any slot of a machine, and that slot ("BACKUPFS on /dev/vda2"). */
+export interface VersionFloor {
+  readonly version: string;
+  readonly slot: string;
+}
+
 /** What a machine does with a manifest whose signature checked out. */
 export function decideUpdate(options: {
   readonly manifest: Manifest;
   readonly channel: string;
-  /** Undefined when the machine does not know what it runs: then any version may be installed. */
-  readonly installedVersion?: string | undefined;
+  /** The verified version of the slot that boots; undefined when it has no record. */
+  readonly installedVersion: string | undefined;
+  /**
+   * No lower version installs, so a slot whose record was lost cannot be
+   * downgraded by a replayed old manifest. Undefined when no slot has a
+   * verified record: then any version may be installed.
+   */
+  readonly versionFloor: VersionFloor | undefined;
+  /** update.max_manifest_validity_days: a longer expires − created would let an old manifest be replayed for that long */
+  readonly maxValidityDays: number;
   readonly now: Date;
 }): UpdateDecision {
-  const { manifest, channel, installedVersion, now } = options;
+  const { manifest, channel, installedVersion, versionFloor, maxValidityDays, now } = options;
   const what = `version ${manifest.version} from channel ${manifest.channel}`;
   if (manifest.channel !== channel) {
     // a signed manifest of another channel, served in place of ours: mix and match
@@ -462,20 +510,38 @@ export function decideUpdate(options: {
         "(the server is frozen or replays an old manifest, or this machine's clock is wrong)",
     };
   }
-  if (installedVersion === undefined) return { action: "install" };
-  if (!isVersion(installedVersion)) {
+  const validityMs = Date.parse(manifest.expires) - Date.parse(manifest.created);
+  if (validityMs > maxValidityDays * DAY_MS) {
+    const days = Number((validityMs / DAY_MS).toFixed(1));
+    return {
+      action: "refuse",
+      reason:
+        `Cannot install ${what}: it is valid for ${days} days (created ${manifest.created}, expires ${manifest.expires}), ` +
+        `longer than update.max_manifest_validity_days (${maxValidityDays}) allows`,
+    };
+  }
+  if (installedVersion !== undefined && !isVersion(installedVersion)) {
     return {
       action: "refuse",
       reason: `Cannot install ${what}: the installed version ${describeValue(installedVersion)} is not a version, so a downgrade cannot be ruled out`,
     };
   }
-  const order = compareVersions(manifest.version, installedVersion);
+  // with no verified version running, any version not below the floor is new to this machine
+  const order = installedVersion === undefined ? 1 : compareVersions(manifest.version, installedVersion);
   if (order < 0) {
     return {
       action: "refuse",
       reason:
         `Cannot install ${what}: it is lower than the installed version ${installedVersion} ` +
         "(to roll back, publish the old image under a new version)",
+    };
+  }
+  if (versionFloor !== undefined && compareVersions(manifest.version, versionFloor.version) < 0) {
+    return {
+      action: "refuse",
+      reason:
+        `Cannot install ${what}: it is lower than version ${versionFloor.version}, verified on ${versionFloor.slot} ` +
+        "(the server replays an old manifest; to roll back, publish the old image under a new version)",
     };
   }
   return { action: order === 0 ? "up-to-date" : "install" };

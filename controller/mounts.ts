@@ -3,9 +3,12 @@
 // image, /var/log, /tmp). Each step is computed as data first (plan*), then
 // carried out by one loop, so the plans can be tested without a machine.
 
+import type { BootextResult } from "./bootext.ts";
 import type { Config, TmpfsEntry } from "./config-schema.ts";
+import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import type { BootCandidate } from "./health.ts";
 import type { Logger } from "./log.ts";
+import { type MachineIdResult, provideMachineId } from "./machine-id.ts";
 import { type MountRecord, mayCreateBelow, resolveInRoot } from "./new-root-paths.ts";
 import { NEWROOT, SLOT_MOUNT, STAGING_DIR } from "./paths.ts";
 import type { MountRequest, System } from "./system.ts";
@@ -38,7 +41,18 @@ export interface MountsResult {
   readonly mounts: readonly MountRecord[];
   readonly failedSlots: readonly { readonly candidate: BootCandidate; readonly error: string }[];
   readonly tmpfs: readonly TmpfsOutcome[];
+  /** what went into /etc/machine-id; undefined when nothing booted */
+  readonly machineId?: MachineIdResult;
 }
+
+/**
+ * A mount the booted system must leave alone until its final shutdown: the slot holds the
+ * file its root is loop-mounted from, BOOTEXT those of squashfs overmounts. mount(8) keeps
+ * this option in /run/mount/utab; the booted system's systemd reads it there and then leaves
+ * the mount out of umount.target, where unmounting it could only fail ("Failed unmounting"),
+ * to the shutdown environment in /run/initramfs (dracut-module/90controller/controller-shutdown.sh).
+ */
+export const INITRD_MOUNT_OPTION = "x-initrd.mount";
 
 export function slotMountPoint(candidate: BootCandidate): string {
   return `${SLOT_MOUNT}/${candidate.label}`;
@@ -52,7 +66,7 @@ export function planRootMount(candidate: BootCandidate, config: Config): MountSt
     { kind: "mkdir", path: slotDir },
     {
       kind: "mount",
-      request: { kind: "filesystem", source: candidate.device, target: slotDir, fsType: candidate.fsType, options: ["ro"] },
+      request: { kind: "filesystem", source: candidate.device, target: slotDir, fsType: candidate.fsType, options: ["ro", INITRD_MOUNT_OPTION] },
       purpose: `${candidate.label} slot partition`,
     },
     { kind: "require-file", path: image, missing: `${candidate.label} on ${candidate.device} has no system image ${config.slot.image} (slot.image)` },
@@ -174,7 +188,14 @@ export async function mountTmpfs(system: System, log: Logger, config: Config, mo
   return outcomes;
 }
 
-export async function runMountsStage(system: System, log: Logger, config: Config, candidates: readonly BootCandidate[]): Promise<MountsResult> {
+export async function runMountsStage(
+  system: System,
+  log: Logger,
+  config: Config,
+  candidates: readonly BootCandidate[],
+  bootext: Pick<BootextResult, "mountPoint" | "readOnly">,
+  cuts: CutPoints = NO_CUTS,
+): Promise<MountsResult> {
   const mounts: MountRecord[] = [];
   const failedSlots: { candidate: BootCandidate; error: string }[] = [];
   let booted: BootedSlot | undefined;
@@ -198,5 +219,6 @@ export async function runMountsStage(system: System, log: Logger, config: Config
   }
   log.info(`mounted ${booted.image} read-only at ${NEWROOT}`);
   const tmpfs = await mountTmpfs(system, log, config, mounts);
-  return { booted, mounts, failedSlots, tmpfs };
+  const machineId = await provideMachineId(system, log, { bootext, bootextLabel: config.labels.bootext, tmpfs }, cuts);
+  return { booted, mounts, failedSlots, tmpfs, machineId };
 }

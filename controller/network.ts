@@ -38,7 +38,7 @@ export interface NetworkResult {
   readonly address?: string;
   /** MAC address of that interface. */
   readonly mac?: string;
-  /** From the DHCP lease, else the kernel's host name unless it is unset ("(none)") or "localhost". */
+  /** From the DHCP lease, else the kernel's host name unless it is unset ("(none)") or "localhost". For the report only: a DHCP server chose it, so it never selects config. */
   readonly hostname?: string;
   /** MAC addresses of every Ethernet interface seen, lowercase, for per-machine config. */
   readonly macs: string[];

@@ -45,6 +45,11 @@ export const INSTALL_MOUNT = `${RUN_DIR}/install`;
 /** Slots are mounted here, read-only and one at a time, to read what they record before the boot decides. */
 export const INSPECT_MOUNT = `${RUN_DIR}/inspect`;
 
+/** The machine's systemd machine-id, kept on BOOTEXT (relative to its root) so it stays the same across boots and updates. */
+export const BOOTEXT_MACHINE_ID = "machine-id";
+/** Where systemd reads the machine-id, in the new root: on the /etc tmpfs the controller puts the kept one there. */
+export const ETC_MACHINE_ID = "/etc/machine-id";
+
 /** Network stage: udhcpc's script writes the lease of interface IF to NETWORK_DIR/IF.lease. */
 export const NETWORK_DIR = `${RUN_DIR}/network`;
 /** Run by busybox udhcpc at every DHCP event; dracut-module/90controller/controller-udhcpc.sh. */

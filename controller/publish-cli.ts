@@ -2,11 +2,29 @@
 // updates, as commands. Argument parsing and output live here so main.ts
 // stays a list of commands; the work is in repo.ts.
 
-import { readFile } from "node:fs/promises";
-import { decodePublicKey } from "./signing.ts";
-import { keygen, type MachineConfig, publish, type RepoCheck, signFiles, verifyManifestFiles, verifyRepo } from "./repo.ts";
+import { CONFIG_FILE_MAX_BYTES } from "./manifest.ts";
+import { decodePublicKey, isPublicKeyText } from "./signing.ts";
+import {
+  keygen,
+  type MachineConfig,
+  publish,
+  readRegularFile,
+  type RepoCheck,
+  resignManifest,
+  type SignFor,
+  signFiles,
+  verifyManifestFiles,
+  verifyRepo,
+} from "./repo.ts";
 
 const DEFAULT_EXPIRES_DAYS = 30;
+/**
+ * A Heddle update stays on BOOTEXT and boots at every boot until it is
+ * replaced; an expiry falling due would quietly boot the older installed
+ * system instead. Its name in the signature already stops an old update from
+ * standing in for a newer one, so it is signed for ten years unless told.
+ */
+const DEFAULT_HEDDLE_EXPIRES_DAYS = 3650;
 
 /** The lines main.ts's USAGE shows for these commands. */
 export const PUBLISH_USAGE = `  keygen PREFIX        write a new signing key pair: PREFIX.secret (mode 0600) and PREFIX.pub
@@ -15,9 +33,15 @@ export const PUBLISH_USAGE = `  keygen PREFIX        write a new signing key pai
           [--expires-days N] --key SECRETFILE
                        sign and publish an update into DIR (served as is by any HTTP server);
                        V must be greater than the channel's current version; expires in N days (default ${DEFAULT_EXPIRES_DAYS})
-  sign --key SECRETFILE FILE...
-                       write FILE.sig beside each FILE: a detached signature a machine checks
-                       before it uses what it fetched (command_url=, ssh_keys_url=, Heddle updates)
+  sign --key SECRETFILE --purpose command|ssh-keys (--url-path /PATH FILE | --served-root DIR FILE...)
+          [--expires-days N]
+  sign --key SECRETFILE --purpose heddle --version V [--name NAME] [--expires-days N] updates/NAME/SHA512SUMS...
+                       write FILE.sig beside each FILE: a signature for that purpose, URL path (as machines
+                       fetch it: given, or FILE's path under the served root) or Heddle update (its folder's
+                       name unless --name) and version, until N days from now (default ${DEFAULT_EXPIRES_DAYS}, Heddle
+                       ${DEFAULT_HEDDLE_EXPIRES_DAYS}); replaces an existing FILE.sig (re-signing)
+  sign --key SECRETFILE --repo DIR --channel C
+                       sign the channel's current manifest again, bytes unchanged, until it expires
   verify --repo DIR --channel C --key KEY...
   verify --manifest FILE --signature FILE --key KEY...
                        check a channel (or one manifest) as a controller would; KEY is a base64 public
@@ -68,7 +92,7 @@ export async function keygenCommand(args: readonly string[]): Promise<number> {
   const [prefix] = args;
   if (prefix === undefined || args.length > 1) return usageError(`keygen needs exactly one PREFIX, got ${args.length} arguments`);
   try {
-    const publicKey = await keygen(prefix);
+    const publicKey = await keygen(prefix, (folder) => print(`Made the folder ${folder}/ (mode 0700) for the key pair.`));
     print(`Wrote ${prefix}.secret (keep it secret: it signs updates) and ${prefix}.pub.`);
     print(`Public key, for update.trusted_keys: ${publicKey}`);
     return 0;
@@ -148,36 +172,98 @@ export async function publishCommand(args: readonly string[]): Promise<number> {
   }
 }
 
-/** A --key value: the key itself, or a file that holds one (a .pub file). */
+/** A --key value: the key itself, or a file that holds one (a .pub file); weak keys are refused either way. */
 async function readTrustedKey(value: string): Promise<string> {
-  try {
-    decodePublicKey(value);
+  if (isPublicKeyText(value)) {
+    try {
+      decodePublicKey(value);
+    } catch (error) {
+      throw new Error(`Cannot use --key: ${(error as Error).message}`);
+    }
     return value.trim();
-  } catch {
-    // not a key: a file then
   }
-  let text: string;
-  try {
-    text = await readFile(value, "utf8");
-  } catch (error) {
-    throw new Error(`Cannot use --key ${value}: it is neither a base64 public key nor a readable file (${(error as Error).message})`);
+  const read = await readRegularFile(value, CONFIG_FILE_MAX_BYTES, "CONFIG_FILE_MAX_BYTES");
+  if (read.status !== "read") {
+    const why = read.status === "missing" ? "there is no such file" : read.problem;
+    throw new Error(`Cannot use --key ${value}: it is neither a base64 public key nor a readable file (${why})`);
   }
+  const text = new TextDecoder().decode(read.bytes);
+  // the file's content stays out of the messages: it may be the secret key, given by mistake
+  if (!isPublicKeyText(text)) throw new Error(`Cannot use --key ${value}: the file does not hold a public key (base64 of 32 bytes, as keygen's PREFIX.pub)`);
   try {
     decodePublicKey(text);
-  } catch {
-    // the file's content stays out of the message: it may be the secret key, given by mistake
-    throw new Error(`Cannot use --key ${value}: the file does not hold a public key (base64 of 32 bytes, as keygen's PREFIX.pub)`);
+  } catch (error) {
+    throw new Error(`Cannot use --key ${value}: ${(error as Error).message}`);
   }
   return text.trim();
 }
 
+/** `--name VALUE` options first, then the files. */
+function splitSignArgs(args: readonly string[]): { options: string[]; files: string[] } {
+  let index = 0;
+  while (index < args.length && (args[index] ?? "").startsWith("--")) index += 2;
+  return { options: args.slice(0, index), files: args.slice(index) };
+}
+
 export async function signCommand(args: readonly string[]): Promise<number> {
-  const [flag, secretKeyFile, ...files] = args;
-  if (flag !== "--key" || secretKeyFile === undefined) return usageError("sign: expected --key SECRETFILE first");
+  const { options: optionArgs, files } = splitSignArgs(args);
+  const options = parseOptions("sign", optionArgs, ["--key", "--purpose", "--url-path", "--served-root", "--version", "--name", "--expires-days", "--repo", "--channel"], []);
+  if (typeof options === "string") return usageError(options);
+  const missingKey = requireOptions("sign", options, ["--key"]);
+  if (missingKey !== undefined) return usageError(missingKey);
+  const one = (name: string): string | undefined => options.get(name)?.[0];
+  const secretKeyFile = one("--key") ?? "";
+  const given = (names: readonly string[]) => names.filter((name) => options.has(name));
+
+  if (options.has("--repo") || options.has("--channel")) {
+    const others = given(["--purpose", "--url-path", "--served-root", "--version", "--name", "--expires-days"]);
+    if (others.length > 0 || files.length > 0) {
+      return usageError(`sign: --repo and --channel re-sign a manifest until it expires; they take no FILE and no ${others.join(", ") || "other option"}`);
+    }
+    const missing = requireOptions("sign", options, ["--repo", "--channel"]);
+    if (missing !== undefined) return usageError(missing);
+    const result = await resignManifest({ repo: one("--repo") ?? "", channel: one("--channel") ?? "", secretKeyFile, now: new Date() });
+    for (const warning of result.warnings) fail(warning);
+    if (!result.ok) {
+      for (const problem of result.problems) fail(problem);
+      return 1;
+    }
+    print(`Wrote ${result.signatureFile}: version ${result.manifest.version} of channel ${result.manifest.channel}, until ${result.manifest.expires}`);
+    return 0;
+  }
+
+  const purpose = one("--purpose");
+  let signFor: SignFor;
+  if (purpose === "command" || purpose === "ssh-keys") {
+    const urlPath = one("--url-path");
+    const servedRoot = one("--served-root");
+    const extra = given(["--version", "--name"]);
+    if (extra.length > 0) return usageError(`sign: --purpose ${purpose} takes no ${extra.join(", ")}`);
+    if ((urlPath === undefined) === (servedRoot === undefined)) {
+      return usageError(`sign: --purpose ${purpose} needs either --url-path /PATH (the path of the URL machines fetch) or --served-root DIR`);
+    }
+    signFor = urlPath !== undefined ? { purpose, urlPath } : { purpose, servedRoot: servedRoot ?? "" };
+  } else if (purpose === "heddle") {
+    const extra = given(["--url-path", "--served-root"]);
+    if (extra.length > 0) return usageError(`sign: --purpose heddle takes no ${extra.join(", ")}`);
+    const version = one("--version");
+    if (version === undefined) return usageError("sign: --purpose heddle needs --version V: the version of the system the update boots, shown on the console and in the report");
+    const name = one("--name");
+    signFor = { purpose, version, ...(name === undefined ? {} : { name }) };
+  } else {
+    return usageError(`sign: --purpose ${purpose === undefined ? "is missing" : JSON.stringify(purpose)}: expected command, ssh-keys or heddle (or --repo DIR --channel C for a manifest)`);
+  }
   if (files.length === 0) return usageError("sign: no FILE to sign");
-  const { signed, problems, warnings } = await signFiles(secretKeyFile, files);
+  const expiresText = one("--expires-days");
+  if (expiresText !== undefined && !/^[0-9]+$/.test(expiresText)) return usageError(`sign: --expires-days ${JSON.stringify(expiresText)}: expected a whole number of days`);
+  const defaultDays = purpose === "heddle" ? DEFAULT_HEDDLE_EXPIRES_DAYS : DEFAULT_EXPIRES_DAYS;
+  const expiresInDays = expiresText === undefined ? defaultDays : Number(expiresText);
+  const { signed, problems, warnings } = await signFiles({ secretKeyFile, files, signFor, expiresInDays, now: new Date() });
   for (const warning of warnings) fail(warning);
-  for (const file of signed) print(`Wrote ${file}`);
+  for (const { signatureFile, claims } of signed) {
+    const version = claims.version === undefined ? "" : `, version ${claims.version}`;
+    print(`Wrote ${signatureFile}: for ${claims.purpose} ${claims.target}${version}, until ${claims.expires}`);
+  }
   for (const problem of problems) fail(problem);
   return problems.length === 0 ? 0 : 1;
 }

@@ -1,14 +1,16 @@
 // Content that kernel command line flags fetch from the network: the script of
 // command_url= and the authorized keys of ssh_keys_url=. Either runs as root or
 // lets someone in as root, so it counts only with a detached signature at
-// URL.sig (`controller sign`) by one of the machine's own trusted keys, unless
-// the machine's own config says remote.allow_unsigned for a lab network.
+// URL.sig (`controller sign --purpose command|ssh-keys`) by one of the
+// machine's own trusted keys, made for that purpose and that URL path and not
+// expired, unless the machine's own config says remote.allow_unsigned for a
+// lab network.
 
 import type { Config } from "./config-schema.ts";
 import { fetchCapped, FetchError } from "./http-fetch.ts";
 import type { Logger } from "./log.ts";
 import { SIGNATURE_MAX_BYTES } from "./manifest.ts";
-import { verifySignature } from "./signing.ts";
+import { type SignaturePurpose, signCommandFor, verifySignature } from "./signing.ts";
 import type { System } from "./system.ts";
 
 /** Where the detached signature of `url` is: URL + ".sig", as `controller sign` names it beside the file. */
@@ -16,6 +18,11 @@ export function signatureUrlOf(url: string): string {
   const parsed = new URL(url);
   parsed.pathname = `${parsed.pathname}.sig`;
   return parsed.href;
+}
+
+/** What a signature of `url` must name as its target: the path alone, so every mirror of the file serves one signature. */
+export function signatureTargetOf(url: string): string {
+  return new URL(url).pathname;
 }
 
 export type RemoteContent =
@@ -40,14 +47,16 @@ export interface TrustPolicy {
 
 /**
  * Fetch `url` (at most maxBytes) and, unless unsigned content is allowed, its
- * signature, and check it. Never throws: a refusal is a problem that names the
- * URL and why. `config` gives the request time limit and CA bundle.
+ * signature, and check it was made for `purpose` and this URL's path. Never
+ * throws: a refusal is a problem that names the URL and why. `config` gives
+ * the request time limit and CA bundle.
  */
 export async function fetchSignedContent(
   system: System,
   log: Logger,
   config: Config,
   url: string,
+  purpose: Extract<SignaturePurpose, "command" | "ssh-keys">,
   maxBytes: number,
   policy: TrustPolicy,
 ): Promise<RemoteContent> {
@@ -70,9 +79,10 @@ export async function fetchSignedContent(
       error instanceof FetchError && error.status === 404
         ? `it is not signed: there is no signature at ${signatureUrl} (HTTP 404)`
         : `its signature could not be fetched: ${(error as Error).message}`;
-    return { ok: false, kind: "refused", problem: `Cannot use ${url}: ${why}; sign it with \`controller sign\`, or set remote.allow_unsigned = true for a lab network` };
+    const sign = signCommandFor(purpose, signatureTargetOf(url));
+    return { ok: false, kind: "refused", problem: `Cannot use ${url}: ${why}; sign it with \`${sign}\`, or set remote.allow_unsigned = true for a lab network` };
   }
-  const check = verifySignature(bytes, signature, policy.trustedKeys);
+  const check = verifySignature(bytes, signature, policy.trustedKeys, { purpose, target: signatureTargetOf(url), now: system.wallClock() });
   if (!check.ok) return { ok: false, kind: "refused", problem: `Cannot use ${url}: its signature ${signatureUrl} does not verify: ${check.problem} (update.trusted_keys)` };
   return { ok: true, bytes, signedBy: check.key };
 }

@@ -1,15 +1,19 @@
 // An update repository on a workstation: make a signing key, publish a signed
-// update into a folder any HTTP server can serve, and check what is there the
-// way a controller would. Never runs in the initramfs. Every file lands by
+// update into a folder any HTTP server can serve, sign what machines fetch
+// elsewhere, and check what is there the way a controller would (the same
+// signature checks, the same caps on what is read). Never runs in the initramfs. Every file lands by
 // temp name, fsync and rename; manifest.json comes last, so whatever a client
 // sees at any moment names files (and a signature) that are already complete.
 
 import { createHash, randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants, createReadStream, type Stats } from "node:fs";
 import { type FileHandle, lstat, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { chunkRanges, end, publishChunkSize, type SignedImage, verificationPieces } from "./chunks.ts";
+import { UPDATE_NAME } from "./cmdline.ts";
+import { COMMAND_SCRIPT_MAX_BYTES } from "./command-url.ts";
 import { parseConfigLayer } from "./config.ts";
+import { SUMS_MAX_BYTES } from "./heddle.ts";
 import {
   CONFIG_FILE_MAX_BYTES,
   compareVersions,
@@ -19,27 +23,37 @@ import {
   isMac,
   isVersion,
   MANIFEST_FORMAT,
+  MANIFEST_MAX_BYTES,
+  MAX_MANIFEST_VALIDITY_DAYS,
   type Manifest,
   type ManifestFile,
   manifestPath,
   parseManifest,
+  SIGNATURE_MAX_BYTES,
   signaturePath,
 } from "./manifest.ts";
+import { HEDDLE_UPDATE_FILES } from "./paths.ts";
+import { SSH_KEYS_MAX_BYTES } from "./services.ts";
 import {
   decodeSecretKey,
   encodePublicKey,
   encodeSecretKey,
   generateKeyPair,
   publicKeyOf,
+  type SignatureClaims,
+  type SignaturePurpose,
   sha512Hex,
-  signBytes,
+  signContent,
   verifySignature,
 } from "./signing.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** A manifest that lives for years would make a frozen or replayed server unnoticeable for as long. */
-const MAX_EXPIRES_DAYS = 3650;
+/**
+ * A manifest that lives for years would make a frozen or replayed server
+ * unnoticeable for as long; no controller takes one valid for longer than this.
+ */
+const MAX_EXPIRES_DAYS = MAX_MANIFEST_VALIDITY_DAYS;
 /** "hsqs", little-endian: what every squashfs image starts with. */
 const SQUASHFS_MAGIC = "hsqs";
 
@@ -47,6 +61,54 @@ const SQUASHFS_MAGIC = "hsqs";
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === "ENOENT";
+}
+
+function describeType(info: Stats): string {
+  if (info.isDirectory()) return "folder";
+  if (info.isFIFO()) return "FIFO";
+  if (info.isCharacterDevice() || info.isBlockDevice()) return "device";
+  if (info.isSocket()) return "socket";
+  return "special file";
+}
+
+export type CappedRead =
+  | { readonly status: "read"; readonly bytes: Uint8Array }
+  | { readonly status: "missing" }
+  /** not a regular file, or more than the cap: `problem` names the file and why */
+  | { readonly status: "refused"; readonly problem: string };
+
+/**
+ * A regular file, read as a controller reads what it fetches: at most `cap`
+ * bytes (`capName` says whose cap, for the message), and only cap + 1 of an
+ * endless or huge file; a FIFO, device or folder is refused without waiting
+ * on it (O_NONBLOCK, then fstat, in case it changed after the stat).
+ */
+export async function readRegularFile(path: string, cap: number, capName: string): Promise<CappedRead> {
+  const notRegular = (info: Stats): CappedRead => ({ status: "refused", problem: `${path}: Cannot read it: it is a ${describeType(info)}, expected a regular file` });
+  let handle: FileHandle;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) return notRegular(info);
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (error) {
+    if (isMissing(error)) return { status: "missing" };
+    return { status: "refused", problem: `${path}: Cannot read it: ${(error as Error).message}` };
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) return notRegular(info);
+    const buffer = Buffer.alloc(cap + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > cap) return { status: "refused", problem: `${path}: Cannot read it: it is larger than ${cap} bytes (${capName}), the most a controller reads of it` };
+    return { status: "read", bytes: new Uint8Array(buffer.subarray(0, length)) };
+  } finally {
+    await handle.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -157,10 +219,22 @@ async function writeNewFile(path: string, text: string, mode: number): Promise<v
 
 // --- keygen --------------------------------------------------------------------
 
-/** Write PREFIX.secret (mode 0600) and PREFIX.pub; returns the public key text for update.trusted_keys. */
-export async function keygen(outPrefix: string): Promise<string> {
+/**
+ * Write PREFIX.secret (mode 0600) and PREFIX.pub; returns the public key text
+ * for update.trusted_keys. A missing folder for them is made with mode 0700,
+ * as it is to hold a secret key, and `onFolderCreated` is told which.
+ */
+export async function keygen(outPrefix: string, onFolderCreated: (folder: string) => void = () => {}): Promise<string> {
   const secretFile = `${outPrefix}.secret`;
   const publicFile = `${outPrefix}.pub`;
+  const folder = dirname(secretFile);
+  let created: string | undefined;
+  try {
+    created = await mkdir(folder, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new Error(`Cannot write the key pair ${secretFile}: cannot make the folder ${folder}/ for it: ${(error as Error).message}`);
+  }
+  if (created !== undefined) onFolderCreated(created);
   for (const file of [secretFile, publicFile]) {
     if (await exists(file)) {
       throw new Error(
@@ -281,34 +355,165 @@ export async function publish(options: PublishOptions): Promise<Published> {
     problems.push(...parsed.problems.map((problem) => `Cannot publish: the new manifest would be refused: ${problem}`));
     return refused();
   }
-  await writeAtomically(join(repo, signaturePath(channel, sha512Hex(bytes))), new TextEncoder().encode(signBytes(bytes, secretKey)));
+  await writeManifestSignature(repo, channel, bytes, parsed.manifest, secretKey);
   await writeAtomically(manifestFile, bytes);
   return { ok: true, manifest: parsed.manifest, manifestFile, publicKey: encodePublicKey(publicKeyOf(secretKey)), warnings };
 }
 
+/** The signature file of a manifest: for its channel, until the manifest itself expires. */
+async function writeManifestSignature(repo: string, channel: string, bytes: Uint8Array, manifest: Manifest, secretKey: Uint8Array): Promise<string> {
+  const file = join(repo, signaturePath(channel, sha512Hex(bytes)));
+  const text = signContent(bytes, secretKey, { purpose: "manifest", target: channel, expires: manifest.expires });
+  await writeAtomically(file, new TextEncoder().encode(text));
+  return file;
+}
+
+/** What the signatures `controller sign` writes are for; each FILE gets FILE.sig. */
+export type SignFor =
+  /** command_url= or ssh_keys_url= content at this URL path (one file) */
+  | { readonly purpose: "command" | "ssh-keys"; readonly urlPath: string }
+  /** ... or at the path of each file under the folder a server serves as its root */
+  | { readonly purpose: "command" | "ssh-keys"; readonly servedRoot: string }
+  /** a Heddle update's SHA512SUMS; the update's name is its folder's unless `name` is given (one file) */
+  | { readonly purpose: "heddle"; readonly version: string; readonly name?: string };
+
+export interface SignOptions {
+  readonly secretKeyFile: string;
+  readonly files: readonly string[];
+  readonly signFor: SignFor;
+  readonly expiresInDays: number;
+  readonly now: Date;
+}
+
+export interface SignedFile {
+  readonly file: string;
+  readonly signatureFile: string;
+  readonly claims: SignatureClaims;
+}
+
+/** The most a machine reads of what it checks a signature of, per purpose. */
+const CONTENT_CAPS: Record<Exclude<SignaturePurpose, "manifest">, { bytes: number; name: string }> = {
+  command: { bytes: COMMAND_SCRIPT_MAX_BYTES, name: "COMMAND_SCRIPT_MAX_BYTES" },
+  "ssh-keys": { bytes: SSH_KEYS_MAX_BYTES, name: "SSH_KEYS_MAX_BYTES" },
+  heddle: { bytes: SUMS_MAX_BYTES, name: "SUMS_MAX_BYTES" },
+};
+
+/** A URL path as a machine's URL parser spells it; "%", "?" and "#" in a file name are taken literally. */
+function urlPathOf(path: string): string {
+  return new URL(path.replace(/%/g, "%25").replace(/\?/g, "%3F").replace(/#/g, "%23"), "http://localhost/").pathname;
+}
+
+/** What FILE's signature names as its target (relative paths from the current folder), or the problem. */
+export function signatureTarget(file: string, signFor: SignFor, fileCount: number): { target: string } | { problem: string } {
+  if (signFor.purpose === "heddle") {
+    if (basename(file) !== HEDDLE_UPDATE_FILES.sums) {
+      return { problem: `Cannot sign ${file} for a Heddle update: expected its ${HEDDLE_UPDATE_FILES.sums} file (updates/NAME/${HEDDLE_UPDATE_FILES.sums})` };
+    }
+    if (signFor.name !== undefined && fileCount > 1) return { problem: `Cannot sign ${fileCount} files with --name ${signFor.name}: the name is one update's` };
+    const name = signFor.name ?? basename(dirname(resolve(file)));
+    if (!UPDATE_NAME.test(name)) {
+      return { problem: `Cannot sign ${file} for update ${JSON.stringify(name)}: expected an update name (letters, digits, ".", "_", "+" or "-", not starting with a punctuation mark)` };
+    }
+    return { target: name };
+  }
+  if ("urlPath" in signFor) {
+    if (fileCount > 1) return { problem: `Cannot sign ${fileCount} files with --url-path ${signFor.urlPath}: a URL path names one file (give --served-root DIR for several)` };
+    if (!signFor.urlPath.startsWith("/") || /[?#\s]/.test(signFor.urlPath)) {
+      return { problem: `Cannot sign ${file} for --url-path ${JSON.stringify(signFor.urlPath)}: expected the path of the URL machines fetch, such as /lab/burn-in.sh (no host, query or spaces)` };
+    }
+    return { target: new URL(signFor.urlPath, "http://localhost/").pathname };
+  }
+  const inside = relative(resolve(signFor.servedRoot), resolve(file));
+  if (inside === "" || inside.startsWith("..") || isAbsolute(inside)) {
+    return { problem: `Cannot sign ${file}: it is not inside the served root ${signFor.servedRoot} (--served-root), so its URL path is unknown` };
+  }
+  return { target: urlPathOf(inside.split(sep).join("/")) };
+}
+
 /**
- * Writes FILE.sig beside each file: a detached signature over its exact bytes,
- * in the manifests' format, for content a machine fetches and must trust (a
- * command_url script, ssh keys, a Heddle update's SHA512SUMS).
+ * Writes FILE.sig beside each file: a signature over its exact bytes for one
+ * purpose and target until an expiry (signing.ts), for content a machine
+ * fetches or finds and must trust: a command_url script, ssh keys, a Heddle
+ * update's SHA512SUMS. An existing FILE.sig is replaced: that is how what was
+ * signed in the old format is signed again.
  */
-export async function signFiles(secretKeyFile: string, files: readonly string[]): Promise<{ signed: string[]; problems: string[]; warnings: string[] }> {
+export async function signFiles(options: SignOptions): Promise<{ signed: SignedFile[]; problems: string[]; warnings: string[] }> {
+  const { files, signFor, now } = options;
   const problems: string[] = [];
   const warnings: string[] = [];
-  const secretKey = await readSecretKey(secretKeyFile, problems, warnings);
+  const days = options.expiresInDays;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_EXPIRES_DAYS) {
+    return { signed: [], problems: [`Cannot sign with --expires-days ${days}: expected an integer from 1 to ${MAX_EXPIRES_DAYS}`], warnings };
+  }
+  const secretKey = await readSecretKey(options.secretKeyFile, problems, warnings);
   if (secretKey === undefined) return { signed: [], problems, warnings };
-  const signed: string[] = [];
+  const expires = new Date(now.getTime() + days * DAY_MS).toISOString();
+  const cap = CONTENT_CAPS[signFor.purpose];
+  const signed: SignedFile[] = [];
   for (const file of files) {
-    let bytes: Uint8Array;
+    const target = signatureTarget(file, signFor, files.length);
+    if ("problem" in target) {
+      problems.push(target.problem);
+      continue;
+    }
+    const read = await readRegularFile(file, cap.bytes, cap.name);
+    if (read.status !== "read") {
+      problems.push(read.status === "missing" ? `Cannot sign ${file}: there is no such file` : `Cannot sign ${read.problem}`);
+      continue;
+    }
+    const claims: SignatureClaims = {
+      purpose: signFor.purpose,
+      target: target.target,
+      ...(signFor.purpose === "heddle" ? { version: signFor.version } : {}),
+      expires,
+    };
     try {
-      bytes = await readFile(file);
+      await writeAtomically(`${file}.sig`, new TextEncoder().encode(signContent(read.bytes, secretKey, claims)));
     } catch (error) {
       problems.push(`Cannot sign ${file}: ${(error as Error).message}`);
       continue;
     }
-    await writeAtomically(`${file}.sig`, new TextEncoder().encode(signBytes(bytes, secretKey)));
-    signed.push(`${file}.sig`);
+    signed.push({ file, signatureFile: `${file}.sig`, claims });
   }
   return { signed, problems, warnings };
+}
+
+/**
+ * Sign a channel's current manifest again without changing its bytes (so
+ * machines that have it keep it): channels/C/signatures/SHA512.sig is
+ * replaced, valid until the manifest itself expires.
+ */
+export async function resignManifest(options: {
+  readonly repo: string;
+  readonly channel: string;
+  readonly secretKeyFile: string;
+  readonly now: Date;
+}): Promise<{ ok: true; signatureFile: string; manifest: Manifest; warnings: string[] } | { ok: false; problems: string[]; warnings: string[] }> {
+  const { repo, channel, now } = options;
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  if (!isChannel(channel)) {
+    return { ok: false, problems: [`Cannot sign channel ${JSON.stringify(channel)}: expected a lowercase letter or digit, then up to 63 of them or ".", "_", "-"`], warnings };
+  }
+  const manifestFile = join(repo, manifestPath(channel));
+  const read = await readRegularFile(manifestFile, MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES");
+  if (read.status !== "read") {
+    const why = read.status === "missing" ? `${manifestFile}: Cannot sign channel ${channel}: there is no manifest (nothing was published to it)` : read.problem;
+    return { ok: false, problems: [why], warnings };
+  }
+  const parsed = parseManifest(read.bytes, manifestFile);
+  if (!parsed.ok) return { ok: false, problems: parsed.problems.map((problem) => `Cannot sign channel ${channel}: ${problem}`), warnings };
+  const { manifest } = parsed;
+  if (manifest.channel !== channel) {
+    problems.push(`${manifestFile}: Cannot sign it for channel ${channel}: it is the manifest of channel ${JSON.stringify(manifest.channel)}`);
+  }
+  if (now.getTime() >= Date.parse(manifest.expires)) {
+    problems.push(`${manifestFile}: Cannot sign it again: it expired at ${manifest.expires}; publish a new version instead`);
+  }
+  const secretKey = await readSecretKey(options.secretKeyFile, problems, warnings);
+  if (secretKey === undefined || problems.length > 0) return { ok: false, problems, warnings };
+  const signatureFile = await writeManifestSignature(repo, channel, read.bytes, manifest, secretKey);
+  return { ok: true, signatureFile, manifest, warnings };
 }
 
 async function readSecretKey(file: string, problems: string[], warnings: string[]): Promise<Uint8Array | undefined> {
@@ -331,14 +536,13 @@ async function readSecretKey(file: string, problems: string[], warnings: string[
 
 async function checkVersionGoesUp(repo: string, channel: string, version: string, problems: string[]): Promise<void> {
   const file = join(repo, manifestPath(channel));
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    if (isMissing(error)) return;
-    throw error;
+  const read = await readRegularFile(file, MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES");
+  if (read.status === "missing") return;
+  if (read.status === "refused") {
+    problems.push(`Cannot publish version ${version} to channel ${channel}: a downgrade cannot be ruled out: ${read.problem}`);
+    return;
   }
-  const current = parseManifest(bytes, file);
+  const current = parseManifest(read.bytes, file);
   if (!current.ok) {
     problems.push(
       `Cannot publish version ${version} to channel ${channel}: the channel's current manifest cannot be read, so a downgrade ` +
@@ -425,18 +629,31 @@ interface CheckedManifest {
   readonly key?: string;
 }
 
-/** What a controller checks before using a manifest: signature, shape, expiry. */
-function checkManifest(bytes: Uint8Array, manifestFile: string, signature: string, signatureFile: string, trustedKeys: readonly string[], now: Date): CheckedManifest {
+/**
+ * What a controller checks before using a manifest: signature (for `channel`,
+ * with the boot's own code), shape, expiry. `channel` undefined: the one the
+ * manifest names, for a manifest checked without its repository.
+ */
+function checkManifest(
+  bytes: Uint8Array,
+  manifestFile: string,
+  signature: string,
+  signatureFile: string,
+  channel: string | undefined,
+  trustedKeys: readonly string[],
+  now: Date,
+): CheckedManifest {
   const problems: string[] = [];
-  const signed = verifySignature(bytes, signature, trustedKeys);
-  if (!signed.ok) problems.push(`${signatureFile}: Cannot trust ${manifestFile}: ${signed.problem}`);
   const parsed = parseManifest(bytes, manifestFile);
+  const target = channel ?? (parsed.ok ? parsed.manifest.channel : undefined);
+  const signed = target === undefined ? undefined : verifySignature(bytes, signature, trustedKeys, { purpose: "manifest", target, now });
+  if (signed?.ok === false) problems.push(`${signatureFile}: Cannot trust ${manifestFile}: ${signed.problem}`);
   if (!parsed.ok) return { problems: [...problems, ...parsed.problems] };
   const { expires } = parsed.manifest;
   if (now.getTime() >= Date.parse(expires)) {
     problems.push(`${manifestFile}: key expires: it expired at ${expires} and it is now ${now.toISOString()}; controllers refuse it: publish a new version`);
   }
-  return signed.ok ? { problems, manifest: parsed.manifest, key: signed.key } : { problems, manifest: parsed.manifest };
+  return signed?.ok === true ? { problems, manifest: parsed.manifest, key: signed.key } : { problems, manifest: parsed.manifest };
 }
 
 function describeManifest(checked: CheckedManifest, manifestFile: string, checkedFiles: string): string {
@@ -448,15 +665,6 @@ function describeManifest(checked: CheckedManifest, manifestFile: string, checke
   return `${manifestFile}: version ${manifest.version} of channel ${manifest.channel}, signed by ${key}, expires ${manifest.expires}; ${checkedFiles}`;
 }
 
-async function readIfThere(path: string): Promise<Uint8Array | undefined> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
-}
-
 /** A manifest and signature given as files, without the repository (the files it names are not checked). */
 export async function verifyManifestFiles(options: {
   readonly manifest: string;
@@ -465,13 +673,16 @@ export async function verifyManifestFiles(options: {
   readonly now: Date;
 }): Promise<RepoCheck> {
   const { manifest: manifestFile, signature: signatureFile } = options;
-  const bytes = await readIfThere(manifestFile);
-  const signature = await readIfThere(signatureFile);
-  if (bytes === undefined || signature === undefined) {
-    const missing = bytes === undefined ? manifestFile : signatureFile;
-    return { problems: [`${missing}: Cannot verify it: there is no such file`], summary: `${manifestFile}: not checked` };
+  const bytes = await readRegularFile(manifestFile, MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES");
+  const signature = await readRegularFile(signatureFile, SIGNATURE_MAX_BYTES, "SIGNATURE_MAX_BYTES");
+  if (bytes.status !== "read" || signature.status !== "read") {
+    const problems = [[manifestFile, bytes] as const, [signatureFile, signature] as const].flatMap(([file, read]) =>
+      read.status === "missing" ? [`${file}: Cannot verify it: there is no such file`] : read.status === "refused" ? [read.problem] : [],
+    );
+    return { problems, summary: `${manifestFile}: not checked` };
   }
-  const checked = checkManifest(bytes, manifestFile, new TextDecoder().decode(signature), signatureFile, options.trustedKeys, options.now);
+  const signatureText = new TextDecoder().decode(signature.bytes);
+  const checked = checkManifest(bytes.bytes, manifestFile, signatureText, signatureFile, undefined, options.trustedKeys, options.now);
   return { problems: checked.problems, summary: describeManifest(checked, manifestFile, "the files it names were not checked (no --repo)") };
 }
 
@@ -490,19 +701,20 @@ export async function verifyRepo(options: {
     };
   }
   const manifestFile = join(repo, manifestPath(channel));
-  const bytes = await readIfThere(manifestFile);
-  if (bytes === undefined) {
+  const manifestRead = await readRegularFile(manifestFile, MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES");
+  if (manifestRead.status === "missing") {
     return { problems: [`${manifestFile}: Cannot verify channel ${channel}: there is no manifest (nothing was published to it)`], summary: `${manifestFile}: not found` };
   }
+  if (manifestRead.status === "refused") return { problems: [manifestRead.problem], summary: `${manifestFile}: 1 problem` };
+  const bytes = manifestRead.bytes;
   const signatureFile = join(repo, signaturePath(channel, sha512Hex(bytes)));
-  const signature = await readIfThere(signatureFile);
-  if (signature === undefined) {
-    return {
-      problems: [`${signatureFile}: Cannot trust ${manifestFile}: its signature is missing (publish writes it before the manifest)`],
-      summary: `${manifestFile}: 1 problem`,
-    };
+  const signature = await readRegularFile(signatureFile, SIGNATURE_MAX_BYTES, "SIGNATURE_MAX_BYTES");
+  if (signature.status !== "read") {
+    const problem =
+      signature.status === "missing" ? `${signatureFile}: Cannot trust ${manifestFile}: its signature is missing (publish writes it before the manifest)` : signature.problem;
+    return { problems: [problem], summary: `${manifestFile}: 1 problem` };
   }
-  const checked = checkManifest(bytes, manifestFile, new TextDecoder().decode(signature), signatureFile, options.trustedKeys, options.now);
+  const checked = checkManifest(bytes, manifestFile, new TextDecoder().decode(signature.bytes), signatureFile, channel, options.trustedKeys, options.now);
   const { manifest } = checked;
   if (manifest === undefined) return { problems: checked.problems, summary: describeManifest(checked, manifestFile, "") };
   if (manifest.channel !== channel) {

@@ -9,6 +9,7 @@ import type { DisklessReport } from "./diskless.ts";
 import type { HandoffResult } from "./handoff.ts";
 import type { BootPlan } from "./health.ts";
 import type { Notice } from "./log.ts";
+import type { MachineIdResult } from "./machine-id.ts";
 import type { MountsResult } from "./mounts.ts";
 import type { NetworkResult } from "./network.ts";
 import type { CommandResult } from "./command-url.ts";
@@ -18,6 +19,7 @@ import type { HeddleResult } from "./heddle.ts";
 import type { HealthRecord } from "./slot-health.ts";
 import type { SlotSummary } from "./slots.ts";
 import type { CheckSummary } from "./update-check.ts";
+import type { ServerConfigSummary } from "./update-config.ts";
 import type { InstallResult } from "./update-install.ts";
 import type { OvermountOutcome } from "./overmounts.ts";
 import { REPORT_PATH, RUN_DIR } from "./paths.ts";
@@ -44,7 +46,7 @@ export interface UpdateReport {
   readonly repairs: readonly string[];
   readonly network: NetworkResult;
   readonly check: CheckSummary;
-  serverConfig?: { readonly status: "fetched"; readonly files: readonly { readonly name: string; readonly sha512: string }[] } | { readonly status: "failed"; readonly problem: string };
+  serverConfig?: ServerConfigSummary;
   install?: InstallResult;
   /** the label writes of the switch, "DEVICE OLD -> NEW" */
   switched?: readonly string[];
@@ -81,6 +83,8 @@ export interface BootReport {
     };
   readonly mounts: MountsResult["mounts"];
   readonly tmpfs: MountsResult["tmpfs"];
+  /** where /etc/machine-id came from: kept on BOOTEXT, made now, or the image's; absent when nothing booted and on a diskless boot */
+  readonly machineId?: MachineIdResult;
   readonly overmounts: readonly OvermountOutcome[];
   /** ssh and lldpd in the initramfs, when the command line asked for them */
   readonly services?: ServicesReport;

@@ -149,7 +149,7 @@ async function startSsh(
   const keys = [...config.ssh.authorized_keys];
   if (cmdline.sshKeysUrl !== undefined) {
     const url = cmdline.sshKeysUrl;
-    const fetched = await fetchSignedContent(system, log, config, url, SSH_KEYS_MAX_BYTES, policy);
+    const fetched = await fetchSignedContent(system, log, config, url, "ssh-keys", SSH_KEYS_MAX_BYTES, policy);
     if (!fetched.ok) {
       log.error(`${fetched.problem}; no keys from it`);
       keySources.push({ source: url, keys: 0, problems: [fetched.problem] });

@@ -13,7 +13,7 @@
 // version whose image and config are not all there.
 
 import { type ConfigLayer, loadConfigDir } from "./config.ts";
-import { CONFIG_FILE_MAX_BYTES, type Manifest, MANIFEST_MAX_BYTES, parseManifest, SIGNATURE_MAX_BYTES } from "./manifest.ts";
+import { compareVersions, CONFIG_FILE_MAX_BYTES, type Manifest, MANIFEST_MAX_BYTES, parseManifest, SIGNATURE_MAX_BYTES, type VersionFloor } from "./manifest.ts";
 import { sha512Hex, verifySignature } from "./signing.ts";
 import type { System } from "./system.ts";
 
@@ -44,14 +44,30 @@ export async function readSlotRecord(system: System, slotDir: string, name: stri
   try {
     const manifestBytes = await system.readBytes(manifestFile, MANIFEST_MAX_BYTES);
     const signature = new TextDecoder().decode(await system.readBytes(`${slotDir}/${RECORD_SIGNATURE}`, SIGNATURE_MAX_BYTES));
-    const signed = verifySignature(manifestBytes, signature, trustedKeys);
-    if (!signed.ok) return { status: "invalid", problem: `${name}/${RECORD_MANIFEST}: ${signed.problem}` };
     const parsed = parseManifest(manifestBytes, `${name}/${RECORD_MANIFEST}`);
     if (!parsed.ok) return { status: "invalid", problem: parsed.problems.join("; ") };
+    // verified long after the install (no expiry), and a record written before signatures named their purpose still counts
+    const expected = { purpose: "manifest", target: parsed.manifest.channel, now: undefined, acceptOldFormat: true } as const;
+    const signed = verifySignature(manifestBytes, signature, trustedKeys, expected);
+    if (!signed.ok) return { status: "invalid", problem: `${name}/${RECORD_MANIFEST}: ${signed.problem}` };
     return { status: "valid", manifest: parsed.manifest, manifestBytes, signature, key: signed.key };
   } catch (error) {
     return { status: "invalid", problem: `Cannot read the record of ${name}: ${(error as Error).message}` };
   }
+}
+
+/**
+ * The highest version any slot's record verifies, whatever the slot's label:
+ * every one was installed from a manifest signed for this machine, so none
+ * lower may install again. Undefined when no slot has a valid record.
+ */
+export function versionFloor(slots: readonly { readonly name: string; readonly record: SlotRecord }[]): VersionFloor | undefined {
+  let floor: VersionFloor | undefined;
+  for (const { name, record } of slots) {
+    if (record.status !== "valid") continue;
+    if (floor === undefined || compareVersions(record.manifest.version, floor.version) > 0) floor = { version: record.manifest.version, slot: name };
+  }
+  return floor;
 }
 
 /**

@@ -131,10 +131,10 @@ async function inspect(
   role: SlotRole,
   index: number,
   config: Config,
+  fsck: ConditionResult,
 ): Promise<{ slot: InspectedSlot; config: ConfigLayer[] }> {
   const dir = `${INSPECT_MOUNT}/${index}`;
   const name = `${device.label} on ${device.device}`;
-  const fsck = await checkFilesystem(system, device, config);
   await system.mkdir(dir);
   try {
     await system.mount({ kind: "filesystem", source: device.device, target: dir, fsType: config.slot.fs_type, options: ["ro"] });
@@ -153,13 +153,28 @@ async function inspect(
   }
 }
 
+/**
+ * The slot's record and health as they are on its disk now, after this boot
+ * wrote to it (an install), for the report; its filesystem check stays the
+ * one from the start of the boot. Never throws: what cannot be read is said.
+ */
+export async function reinspectSlot(system: System, slot: InspectedSlot, config: Config): Promise<InspectedSlot> {
+  try {
+    return (await inspect(system, slot.device, slot.role, 0, config, slot.fsck)).slot;
+  } catch (error) {
+    const unreadable = { status: "invalid", problem: `Cannot read the record of ${slot.device.label} on ${slot.device.device}: ${(error as Error).message}` } as const;
+    return { ...slot, record: unreadable, health: unreadable };
+  }
+}
+
 /** `config` is the local one (initramfs, BOOTEXT, command line): trust is never taken from what a slot says. */
 export async function runSlotsStage(system: System, log: Logger, devices: readonly BlockDevice[], config: Config): Promise<SlotsResult> {
   const inspected: { slot: InspectedSlot; config: ConfigLayer[] }[] = [];
   for (const [index, device] of devices.entries()) {
     const role = roleOf(device.label, config);
     if (role === undefined || device.label === undefined || device.fsType !== config.slot.fs_type) continue;
-    const result = await inspect(system, { ...device, label: device.label }, role, index, config);
+    const labelled = { ...device, label: device.label };
+    const result = await inspect(system, labelled, role, index, config, await checkFilesystem(system, labelled, config));
     inspected.push(result);
     const summary = summarizeSlot(result.slot);
     const what = summary.version !== undefined ? `version ${summary.version}` : summary.record === "none" ? "no signed record" : "a record that does not verify";

@@ -60,6 +60,7 @@ export function formatStatus(report: BootReport, live?: LiveHealth): string {
       : report.diskless?.status === "running-from-ram"
         ? `booted: version ${report.diskless.version} from RAM (diskless), image ${report.diskless.image}, init ${report.handoff?.init.path ?? "chosen by dracut"}`
         : "booted: nothing",
+    ...(report.machineId === undefined ? [] : [`machine-id: ${report.machineId.detail}`]),
     ...(report.diskless === undefined ? [] : [`diskless: ${report.diskless.status}: ${report.diskless.detail}`, `  because ${report.diskless.why}`]),
     "decisions:",
     ...list(report.decisions, (d) => d),

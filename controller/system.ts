@@ -51,13 +51,31 @@ export interface FilesystemCheck {
   readonly detail: string;
 }
 
+/**
+ * How long a whole request may take, redirects and body included. The gap
+ * limit (timeoutMs) alone lets a server that sends a byte every few seconds
+ * hold the boot for days.
+ */
+export type HttpDeadline =
+  /** the whole answer within totalMs (timeouts.request_seconds): manifests, signatures, config files, remote content */
+  | { readonly kind: "total"; readonly totalMs: number }
+  /**
+   * images: every window of windowMs must bring minBytesPerSecond on average
+   * (timeouts.image_min_kib_per_second, timeouts.image_window_seconds), so a
+   * trickle ends after one window and an image of any size still finishes
+   */
+  | { readonly kind: "rate"; readonly minBytesPerSecond: number; readonly windowMs: number };
+
 export interface HttpRequestOptions {
   /** Give up when connecting, waiting for the answer or waiting for more of the body takes longer than this. */
   readonly timeoutMs: number;
+  readonly deadline: HttpDeadline;
   /** Ask only for the bytes from this offset on (a Range request, to resume a download). */
   readonly fromByte?: number;
   /** PEM file of the CA certificates an https server must chain to. */
   readonly caBundle: string;
+  /** Follow a redirect from an https: URL to a plain http: one (update.allow_redirect_to_http). */
+  readonly allowRedirectToHttp: boolean;
 }
 
 export interface HttpResponse {

@@ -1,14 +1,15 @@
 // Stage "check": ask the update servers, in the order config.d lists them,
 // whether a newer system is published for this machine's channel. A manifest
 // counts only when its signature is valid for a trusted key and it passes
-// decideUpdate (channel, expiry, no downgrade). A server that is down, or that
-// serves something refused, does not stop the next one from being asked: a
-// stale or compromised mirror must not keep a machine from a good one.
+// decideUpdate (channel, expiry, validity, no version below any slot's). A
+// server that is down, or that serves something refused, does not stop the
+// next one from being asked: a stale or compromised mirror must not keep a
+// machine from a good one.
 
 import type { Config } from "./config-schema.ts";
 import { FetchError, fetchCapped } from "./http-fetch.ts";
 import type { Logger } from "./log.ts";
-import { decideUpdate, type Manifest, MANIFEST_MAX_BYTES, manifestPath, parseManifest, resolveRepoUrl, SIGNATURE_MAX_BYTES, signaturePath } from "./manifest.ts";
+import { decideUpdate, type Manifest, MANIFEST_MAX_BYTES, manifestPath, parseManifest, resolveRepoUrl, SIGNATURE_MAX_BYTES, signaturePath, type VersionFloor } from "./manifest.ts";
 import type { NetworkResult } from "./network.ts";
 import { sha512Hex, verifySignature } from "./signing.ts";
 import type { System } from "./system.ts";
@@ -53,7 +54,7 @@ type Attempt =
   | { outcome: "unreachable" | "refused"; detail: string }
   | { outcome: "accepted"; action: "install" | "up-to-date"; accepted: AcceptedManifest; detail: string };
 
-async function askServer(system: System, config: Config, server: string, installedVersion: string | undefined, trustedKeys: readonly string[]): Promise<Attempt> {
+async function askServer(system: System, config: Config, server: string, versions: SlotVersions, trustedKeys: readonly string[]): Promise<Attempt> {
   const channel = config.update.channel;
   const manifestUrl = resolveRepoUrl(server, manifestPath(channel));
   let manifestBytes: Uint8Array;
@@ -73,26 +74,44 @@ async function askServer(system: System, config: Config, server: string, install
     }
     return { outcome: "unreachable", detail: (error as Error).message };
   }
-  const signed = verifySignature(manifestBytes, signature, trustedKeys);
+  const signed = verifySignature(manifestBytes, signature, trustedKeys, { purpose: "manifest", target: channel, now: system.wallClock() });
   if (!signed.ok) return { outcome: "refused", detail: `Cannot trust ${manifestUrl}: ${signed.problem}` };
   const parsed = parseManifest(manifestBytes, manifestUrl);
   if (!parsed.ok) return { outcome: "refused", detail: parsed.problems.join("; ") };
-  const decision = decideUpdate({ manifest: parsed.manifest, channel, installedVersion, now: system.wallClock() });
+  const decision = decideUpdate({
+    manifest: parsed.manifest,
+    channel,
+    installedVersion: versions.installed,
+    versionFloor: versions.floor,
+    maxValidityDays: config.update.max_manifest_validity_days,
+    now: system.wallClock(),
+  });
   if (decision.action === "refuse") return { outcome: "refused", detail: decision.reason };
   const accepted = { server, manifest: parsed.manifest, manifestBytes, signature, key: signed.key };
   return { outcome: "accepted", action: decision.action, accepted, detail: `version ${parsed.manifest.version}, signed by ${signed.key}, expires ${parsed.manifest.expires}` };
 }
 
-/**
- * `installedVersion`: the verified version of the SYSFS that boots, undefined
- * when it has none. `trustedKeys` come from the local config only.
- */
+/** What the machine's slots say about versions, from their verified records. */
+export interface SlotVersions {
+  /** the verified version of the slot that boots; undefined when it has none */
+  readonly installed: string | undefined;
+  /** the highest version verified on any slot (versionFloor); undefined when no slot has a record */
+  readonly floor: VersionFloor | undefined;
+}
+
+function describeInstalled(versions: SlotVersions): string {
+  if (versions.installed !== undefined) return versions.installed;
+  if (versions.floor === undefined) return "unknown: no slot has a verified record, so any signed version may install";
+  return `unknown: the slot that boots has no verified record; nothing below version ${versions.floor.version} (on ${versions.floor.slot}) may install`;
+}
+
+/** `trustedKeys` come from the local config only. */
 export async function runCheckStage(
   system: System,
   log: Logger,
   config: Config,
   network: NetworkResult,
-  installedVersion: string | undefined,
+  versions: SlotVersions,
   trustedKeys: readonly string[],
 ): Promise<CheckResult> {
   const servers = config.update.servers;
@@ -109,7 +128,7 @@ export async function runCheckStage(
   const attempts: ServerAttempt[] = [];
   for (const server of servers) {
     log.info(`asking ${server} for channel ${config.update.channel}`);
-    const attempt = await askServer(system, config, server, installedVersion, trustedKeys);
+    const attempt = await askServer(system, config, server, versions, trustedKeys);
     attempts.push({ server, outcome: attempt.outcome, detail: attempt.detail });
     if (attempt.outcome !== "accepted") {
       log.warn(`${server}: ${attempt.detail}`);
@@ -119,8 +138,7 @@ export async function runCheckStage(
     if (attempt.action === "up-to-date") {
       return result("up-to-date", `${server} publishes version ${manifest.version}, which is installed: nothing to do`, attempts, attempt.accepted);
     }
-    const installed = installedVersion ?? "unknown (the SYSFS slot has no verified record)";
-    return result("install", `${server} publishes version ${manifest.version} (installed: ${installed}): installing it`, attempts, attempt.accepted);
+    return result("install", `${server} publishes version ${manifest.version} (installed: ${describeInstalled(versions)}): installing it`, attempts, attempt.accepted);
   }
   const answered = attempts.some((attempt) => attempt.outcome === "refused");
   return answered

@@ -1,8 +1,9 @@
 // Stage "server-config": the config.d files an accepted manifest names for this
-// machine (the fleet's, then those for its MAC addresses or hostname) are
-// fetched, checked against the size and sha512 the manifest signs, and become
-// the "server" config layers of this boot. The install stage keeps them on the
-// new slot, so later boots without a network use them too.
+// machine (the fleet's, then those for its MAC addresses or the name its own
+// config gives it, never a hostname from DHCP) are fetched, checked against
+// the size and sha512 the manifest signs, and become the "server" config
+// layers of this boot. The install stage keeps them on the new slot, so later
+// boots without a network use them too.
 //
 // All or nothing: a machine that got half of its fleet's config could be in a
 // state nobody published, so when one file fails, none is used from the
@@ -12,8 +13,7 @@ import type { Config } from "./config-schema.ts";
 import { type ConfigLayer, parseConfigLayer } from "./config.ts";
 import { fetchCapped } from "./http-fetch.ts";
 import type { Logger } from "./log.ts";
-import { CONFIG_FILE_MAX_BYTES, type ManifestFile, resolveRepoUrl, selectConfigFiles } from "./manifest.ts";
-import type { NetworkResult } from "./network.ts";
+import { CONFIG_FILE_MAX_BYTES, type MachineIdentity, type ManifestFile, resolveRepoUrl, selectConfigFiles } from "./manifest.ts";
 import { sha512Hex } from "./signing.ts";
 import type { System } from "./system.ts";
 import type { AcceptedManifest } from "./update-check.ts";
@@ -25,8 +25,31 @@ export interface FetchedConfigFile {
 }
 
 export type ServerConfigResult =
-  | { readonly status: "fetched"; readonly files: readonly FetchedConfigFile[]; readonly layers: readonly ConfigLayer[] }
+  | {
+      readonly status: "fetched";
+      readonly files: readonly FetchedConfigFile[];
+      readonly layers: readonly ConfigLayer[];
+      /** the machine entries that matched, and why hostname entries did not (selectConfigFiles) */
+      readonly matched: readonly string[];
+      readonly ignored?: string;
+    }
   | { readonly status: "failed"; readonly problem: string };
+
+/** The stage as the boot report keeps it: no file contents. */
+export type ServerConfigSummary =
+  | {
+      readonly status: "fetched";
+      readonly files: readonly { readonly name: string; readonly sha512: string }[];
+      readonly matched: readonly string[];
+      readonly ignored?: string;
+    }
+  | { readonly status: "failed"; readonly problem: string };
+
+export function summarizeServerConfig(result: ServerConfigResult): ServerConfigSummary {
+  if (result.status !== "fetched") return result;
+  const { files, matched, ignored } = result;
+  return { status: "fetched", files: files.map(({ name, sha512 }) => ({ name, sha512 })), matched, ...(ignored === undefined ? {} : { ignored }) };
+}
 
 async function fetchOne(system: System, config: Config, server: string, file: ManifestFile): Promise<FetchedConfigFile> {
   const url = resolveRepoUrl(server, file.url);
@@ -42,12 +65,15 @@ export async function runServerConfigStage(
   log: Logger,
   config: Config,
   accepted: AcceptedManifest,
-  network: NetworkResult,
+  machine: MachineIdentity,
 ): Promise<ServerConfigResult> {
-  const selected = selectConfigFiles(accepted.manifest, { macs: network.macs, ...(network.hostname === undefined ? {} : { hostname: network.hostname }) });
+  const { files: selected, matched, ignored } = selectConfigFiles(accepted.manifest, machine);
+  const selection = { matched, ...(ignored === undefined ? {} : { ignored }) };
+  log.info(`machine entries of version ${accepted.manifest.version} that match this machine: ${matched.length === 0 ? "none" : matched.join(", ")}`);
+  if (ignored !== undefined) log.info(ignored);
   if (selected.length === 0) {
     log.info(`version ${accepted.manifest.version} names no config files for this machine`);
-    return { status: "fetched", files: [], layers: [] };
+    return { status: "fetched", files: [], layers: [], ...selection };
   }
   const files: FetchedConfigFile[] = [];
   try {
@@ -59,5 +85,5 @@ export async function runServerConfigStage(
   }
   const layers = files.map((file) => parseConfigLayer("server", `server:${file.name}`, new TextDecoder().decode(file.content)));
   log.info(`config files of version ${accepted.manifest.version} for this machine, verified: ${files.map((file) => file.name).join(", ")}`);
-  return { status: "fetched", files, layers };
+  return { status: "fetched", files, layers, ...selection };
 }

@@ -17,7 +17,7 @@
 import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "./chunks.ts";
 import type { Config } from "./config-schema.ts";
 import { type CutPoints, NO_CUTS } from "./cut-points.ts";
-import { requestOptions } from "./http-fetch.ts";
+import { imageRequestOptions } from "./http-fetch.ts";
 import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "./image-verify.ts";
 import type { Logger } from "./log.ts";
 import { resolveRepoUrl } from "./manifest.ts";
@@ -134,7 +134,7 @@ async function download(
   try {
     while (written < expected.size) {
       try {
-        const response = await system.httpGet(url, { ...requestOptions(config), fromByte: written });
+        const response = await system.httpGet(url, imageRequestOptions(config, written));
         try {
           if (written > 0 && response.status === 200) {
             // the server ignored the Range header: what comes is the whole image again

@@ -5,7 +5,7 @@ import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
 import { systemImage } from "./fake-machine.ts";
 import { chunkRanges } from "../controller/chunks.ts";
 import { manifestPath, signaturePath } from "../controller/manifest.ts";
-import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signBytes } from "../controller/signing.ts";
+import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signContent } from "../controller/signing.ts";
 import { formatHealth, type HealthRecord } from "../controller/slot-health.ts";
 
 export const SERVER = "http://10.0.2.100:8080/";
@@ -95,7 +95,7 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
     },
   };
   const manifestBytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
-  const signature = signBytes(manifestBytes, (release.signWith ?? KEYS).secretKey);
+  const signature = signContent(manifestBytes, (release.signWith ?? KEYS).secretKey, { purpose: "manifest", target: manifest.channel, expires: manifest.expires });
   fake.http.set(`${server}${manifestPath("stable")}`, { body: manifestBytes });
   fake.http.set(`${server}${signaturePath("stable", sha512Hex(manifestBytes))}`, { body: new TextEncoder().encode(signature) });
   return { manifestBytes, signature, imageBytes: image, imageUrl: `${server}${imageUrl}` };

@@ -5,17 +5,17 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { manifestPath, signaturePath } from "../controller/manifest.ts";
-import { decodeSecretKey, sha512Hex, signBytes } from "../controller/signing.ts";
+import { decodeSecretKey, sha512Hex, signContent } from "../controller/signing.ts";
 
 /** Writes channel `to` (the same as `from` by default) of `repo`: `from`'s manifest without image.chunks, signed with the key in secretKeyFile. */
 export async function publishWithoutChunks(repo: string, secretKeyFile: string, from: string, to = from): Promise<void> {
-  const manifest = JSON.parse(await Bun.file(join(repo, manifestPath(from))).text()) as { channel: string; image: Record<string, unknown> };
+  const manifest = JSON.parse(await Bun.file(join(repo, manifestPath(from))).text()) as { channel: string; expires: string; image: Record<string, unknown> };
   manifest.channel = to;
   delete manifest.image["chunks"];
   const bytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
   const secretKey = decodeSecretKey(await Bun.file(secretKeyFile).text(), secretKeyFile);
   const signature = join(repo, signaturePath(to, sha512Hex(bytes)));
   await mkdir(dirname(signature), { recursive: true });
-  await writeFile(signature, signBytes(bytes, secretKey));
+  await writeFile(signature, signContent(bytes, secretKey, { purpose: "manifest", target: to, expires: manifest.expires }));
   await writeFile(join(repo, manifestPath(to)), bytes);
 }

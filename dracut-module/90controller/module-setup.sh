@@ -142,6 +142,10 @@ install() {
     inst_simple "$moddir/controller-udhcpc.sh" /usr/lib/controller/controller-udhcpc.sh
     chmod 0755 "${initdir}/usr/lib/controller/controller-udhcpc.sh"
 
+    # The booted system's shutdown environment: the pre-pivot hook copies this busybox and
+    # controller-shutdown.sh to /run/initramfs, from where the slot can be unmounted.
+    inst_simple "$moddir/controller-shutdown.sh" /usr/lib/controller/shutdown
+
     if [[ -n ${controller_config_dir:-} ]]; then
         if [[ ! -d $controller_config_dir ]]; then
             derror "controller: controller_config_dir=$controller_config_dir is not a folder"
@@ -169,6 +173,7 @@ install() {
 
     inst_hook cmdline 90 "$moddir/controller-cmdline.sh"
     inst_hook mount 90 "$moddir/controller-mount.sh"
+    inst_hook pre-pivot 90 "$moddir/controller-pre-pivot.sh"
 
     if dracut_module_included "systemd"; then
         inst_script "$moddir/controller-generator.sh" "$systemdutildir/system-generators/controller-generator"

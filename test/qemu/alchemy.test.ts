@@ -58,7 +58,10 @@ async function makeWorld(): Promise<World> {
   await writeFile(join(files, "run.sh"), SIGNED_SCRIPT);
   await writeFile(join(files, "unsigned.sh"), UNSIGNED_SCRIPT);
   await writeFile(join(files, "keys"), `# the test's key\n${await readFile(`${sshKey}.pub`, "utf8")}`);
-  await runCommand([ARTIFACTS.controller, "sign", "--key", join(work, "lab.secret"), join(files, "run.sh"), join(files, "keys")]);
+  // the server below serves `files` as its root: each signature names the URL path the guest fetches
+  const sign = (purpose: string, file: string) => runCommand([ARTIFACTS.controller, "sign", "--key", join(work, "lab.secret"), "--purpose", purpose, "--served-root", files, join(files, file)]);
+  await sign("command", "run.sh");
+  await sign("ssh-keys", "keys");
 
   const requests: string[] = [];
   const server = Bun.serve({

@@ -29,9 +29,14 @@ function fileContent(markers: TestMarkers, path: string): string | undefined {
   return file?.state === "content" ? file.content : file?.state;
 }
 
+/** What the test system found in /etc/machine-id: the id, "empty" or "missing". */
+function machineIdOf(markers: TestMarkers): string | undefined {
+  return markers.lines.find((line) => line.startsWith("machine-id "))?.slice("machine-id ".length);
+}
+
 /** (a) and (g): SYSFS boots through the controller, whichever dracut flavour runs it. */
 async function expectStandardBoot(flavour: Flavour) {
-  await bootToTestSystem({ flavour, disk: disks.standard, append: "test.cat=/etc/os-release" }, ({ markers, console }) => {
+  await bootToTestSystem({ flavour, disk: disks.standard, append: "test.cat=/etc/os-release,/run/mount/utab" }, ({ markers, console }) => {
     expect(markers.initStarted?.path).toBe("/sbin/init");
     expect(markers.imageId).toBe("system-a");
     // / is the read-only image, loop-mounted from the SYSFS partition
@@ -57,6 +62,9 @@ async function expectStandardBoot(flavour: Flavour) {
     expect(report.stages.map((s) => s.stage)).toEqual(STAGES);
     expect(report.stages.every((s) => s.outcome === "ok" && s.durationMs >= 0)).toBe(true);
     expect(report.handoff?.init).toEqual({ path: "/sbin/init", source: "boot.real_init from built-in defaults" });
+    // the image ships an empty /etc/machine-id; the scenario's BOOTEXT has none yet: one is made, kept there and put on /etc
+    expect(machineIdOf(markers)).toMatch(/^[0-9a-f]{32}$/);
+    expect(report.machineId).toMatchObject({ source: "generated", id: machineIdOf(markers) });
 
     // `controller status` in the booted system prints the report for a person
     expect(markers.status?.exitCode).toBe(0);
@@ -64,6 +72,20 @@ async function expectStandardBoot(flavour: Flavour) {
     // every stage spoke on the console and in the kernel log, with one prefix
     for (const stage of STAGES) expect(console).toMatch(new RegExp(`controller: ${stage}: `));
     expect(markers.kmsgControllerLines).toBeGreaterThanOrEqual(STAGES.length);
+
+    // The shutdown: mount(8) recorded x-initrd.mount for the slot and BOOTEXT, so a booted
+    // systemd leaves them mounted until its end; then the test init, as systemd-shutdown does,
+    // runs the shutdown environment in /run/initramfs, which unmounts the root, the slot and
+    // BOOTEXT, with nothing failing through power-off.
+    const utab = fileContent(markers, "/run/mount/utab") ?? "";
+    expect(utab).toMatch(/TARGET=\/run\/controller\/slots\/SYSFS ROOT=\S+ OPTS=[^ \\]*x-initrd\.mount/);
+    expect(utab).toMatch(/TARGET=\/run\/controller\/bootext ROOT=\S+ OPTS=[^ \\]*x-initrd\.mount/);
+    expect(console).toContain("@@TEST mark-shutdown exit=0");
+    const shutdown = console.slice(console.indexOf("@@TEST mark-shutdown"));
+    expect(shutdown).toMatch(/^controller: shutdown: unmounted \/oldroot\r?$/m);
+    expect(shutdown).toContain("controller: shutdown: unmounted /oldsys/run/controller/slots/SYSFS");
+    expect(shutdown).toContain("controller: shutdown: unmounted /oldsys/run/controller/bootext");
+    expect(shutdown).not.toMatch(/FAILED|Failed unmounting|Not all loop devices detached|Cannot |shutdown-pivot-failed/);
   });
 }
 

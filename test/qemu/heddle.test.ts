@@ -37,7 +37,8 @@ async function update(dir: string, name: string, options: { boot: boolean; sign:
   await writeFile(join(folder, "cmdline"), `${UPDATE_CMDLINE} test.heddle=${name}\n`);
   const sums = await runCommand(["sh", "-c", 'cd "$1" && sha512sum kernel initrd cmdline', "sh", folder]);
   await writeFile(join(folder, "SHA512SUMS"), sums.stdout);
-  if (options.sign) await runCommand([ARTIFACTS.controller, "sign", "--key", secretKey, join(folder, "SHA512SUMS")]);
+  // the signature names the folder (the update's name) and a version
+  if (options.sign) await runCommand([ARTIFACTS.controller, "sign", "--key", secretKey, "--purpose", "heddle", "--version", `1.${name.replace(/\D/g, "")}`, join(folder, "SHA512SUMS")]);
   if (options.boot) await writeFile(join(folder, "BOOT"), "");
 }
 
@@ -94,7 +95,7 @@ describe("Heddle updates booted with kexec", () => {
     async () => {
       await bootWithKexec({ flavour: FLAVOUR, disk }, ({ markers, console }) => {
         expect(console).toContain("controller: heddle: WARNING: update update11 has no BOOT file (its copy is not finished?): skipped");
-        expect(console).toContain("controller: heddle: booting update update10 (signed by ");
+        expect(console).toContain("controller: heddle: booting update update10 (version 1.10, signed by ");
         expect(kernelBanners(console)).toBe(2);
         expect(procCmdline(markers)).toBe(`${UPDATE_CMDLINE} test.heddle=update10 rd.controller.kexec=update10`);
         const report = reportOf(markers);
@@ -163,7 +164,7 @@ describe("Heddle updates booted with kexec", () => {
         await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
         await vm.waitForExit(60_000);
         const console = vm.console();
-        expect(console).toContain("  update2 (BOOT, signed)\n  update10 (BOOT, signed)\n  update11 (no BOOT, signed)\n");
+        expect(console).toContain("  update2 (BOOT, signed, version 1.2)\n  update10 (BOOT, signed, version 1.10)\n  update11 (no BOOT, signed, version 1.11)\n");
         expect(console).toContain('there is no update "update99"');
         expect(console).toContain(
           "controller: heddle: ERROR: Cannot boot update unsigned: it is not signed: no SHA512SUMS.sig, and heddle.allow_unsigned is false",

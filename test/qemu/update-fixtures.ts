@@ -15,7 +15,7 @@ import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { cutOff } from "../cut-off.ts";
 import { publishWithoutChunks } from "../unchunked-manifest.ts";
-import { ARTIFACTS, freePort, requireArtifacts, runFolder } from "./fixtures.ts";
+import { ARTIFACTS, deadPort, requireArtifacts, runFolder } from "./fixtures.ts";
 
 export const REPOS = ["newer", "unchunked", "unknownKey", "corrupt", "downgrade", "expired", "same"] as const;
 export type RepoName = (typeof REPOS)[number];
@@ -41,6 +41,8 @@ export interface UpdateServer {
   serve(repo: RepoName): void;
   /** the next GET of an image (without Range) is cut off after this many bytes */
   dropNextImageAfter(bytes: number): void;
+  /** every manifest request gets this answer instead (still in the access log) until the next serve() */
+  answerManifestsWith(answer: () => Response): void;
   /** access log lines since the last serve() */
   readonly accessLog: string[];
 }
@@ -53,6 +55,7 @@ async function controller(...args: string[]): Promise<string> {
 function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
   let current: RepoName = "newer";
   let dropAfter: number | undefined;
+  let manifestAnswer: (() => Response) | undefined;
   const accessLog: string[] = [];
   const handlers = new Map(REPOS.map((name) => [name, repoHandler(repos[name], (line: string) => accessLog.push(line))]));
   const server = Bun.serve({
@@ -65,6 +68,10 @@ function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
       if (handler === undefined) return new Response("no repository", { status: 500 });
       const response = await handler(request, server);
       const path = new URL(request.url).pathname;
+      if (manifestAnswer !== undefined && path.endsWith("/manifest.json")) {
+        await response.body?.cancel();
+        return manifestAnswer();
+      }
       if (dropAfter !== undefined && path.startsWith("/images/") && !request.headers.has("range") && response.body !== null) {
         const bytes = dropAfter;
         dropAfter = undefined;
@@ -81,10 +88,14 @@ function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
     serve(repo) {
       current = repo;
       dropAfter = undefined;
+      manifestAnswer = undefined;
       accessLog.length = 0;
     },
     dropNextImageAfter(bytes) {
       dropAfter = bytes;
+    },
+    answerManifestsWith(answer) {
+      manifestAnswer = answer;
     },
     accessLog,
   };
@@ -198,7 +209,7 @@ export function updateWorld(): Promise<UpdateWorld> {
         { label: "BOOTEXT", sizeMiB: 16, content: bootext },
       ],
     });
-    return { repos, disk, server, deadPort: await freePort(), work, publicKey };
+    return { repos, disk, server, deadPort: await deadPort(), work, publicKey };
   })();
   return built;
 }

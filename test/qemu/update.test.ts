@@ -77,16 +77,26 @@ describe("signed updates in QEMU", () => {
     async () => {
       const disk = join(world.work, "scenario-h.img");
       await copyFile(world.disk, disk);
+      let machineId: string | undefined;
       await bootToTestSystem(online("newer", { disk, writeDisks: true }), ({ markers, console }) => {
         expectInstalledAndBooted(markers, console);
         // publish signs chunk hashes: the image was verified chunk by chunk
         expect(reportOf(markers).update.install?.pieces).toBeGreaterThan(1);
+        // the machine's identity, made on its first boot and kept on BOOTEXT
+        machineId = markers.lines.find((line) => line.startsWith("machine-id "))?.slice("machine-id ".length);
+        expect(machineId).toMatch(/^[0-9a-f]{32}$/);
+        expect(reportOf(markers).machineId).toMatchObject({ source: "generated", id: machineId });
+        // `controller status` shows the slots as the install and the switch left them
+        expect(markers.status?.output).toMatch(/\/dev\/vda2 {2}SYSFS {2}version 2\.0 {2}\(booted\)/);
       });
 
       // no NIC at all this time: the config kept on the slot still applies
       await bootToTestSystem({ flavour: "shell", disk, writeDisks: true }, ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
+        // the same identity after the update, on another boot
+        expect(markers.lines).toContain(`machine-id ${machineId}`);
         const report = reportOf(markers);
+        expect(report.machineId?.source).toBe("bootext");
         expect(report.update.check.decision).toBe("no-network");
         const slots = report.update.slots.map((slot) => [slot.device, slot.label, slot.version]);
         expect(slots.sort()).toEqual([
@@ -207,6 +217,58 @@ describe("signed updates in QEMU", () => {
         expect(report.update.check.decision).toBe("up-to-date");
         expect(report.update.install).toBeUndefined();
         expect(imageRequests()).toEqual([]);
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  test(
+    "(j) the server trickles its manifest, a byte every 500 ms: the local system boots once timeouts.request_seconds is up, and says why",
+    async () => {
+      const boot = online("newer", { append: "controller.timeouts.request_seconds=5" });
+      world.server.answerManifestsWith(() => {
+        let sent = 0;
+        return new Response(
+          new ReadableStream({
+            async pull(controller) {
+              if (sent > 0) await Bun.sleep(500);
+              controller.enqueue(new TextEncoder().encode(sent++ === 0 ? "{" : " "));
+            },
+          }),
+          { headers: { "content-type": "application/json" } },
+        );
+      });
+      await bootToTestSystem(boot, ({ markers, console }) => {
+        const report = expectLocalBoot(markers);
+        expect(report.update.check.decision).toBe("unreachable");
+        expect(report.update.check.attempts[0]?.detail).toContain("/manifest.json did not finish within 5 s (timeouts.request_seconds)");
+        expect(console).toContain("did not finish within 5 s (timeouts.request_seconds)");
+        expect(console).toContain("no update server could be reached (its reason is above): booting the local system");
+        const check = report.stages.find((stage) => stage.stage === "check");
+        // each gap (0.5 s) is far below timeouts.server_seconds = 10: only the total deadline ends it
+        expect(check?.durationMs).toBeGreaterThanOrEqual(5_000);
+        expect(check?.durationMs).toBeLessThan(5_000 + 4_000);
+        expect(imageRequests()).toEqual([]);
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  test(
+    "(k) the server redirects its manifest to a local file: refused, nothing local read, the local system boots",
+    async () => {
+      const boot = online("newer");
+      world.server.answerManifestsWith(() => new Response(null, { status: 302, headers: { location: "file:///proc/cmdline" } }));
+      await bootToTestSystem(boot, ({ markers, console }) => {
+        const report = expectLocalBoot(markers);
+        expect(report.update.check.decision).toBe("unreachable");
+        expect(report.update.check.attempts[0]?.detail).toContain(
+          "/manifest.json redirected to file:///proc/cmdline: refused, only http:// and https:// URLs are followed (its scheme is file:)",
+        );
+        expect(console).toContain("redirected to file:///proc/cmdline: refused");
+        // a signature request would carry the sha512 of the local file back to the server
+        expect(world.server.accessLog.length).toBeGreaterThan(0);
+        expect(world.server.accessLog.every((line) => line.includes("/manifest.json"))).toBe(true);
       });
     },
     SCENARIO_TIMEOUT_MS,

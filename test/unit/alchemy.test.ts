@@ -23,7 +23,7 @@ import {
 import { fetchSignedContent, signatureUrlOf } from "../../controller/remote-content.ts";
 import { chassisNameOf, dropbearArgv, parseAuthorizedKeys, runServicesStage, stopServices } from "../../controller/services.ts";
 import { continueCommand, runWaitStage } from "../../controller/services-wait.ts";
-import { encodePublicKey, generateKeyPair, signBytes } from "../../controller/signing.ts";
+import { encodePublicKey, generateKeyPair, type SignatureClaims, signContent } from "../../controller/signing.ts";
 import { formatStatus } from "../../controller/status.ts";
 import { FakeSystem, textToBytes } from "../fake-system.ts";
 import { labMachine } from "../fake-machine.ts";
@@ -38,11 +38,17 @@ const CONFIG_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIConfigKeyConfigKeyConfi
 const URL_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIUrlKeyUrlKeyUrlKeyUrlKeyUrlKeyUrlKe0 person@lab";
 const NETWORK_UP = { status: "up" as const, interface: "eth0", address: "10.0.2.15/24", macs: [], detail: "lease" };
 
-/** Serves `text` at `url`, signed by `signer` unless it is "unsigned". */
-function serve(fake: FakeSystem, url: string, text: string, signer: "unsigned" | Uint8Array = KEYS.secretKey): void {
+/**
+ * Serves `text` at `url`, signed by `signer` unless it is "unsigned": for ssh
+ * keys when the path ends in /keys, else for a command, for the URL's path,
+ * until 2027 (the fake's wall clock is 2026-01-01), unless `signFor` says else.
+ */
+function serve(fake: FakeSystem, url: string, text: string, signer: "unsigned" | Uint8Array = KEYS.secretKey, signFor: Partial<SignatureClaims> = {}): void {
   const bytes = textToBytes(text);
   fake.http.set(url, { body: bytes });
-  if (signer !== "unsigned") fake.http.set(signatureUrlOf(url), { body: textToBytes(signBytes(bytes, signer)) });
+  const path = new URL(url).pathname;
+  const claims: SignatureClaims = { purpose: path.endsWith("/keys") ? "ssh-keys" : "command", target: path, expires: "2027-01-01T00:00:00.000Z", ...signFor };
+  if (signer !== "unsigned") fake.http.set(signatureUrlOf(url), { body: textToBytes(signContent(bytes, signer, claims)) });
 }
 
 function configWith(changes: Partial<Config>): Config {
@@ -187,7 +193,7 @@ describe("authorized keys", () => {
 
 describe("signed remote content", () => {
   const url = `${SERVER}/run.sh`;
-  const fetch = (fake: FakeSystem, policy = POLICY) => fetchSignedContent(fake, memoryLogger().log, DEFAULT_CONFIG, url, 1000, policy);
+  const fetch = (fake: FakeSystem, policy = POLICY) => fetchSignedContent(fake, memoryLogger().log, DEFAULT_CONFIG, url, "command", 1000, policy);
 
   test("the signature is at URL.sig, also with a query", () => {
     expect(signatureUrlOf(url)).toBe(`${SERVER}/run.sh.sig`);
@@ -206,7 +212,7 @@ describe("signed remote content", () => {
     expect(await fetch(unsigned)).toEqual({
       ok: false,
       kind: "refused",
-      problem: `Cannot use ${url}: it is not signed: there is no signature at ${url}.sig (HTTP 404); sign it with \`controller sign\`, or set remote.allow_unsigned = true for a lab network`,
+      problem: `Cannot use ${url}: it is not signed: there is no signature at ${url}.sig (HTTP 404); sign it with \`controller sign --key KEY --purpose command --url-path /run.sh FILE\`, or set remote.allow_unsigned = true for a lab network`,
     });
 
     const other = new FakeSystem();
@@ -225,7 +231,7 @@ describe("signed remote content", () => {
     const garbled = new FakeSystem();
     serve(garbled, url, "echo hi\n");
     garbled.http.set(`${url}.sig`, { body: textToBytes("not base64!\n") });
-    expect(await fetch(garbled)).toMatchObject({ ok: false, kind: "refused", problem: expect.stringContaining("the signature is not base64") });
+    expect(await fetch(garbled)).toMatchObject({ ok: false, kind: "refused", problem: expect.stringContaining('the signature file does not start with "controller-signature 2"') });
 
     const noKeys = new FakeSystem();
     serve(noKeys, url, "echo hi\n");
@@ -235,11 +241,42 @@ describe("signed remote content", () => {
     });
   });
 
+  test("a signature made for another file, another purpose, past its expiry, or in the old format: refused, saying which", async () => {
+    const problemOf = async (signFor: Partial<SignatureClaims>) => {
+      const fake = new FakeSystem();
+      serve(fake, url, "echo hi\n", KEYS.secretKey, signFor);
+      const fetched = await fetch(fake);
+      return fetched.ok ? "taken" : fetched.problem;
+    };
+    const prefix = `Cannot use ${url}: its signature ${url}.sig does not verify: `;
+    const resign = "re-sign it with `controller sign --key KEY --purpose command --url-path /run.sh FILE`";
+    // another machine's script, signed by the fleet key, served in place of this one
+    expect(await problemOf({ target: "/other-lab/wipe.sh" })).toBe(
+      `${prefix}the signature file is for URL path /other-lab/wipe.sh, not URL path /run.sh: it signs another file or another place; if this is the right content, ${resign} (update.trusted_keys)`,
+    );
+    // a key list's signature over the same bytes
+    expect(await problemOf({ purpose: "ssh-keys" })).toStartWith(`${prefix}the signature file is for purpose ssh-keys, not command:`);
+    expect(await problemOf({ expires: "2025-12-01T00:00:00.000Z" })).toBe(
+      `${prefix}the signature expired at 2025-12-01T00:00:00.000Z (it is now 2026-01-01T00:00:00.000Z): ${resign} (update.trusted_keys)`,
+    );
+    const old = new FakeSystem();
+    old.http.set(url, { body: textToBytes("echo hi\n") });
+    const nacl = (await import("tweetnacl")).default;
+    old.http.set(`${url}.sig`, { body: textToBytes(Buffer.from(nacl.sign.detached(textToBytes("echo hi\n"), KEYS.secretKey)).toString("base64")) });
+    expect(await fetch(old)).toMatchObject({ ok: false, kind: "refused", problem: expect.stringContaining("the signature is in the old format (bare base64") });
+    // the same path on another server (a mirror) is the same target
+    const mirror = new FakeSystem();
+    serve(mirror, "http://10.0.2.200/run.sh", "echo hi\n");
+    mirror.http.set(url, mirror.http.get("http://10.0.2.200/run.sh") ?? { body: new Uint8Array() });
+    mirror.http.set(`${url}.sig`, mirror.http.get("http://10.0.2.200/run.sh.sig") ?? { body: new Uint8Array() });
+    expect(await fetch(mirror)).toMatchObject({ ok: true, signedBy: TRUSTED });
+  });
+
   test("remote.allow_unsigned takes it unsigned, with a warning; the signature is not even asked for", async () => {
     const fake = new FakeSystem();
     serve(fake, url, "echo hi\n", "unsigned");
     const { log, sink } = memoryLogger();
-    expect(await fetchSignedContent(fake, log, DEFAULT_CONFIG, url, 1000, { trustedKeys: [], allowUnsigned: true })).toEqual({
+    expect(await fetchSignedContent(fake, log, DEFAULT_CONFIG, url, "command", 1000, { trustedKeys: [], allowUnsigned: true })).toEqual({
       ok: true,
       bytes: textToBytes("echo hi\n"),
     });

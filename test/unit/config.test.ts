@@ -67,6 +67,9 @@ const DEFAULT_PROVENANCE_KEYS = [
   "timeouts.command_seconds",
   "timeouts.network_seconds",
   "timeouts.server_seconds",
+  "timeouts.request_seconds",
+  "timeouts.image_min_kib_per_second",
+  "timeouts.image_window_seconds",
   "bootext.config_dir",
   "bootext.read_only",
   "overmounts.enabled",
@@ -76,6 +79,9 @@ const DEFAULT_PROVENANCE_KEYS = [
   "update.trusted_keys",
   "update.ca_bundle",
   "update.resume_attempts",
+  "update.allow_redirect_to_http",
+  "update.machine_name",
+  "update.max_manifest_validity_days",
   "network.interfaces",
   "health.max_attempts",
   "health.require_clean_shutdown",
@@ -218,6 +224,8 @@ describe("parseConfigLayer", () => {
       ['slot.image = "/system.squashfs"', `key slot.image: ${IMAGE}, got "/system.squashfs"`],
       ['slot.image = "./system.squashfs"', `key slot.image: ${IMAGE}, got "./system.squashfs"`],
       ['slot.image = "a//b"', `key slot.image: ${IMAGE}, got "a//b"`],
+      ['update.machine_name = "lab_07"', 'key update.machine_name: expected a host name such as "lab-07" or "lab-07.example.org", or "" for none, got "lab_07"'],
+      ["update.max_manifest_validity_days = 3651", "key update.max_manifest_validity_days: expected an integer from 1 to 3650, got 3651"],
       ['slot.image = ""', `key slot.image: ${IMAGE}, got ""`],
       ['slot.image = "a\\nb"', `key slot.image: ${IMAGE}, got "a\\nb"`],
       [
@@ -270,7 +278,7 @@ describe("parseConfigLayer", () => {
       // unknown keys
       ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs"],
       ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs"],
-      ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
+      ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds, request_seconds, image_min_kib_per_second, image_window_seconds"],
       ["labels.root = 'X'", "key labels.root: unknown key; [labels] has system, backup, deprived, bootext"],
       ["[boot]\ninit = '/x'", "key boot.init: unknown key; [boot] has real_init"],
       [
@@ -278,7 +286,7 @@ describe("parseConfigLayer", () => {
         'key tmpfs."/etc".sise: unknown key; [tmpfs."/etc"] has enabled, size, mode, seed_from_image',
       ],
       ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs'],
-      ["[timeouts.nested]\nx = 1", "key timeouts.nested: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds"],
+      ["[timeouts.nested]\nx = 1", "key timeouts.nested: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds, request_seconds, image_min_kib_per_second, image_window_seconds"],
     ];
     for (const [text, problem] of cases) {
       if (problem === "") {
@@ -311,7 +319,7 @@ describe("parseConfigLayer", () => {
     ).toEqual([
       'test.toml: key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"',
       "test.toml: key timeouts.command_seconds: expected an integer from 1 to 3600, got 0",
-      "test.toml: key timeouts.extra: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds",
+      "test.toml: key timeouts.extra: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds, request_seconds, image_min_kib_per_second, image_window_seconds",
       'test.toml: key tmpfs.etc: expected a normalised absolute path other than "/" as the mount point, such as "/var/log" (no //, no trailing /, no "." or ".." parts), got "etc"',
       'test.toml: key tmpfs."/tmp".mode: expected an octal mode as a string such as "0755" (3 or 4 digits from 0 to 7), got "9"',
       "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",
@@ -363,7 +371,7 @@ describe("resolveConfig", () => {
       layer("timeouts.devices_seconds = 10\ntimeouts.command_seconds = 20", "initramfs:/etc/controller/config.d/10-a.toml"),
       layer("timeouts.devices_seconds = 11", "initramfs:/etc/controller/config.d/20-b.toml"),
     ]);
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 11, command_seconds: 20, network_seconds: 20, server_seconds: 15 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 11, command_seconds: 20, network_seconds: 20, server_seconds: 15, request_seconds: 30, image_min_kib_per_second: 64, image_window_seconds: 60 });
     expect(resolved.provenance["timeouts.devices_seconds"]).toBe("initramfs:/etc/controller/config.d/20-b.toml");
     expect(resolved.provenance["timeouts.command_seconds"]).toBe("initramfs:/etc/controller/config.d/10-a.toml");
     expect(resolved.provenance["labels.system"]).toBe(DEFAULTS_SOURCE);
@@ -434,7 +442,7 @@ describe("resolveConfig", () => {
       layer("timeouts.devices_seconds = 8\ntimeouts.command_seconds = 'x'", "b.toml"),
       layer("labels.system = 'C'", "c.toml"),
     ]);
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 7, command_seconds: 120, network_seconds: 20, server_seconds: 15 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 7, command_seconds: 120, network_seconds: 20, server_seconds: 15, request_seconds: 30, image_min_kib_per_second: 64, image_window_seconds: 60 });
     expect(resolved.config.labels.system).toBe("C");
     expect(resolved.provenance["timeouts.devices_seconds"]).toBe("a.toml");
     expect(resolved.layers.map((record) => [record.source, record.status])).toEqual([
@@ -613,6 +621,9 @@ describe("cmdline overrides", () => {
       command_seconds: 6,
       network_seconds: 20,
       server_seconds: 15,
+      request_seconds: 30,
+      image_min_kib_per_second: 64,
+      image_window_seconds: 60,
     });
   });
 
@@ -669,7 +680,7 @@ describe("cmdline overrides", () => {
           .configOverrides,
       ),
     );
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 9, command_seconds: 120, network_seconds: 20, server_seconds: 15 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 9, command_seconds: 120, network_seconds: 20, server_seconds: 15, request_seconds: 30, image_min_kib_per_second: 64, image_window_seconds: 60 });
     expect(resolved.config.labels.system).toBe("Z");
     expect(resolved.problems).toHaveLength(1);
   });
@@ -725,7 +736,7 @@ describe("loadConfigDir", () => {
       "c/10-base.toml": "timeouts.devices_seconds = 10\ntimeouts.command_seconds = 10",
     });
     const resolved = resolveConfig(await loadConfigDir(files, "initramfs", "/c/", "initramfs:/c"));
-    expect(resolved.config.timeouts).toEqual({ devices_seconds: 20, command_seconds: 10, network_seconds: 20, server_seconds: 15 });
+    expect(resolved.config.timeouts).toEqual({ devices_seconds: 20, command_seconds: 10, network_seconds: 20, server_seconds: 15, request_seconds: 30, image_min_kib_per_second: 64, image_window_seconds: 60 });
     expect(resolved.provenance["timeouts.devices_seconds"]).toBe("initramfs:/c/20-site.toml");
   });
 

@@ -14,7 +14,7 @@ import {
   questionFor,
   readAnswer,
 } from "../../controller/heddle.ts";
-import { encodePublicKey, generateKeyPair, sha512Hex, signBytes } from "../../controller/signing.ts";
+import { encodePublicKey, generateKeyPair, sha512Hex, signContent } from "../../controller/signing.ts";
 import { labMachine } from "../fake-machine.ts";
 import type { FakeSystem, Tree } from "../fake-system.ts";
 import { memoryLogger } from "../memory-log.ts";
@@ -146,7 +146,12 @@ describe("planHeddle", () => {
 });
 
 describe("questions and answers", () => {
-  const updates = [found("update10"), found("update2", { hasSignature: false }), found("partial", { hasBoot: false })];
+  const updates = [
+    found("update10", { version: "2.1" }),
+    found("update2", { hasSignature: false }),
+    found("partial", { hasBoot: false, version: "2.2" }),
+    found("forged", { hasBoot: true }),
+  ];
   const incomplete: HeddlePlan = { kind: "ask-incomplete", update: "partial", reason: "heddle_update=partial: no BOOT" };
   const missing: HeddlePlan = { kind: "ask-missing", update: "nope", reason: "heddle_update=nope: no such update" };
   const choose: HeddlePlan = { kind: "choose", reason: "heddle_update=/" };
@@ -155,9 +160,10 @@ describe("questions and answers", () => {
     expect(questionFor(choose, updates, 120)).toBe(
       [
         "Updates, in natural order:",
-        "  partial (no BOOT, signed)",
+        "  forged (BOOT, signature does not verify)",
+        "  partial (no BOOT, signed, version 2.2)",
         "  update2 (BOOT, unsigned)",
-        "  update10 (BOOT, signed)",
+        "  update10 (BOOT, signed, version 2.1)",
         "Type the name of the update to boot, or press Enter for the installed system (the installed system boots in 120 s without an answer): ",
       ].join("\n"),
     );
@@ -170,7 +176,7 @@ describe("questions and answers", () => {
     expect(readAnswer(choose, updates, "  update10 \r")).toMatchObject({ kind: "kexec", update: "update10" });
     expect(readAnswer(choose, updates, "")).toMatchObject({ kind: "installed" });
     expect(readAnswer(choose, updates, undefined)).toEqual({ kind: "installed", reason: "heddle_update=/; no answer in time: booting the installed system" });
-    expect(readAnswer(choose, updates, "update3")).toEqual({ kind: "again", problem: 'there is no update "update3"; type one of update10, update2, partial, or nothing' });
+    expect(readAnswer(choose, updates, "update3")).toEqual({ kind: "again", problem: 'there is no update "update3"; type one of update10, update2, partial, forged, or nothing' });
     expect(readAnswer(choose, updates, "UPDATE2")).toMatchObject({ kind: "again" });
   });
 
@@ -276,6 +282,8 @@ interface UpdateSpec {
   readonly boot?: boolean;
   /** who signs SHA512SUMS: the trusted key (default), a stranger, or nobody */
   readonly signedBy?: "trusted" | "stranger" | "nobody";
+  /** what the signature names: the update's own name and version 1.0 unless told */
+  readonly signedFor?: { readonly name?: string; readonly version?: string; readonly expires?: string };
   /** SHA512SUMS as given instead of computed; null for none */
   readonly sums?: string | null;
   /** what replaces a file after SHA512SUMS was made */
@@ -298,7 +306,16 @@ function updateTree(name: string, spec: UpdateSpec = {}): Tree {
   if (sums !== null) {
     tree[`updates/${name}/SHA512SUMS`] = sums;
     const key = spec.signedBy ?? "trusted";
-    if (key !== "nobody") tree[`updates/${name}/SHA512SUMS.sig`] = signBytes(bytes(sums), (key === "trusted" ? signer : stranger).secretKey);
+    if (key !== "nobody") {
+      const claims = {
+        purpose: "heddle",
+        target: spec.signedFor?.name ?? name,
+        version: spec.signedFor?.version ?? "1.0",
+        // the fake's wall clock starts at 2026-01-01
+        expires: spec.signedFor?.expires ?? "2027-01-01T00:00:00.000Z",
+      } as const;
+      tree[`updates/${name}/SHA512SUMS.sig`] = signContent(bytes(sums), (key === "trusted" ? signer : stranger).secretKey, claims);
+    }
   }
   if (spec.boot !== false) tree[`updates/${name}/BOOT`] = "";
   return tree;
@@ -347,7 +364,8 @@ describe("boots with Heddle updates", () => {
       ["update11", false, true],
     ]);
     expect(text).toContain("controller: heddle: WARNING: update update11 has no BOOT file (its copy is not finished?): skipped");
-    expect(text).toContain(`controller: heddle: booting update update10 (signed by ${TRUSTED}) with kexec, command line: root=controller console=ttyS0 quiet rd.controller.kexec=update10`);
+    expect(heddle.verification?.version).toBe("1.0");
+    expect(text).toContain(`controller: heddle: booting update update10 (version 1.0, signed by ${TRUSTED}) with kexec, command line: root=controller console=ttyS0 quiet rd.controller.kexec=update10`);
     // the fake's kexec returned: that is a failure, said so, and the installed system boots with BOOTEXT back
     expect(heddle.status).toBe("exec-failed");
     expect(text).toContain("controller: heddle: ERROR: Cannot boot update update10: kexec --exec failed: it returned without booting; booting the installed system");
@@ -442,7 +460,7 @@ describe("boots with Heddle updates", () => {
     const fake = machine("heddle_update=/", STANDARD);
     fake.consoleAnswers.push("update3", "update2");
     const { heddle } = await boot(fake);
-    expect(fake.consoleQuestions[0]).toContain("  update2 (BOOT, signed)\n  update10 (BOOT, signed)\n  update11 (no BOOT, signed)\n");
+    expect(fake.consoleQuestions[0]).toContain("  update2 (BOOT, signed, version 1.0)\n  update10 (BOOT, signed, version 1.0)\n  update11 (no BOOT, signed, version 1.0)\n");
     expect(heddle.questions.map((q) => q.answer)).toEqual(["update3", "update2"]);
     expect(fake.kexecLoaded?.kernel).toBe("/run/controller/bootext/updates/update2/kernel");
     expect(fake.kexecLoaded?.cmdline).toBe("root=controller console=ttyS0 rd.controller.kexec=update2");
@@ -472,7 +490,7 @@ describe("updates that are refused: the installed system boots, and the message 
 
   test("unsigned (no SHA512SUMS.sig) with allow_unsigned = false, the default", async () => {
     expect(await refused(updateTree("u1", { signedBy: "nobody" }))).toBe(
-      "Cannot boot update u1: it is not signed: no SHA512SUMS.sig, and heddle.allow_unsigned is false (sign it with `controller sign --key KEY SHA512SUMS`); booting the installed system",
+      "Cannot boot update u1: it is not signed: no SHA512SUMS.sig, and heddle.allow_unsigned is false (sign it with `controller sign --key KEY --purpose heddle --version VERSION u1/SHA512SUMS`); booting the installed system",
     );
     expect(await refused(updateTree("u1", { sums: null }))).toContain("it is not signed");
   });
@@ -487,7 +505,44 @@ describe("updates that are refused: the installed system boots, and the message 
   test("a bad signature is refused even when unsigned updates are allowed", async () => {
     const allow = { ...TRUST_CONFIG, "60-heddle.toml": "[heddle]\nallow_unsigned = true\n" };
     expect(await refused(updateTree("u1", { signedBy: "stranger" }), allow)).toContain("the signature is not valid");
-    expect(await refused({ ...updateTree("u1"), "updates/u1/SHA512SUMS.sig": "garbage" }, allow)).toContain("the signature is not base64 of 64 bytes");
+    expect(await refused({ ...updateTree("u1"), "updates/u1/SHA512SUMS.sig": "garbage" }, allow)).toContain('the signature file does not start with "controller-signature 2"');
+  });
+
+  test("an older signed update copied under a name that sorts last: its signature names its own folder, so it is refused", async () => {
+    // update1, as signed, copied to updates/update99
+    const copied = Object.fromEntries(Object.entries(updateTree("u1", { signedFor: { name: "update1", version: "1.0" } })).map(([path, text]) => [path.replace("updates/u1/", "updates/update99/"), text]));
+    const fake = machine("", { ...updateTree("update2", { signedFor: { version: "2.0" } }), ...copied });
+    const { heddle } = await boot(fake);
+    expect(heddle.chosen).toBe("update99");
+    expect(heddle.status).toBe("refused");
+    expect(heddle.reason).toBe(
+      "Cannot boot update update99: /run/controller/bootext/updates/update99/SHA512SUMS.sig: the signature file is for update update1, not update update99: " +
+        "it signs another file or another place; if this is the right content, re-sign it with " +
+        "`controller sign --key KEY --purpose heddle --version VERSION update99/SHA512SUMS` (update.trusted_keys); booting the installed system",
+    );
+    expect(fake.kexecLoaded).toBeUndefined();
+    // the list shows the versions the signatures that verify name
+    expect(heddle.updates.map((update) => [update.name, update.version])).toEqual([
+      ["update2", "2.0"],
+      ["update99", undefined],
+    ]);
+  });
+
+  test("the version its signature names is in the report; a signature past its expiry or without a version is refused", async () => {
+    const fake = machine("", updateTree("u1", { signedFor: { version: "3.4.1" } }));
+    const { heddle } = await boot(fake);
+    expect(heddle.verification?.version).toBe("3.4.1");
+    expect(heddle.updates[0]?.version).toBe("3.4.1");
+    expect(await refused(updateTree("u1", { signedFor: { expires: "2025-12-31T00:00:00.000Z" } }))).toBe(
+      `Cannot boot update u1: ${dir}/SHA512SUMS.sig: the signature expired at 2025-12-31T00:00:00.000Z (it is now 2026-01-01T00:00:00.000Z): ` +
+        "re-sign it with `controller sign --key KEY --purpose heddle --version VERSION u1/SHA512SUMS` (update.trusted_keys); booting the installed system",
+    );
+    const tree = updateTree("u1");
+    const sums = tree["updates/u1/SHA512SUMS"] as string;
+    const noVersion = signContent(bytes(sums), signer.secretKey, { purpose: "heddle", target: "u1", expires: "2027-01-01T00:00:00.000Z" });
+    expect(await refused({ ...tree, "updates/u1/SHA512SUMS.sig": noVersion })).toBe(
+      `Cannot boot update u1: ${dir}/SHA512SUMS.sig: the signature names no version: re-sign it with \`controller sign --key KEY --purpose heddle --version VERSION u1/SHA512SUMS\`; booting the installed system`,
+    );
   });
 
   test("a signature without SHA512SUMS", async () => {

@@ -1,15 +1,19 @@
 import { describe, expect, test } from "bun:test";
+import { DEFAULT_CONFIG } from "../../controller/config-schema.ts";
 import {
   compareVersions,
   decideUpdate,
   isVersion,
+  type MachineIdentity,
   type Manifest,
   MANIFEST_MAX_BYTES,
+  MAX_MANIFEST_VALIDITY_DAYS,
   manifestPath,
   parseManifest,
   resolveRepoUrl,
   selectConfigFiles,
   signaturePath,
+  type UpdateDecision,
 } from "../../controller/manifest.ts";
 
 // --- helpers -----------------------------------------------------------------
@@ -356,29 +360,47 @@ describe("versions", () => {
 
 describe("selectConfigFiles", () => {
   const manifest = manifestOf(validInput());
+  const names = (machine: MachineIdentity) => selectConfigFiles(manifest, machine).files.map((f) => f.name);
 
   test("a machine nothing matches gets the fleet files, sorted by name", () => {
-    expect(selectConfigFiles(manifest, { macs: ["52:54:00:00:00:01"] }).map((f) => f.name)).toEqual(["40-base.toml", "50-fleet.toml"]);
+    expect(names({ macs: ["52:54:00:00:00:01"], name: "lab-01" })).toEqual(["40-base.toml", "50-fleet.toml"]);
   });
 
   test("a matching MAC adds its files; MACs compare in lowercase", () => {
-    const files = selectConfigFiles(manifest, { macs: ["52:54:00:00:00:01", "52:54:00:12:34:56".toUpperCase()] });
-    expect(files.map((f) => f.name)).toEqual(["40-base.toml", "50-fleet.toml", "60-machine.toml"]);
+    const selection = selectConfigFiles(manifest, { macs: ["52:54:00:00:00:01", "52:54:00:12:34:56".toUpperCase()], name: "" });
+    expect(selection.files.map((f) => f.name)).toEqual(["40-base.toml", "50-fleet.toml", "60-machine.toml"]);
+    expect(selection.matched).toEqual(["mac 52:54:00:12:34:56"]);
   });
 
-  test("a machine file replaces the fleet file of the same name; hostnames compare case-insensitively", () => {
-    const files = selectConfigFiles(manifest, { macs: [], hostname: "LAB-07" });
-    expect(files).toEqual([file("40-base.toml"), file("50-fleet.toml", HASH_B)]);
+  test("a hostname entry matches the machine's own name; a machine file replaces the fleet file of the same name; names compare case-insensitively", () => {
+    const selection = selectConfigFiles(manifest, { macs: [], name: "LAB-07" });
+    expect(selection.files).toEqual([file("40-base.toml"), file("50-fleet.toml", HASH_B)]);
+    expect(selection).toMatchObject({ matched: ["hostname lab-07"] });
+    expect(selection.ignored).toBeUndefined();
   });
 
   test("a hostname match needs the whole name", () => {
-    expect(selectConfigFiles(manifest, { macs: [], hostname: "lab-07.example.org" })).toHaveLength(2);
-    expect(selectConfigFiles(manifest, { macs: [], hostname: "lab-0" })).toEqual([file("40-base.toml"), file("50-fleet.toml")]);
+    expect(names({ macs: [], name: "lab-07.example.org" })).toHaveLength(2);
+    expect(selectConfigFiles(manifest, { macs: [], name: "lab-0" }).files).toEqual([file("40-base.toml"), file("50-fleet.toml")]);
+  });
+
+  test("without a name of its own a machine matches no hostname entry, and the selection says why", () => {
+    const selection = selectConfigFiles(manifest, { macs: ["52:54:00:12:34:56"], name: "" });
+    expect(selection.files.map((f) => f.name)).toEqual(["40-base.toml", "50-fleet.toml", "60-machine.toml"]);
+    expect(selection.matched).toEqual(["mac 52:54:00:12:34:56"]);
+    expect(selection.ignored).toBe(
+      "hostname entries ignored: no machine name in the local config (update.machine_name); a hostname from DHCP is never used",
+    );
+  });
+
+  test("no hostname entries: nothing to say about them", () => {
+    const macOnly = manifestOf({ ...validInput(), config: { fleet: [], machines: [{ mac: "52:54:00:12:34:56", files: [file("60-machine.toml")] }] } });
+    expect(selectConfigFiles(macOnly, { macs: [], name: "" })).toEqual({ files: [], matched: [] });
   });
 
   test("config.d byte order", () => {
     const sorted = manifestOf({ ...validInput(), config: { fleet: ["b.toml", "a.toml", "B.toml", "10-x.toml", "9-x.toml"].map((name) => file(name)), machines: [] } });
-    expect(selectConfigFiles(sorted, { macs: [] }).map((f) => f.name)).toEqual(["10-x.toml", "9-x.toml", "B.toml", "a.toml", "b.toml"]);
+    expect(selectConfigFiles(sorted, { macs: [], name: "" }).files.map((f) => f.name)).toEqual(["10-x.toml", "9-x.toml", "B.toml", "a.toml", "b.toml"]);
   });
 });
 
@@ -406,16 +428,19 @@ describe("paths and URLs", () => {
 describe("decideUpdate", () => {
   const manifest = manifestOf(validInput());
   const now = new Date("2026-12-01T00:00:00.000Z");
+  /** A machine whose slots have no record, on channel stable, with the default validity cap. */
+  const decide = (options: Partial<Parameters<typeof decideUpdate>[0]> = {}) =>
+    decideUpdate({ manifest, channel: "stable", installedVersion: undefined, versionFloor: undefined, maxValidityDays: 3650, now, ...options });
 
   test("newer, same, unknown", () => {
-    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.1.9", now })).toEqual({ action: "install" });
-    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.2.0", now })).toEqual({ action: "up-to-date" });
-    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.2", now })).toEqual({ action: "up-to-date" });
-    expect(decideUpdate({ manifest, channel: "stable", now })).toEqual({ action: "install" });
+    expect(decide({ installedVersion: "1.1.9", versionFloor: { version: "1.1.9", slot: "SYSFS on /dev/vda1" } })).toEqual({ action: "install" });
+    expect(decide({ installedVersion: "1.2.0", versionFloor: { version: "1.2.0", slot: "SYSFS on /dev/vda1" } })).toEqual({ action: "up-to-date" });
+    expect(decide({ installedVersion: "1.2" })).toEqual({ action: "up-to-date" });
+    expect(decide()).toEqual({ action: "install" });
   });
 
   test("a downgrade is refused, saying how to roll back", () => {
-    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.10", now })).toEqual({
+    expect(decide({ installedVersion: "1.10", versionFloor: { version: "1.10", slot: "SYSFS on /dev/vda1" } })).toEqual({
       action: "refuse",
       reason:
         "Cannot install version 1.2.0 from channel stable: it is lower than the installed version 1.10 " +
@@ -423,15 +448,30 @@ describe("decideUpdate", () => {
     });
   });
 
+  test("a version below one any slot holds verified is refused, also when the slot that boots has no record", () => {
+    const floor = { version: "1.3", slot: "BACKUPFS on /dev/vda2" };
+    const refused: UpdateDecision = {
+      action: "refuse",
+      reason:
+        "Cannot install version 1.2.0 from channel stable: it is lower than version 1.3, verified on BACKUPFS on /dev/vda2 " +
+        "(the server replays an old manifest; to roll back, publish the old image under a new version)",
+    };
+    expect(decide({ versionFloor: floor })).toEqual(refused);
+    expect(decide({ installedVersion: "1.1", versionFloor: floor })).toEqual(refused);
+    // the floor's own version, or above it, installs: the slot that boots does not run it
+    expect(decide({ versionFloor: { version: "1.2", slot: "BACKUPFS on /dev/vda2" } })).toEqual({ action: "install" });
+    expect(decide({ installedVersion: "1.1", versionFloor: { version: "1.1.5", slot: "BACKUPFS on /dev/vda2" } })).toEqual({ action: "install" });
+  });
+
   test("an installed version that is not a version cannot rule out a downgrade", () => {
-    expect(decideUpdate({ manifest, channel: "stable", installedVersion: "unknown", now })).toEqual({
+    expect(decide({ installedVersion: "unknown" })).toEqual({
       action: "refuse",
       reason: 'Cannot install version 1.2.0 from channel stable: the installed version "unknown" is not a version, so a downgrade cannot be ruled out',
     });
   });
 
   test("another channel's manifest is refused", () => {
-    expect(decideUpdate({ manifest, channel: "beta", installedVersion: "1.0", now })).toEqual({
+    expect(decide({ channel: "beta", installedVersion: "1.0" })).toEqual({
       action: "refuse",
       reason: "Cannot install version 1.2.0 from channel stable: this machine follows channel beta",
     });
@@ -439,17 +479,39 @@ describe("decideUpdate", () => {
 
   test("an expired manifest is refused from its expiry on", () => {
     for (const at of ["2026-12-23T10:00:00.000Z", "2027-06-01T00:00:00.000Z"]) {
-      expect(decideUpdate({ manifest, channel: "stable", installedVersion: "1.0", now: new Date(at) })).toEqual({
+      expect(decide({ installedVersion: "1.0", now: new Date(at) })).toEqual({
         action: "refuse",
         reason:
           `Cannot install version 1.2.0 from channel stable: the manifest expired at 2026-12-23T10:00:00.000Z and it is now ${at} ` +
           "(the server is frozen or replays an old manifest, or this machine's clock is wrong)",
       });
     }
-    expect(decideUpdate({ manifest, channel: "stable", now: new Date("2026-12-23T09:59:59.999Z") })).toEqual({ action: "install" });
+    expect(decide({ now: new Date("2026-12-23T09:59:59.999Z") })).toEqual({ action: "install" });
   });
 
   test("a manifest created in the future is not refused: lab clocks are often wrong", () => {
-    expect(decideUpdate({ manifest, channel: "stable", now: new Date("2020-01-01T00:00:00.000Z") })).toEqual({ action: "install" });
+    expect(decide({ now: new Date("2020-01-01T00:00:00.000Z") })).toEqual({ action: "install" });
+  });
+
+  test("a manifest valid for longer than update.max_manifest_validity_days is refused, naming the key", () => {
+    // created 2026-11-23T10:00, expires 30 days later
+    expect(decide({ maxValidityDays: 30 })).toEqual({ action: "install" });
+    expect(decide({ maxValidityDays: 29 })).toEqual({
+      action: "refuse",
+      reason:
+        "Cannot install version 1.2.0 from channel stable: it is valid for 30 days (created 2026-11-23T10:00:00.000Z, expires 2026-12-23T10:00:00.000Z), " +
+        "longer than update.max_manifest_validity_days (29) allows",
+    });
+  });
+
+  test("expires in year 9999 is refused at the default cap, publish's longest expiry is not", () => {
+    const forever = manifestOf({ ...validInput(), expires: "9999-12-31T00:00:00.000Z" });
+    expect(decide({ manifest: forever, maxValidityDays: MAX_MANIFEST_VALIDITY_DAYS })).toMatchObject({
+      action: "refuse",
+      reason: expect.stringContaining("longer than update.max_manifest_validity_days (3650) allows"),
+    });
+    const longest = manifestOf({ ...validInput(), expires: new Date(Date.parse("2026-11-23T10:00:00.000Z") + 3650 * 86_400_000).toISOString() });
+    expect(decide({ manifest: longest, maxValidityDays: MAX_MANIFEST_VALIDITY_DAYS })).toEqual({ action: "install" });
+    expect(DEFAULT_CONFIG.update.max_manifest_validity_days).toBe(MAX_MANIFEST_VALIDITY_DAYS);
   });
 });

@@ -6,6 +6,8 @@ import { labMachine } from "../fake-machine.ts";
 import { memoryLogger } from "../memory-log.ts";
 
 const sysfs = { role: "system" as const, label: "SYSFS", device: "/dev/vda1", fsType: "ext4" };
+/** these tests mount no BOOTEXT: the image's /etc/machine-id stays (machine-id.test.ts has the rest) */
+const NO_BOOTEXT = { readOnly: false };
 
 describe("mount plans", () => {
   test("a slot: its partition read-only at its own place, then its image at /sysroot", () => {
@@ -13,7 +15,8 @@ describe("mount plans", () => {
       { kind: "mkdir", path: "/run/controller/slots/SYSFS" },
       {
         kind: "mount",
-        request: { kind: "filesystem", source: "/dev/vda1", target: "/run/controller/slots/SYSFS", fsType: "ext4", options: ["ro"] },
+        // x-initrd.mount: the booted system's systemd leaves the slot its root sits on mounted until the final shutdown
+        request: { kind: "filesystem", source: "/dev/vda1", target: "/run/controller/slots/SYSFS", fsType: "ext4", options: ["ro", "x-initrd.mount"] },
         purpose: "SYSFS slot partition",
       },
       { kind: "require-file", path: "/run/controller/slots/SYSFS/system.squashfs", missing: "SYSFS on /dev/vda1 has no system image system.squashfs (slot.image)" },
@@ -74,7 +77,7 @@ describe("mount plans", () => {
 describe("mounts stage", () => {
   test("the aside bind is gone once the tmpfs is seeded", async () => {
     const fake = labMachine();
-    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs]);
+    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs], NO_BOOTEXT);
     expect(result.mounts.map((m) => m.target)).toEqual(["/run/controller/slots/SYSFS", "/sysroot", "/sysroot/etc", "/sysroot/tmp", "/sysroot/var/log"]);
     expect(fake.peek("/run/controller/staging/etc")).toBe("<dir>");
     expect(await fake.readdir("/run/controller/staging/etc")).toEqual([]);
@@ -86,7 +89,7 @@ describe("mounts stage", () => {
     fake.failingMountTargets.add("/sysroot/tmp");
     const config = { ...DEFAULT_CONFIG, tmpfs: { ...DEFAULT_CONFIG.tmpfs, "/media": { enabled: true, size: "1m", mode: "0755", seed_from_image: false } } };
     const { log, sink } = memoryLogger();
-    const result = await runMountsStage(fake, log, config, [sysfs]);
+    const result = await runMountsStage(fake, log, config, [sysfs], NO_BOOTEXT);
     expect(result.tmpfs.map((t) => [t.path, t.status])).toEqual([
       ["/etc", "mounted"],
       ["/media", "skipped"],
@@ -101,7 +104,7 @@ describe("mounts stage", () => {
     fake.failingMountTargets.add("/run/controller/slots/SYSFS");
     fake.failingMountTargets.add("/run/controller/slots/BACKUPFS");
     const backup = { role: "backup" as const, label: "BACKUPFS", device: "/dev/vda2", fsType: "ext4" };
-    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs, backup]);
+    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs, backup], NO_BOOTEXT);
     expect(result.booted).toBeUndefined();
     expect(result.failedSlots.map((f) => f.candidate.label)).toEqual(["SYSFS", "BACKUPFS"]);
     expect(result.tmpfs).toEqual([]);

@@ -63,6 +63,12 @@ describe("a power cut at every point of an update leaves a machine that boots a 
       expect(after.image).toBe("system-2.0");
       const labels = after.report.partitions.map((p) => p.label).sort();
       expect(labels).toEqual(["BACKUPFS", "BOOTEXT", "SYSFS"]);
+
+      // the machine-id kept on BOOTEXT: once it is written, no cut takes it away and every later boot uses it
+      const keptBeforeCut = CUT_POINTS.indexOf(point) >= CUT_POINTS.indexOf("machine-id-written");
+      expect(next.report.machineId?.source).toBe(keptBeforeCut ? "bootext" : "generated");
+      if (keptBeforeCut) expect(next.report.machineId?.id).toBe(first.report.machineId?.id ?? "none");
+      expect(after.report.machineId).toMatchObject({ source: "bootext", id: next.report.machineId?.id ?? "none" });
     });
   }
 });

@@ -6,8 +6,8 @@ import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseManifest } from "../../controller/manifest.ts";
-import { keygen, publish, type PublishOptions, verifyManifestFiles, verifyRepo } from "../../controller/repo.ts";
-import { sha512Hex, verifySignature } from "../../controller/signing.ts";
+import { keygen, publish, type PublishOptions, readRegularFile, resignManifest, signFiles, verifyManifestFiles, verifyRepo } from "../../controller/repo.ts";
+import { decodeSecretKey, sha512Hex, signContent, verifySignature } from "../../controller/signing.ts";
 import { controller } from "../run-controller.ts";
 
 const NOW = new Date("2026-11-23T10:00:00.000Z");
@@ -112,7 +112,13 @@ describe("publish", () => {
     expect(manifest.config.fleet.map((file) => file.name)).toEqual(["50-fleet.toml"]);
     expect(manifest.config.machines).toEqual([{ mac: "52:54:00:12:34:56", files: [expect.objectContaining({ name: "60-lab.toml", size: 32 })] }]);
     const signature = await readFile(join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`), "utf8");
-    expect(verifySignature(bytes, signature, [publicKey])).toEqual({ ok: true, key: publicKey });
+    expect(signature).toStartWith("controller-signature 2\npurpose manifest\ntarget stable\nexpires 2026-12-23T10:00:00.000Z\nsignature ");
+    const forManifest = { purpose: "manifest", target: "stable", now: NOW } as const;
+    expect(verifySignature(bytes, signature, [publicKey], forManifest)).toEqual({
+      ok: true,
+      key: publicKey,
+      claims: { purpose: "manifest", target: "stable", expires: "2026-12-23T10:00:00.000Z" },
+    });
     // no temp files left behind
     for (const folder of ["images", "config", "channels/stable", "channels/stable/signatures"]) {
       expect((await readdir(join(repo, folder))).filter((name) => name.startsWith("."))).toEqual([]);
@@ -146,7 +152,7 @@ describe("publish", () => {
     expect(second).not.toEqual(first);
     // a client (or a cache) that fetched the first manifest still finds its signature
     const firstSignature = await readFile(join(repo, `channels/stable/signatures/${sha512Hex(first)}.sig`), "utf8");
-    expect(verifySignature(first, firstSignature, [publicKey]).ok).toBe(true);
+    expect(verifySignature(first, firstSignature, [publicKey], { purpose: "manifest", target: "stable", now: NOW }).ok).toBe(true);
     expect(await readdir(join(repo, "channels/stable/signatures"))).toHaveLength(2);
     expect((await verify(repo)).problems).toEqual([]);
   });
@@ -315,9 +321,11 @@ describe("verifyRepo", () => {
     const original = sha512Hex(await readFile(manifestFile));
     const problems = await problemsAfter(async (copy) => {
       const file = join(copy, `channels/stable/signatures/${original}.sig`);
-      const raw = Buffer.from((await readFile(file, "utf8")).trim(), "base64");
+      const text = await readFile(file, "utf8");
+      const line = /^signature (.+)$/m.exec(text)?.[1] ?? "";
+      const raw = Buffer.from(line, "base64");
       raw[5] = (raw[5] ?? 0) ^ 1;
-      await writeFile(file, `${raw.toString("base64")}\n`);
+      await writeFile(file, text.replace(line, raw.toString("base64")));
     });
     expect(problems).toEqual([
       `REPO/channels/stable/signatures/${original}.sig: Cannot trust REPO/channels/stable/manifest.json: the signature is not valid for the trusted key`,
@@ -330,6 +338,10 @@ describe("verifyRepo", () => {
       expect.stringContaining("Cannot trust REPO/channels/stable/manifest.json: the signature is not valid for the trusted key"),
     ]);
     expect(await problemsAfter(async () => {}, new Date("2026-12-23T10:00:00.000Z"))).toEqual([
+      // publish signs a manifest until it expires
+      expect.stringMatching(
+        /^REPO\/channels\/stable\/signatures\/[0-9a-f]{128}\.sig: Cannot trust REPO\/channels\/stable\/manifest\.json: the signature expired at 2026-12-23T10:00:00\.000Z \(it is now 2026-12-23T10:00:00\.000Z\): publish a new version$/,
+      ),
       "REPO/channels/stable/manifest.json: key expires: it expired at 2026-12-23T10:00:00.000Z and it is now 2026-12-23T10:00:00.000Z; " +
         "controllers refuse it: publish a new version",
     ]);
@@ -339,9 +351,11 @@ describe("verifyRepo", () => {
     const copy = await newRepo();
     await published(copy, { channel: "beta" });
     await cp(join(copy, "channels/beta"), join(copy, "channels/stable"), { recursive: true });
-    expect((await verify(copy)).problems).toEqual([
-      `${copy}/channels/stable/manifest.json: key channel: expected "stable" (the channel folder it is in), got "beta"`,
-    ]);
+    const problems = (await verify(copy)).problems;
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toContain("Cannot trust");
+    expect(problems[0]).toContain("the signature file is for channel beta, not channel stable");
+    expect(problems[1]).toBe(`${copy}/channels/stable/manifest.json: key channel: expected "stable" (the channel folder it is in), got "beta"`);
   });
 
   test("a channel with nothing published, or a bad channel name", async () => {
@@ -363,7 +377,7 @@ describe("verifyRepo", () => {
     const other = join(dir, "other-signature.sig");
     await writeFile(other, "not base64!\n");
     expect((await verifyManifestFiles({ manifest: manifestFile, signature: other, trustedKeys: [publicKey], now: NOW })).problems).toEqual([
-      `${other}: Cannot trust ${manifestFile}: the signature is not base64 of 64 bytes`,
+      `${other}: Cannot trust ${manifestFile}: the signature file does not start with "controller-signature 2" (nor is it base64 of 64 bytes)`,
     ]);
     expect((await verifyManifestFiles({ manifest: join(dir, "none.json"), signature, trustedKeys: [publicKey], now: NOW })).problems).toEqual([
       `${join(dir, "none.json")}: Cannot verify it: there is no such file`,
@@ -428,40 +442,204 @@ describe("keygen, publish and verify commands", () => {
 });
 
 describe("sign", () => {
-  test("writes FILE.sig beside each file, valid for the key's public half and for those exact bytes only", async () => {
+  test("--url-path: FILE.sig for that purpose and URL path, for those exact bytes only, until --expires-days", async () => {
     const script = join(dir, "command.sh");
-    const keys = join(dir, "authorized_keys");
     await writeFile(script, "echo hello\n");
-    await writeFile(keys, "ssh-ed25519 AAAA admin\n");
-    const result = await controller("sign", "--key", secretKeyFile, script, keys);
+    const result = await controller("sign", "--key", secretKeyFile, "--purpose", "command", "--url-path", "/lab/burn-in.sh", "--expires-days", "7", script);
     expect(result.code).toBe(0);
-    expect(result.stdout).toBe(`Wrote ${script}.sig\nWrote ${keys}.sig\n`);
+    expect(result.stdout).toMatch(new RegExp(`^Wrote ${script}\\.sig: for command /lab/burn-in\\.sh, until \\d{4}-.*Z\n$`));
     const signature = await readFile(`${script}.sig`, "utf8");
-    expect(verifySignature(await readFile(script), signature, [publicKey])).toEqual({ ok: true, key: publicKey });
-    expect(verifySignature(new TextEncoder().encode("echo hellO\n"), signature, [publicKey]).ok).toBe(false);
-    expect(verifySignature(await readFile(keys), signature, [publicKey]).ok).toBe(false);
+    const expires = /^expires (.+)$/m.exec(signature)?.[1] ?? "";
+    // 7 days from when the command ran, give or take the run
+    expect(Math.abs(Date.parse(expires) - Date.now() - 7 * 86_400_000)).toBeLessThan(600_000);
+    const now = new Date();
+    const bytes = await readFile(script);
+    expect(verifySignature(bytes, signature, [publicKey], { purpose: "command", target: "/lab/burn-in.sh", now })).toMatchObject({ ok: true, key: publicKey });
+    expect(verifySignature(new TextEncoder().encode("echo hellO\n"), signature, [publicKey], { purpose: "command", target: "/lab/burn-in.sh", now }).ok).toBe(false);
+    // the same bytes, fetched from another path or for ssh keys: refused, saying why
+    expect(verifySignature(bytes, signature, [publicKey], { purpose: "command", target: "/lab/other.sh", now })).toEqual({
+      ok: false,
+      problem: expect.stringContaining("the signature file is for URL path /lab/burn-in.sh, not URL path /lab/other.sh: it signs another file or another place"),
+    });
+    expect(verifySignature(bytes, signature, [publicKey], { purpose: "ssh-keys", target: "/lab/burn-in.sh", now })).toEqual({
+      ok: false,
+      problem: expect.stringContaining("the signature file is for purpose command, not ssh-keys"),
+    });
+    const later = new Date(Date.parse(expires));
+    expect(verifySignature(bytes, signature, [publicKey], { purpose: "command", target: "/lab/burn-in.sh", now: later })).toEqual({
+      ok: false,
+      problem: `the signature expired at ${expires} (it is now ${later.toISOString()}): re-sign it with \`controller sign --key KEY --purpose command --url-path /lab/burn-in.sh FILE\``,
+    });
+  }, CLI_TIMEOUT_MS);
+
+  test("--served-root: each file's URL path is its path under the folder the server serves", async () => {
+    const root = join(dir, "www");
+    await mkdir(join(root, "lab"), { recursive: true });
+    const script = join(root, "lab", "run me.sh");
+    const keys = join(root, "authorized_keys");
+    await writeFile(script, "true\n");
+    await writeFile(keys, "ssh-ed25519 AAAA admin\n");
+    const result = await signFiles({ secretKeyFile, files: [script, keys], signFor: { purpose: "ssh-keys", servedRoot: root }, expiresInDays: 30, now: NOW });
+    expect(result.problems).toEqual([]);
+    // as the machine's URL parser spells the path of http://server/lab/run%20me.sh
+    expect(result.signed.map((signed) => signed.claims.target)).toEqual([new URL("http://server/lab/run me.sh").pathname, "/authorized_keys"]);
+    expect(result.signed[1]?.claims.expires).toBe("2026-12-23T10:00:00.000Z");
+    const outside = await signFiles({ secretKeyFile, files: [join(dir, "50-fleet.toml")], signFor: { purpose: "ssh-keys", servedRoot: root }, expiresInDays: 30, now: NOW });
+    expect(outside.problems).toEqual([`Cannot sign ${join(dir, "50-fleet.toml")}: it is not inside the served root ${root} (--served-root), so its URL path is unknown`]);
+    const several = await signFiles({ secretKeyFile, files: [script, keys], signFor: { purpose: "command", urlPath: "/x.sh" }, expiresInDays: 30, now: NOW });
+    expect(several.problems).toEqual([
+      `Cannot sign 2 files with --url-path /x.sh: a URL path names one file (give --served-root DIR for several)`,
+      `Cannot sign 2 files with --url-path /x.sh: a URL path names one file (give --served-root DIR for several)`,
+    ]);
+  });
+
+  test("--purpose heddle: the update's folder name and --version are signed", async () => {
+    const update = join(dir, "updates", "update7");
+    await mkdir(update, { recursive: true });
+    const sums = join(update, "SHA512SUMS");
+    await writeFile(sums, `${"a".repeat(128)}  kernel\n`);
+    const result = await controller("sign", "--key", secretKeyFile, "--purpose", "heddle", "--version", "4.2", sums);
+    expect(result.code).toBe(0);
+    const signature = await readFile(`${sums}.sig`, "utf8");
+    expect(signature).toStartWith("controller-signature 2\npurpose heddle\ntarget update7\nversion 4.2\nexpires ");
+    // the default expiry of a Heddle update is ten years
+    const expires = Date.parse(/^expires (.+)$/m.exec(signature)?.[1] ?? "");
+    expect(Math.abs(expires - Date.now() - 3650 * 86_400_000)).toBeLessThan(600_000);
+    expect(verifySignature(await readFile(sums), signature, [publicKey], { purpose: "heddle", target: "update7", now: new Date() })).toMatchObject({
+      ok: true,
+      claims: { version: "4.2" },
+    });
+    expect((await controller("sign", "--key", secretKeyFile, "--purpose", "heddle", sums)).stderr).toContain("sign: --purpose heddle needs --version V");
+    const wrongFile = await signFiles({ secretKeyFile, files: [join(dir, "50-fleet.toml")], signFor: { purpose: "heddle", version: "1" }, expiresInDays: 30, now: NOW });
+    expect(wrongFile.problems).toEqual([
+      `Cannot sign ${join(dir, "50-fleet.toml")} for a Heddle update: expected its SHA512SUMS file (updates/NAME/SHA512SUMS)`,
+    ]);
   }, CLI_TIMEOUT_MS);
 
   test("a file that cannot be read is named and the others are still signed; exit status 1", async () => {
-    const good = join(dir, "good.sh");
+    const root = join(dir, "served");
+    await mkdir(root, { recursive: true });
+    const good = join(root, "good.sh");
     await writeFile(good, "true\n");
-    const result = await controller("sign", "--key", secretKeyFile, join(dir, "missing.sh"), good);
+    const result = await controller("sign", "--key", secretKeyFile, "--purpose", "command", "--served-root", root, join(root, "missing.sh"), good);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`Cannot sign ${join(dir, "missing.sh")}`);
-    expect(result.stdout).toBe(`Wrote ${good}.sig\n`);
+    expect(result.stderr).toContain(`Cannot sign ${join(root, "missing.sh")}: there is no such file`);
+    expect(result.stdout).toStartWith(`Wrote ${good}.sig: for command /good.sh, until `);
   }, CLI_TIMEOUT_MS);
 
-  test("a missing secret key, a public key given as the secret, or no file: refused with what was expected", async () => {
+  test("a missing secret key, a public key given as the secret, no file or no purpose: refused with what was expected", async () => {
     const file = join(dir, "unsigned.sh");
     await writeFile(file, "true\n");
-    const missing = await controller("sign", "--key", join(dir, "nope.secret"), file);
+    const args = ["--purpose", "command", "--url-path", "/unsigned.sh"];
+    const missing = await controller("sign", "--key", join(dir, "nope.secret"), ...args, file);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`there is no ${join(dir, "nope.secret")}`);
-    const wrongKey = await controller("sign", "--key", join(dir, "signing.pub"), file);
+    const wrongKey = await controller("sign", "--key", join(dir, "signing.pub"), ...args, file);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toContain(join(dir, "signing.pub"));
-    expect((await controller("sign", "--key", secretKeyFile)).stderr).toContain("sign: no FILE to sign");
+    expect((await controller("sign", "--key", secretKeyFile, ...args)).stderr).toContain("sign: no FILE to sign");
+    const noPurpose = await controller("sign", "--key", secretKeyFile, file);
+    expect(noPurpose).toMatchObject({ code: 2, stderr: expect.stringContaining("sign: --purpose is missing: expected command, ssh-keys or heddle") });
     expect((await controller("sign", file)).code).toBe(2);
     expect(await stat(`${file}.sig`).catch(() => undefined)).toBeUndefined();
+  }, CLI_TIMEOUT_MS);
+});
+
+describe("old signatures and re-signing", () => {
+  test("a bare signature (the old format) is refused by verify and by the boot's check; sign --repo --channel re-signs the manifest, bytes unchanged", async () => {
+    const repo = await newRepo();
+    await published(repo);
+    const manifestFile = join(repo, "channels/stable/manifest.json");
+    const bytes = await readFile(manifestFile);
+    const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+    // what publish wrote before signatures named their purpose: base64 of the ed25519 signature of the bytes
+    const secretKey = decodeSecretKey(await readFile(secretKeyFile, "utf8"), secretKeyFile);
+    const nacl = (await import("tweetnacl")).default;
+    await writeFile(signatureFile, `${Buffer.from(nacl.sign.detached(bytes, secretKey)).toString("base64")}\n`);
+    const old = await verify(repo);
+    expect(old.problems).toEqual([
+      `${signatureFile}: Cannot trust ${manifestFile}: the signature is in the old format (bare base64, from before signatures named their purpose, target and expiry), ` +
+        "which this controller refuses: re-sign it with `controller sign --key KEY --repo DIR --channel stable`",
+    ]);
+
+    const resigned = await controller("sign", "--key", secretKeyFile, "--repo", repo, "--channel", "stable");
+    expect(resigned.code).toBe(0);
+    expect(resigned.stdout).toBe(`Wrote ${signatureFile}: version 1.0.0 of channel stable, until 2026-12-23T10:00:00.000Z\n`);
+    expect(await readFile(manifestFile)).toEqual(bytes);
+    expect(await readFile(signatureFile, "utf8")).toStartWith("controller-signature 2\npurpose manifest\ntarget stable\nexpires 2026-12-23T10:00:00.000Z\n");
+    expect((await verify(repo)).problems).toEqual([]);
+
+    // past the manifest's own expiry only a new version helps
+    const late = await resignManifest({ repo, channel: "stable", secretKeyFile, now: new Date("2027-01-01T00:00:00.000Z") });
+    expect(late).toMatchObject({ ok: false, problems: [`${manifestFile}: Cannot sign it again: it expired at 2026-12-23T10:00:00.000Z; publish a new version instead`] });
+  }, CLI_TIMEOUT_MS);
+
+  test("a manifest signed for another purpose (a command script's signature copied over it) does not verify", async () => {
+    const repo = await newRepo();
+    await published(repo);
+    const manifestFile = join(repo, "channels/stable/manifest.json");
+    const bytes = await readFile(manifestFile);
+    const secretKey = decodeSecretKey(await readFile(secretKeyFile, "utf8"), secretKeyFile);
+    const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+    await writeFile(signatureFile, signContent(bytes, secretKey, { purpose: "command", target: "/channels/stable/manifest.json", expires: "2026-12-23T10:00:00.000Z" }));
+    expect((await verify(repo)).problems).toEqual([
+      `${signatureFile}: Cannot trust ${manifestFile}: the signature file is for purpose command, not manifest, and URL path /channels/stable/manifest.json, not channel stable: ` +
+        "it signs another file or another place; if this is the right content, re-sign it with `controller sign --key KEY --repo DIR --channel stable`",
+    ]);
+  });
+});
+
+describe("verify reads what a controller reads, no more", () => {
+  test("a FIFO, a device or a folder in place of the manifest or signature is refused without waiting on it", async () => {
+    const repo = await newRepo();
+    await published(repo);
+    const manifestFile = join(repo, "channels/stable/manifest.json");
+    const bytes = await readFile(manifestFile);
+    const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+    await rm(signatureFile);
+    expect(Bun.spawnSync(["mkfifo", signatureFile]).exitCode).toBe(0);
+    expect((await verify(repo)).problems).toEqual([`${signatureFile}: Cannot read it: it is a FIFO, expected a regular file`]);
+    const byFiles = await verifyManifestFiles({ manifest: "/dev/zero", signature: signatureFile, trustedKeys: [publicKey], now: NOW });
+    expect(byFiles.problems).toEqual(["/dev/zero: Cannot read it: it is a device, expected a regular file", `${signatureFile}: Cannot read it: it is a FIFO, expected a regular file`]);
+    await rm(manifestFile);
+    await mkdir(manifestFile);
+    expect((await verify(repo)).problems).toEqual([`${manifestFile}: Cannot read it: it is a folder, expected a regular file`]);
+  }, 10_000);
+
+  test("a manifest or signature larger than the boot's cap is refused, naming the cap; a huge file costs one capped read", async () => {
+    const repo = await newRepo();
+    await published(repo);
+    const manifestFile = join(repo, "channels/stable/manifest.json");
+    const bytes = await readFile(manifestFile);
+    const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+    await writeFile(signatureFile, `${await readFile(signatureFile, "utf8")}${" ".repeat(5000)}`);
+    expect((await verify(repo)).problems).toEqual([`${signatureFile}: Cannot read it: it is larger than 4096 bytes (SIGNATURE_MAX_BYTES), the most a controller reads of it`]);
+    // 1.5 GB, sparse: refused after reading 65537 bytes
+    const huge = join(dir, "huge-manifest.json");
+    const handle = await (await import("node:fs/promises")).open(huge, "w");
+    await handle.truncate(1_500_000_000);
+    await handle.close();
+    const started = performance.now();
+    expect(await readRegularFile(huge, 65536, "MANIFEST_MAX_BYTES")).toEqual({
+      status: "refused",
+      problem: `${huge}: Cannot read it: it is larger than 65536 bytes (MANIFEST_MAX_BYTES), the most a controller reads of it`,
+    });
+    expect(performance.now() - started).toBeLessThan(2000);
+    await rm(huge);
+  });
+
+  test("--key: a weak public key, given as text or in a .pub file, is refused with why", async () => {
+    const identity = Buffer.alloc(32);
+    identity[0] = 1;
+    const weak = identity.toString("base64");
+    const repo = await newRepo();
+    const byText = await controller("verify", "--repo", repo, "--channel", "stable", "--key", weak);
+    expect(byText.code).toBe(2);
+    expect(byText.stderr).toContain(`Cannot use --key: Cannot use the public key "${weak}": it is a small-order point (order 1): a forged signature would verify for any bytes`);
+    const pub = join(dir, "weak.pub");
+    await writeFile(pub, `${weak}\n`);
+    const byFile = await controller("verify", "--repo", repo, "--channel", "stable", "--key", pub);
+    expect(byFile.code).toBe(2);
+    expect(byFile.stderr).toContain(`Cannot use --key ${pub}: Cannot use the public key "${weak}": it is a small-order point (order 1)`);
   }, CLI_TIMEOUT_MS);
 });

@@ -33,7 +33,8 @@ function runningMachine(): FakeSystem {
 async function check(fake: FakeSystem, config: Config, options: { installed?: string | undefined; network?: NetworkResult } = {}) {
   const { log, sink } = memoryLogger();
   const installed = "installed" in options ? options.installed : "1.0";
-  const result = await runCheckStage(fake, log, config, options.network ?? NETWORK_UP, installed, config.update.trusted_keys);
+  const versions = { installed, floor: installed === undefined ? undefined : { version: installed, slot: "SYSFS on /dev/vda1" } };
+  const result = await runCheckStage(fake, log, config, options.network ?? NETWORK_UP, versions, config.update.trusted_keys);
   return { result, text: sink.text() };
 }
 
@@ -109,7 +110,8 @@ describe("check stage", () => {
     publish(fake, { version: "2.0", channel: "beta" });
     const { result } = await check(fake, updateConfig());
     expect(result.decision).toBe("refused");
-    expect(result.attempts[0]?.detail).toContain("this machine follows channel stable");
+    // signed for channel beta: the signature already refuses it here, before the manifest's own channel is read
+    expect(result.attempts[0]?.detail).toContain("the signature file is for channel beta, not channel stable");
   });
 
   test("a manifest signed by an unknown key is refused", async () => {
@@ -174,7 +176,7 @@ describe("server-config stage", () => {
     return result.accepted;
   }
 
-  test("fleet files and this machine's files (by MAC and hostname), verified and parsed", async () => {
+  test("fleet files and this machine's files (by MAC and its own name), verified and parsed", async () => {
     const fake = runningMachine();
     publish(fake, {
       version: "2.0",
@@ -186,10 +188,11 @@ describe("server-config stage", () => {
       ],
     });
     const { log } = memoryLogger();
-    const result = await runServerConfigStage(fake, log, updateConfig(), await accepted(fake), NETWORK_UP);
+    const result = await runServerConfigStage(fake, log, updateConfig(), await accepted(fake), { macs: NETWORK_UP.macs, name: "lab-07" });
     expect(result.status).toBe("fetched");
     if (result.status !== "fetched") return;
     expect(result.files.map((file) => file.name)).toEqual(["50-fleet.toml", "60-site.toml", "70-host.toml"]);
+    expect(result.matched).toEqual(["mac 52:54:00:12:34:56", "hostname LAB-07"]);
     expect(new TextDecoder().decode(result.files[1]?.content)).toContain("command_seconds = 40");
     expect(result.layers.map((layer) => [layer.source, layer.status])).toEqual([
       ["server:50-fleet.toml", "parsed"],
@@ -206,7 +209,7 @@ describe("server-config stage", () => {
     if (second === undefined) throw new Error("no second file");
     fake.http.set(`${SERVER}${second.url}`, { body: new TextEncoder().encode("[timeouts]\ndevices_seconds = 9\n") });
     const { log } = memoryLogger();
-    const result = await runServerConfigStage(fake, log, updateConfig(), manifest, NETWORK_UP);
+    const result = await runServerConfigStage(fake, log, updateConfig(), manifest, { macs: NETWORK_UP.macs, name: "" });
     expect(result).toEqual({ status: "failed", problem: expect.stringContaining("60-b.toml: its sha512 is") });
   });
 });
