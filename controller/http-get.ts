@@ -17,7 +17,7 @@
 // signs.
 
 import { readFile } from "node:fs/promises";
-import type { HttpDeadline, HttpRequestOptions, HttpResponse } from "./system.ts";
+import { type HttpDeadline, HttpRefusal, type HttpRequestOptions, type HttpResponse } from "./system.ts";
 
 /** Object storage and CDNs answer with redirects; a few are plenty, and every hop is still hashed and verified. */
 const MAX_REDIRECTS = 3;
@@ -99,9 +99,9 @@ function firstHop(url: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new Error(`${shown(url)} is not a URL; expected an http:// or https:// URL`);
+    throw new HttpRefusal(`${shown(url)} is not a URL; expected an http:// or https:// URL`);
   }
-  if (!isHttp(parsed)) throw new Error(`${shown(url)} is not an http:// or https:// URL (its scheme is ${parsed.protocol}); only those are fetched`);
+  if (!isHttp(parsed)) throw new HttpRefusal(`${shown(url)} is not an http:// or https:// URL (its scheme is ${parsed.protocol}); only those are fetched`);
   return parsed;
 }
 
@@ -111,13 +111,13 @@ function nextHop(from: URL, location: string, allowRedirectToHttp: boolean): URL
   try {
     target = new URL(location, from);
   } catch {
-    throw new Error(`${from.href} redirected to ${JSON.stringify(shown(location))}, which is not a URL`);
+    throw new HttpRefusal(`${from.href} redirected to ${JSON.stringify(shown(location))}, which is not a URL`);
   }
   if (!isHttp(target)) {
-    throw new Error(`${from.href} redirected to ${shown(target.href)}: refused, only http:// and https:// URLs are followed (its scheme is ${target.protocol})`);
+    throw new HttpRefusal(`${from.href} redirected to ${shown(target.href)}: refused, only http:// and https:// URLs are followed (its scheme is ${target.protocol})`);
   }
   if (from.protocol === "https:" && target.protocol === "http:" && !allowRedirectToHttp) {
-    throw new Error(`${from.href} redirected to ${shown(target.href)}: refused, an https:// URL is not followed to plain http:// unless update.allow_redirect_to_http is true`);
+    throw new HttpRefusal(`${from.href} redirected to ${shown(target.href)}: refused, an https:// URL is not followed to plain http:// unless update.allow_redirect_to_http is true`);
   }
   return target;
 }
@@ -151,7 +151,7 @@ async function fetchFollowing(url: string, options: HttpRequestOptions, signal: 
     const location = response.headers.get("location");
     if (response.status < 300 || response.status >= 400 || location === null) return response;
     await response.body?.cancel();
-    if (redirects === MAX_REDIRECTS) throw new Error(`${url} redirected more than ${MAX_REDIRECTS} times`);
+    if (redirects === MAX_REDIRECTS) throw new HttpRefusal(`${url} redirected more than ${MAX_REDIRECTS} times`);
     current = nextHop(current, location, options.allowRedirectToHttp);
   }
 }
@@ -215,6 +215,7 @@ export async function httpGet(url: string, options: HttpRequestOptions): Promise
     response = await Promise.race([answer, whenAborted(abort.signal)]);
   } catch (error) {
     clearInterval(watchdog);
+    if (error instanceof HttpRefusal) throw error;
     throw new Error(describeFetchError(abort.signal.reason ?? error));
   }
   silence = "no more of the body came from";

@@ -78,6 +78,13 @@ export interface HttpRequestOptions {
   readonly allowRedirectToHttp: boolean;
 }
 
+/**
+ * A request the client itself will not make or follow: a URL that is not
+ * http: or https:, a redirect out of HTTP or down to plain http, a redirect
+ * loop. Asking again gets the same answer, so a download does not resume it.
+ */
+export class HttpRefusal extends Error {}
+
 export interface HttpResponse {
   readonly status: number;
   /** header names in lowercase */

@@ -25,7 +25,7 @@ import { INSTALL_MOUNT } from "./paths.ts";
 import { HEALTH_FILE } from "./slot-health.ts";
 import { PARTIAL_SUFFIX, RECORD_CONFIG_DIR, RECORD_DIR, RECORD_INSTALL_STATE, RECORD_MANIFEST, RECORD_SIGNATURE, readSlotRecord } from "./slot-records.ts";
 import type { InspectedSlot } from "./slots.ts";
-import type { System } from "./system.ts";
+import { HttpRefusal, type System } from "./system.ts";
 import type { AcceptedManifest } from "./update-check.ts";
 import type { FetchedConfigFile } from "./update-config.ts";
 
@@ -167,6 +167,7 @@ async function download(
         if (written < expected.size) throw new Error(`the connection ended after ${written} of ${expected.size} bytes`);
       } catch (error) {
         if (error instanceof DownloadFailure) throw error;
+        if (error instanceof HttpRefusal) throw new DownloadFailure(`the download of ${url} was refused: ${error.message}`);
         counters.resumes++;
         if (counters.resumes > config.update.resume_attempts) {
           throw new DownloadFailure(

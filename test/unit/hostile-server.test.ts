@@ -449,6 +449,20 @@ describe("images, as the install and diskless stages download them (1 KiB/s over
     expect(check).toEqual({ ok: false, problem: `the server sent more than the ${IMAGE.length} bytes the manifest signs for ${url("/image-endless/image.squashfs")}` });
   });
 
+  test("an image redirected to file:: refused at once, never resumed (asking again gets the same refusal)", async () => {
+    const before = requests.length;
+    const { check, counters, console } = await download("/to-file/image.squashfs", { resumes: 3 });
+    expect(check).toEqual({
+      ok: false,
+      problem:
+        `the download of ${url("/to-file/image.squashfs")} was refused: ${url("/to-file/image.squashfs")} redirected to file://${LOCAL_FILE()}: ` +
+        "refused, only http:// and https:// URLs are followed (its scheme is file:)",
+    });
+    expect(counters.resumes).toBe(0);
+    expect(requests.slice(before)).toEqual(["/to-file/image.squashfs"]);
+    expect(console).not.toContain("resuming");
+  });
+
   test("a connection closed in the middle of a chunk: resumed with a Range request, and the image verifies", async () => {
     const before = requests.length;
     // fetch hands over what came of the cut chunk, or not, as the packets fall: the resume starts at either
