@@ -545,15 +545,21 @@ describe("sign", () => {
   }, CLI_TIMEOUT_MS);
 });
 
+/** A repository with channel stable published, its manifest's bytes and files, and the key that signed it. */
+async function publishedChannel(): Promise<{ repo: string; manifestFile: string; bytes: NonSharedBuffer; signatureFile: string; secretKey: Uint8Array }> {
+  const repo = await newRepo();
+  await published(repo);
+  const manifestFile = join(repo, "channels/stable/manifest.json");
+  const bytes = await readFile(manifestFile);
+  const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+  const secretKey = decodeSecretKey(await readFile(secretKeyFile, "utf8"), secretKeyFile);
+  return { repo, manifestFile, bytes, signatureFile, secretKey };
+}
+
 describe("old signatures and re-signing", () => {
   test("a bare signature (the old format) is refused by verify and by the boot's check; sign --repo --channel re-signs the manifest, bytes unchanged", async () => {
-    const repo = await newRepo();
-    await published(repo);
-    const manifestFile = join(repo, "channels/stable/manifest.json");
-    const bytes = await readFile(manifestFile);
-    const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+    const { repo, manifestFile, bytes, signatureFile, secretKey } = await publishedChannel();
     // what publish wrote before signatures named their purpose: base64 of the ed25519 signature of the bytes
-    const secretKey = decodeSecretKey(await readFile(secretKeyFile, "utf8"), secretKeyFile);
     const nacl = (await import("tweetnacl")).default;
     await writeFile(signatureFile, `${Buffer.from(nacl.sign.detached(bytes, secretKey)).toString("base64")}\n`);
     const old = await verify(repo);
@@ -575,12 +581,7 @@ describe("old signatures and re-signing", () => {
   }, CLI_TIMEOUT_MS);
 
   test("a manifest signed for another purpose (a command script's signature copied over it) does not verify", async () => {
-    const repo = await newRepo();
-    await published(repo);
-    const manifestFile = join(repo, "channels/stable/manifest.json");
-    const bytes = await readFile(manifestFile);
-    const secretKey = decodeSecretKey(await readFile(secretKeyFile, "utf8"), secretKeyFile);
-    const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+    const { repo, manifestFile, bytes, signatureFile, secretKey } = await publishedChannel();
     await writeFile(signatureFile, signContent(bytes, secretKey, { purpose: "command", target: "/channels/stable/manifest.json", expires: "2026-12-23T10:00:00.000Z" }));
     expect((await verify(repo)).problems).toEqual([
       `${signatureFile}: Cannot trust ${manifestFile}: the signature file is for purpose command, not manifest, and URL path /channels/stable/manifest.json, not channel stable: ` +
@@ -591,11 +592,7 @@ describe("old signatures and re-signing", () => {
 
 describe("verify reads what a controller reads, no more", () => {
   test("a FIFO, a device or a folder in place of the manifest or signature is refused without waiting on it", async () => {
-    const repo = await newRepo();
-    await published(repo);
-    const manifestFile = join(repo, "channels/stable/manifest.json");
-    const bytes = await readFile(manifestFile);
-    const signatureFile = join(repo, `channels/stable/signatures/${sha512Hex(bytes)}.sig`);
+    const { repo, manifestFile, signatureFile } = await publishedChannel();
     await rm(signatureFile);
     expect(Bun.spawnSync(["mkfifo", signatureFile]).exitCode).toBe(0);
     expect((await verify(repo)).problems).toEqual([`${signatureFile}: Cannot read it: it is a FIFO, expected a regular file`]);
