@@ -393,7 +393,10 @@ export function verifySignature(bytes: Uint8Array, signatureText: string, truste
     const { expires } = parsed.claims;
     if (expected.now !== undefined && expected.now.getTime() >= Date.parse(expires)) {
       // a manifest is signed until it expires itself: only a new version helps
-      const remedy = expected.purpose === "manifest" ? "publish a new version" : resign;
+      const remedy =
+        expected.purpose === "manifest"
+          ? "publish a new version (the server is frozen or replays an old manifest, or this machine's clock is wrong)"
+          : resign;
       return { ok: false, problem: `the signature expired at ${expires} (it is now ${expected.now.toISOString()}): ${remedy}` };
     }
     return { ok: true, key, claims: parsed.claims };

@@ -340,7 +340,7 @@ describe("verifyRepo", () => {
     expect(await problemsAfter(async () => {}, new Date("2026-12-23T10:00:00.000Z"))).toEqual([
       // publish signs a manifest until it expires
       expect.stringMatching(
-        /^REPO\/channels\/stable\/signatures\/[0-9a-f]{128}\.sig: Cannot trust REPO\/channels\/stable\/manifest\.json: the signature expired at 2026-12-23T10:00:00\.000Z \(it is now 2026-12-23T10:00:00\.000Z\): publish a new version$/,
+        /^REPO\/channels\/stable\/signatures\/[0-9a-f]{128}\.sig: Cannot trust REPO\/channels\/stable\/manifest\.json: the signature expired at 2026-12-23T10:00:00\.000Z \(it is now 2026-12-23T10:00:00\.000Z\): publish a new version \(the server is frozen or replays an old manifest, or this machine's clock is wrong\)$/,
       ),
       "REPO/channels/stable/manifest.json: key expires: it expired at 2026-12-23T10:00:00.000Z and it is now 2026-12-23T10:00:00.000Z; " +
         "controllers refuse it: publish a new version",
