@@ -4,8 +4,7 @@
 import { type ConfigLayer, loadBootextConfig } from "./config.ts";
 import type { Config } from "./config-schema.ts";
 import type { Logger } from "./log.ts";
-import { INITRD_MOUNT_OPTION } from "./mounts.ts";
-import { BOOTEXT_MOUNT } from "./paths.ts";
+import { BOOTEXT_MOUNT, INITRD_MOUNT_OPTION } from "./paths.ts";
 import type { BlockDevice, System } from "./system.ts";
 
 export interface BootextResult {

@@ -13,6 +13,7 @@
 import type { Config } from "./config-schema.ts";
 import { type ConfigLayer, type ResolvedConfig, resolveConfig } from "./config.ts";
 import type { CutPoints } from "./cut-points.ts";
+import type { DisklessReport, RamNeed } from "./diskless-report.ts";
 import { describeDevices } from "./disks.ts";
 import { type BootContext, type BootResult, finishBoot } from "./boot-finish.ts";
 import { planBoot } from "./health.ts";
@@ -56,16 +57,6 @@ export function parseMemAvailable(meminfo: string): MemAvailable {
   return { ok: true, bytes: Number(match[1]) * 1024 };
 }
 
-export interface RamNeed {
-  /** the image, in MiB rounded up */
-  readonly imageMiB: number;
-  readonly marginMiB: number;
-  /** MemAvailable, in MiB rounded down */
-  readonly availableMiB: number;
-  /** the size of the tmpfs that holds the image */
-  readonly tmpfsMiB: number;
-}
-
 export type RamPlan = ({ readonly ok: true } | { readonly ok: false; readonly problem: string }) & RamNeed;
 
 /** Pure: whether an image of `imageBytes` fits in RAM and leaves `marginMiB` free. Exactly the margin left is enough. */
@@ -101,23 +92,6 @@ export function planRootFromRam(image: string): MountStep[] {
     { kind: "require-file", path: image, missing: `the diskless image ${image} is gone` },
     { kind: "mount", request: { kind: "filesystem", source: image, target: NEWROOT, fsType: "squashfs", options: ["ro", "loop"] }, purpose: "system image from RAM" },
   ];
-}
-
-/** What the report keeps of a diskless boot. */
-export interface DisklessReport {
-  readonly why: string;
-  readonly status: "running-from-ram" | "refused" | "failed";
-  readonly detail: string;
-  readonly version?: string;
-  /** the image in RAM, in initramfs terms */
-  readonly image?: string;
-  readonly imageBytes?: number;
-  readonly ram?: RamNeed;
-  readonly bytesFetched: number;
-  readonly resumes: number;
-  readonly durationMs: number;
-  /** MB/s of the download, when there was one */
-  readonly throughputMBps?: number;
 }
 
 export interface DisklessStageResult {

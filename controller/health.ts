@@ -12,9 +12,9 @@ import { describeDevices } from "./disks.ts";
 import { checkSlot } from "./health-checks.ts";
 import type { Logger } from "./log.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
-import { type LabelChange, slotsWithWrittenLabels, withWrittenLabels, writeLabels } from "./relabel.ts";
+import { type LabelChange, withWrittenLabels, writeLabels } from "./relabel.ts";
 import { afterDeprived, healthOf, readHealth, writeHealth } from "./slot-health.ts";
-import { type ConditionResult, type InspectedSlot, newerVersionFirst, versionOf } from "./slots.ts";
+import { type ConditionResult, type InspectedSlot, newerVersionFirst, slotsWithWrittenLabels, versionOf } from "./slots.ts";
 import type { BlockDevice, System } from "./system.ts";
 
 export type SlotRole = "system" | "backup";

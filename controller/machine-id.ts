@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import type { BootextResult } from "./bootext.ts";
 import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import type { Logger } from "./log.ts";
-import type { TmpfsOutcome } from "./mounts.ts";
+import type { TmpfsOutcome } from "./new-root-paths.ts";
 import { BOOTEXT_MACHINE_ID, ETC_MACHINE_ID, NEWROOT } from "./paths.ts";
 import type { System } from "./system.ts";
 

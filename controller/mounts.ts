@@ -9,8 +9,8 @@ import { type CutPoints, NO_CUTS } from "./cut-points.ts";
 import type { BootCandidate } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { type MachineIdResult, provideMachineId } from "./machine-id.ts";
-import { type MountRecord, mayCreateBelow, resolveInRoot } from "./new-root-paths.ts";
-import { NEWROOT, SLOT_MOUNT, STAGING_DIR } from "./paths.ts";
+import { type MountRecord, mayCreateBelow, resolveInRoot, type TmpfsOutcome } from "./new-root-paths.ts";
+import { INITRD_MOUNT_OPTION, NEWROOT, SLOT_MOUNT, STAGING_DIR } from "./paths.ts";
 import type { MountRequest, System } from "./system.ts";
 
 export type MountStep =
@@ -29,12 +29,6 @@ export interface BootedSlot extends BootCandidate {
   readonly image: string;
 }
 
-export interface TmpfsOutcome {
-  readonly path: string;
-  readonly status: "mounted" | "skipped" | "failed";
-  readonly detail: string;
-}
-
 export interface MountsResult {
   /** undefined when no slot could be mounted: nothing bootable */
   readonly booted?: BootedSlot;
@@ -45,14 +39,6 @@ export interface MountsResult {
   readonly machineId?: MachineIdResult;
 }
 
-/**
- * A mount the booted system must leave alone until its final shutdown: the slot holds the
- * file its root is loop-mounted from, BOOTEXT those of squashfs overmounts. mount(8) keeps
- * this option in /run/mount/utab; the booted system's systemd reads it there and then leaves
- * the mount out of umount.target, where unmounting it could only fail ("Failed unmounting"),
- * to the shutdown environment in /run/initramfs (dracut-module/90controller/controller-shutdown.sh).
- */
-export const INITRD_MOUNT_OPTION = "x-initrd.mount";
 
 export function slotMountPoint(candidate: BootCandidate): string {
   return `${SLOT_MOUNT}/${candidate.label}`;

@@ -87,3 +87,10 @@ export function coveringMount(mounts: readonly MountRecord[], path: string): Mou
 export function mayCreateBelow(mounts: readonly MountRecord[], root: string, existing: string): boolean {
   return coveringMount(mounts, `${root}${existing === "/" ? "" : existing}`)?.fsType === "tmpfs";
 }
+
+/** How one entry of config's tmpfs table went: mounts.ts mounts them, machine-id.ts looks for the one on /etc. */
+export interface TmpfsOutcome {
+  readonly path: string;
+  readonly status: "mounted" | "skipped" | "failed";
+  readonly detail: string;
+}

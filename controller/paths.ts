@@ -126,3 +126,12 @@ export const TOOLS = {
  * (sha512-worker.ts); the dracut module installs it, the dynamic loader finds it.
  */
 export const LIBCRYPTO = "libcrypto.so.3";
+
+/**
+ * A mount the booted system must leave alone until its final shutdown: the slot holds the
+ * file its root is loop-mounted from, BOOTEXT those of squashfs overmounts. mount(8) keeps
+ * this option in /run/mount/utab; the booted system's systemd reads it there and then leaves
+ * the mount out of umount.target, where unmounting it could only fail ("Failed unmounting"),
+ * to the shutdown environment in /run/initramfs (dracut-module/90controller/controller-shutdown.sh).
+ */
+export const INITRD_MOUNT_OPTION = "x-initrd.mount";

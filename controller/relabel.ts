@@ -4,9 +4,7 @@
 // learn the labels that result from what was written, never by asking blkid
 // again or by working it out a second time.
 
-import type { Config } from "./config-schema.ts";
 import type { Logger } from "./log.ts";
-import { type InspectedSlot, roleOf } from "./slots.ts";
 import type { BlockDevice, System } from "./system.ts";
 
 export interface LabelChange {
@@ -56,13 +54,5 @@ export function withWrittenLabels<T extends BlockDevice>(devices: readonly T[], 
   return devices.map((device) => {
     const label = written.get(device.device);
     return label === undefined ? device : { ...device, label };
-  });
-}
-
-/** Pure: the slots with the labels written and the roles those labels give. */
-export function slotsWithWrittenLabels(slots: readonly InspectedSlot[], written: WrittenLabels, config: Config): InspectedSlot[] {
-  return slots.map((slot) => {
-    const label = written.get(slot.device.device);
-    return label === undefined ? slot : { ...slot, device: { ...slot.device, label }, role: roleOf(label, config) ?? slot.role };
   });
 }

@@ -5,7 +5,7 @@
 import type { BootextResult } from "./bootext.ts";
 import type { Cmdline } from "./cmdline.ts";
 import type { ResolvedConfig } from "./config.ts";
-import type { DisklessReport } from "./diskless.ts";
+import type { DisklessReport } from "./diskless-report.ts";
 import type { HandoffResult } from "./handoff.ts";
 import type { BootPlan } from "./health.ts";
 import type { Notice } from "./log.ts";

@@ -10,7 +10,7 @@ import type { ConfigLayer } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { compareVersions } from "./manifest.ts";
 import { INSPECT_MOUNT } from "./paths.ts";
-import { type LabelChange, slotsWithWrittenLabels, withWrittenLabels, writeLabels } from "./relabel.ts";
+import { type LabelChange, withWrittenLabels, type WrittenLabels, writeLabels } from "./relabel.ts";
 import { type HealthRead, type HealthRecord, readHealth } from "./slot-health.ts";
 import { loadSlotConfig, readSlotRecord, type SlotRecord } from "./slot-records.ts";
 import type { BlockDevice, System } from "./system.ts";
@@ -62,6 +62,14 @@ export function roleOf(label: string | undefined, config: Config): SlotRole | un
   if (label === config.labels.backup) return "backup";
   if (label === config.labels.deprived) return "deprived";
   return undefined;
+}
+
+/** Pure: the slots with the labels written and the roles those labels give. */
+export function slotsWithWrittenLabels(slots: readonly InspectedSlot[], written: WrittenLabels, config: Config): InspectedSlot[] {
+  return slots.map((slot) => {
+    const label = written.get(slot.device.device);
+    return label === undefined ? slot : { ...slot, device: { ...slot.device, label }, role: roleOf(label, config) ?? slot.role };
+  });
 }
 
 export function versionOf(slot: InspectedSlot): string | undefined {
