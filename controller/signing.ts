@@ -154,6 +154,13 @@ export function isPublicKeyText(text: string): boolean {
   return decodeBase64(text.trim())?.length === PUBLIC_KEY_BYTES;
 }
 
+/**
+ * weaknessOf's answer ("" for a sound key) per key: the point arithmetic takes
+ * milliseconds, and the boot checks the same few trusted keys for every
+ * signature it verifies.
+ */
+const weaknessChecked = new Map<string, string>();
+
 /** Surrounding whitespace is tolerated: keys get pasted. Weak keys (small order, non-canonical) are refused. */
 export function decodePublicKey(text: string): Uint8Array {
   const bytes = decodeBase64(text.trim());
@@ -162,8 +169,13 @@ export function decodePublicKey(text: string): Uint8Array {
       `Cannot read the public key ${describeText(text)}: expected base64 of ${PUBLIC_KEY_BYTES} bytes (${base64Length(PUBLIC_KEY_BYTES)} characters)`,
     );
   }
-  const weakness = weaknessOf(bytes);
-  if (weakness !== undefined) throw new Error(`Cannot use the public key ${describeText(text.trim())}: ${weakness}`);
+  const spelling = encodeBase64(bytes);
+  let weakness = weaknessChecked.get(spelling);
+  if (weakness === undefined) {
+    weakness = weaknessOf(bytes) ?? "";
+    weaknessChecked.set(spelling, weakness);
+  }
+  if (weakness !== "") throw new Error(`Cannot use the public key ${describeText(text.trim())}: ${weakness}`);
   return bytes;
 }
 
