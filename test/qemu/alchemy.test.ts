@@ -18,7 +18,7 @@ import { runCommand } from "../../qemu-harness/command.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { ARTIFACTS, BOOT_TIMEOUT_MS, type Boot, freePort, requireArtifacts, runFolder, SCENARIO_TIMEOUT_MS, scenarioDisks, vmOptions } from "./fixtures.ts";
+import { ARTIFACTS, BOOT_TIMEOUT_MS, type Boot, freePort, requireArtifacts, runFolder, SCENARIO_TIMEOUT_MS, scenarioDisks, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
 
 const STEP_TIMEOUT_MS = 120_000;
 
@@ -116,7 +116,7 @@ describe("Alchemy's flags", () => {
         await vm.waitFor("@@SHELL 1337 system-a", STEP_TIMEOUT_MS);
         await vm.send("exit 7\n");
         await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
-        await vm.waitForExit(60_000);
+        await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
         const console = vm.console();
         const markers = parseTestMarkers(console);
         expect(markers.imageId).toBe("system-a");
@@ -188,7 +188,7 @@ describe("Alchemy's flags", () => {
         expect(ssh.stdout).toContain("Wrote /run/controller/continue");
 
         await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
-        await vm.waitForExit(60_000);
+        await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
         const console = vm.console();
         const markers = parseTestMarkers(console);
         expect(markers.imageId).toBe("system-a");

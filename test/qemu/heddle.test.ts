@@ -15,7 +15,7 @@ import { buildDisk } from "../../qemu-harness/disk.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { ARTIFACTS, type Boot, BOOT_TIMEOUT_MS, bootToTestSystem, requireArtifacts, runFolder, SCENARIO_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
+import { ARTIFACTS, type Boot, BOOT_TIMEOUT_MS, bootToTestSystem, requireArtifacts, runFolder, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
 
 const FLAVOUR = "shell";
 /** What an update's cmdline file holds besides its name: what vmOptions gives every boot, and the file to print. */
@@ -69,7 +69,7 @@ beforeAll(async () => {
 async function bootWithKexec(boot: Boot, check: (result: { markers: TestMarkers; console: string }) => void): Promise<void> {
   await withVm(vmOptions(boot), async (vm) => {
     await vm.waitFor("@@TEST done", 2 * BOOT_TIMEOUT_MS);
-    await vm.waitForExit(60_000);
+    await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
     check({ markers: parseTestMarkers(vm.console()), console: vm.console() });
   });
 }
@@ -162,7 +162,7 @@ describe("Heddle updates booted with kexec", () => {
         await vm.waitFor("Type the name of the update to boot", 60_000);
         await vm.send("unsigned\n");
         await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
-        await vm.waitForExit(60_000);
+        await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
         const console = vm.console();
         expect(console).toContain("  update2 (BOOT, signed, version 1.2)\n  update10 (BOOT, signed, version 1.10)\n  update11 (no BOOT, signed, version 1.11)\n");
         expect(console).toContain('there is no update "update99"');

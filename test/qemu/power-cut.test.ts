@@ -13,7 +13,7 @@ import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/cut-point
 import type { BootReport } from "../../controller/report.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { BOOT_TIMEOUT_MS, type Boot, vmOptions } from "./fixtures.ts";
+import { BOOT_TIMEOUT_MS, type Boot, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
 import { type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 const PARALLEL_VMS = 2;
@@ -49,7 +49,7 @@ afterAll(() => {
 async function bootToEnd(boot: Boot): Promise<TestMarkers> {
   return withVm(vmOptions(boot), async (vm) => {
     await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
-    await vm.waitForExit(60_000);
+    await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
     return parseTestMarkers(vm.console());
   });
 }

@@ -17,7 +17,7 @@ import { runCommand } from "../../qemu-harness/command.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { ARTIFACTS, BOOT_TIMEOUT_MS, SCENARIO_TIMEOUT_MS } from "./fixtures.ts";
+import { ARTIFACTS, BOOT_TIMEOUT_MS, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS } from "./fixtures.ts";
 import { type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 const BUILD_PXE = resolve(import.meta.dir, "../../scripts/build-pxe");
@@ -77,7 +77,7 @@ describe("diskless boots in QEMU", () => {
           await vm.waitFor(/tftp:\/\/10\.0\.2\.2\/boot\.ipxe\.\.\. ok/, 120_000);
           await vm.waitFor("initramfs.img...", 60_000);
           await vm.waitFor("@@TEST done", PXE_BOOT_TIMEOUT_MS);
-          await vm.waitForExit(60_000);
+          await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
           const console = vm.console();
           const markers = parseTestMarkers(console);
           expect(markers.imageId).toBe("system-c");
