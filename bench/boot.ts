@@ -12,7 +12,7 @@
 
 import { mkdir, mkdtemp, rm, stat, symlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { BootReport } from "../controller/report.ts";
+import type { BootReport } from "../controller/boot/report.ts";
 import { runCommand } from "../qemu-harness/command.ts";
 import { parseTestMarkers } from "../qemu-harness/test-markers.ts";
 import { type Vm, type VmOptions, withVm } from "../qemu-harness/vm.ts";

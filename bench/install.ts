@@ -11,7 +11,7 @@
 
 import { mkdtemp, open, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { manifestPath } from "../controller/manifest.ts";
+import { manifestPath } from "../controller/update/manifest.ts";
 import { publishWithoutChunks } from "../test/unchunked-manifest.ts";
 import { fixed, freePort, goal, median, MB, MiB, progress, run, table } from "./lib.ts";
 

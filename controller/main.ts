@@ -1,20 +1,20 @@
 // The controller's command line. `boot` is what the dracut mount hook runs;
 // the others are for people and for the booted system.
 
-import { isInitramfs, runBoot } from "./boot.ts";
-import { checkConfigDir } from "./check-config.ts";
-import { runConfigGetCommand } from "./config-get.ts";
-import { DEFAULT_CONFIG } from "./config-schema.ts";
-import { LinuxLogSink, LinuxSystem } from "./linux-system.ts";
-import { Logger } from "./log.ts";
-import { readLiveHealth, runLifecycleCommand } from "./lifecycle.ts";
-import { INITRD_RELEASE, REPORT_PATH } from "./paths.ts";
-import { keygenCommand, PUBLISH_USAGE, publishCommand, signCommand, verifyCommand } from "./publish-cli.ts";
-import type { BootReport } from "./report.ts";
-import { runServeCommand } from "./serve.ts";
-import { continueCommand } from "./services-wait.ts";
-import { formatStatus } from "./status.ts";
-import { COMMIT, VERSION } from "./version.ts";
+import { isInitramfs, runBoot } from "./boot/run-boot.ts";
+import { checkConfigDir } from "./cli/check-config.ts";
+import { runConfigGetCommand } from "./cli/config-get.ts";
+import { DEFAULT_CONFIG } from "./config/schema.ts";
+import { LinuxLogSink, LinuxSystem } from "./system/linux-system.ts";
+import { Logger } from "./system/log.ts";
+import { readLiveHealth, runLifecycleCommand } from "./cli/lifecycle.ts";
+import { INITRD_RELEASE, REPORT_PATH } from "./system/paths.ts";
+import { keygenCommand, PUBLISH_USAGE, publishCommand, signCommand, verifyCommand } from "./cli/publish.ts";
+import type { BootReport } from "./boot/report.ts";
+import { runServeCommand } from "./update/dev-server.ts";
+import { continueCommand } from "./boot/services-wait.ts";
+import { formatStatus } from "./boot/report-text.ts";
+import { COMMIT, VERSION } from "./system/version.ts";
 
 const USAGE = `Usage: controller COMMAND
 

@@ -3,7 +3,7 @@
 // failing test says what was run and why it failed without a rerun.
 
 import type { BunFile, Subprocess } from "bun";
-import { formatArgv } from "../controller/exec.ts";
+import { formatArgv } from "../controller/system/exec.ts";
 
 export class CommandError extends Error {
   constructor(

@@ -6,7 +6,7 @@
 //     [--host-port PORT]... [--console-log FILE]
 
 import { parseArgs } from "node:util";
-import { formatArgv } from "../controller/exec.ts";
+import { formatArgv } from "../controller/system/exec.ts";
 import { runAttached } from "./command.ts";
 import { DEFAULT_MEMORY_MIB, GUEST_FORWARD_ADDRESS, qemuArgv, type VmOptions } from "./qemu-args.ts";
 

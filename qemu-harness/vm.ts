@@ -7,7 +7,7 @@ import type { Subprocess } from "bun";
 import { open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatArgv } from "../controller/exec.ts";
+import { formatArgv } from "../controller/system/exec.ts";
 import { spawnWithOutputFile } from "./command.ts";
 import { ConsoleText, lastLines } from "./console-text.ts";
 import { qemuArgv, type VmOptions } from "./qemu-args.ts";

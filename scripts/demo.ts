@@ -8,7 +8,7 @@
 //                      download, verify, switch and boot the new version
 // Other arguments are added to the kernel command line, e.g. real_init=/sbin/alt-init.
 
-import { formatArgv } from "../controller/exec.ts";
+import { formatArgv } from "../controller/system/exec.ts";
 import { runAttached } from "../qemu-harness/command.ts";
 import { qemuArgv } from "../qemu-harness/qemu-args.ts";
 import { type Disks, scenarioDisks, vmOptions } from "../test/qemu/fixtures.ts";

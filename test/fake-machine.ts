@@ -1,7 +1,7 @@
 // A typical lab machine in the fake: a disk with SYSFS, BACKUPFS and BOOTEXT
 // partitions, each slot holding a system image, and an initramfs around it.
 
-import { NETWORK_DIR, SYS_CLASS_NET, TOOLS } from "../controller/paths.ts";
+import { NETWORK_DIR, SYS_CLASS_NET, TOOLS } from "../controller/system/paths.ts";
 import { FakeSystem, type Tree } from "./fake-system.ts";
 
 export function systemImage(id: string): Tree {

@@ -18,7 +18,7 @@ import type {
   MountRequest,
   Service,
   System,
-} from "../controller/system.ts";
+} from "../controller/system/system.ts";
 
 /** What the fake's network answers for one URL. */
 export interface FakeHttpResource {

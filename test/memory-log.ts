@@ -1,6 +1,6 @@
 // A Logger whose lines stay in memory, for tests that check what a stage said.
 
-import { type LogSink, Logger } from "../controller/log.ts";
+import { type LogSink, Logger } from "../controller/system/log.ts";
 
 export class MemorySink implements LogSink {
   readonly consoleLines: string[] = [];

@@ -4,8 +4,8 @@
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { manifestPath, signaturePath } from "../controller/manifest.ts";
-import { decodeSecretKey, sha512Hex, signContent } from "../controller/signing.ts";
+import { manifestPath, signaturePath } from "../controller/update/manifest.ts";
+import { decodeSecretKey, sha512Hex, signContent } from "../controller/update/signing.ts";
 
 /** Writes channel `to` (the same as `from` by default) of `repo`: `from`'s manifest without image.chunks, signed with the key in secretKeyFile. */
 export async function publishWithoutChunks(repo: string, secretKeyFile: string, from: string, to = from): Promise<void> {

@@ -1,18 +1,18 @@
 #!/bin/sh
 # Run by busybox udhcpc, which the controller's network stage starts
-# (controller/network.ts), at every DHCP event: $1 names the event and the
+# (controller/boot/network.ts), at every DHCP event: $1 names the event and the
 # lease comes in the environment ($interface, $ip, $subnet, $router, $dns,
 # $hostname, $domain, $serverid, $lease). It configures the interface and
 # records the lease in /run/controller/network/IF.lease for the controller.
 #
 # POSIX sh and busybox applets only, through the one path the dracut module
-# installs busybox at (controller/paths.ts TOOLS.busybox), so the script does
+# installs busybox at (controller/system/paths.ts TOOLS.busybox), so the script does
 # the same in dracut's shell and systemd initrds whatever other tools they hold.
 # Not busybox's own sh on the first line: dracut would then try to copy
 # /usr/lib/controller/busybox from the build machine, where it is not.
 
 bb=/usr/lib/controller/busybox
-# controller/paths.ts NETWORK_DIR
+# controller/system/paths.ts NETWORK_DIR
 dir=/run/controller/network
 lease_file="$dir/$interface.lease"
 

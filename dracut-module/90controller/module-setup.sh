@@ -27,7 +27,7 @@ controller_config_get() {
     "$(controller_binary_path)" config-get "$dir" "$1"
 }
 
-# The services of the ssh and lldpd flags (controller/services.ts): Debian's dropbear-bin
+# The services of the ssh and lldpd flags (controller/boot/services.ts): Debian's dropbear-bin
 # and lldpd, when this machine has them; without them those flags say so at boot and the
 # boot goes on. root logs in over ssh: it needs a passwd line whose password field is not
 # empty, a shell that /etc/shells lists (dropbear refuses a login shell it does not find
@@ -119,11 +119,11 @@ install() {
     chmod 0644 "${initdir}/usr/bin/controller"
 
     # OpenSSL's libcrypto: the controller dlopens it to hash images at its speed
-    # (controller/sha512-worker.ts; paths.ts LIBCRYPTO). Without it hashing falls
+    # (controller/system/sha512-worker.ts; paths.ts LIBCRYPTO). Without it hashing falls
     # back to bun's own sha512, correct but about a third as fast.
     inst_libdir_file "libcrypto.so.3" || dwarn "controller: no libcrypto.so.3 on this machine: images will hash slower; install Debian's libssl3"
 
-    # every tool the controller runs (controller/paths.ts TOOLS)
+    # every tool the controller runs (controller/system/paths.ts TOOLS)
     inst_multiple blkid chmod cp e2fsck e2label modprobe mount setsid sh udevadm umount xz
 
     # Heddle updates boot with kexec (Debian's kexec-tools). Optional: without it the
@@ -135,9 +135,9 @@ install() {
     fi
 
     # The network stage runs busybox's ip and udhcpc: one static binary that behaves the same
-    # in both dracut flavours (controller/network.ts says why not dracut's network modules).
+    # in both dracut flavours (controller/boot/network.ts says why not dracut's network modules).
     # Its own place, not on PATH, so its applets never stand in for the initramfs's tools.
-    # The paths are controller/paths.ts TOOLS.busybox and UDHCPC_SCRIPT.
+    # The paths are controller/system/paths.ts TOOLS.busybox and UDHCPC_SCRIPT.
     inst_binary "$(controller_busybox_path)" /usr/lib/controller/busybox
     inst_simple "$moddir/controller-udhcpc.sh" /usr/lib/controller/controller-udhcpc.sh
     chmod 0755 "${initdir}/usr/lib/controller/controller-udhcpc.sh"

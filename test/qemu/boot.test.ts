@@ -3,7 +3,7 @@
 // finds (test/image/init). Each scenario is its own boot.
 
 import { beforeAll, describe, expect, test } from "bun:test";
-import type { BootReport } from "../../controller/report.ts";
+import type { BootReport } from "../../controller/boot/report.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
 import { BOOT_TIMEOUT_MS, bootToTestSystem, type Disks, type Flavour, SCENARIO_TIMEOUT_MS, scenarioDisks, vmOptions } from "./fixtures.ts";

@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { BootReport } from "../../controller/report.ts";
+import type { BootReport } from "../../controller/boot/report.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";

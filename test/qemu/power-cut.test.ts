@@ -1,6 +1,6 @@
 // The power-cut proof: an update of a machine running 1.0 to 2.0 (system-a to
 // system-c), with QEMU killed (SIGKILL, no shutdown of any kind) at every cut
-// point of controller/cut-points.ts: the kernel command line names the point
+// point of controller/system/cut-points.ts: the kernel command line names the point
 // (rd.controller.cut=POINT), the controller stops dead there and says so, and
 // the test kills the VM. Then the machine boots without a network (it must
 // reach a verified system, old or new, never a half image) and once more with
@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/cut-points.ts";
-import type { BootReport } from "../../controller/report.ts";
+import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/system/cut-points.ts";
+import type { BootReport } from "../../controller/boot/report.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
 import { BOOT_TIMEOUT_MS, type Boot, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";

@@ -5,11 +5,11 @@
 
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { manifestPath, signaturePath } from "../../controller/manifest.ts";
-import { publish } from "../../controller/repo.ts";
-import { repoHandler } from "../../controller/serve.ts";
-import { sha512Hex } from "../../controller/signing.ts";
-import { formatHealth, HEALTH_FILE, type HealthRecord } from "../../controller/slot-health.ts";
+import { manifestPath, signaturePath } from "../../controller/update/manifest.ts";
+import { publish } from "../../controller/update/repository.ts";
+import { repoHandler } from "../../controller/update/dev-server.ts";
+import { sha512Hex } from "../../controller/update/signing.ts";
+import { formatHealth, HEALTH_FILE, type HealthRecord } from "../../controller/boot/slot-health.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";

@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { BootReport } from "../../controller/report.ts";
+import type { BootReport } from "../../controller/boot/report.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { type Boot, bootToTestSystem, type Flavour, SCENARIO_TIMEOUT_MS } from "./fixtures.ts";
 import { FLEET_CONFIG, type RepoName, type UpdateWorld, updateWorld } from "./update-fixtures.ts";

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseCmdline } from "../../controller/cmdline.ts";
-import { cmdlineLayers, resolveConfig } from "../../controller/config.ts";
+import { parseCmdline } from "../../controller/config/cmdline.ts";
+import { cmdlineLayers, resolveConfig } from "../../controller/config/layers.ts";
 
 const SCRIPT = resolve(import.meta.dir, "../../scripts/build-pxe");
 const KEY = "uOG2tEuL++8kM25sBJ9WZMLLdFGmBNKsWO0NnSfYDqY=";

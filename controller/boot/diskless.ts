@@ -1,0 +1,264 @@
+// Diskless boots (Alchemy's PXE labs): the machine runs the image its update
+// server publishes from RAM and leaves its disks alone. runBoot hands over to
+// runDisklessBoot when config.d [diskless] (or `controller.diskless` on the
+// kernel command line) says so, before anything touched a disk: no filesystem
+// check (e2fsck writes), no slot or BOOTEXT mount, no label, no boot count, no
+// overmounts (a BOOTEXT on the disk may belong to another system). Trust is as
+// for an install: the manifest must be signed by a key of the machine's own
+// config, for its channel, unexpired; the image must have the size and sha512
+// the manifest signs (downloadVerifiedImage, shared with the install stage).
+// Nothing verified, nothing boots: dracut's emergency shell, with the reason on
+// the console and in the report.
+
+import type { Config } from "../config/schema.ts";
+import { type ConfigLayer, type ResolvedConfig, resolveConfig } from "../config/layers.ts";
+import type { CutPoints } from "../system/cut-points.ts";
+import type { DisklessReport, RamNeed } from "./diskless-report.ts";
+import { describeDevices } from "./disks.ts";
+import { type BootContext, type BootResult, finishBoot } from "./finish.ts";
+import { planBoot } from "./health.ts";
+import type { Logger } from "../system/log.ts";
+import { resolveRepoUrl } from "../update/manifest.ts";
+import { executeSteps, type MountStep, mountTmpfs, type MountsResult } from "./mounts.ts";
+import { type NetworkResult, networkNeed, runNetworkStage } from "./network.ts";
+import type { MountRecord } from "../system/new-root-paths.ts";
+import { KERNEL_MODULES, NEWROOT, PROC_MEMINFO } from "../system/paths.ts";
+import type { UpdateReport } from "./report.ts";
+import type { BlockDevice, System } from "../system/system.ts";
+import { type AcceptedManifest, type CheckResult, runCheckStage, summarizeCheck } from "./update-check.ts";
+import { runServerConfigStage, type ServerConfigResult, summarizeServerConfig } from "./update-config.ts";
+import { type DownloadCounters, downloadVerifiedImage } from "./update-install.ts";
+
+const MiB = 1024 * 1024;
+const MB = 1_000_000;
+
+/**
+ * Pure: why this boot runs from RAM, or undefined when it boots from the disks.
+ * `devices` undefined: the disks have not been listed yet, so only mode
+ * "always" can decide; "when-no-slots" decides once they are.
+ */
+export function disklessReason(config: Config, provenance: Readonly<Record<string, string>>, devices: readonly BlockDevice[] | undefined): string | undefined {
+  const { mode } = config.diskless;
+  const from = provenance["diskless.mode"] ?? "config";
+  if (mode === "always") return `diskless.mode is "always" (from ${from})`;
+  if (mode !== "when-no-slots" || devices === undefined) return undefined;
+  if (planBoot(devices, config).candidates.length > 0) return undefined;
+  return `diskless.mode is "when-no-slots" (from ${from}) and there is no usable ${config.labels.system} or ${config.labels.backup} partition; filesystems seen: ${describeDevices(devices)}`;
+}
+
+export type MemAvailable = { readonly ok: true; readonly bytes: number } | { readonly ok: false; readonly problem: string };
+
+/** Pure: MemAvailable from the text of /proc/meminfo ("MemAvailable:   123456 kB"). */
+export function parseMemAvailable(meminfo: string): MemAvailable {
+  const line = meminfo.split("\n").find((candidate) => candidate.startsWith("MemAvailable:"));
+  if (line === undefined) return { ok: false, problem: `${PROC_MEMINFO} has no MemAvailable line` };
+  const match = /^MemAvailable:\s+(\d{1,15}) kB\s*$/.exec(line);
+  if (match === null) return { ok: false, problem: `${PROC_MEMINFO}: expected "MemAvailable: NUMBER kB", got ${JSON.stringify(line)}` };
+  return { ok: true, bytes: Number(match[1]) * 1024 };
+}
+
+export type RamPlan = ({ readonly ok: true } | { readonly ok: false; readonly problem: string }) & RamNeed;
+
+/** Pure: whether an image of `imageBytes` fits in RAM and leaves `marginMiB` free. Exactly the margin left is enough. */
+export function planRam(version: string, imageBytes: number, marginMiB: number, availableBytes: number): RamPlan {
+  const imageMiB = Math.ceil(imageBytes / MiB);
+  // one MiB more than the image: the tmpfs's own bookkeeping must not make a full image fail to fit
+  const need: RamNeed = { imageMiB, marginMiB, availableMiB: Math.floor(availableBytes / MiB), tmpfsMiB: imageMiB + 1 };
+  if (availableBytes >= imageBytes + marginMiB * MiB) return { ok: true, ...need };
+  return {
+    ok: false,
+    ...need,
+    problem:
+      `Cannot run version ${version} from RAM: the image needs ${imageMiB} MiB plus a margin of ${marginMiB} MiB (diskless.ram_margin_mib), ` +
+      `but only ${need.availableMiB} MiB is available (MemAvailable in ${PROC_MEMINFO})`,
+  };
+}
+
+/** Pure: the tmpfs that holds the image, sized for it. */
+export function planRamDisk(dir: string, tmpfsMiB: number): MountStep[] {
+  return [
+    { kind: "mkdir", path: dir },
+    {
+      kind: "mount",
+      request: { kind: "filesystem", source: "tmpfs", target: dir, fsType: "tmpfs", options: ["nosuid", "nodev", "noexec", "mode=0700", `size=${tmpfsMiB}m`] },
+      purpose: "tmpfs for the diskless image",
+    },
+  ];
+}
+
+/** Pure: the verified image in RAM, read-only at the new root. */
+export function planRootFromRam(image: string): MountStep[] {
+  return [
+    { kind: "require-file", path: image, missing: `the diskless image ${image} is gone` },
+    { kind: "mount", request: { kind: "filesystem", source: image, target: NEWROOT, fsType: "squashfs", options: ["ro", "loop"] }, purpose: "system image from RAM" },
+  ];
+}
+
+export interface DisklessStageResult {
+  readonly report: Omit<DisklessReport, "why">;
+  readonly mounts: readonly MountRecord[];
+  readonly tmpfs: MountsResult["tmpfs"];
+}
+
+/**
+ * Stage "diskless": checks RAM, fetches and verifies the image into a tmpfs
+ * sized for it, makes that tmpfs read-only, mounts the image read-only at the
+ * new root and the config.d [tmpfs] mounts over it.
+ */
+export async function runDisklessStage(system: System, log: Logger, config: Config, accepted: AcceptedManifest, cuts: CutPoints): Promise<DisklessStageResult> {
+  const { manifest } = accepted;
+  const began = system.monotonicMs();
+  const counters: DownloadCounters = { bytesFetched: 0, resumes: 0 };
+  const dir = config.diskless.dir;
+  const image = `${dir}/${config.slot.image}`;
+  const mounts: MountRecord[] = [];
+  let ram: RamNeed | undefined;
+  const result = (status: DisklessReport["status"], detail: string, tmpfs: MountsResult["tmpfs"] = []): DisklessStageResult => {
+    const durationMs = Math.round(system.monotonicMs() - began);
+    const throughput = counters.bytesFetched > 0 && durationMs > 0 ? counters.bytesFetched / MB / (durationMs / 1000) : undefined;
+    (status === "running-from-ram" ? log.info : log.error).call(log, detail);
+    const report = {
+      status,
+      detail,
+      version: manifest.version,
+      ...(status === "running-from-ram" ? { image } : {}),
+      imageBytes: manifest.image.size,
+      ...(ram === undefined ? {} : { ram }),
+      bytesFetched: counters.bytesFetched,
+      resumes: counters.resumes,
+      durationMs,
+      ...(throughput === undefined ? {} : { throughputMBps: Math.round(throughput * 10) / 10 }),
+    };
+    return { report, mounts, tmpfs };
+  };
+
+  let meminfo: string;
+  try {
+    meminfo = await system.readText(PROC_MEMINFO);
+  } catch (error) {
+    return result("refused", `Cannot run version ${manifest.version} from RAM: Cannot read ${PROC_MEMINFO}: ${(error as Error).message}`);
+  }
+  const available = parseMemAvailable(meminfo);
+  if (!available.ok) return result("refused", `Cannot run version ${manifest.version} from RAM: ${available.problem}`);
+  const plan = planRam(manifest.version, manifest.image.size, config.diskless.ram_margin_mib, available.bytes);
+  ram = { imageMiB: plan.imageMiB, marginMiB: plan.marginMiB, availableMiB: plan.availableMiB, tmpfsMiB: plan.tmpfsMiB };
+  if (!plan.ok) return result("refused", plan.problem);
+  log.info(`${plan.availableMiB} MiB of RAM available; the image of version ${manifest.version} takes ${plan.imageMiB} MiB, ${plan.marginMiB} MiB stay free (diskless.ram_margin_mib)`);
+
+  try {
+    await system.loadKernelModules(KERNEL_MODULES);
+  } catch (error) {
+    // built in, or already loaded: the loop mount below says if one is really missing
+    log.warn(`Cannot load kernel modules ${KERNEL_MODULES.join(", ")}: ${(error as Error).message}`);
+  }
+  await executeSteps(system, log, planRamDisk(dir, plan.tmpfsMiB), mounts);
+  const url = resolveRepoUrl(accepted.server, manifest.image.url);
+  log.info(`fetching version ${manifest.version} (${(manifest.image.size / MB).toFixed(1)} MB) from ${url} into RAM at ${dir}`);
+  const verified = await downloadVerifiedImage(system, log, config, url, image, manifest.image, `RAM (${dir})`, 0, counters, cuts);
+  if (!verified.ok) {
+    // the RAM goes back to whoever uses the emergency shell
+    await system.unmount(dir);
+    mounts.length = 0;
+    return result("failed", `Cannot run version ${manifest.version} from RAM: ${verified.problem}`);
+  }
+  // what the running system is made of cannot be changed under it
+  await system.remount(dir, true);
+  await executeSteps(system, log, planRootFromRam(image), mounts);
+  const tmpfs = await mountTmpfs(system, log, config, mounts);
+  const fetched = `${(counters.bytesFetched / MB).toFixed(1)} MB fetched`;
+  return result("running-from-ram", `version ${manifest.version} verified in RAM (${fetched}) and mounted read-only at ${NEWROOT}`, tmpfs);
+}
+
+export interface DisklessBootOptions {
+  /** the initramfs's config.d and the command line's overrides: the only local config of a diskless boot */
+  readonly layers: readonly ConfigLayer[];
+  readonly resolved: ResolvedConfig;
+  /** the filesystems listed for the report; undefined when the disks stage did not run */
+  readonly devices: readonly BlockDevice[] | undefined;
+  /** disklessReason's answer */
+  readonly why: string;
+  readonly cuts: CutPoints;
+}
+
+/**
+ * The whole boot from the config stage on when it runs from RAM: network,
+ * check, server-config, diskless, then finishBoot as on a disk boot (services,
+ * command, wait, handoff). Nothing verified: nothing-bootable, for dracut's emergency shell.
+ */
+export async function runDisklessBoot(context: BootContext, options: DisklessBootOptions): Promise<BootResult> {
+  const { system, log, stage, cmdline, decisions } = context;
+  const { why, cuts } = options;
+  let resolved = options.resolved;
+  const trustedKeys = resolved.config.update.trusted_keys;
+  decisions.push(`diskless: ${why}; the disks are not touched`);
+  log.forScope("diskless").info(`running from RAM: ${why}; no disk is checked, mounted or written`);
+
+  let devices = options.devices;
+  if (devices === undefined) {
+    // for the report only: listing labels reads, it writes nothing
+    devices = await stage("disks", [], async (stageLog) => {
+      const listed = await system.listBlockDevices();
+      stageLog.info(`filesystems seen, left alone: ${describeDevices(listed)}`);
+      return listed;
+    });
+  }
+
+  const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
+  const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, resolved.config, networkNeed(resolved.config, cmdline)));
+  const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
+  // nothing is installed: any version the servers sign for the channel will do
+  const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, resolved.config, network, { installed: undefined, floor: undefined }, trustedKeys));
+  const update: UpdateReport = { slots: [], repairs: [], network, check: summarizeCheck(check) };
+
+  let diskless: DisklessReport | undefined;
+  let stageResult: DisklessStageResult | undefined;
+  let problem: string | undefined;
+  const accepted = check.accepted;
+  if (accepted === undefined) {
+    problem = `no verified system to run from RAM: ${check.reason}`;
+  } else {
+    const noServerConfig: ServerConfigResult = { status: "failed", problem: "the server-config stage failed" };
+    const serverConfig = await stage("server-config", noServerConfig, (stageLog) => runServerConfigStage(system, stageLog, resolved.config, accepted, { macs: network.macs, name: resolved.config.update.machine_name }));
+    update.serverConfig = summarizeServerConfig(serverConfig);
+    if (serverConfig.status !== "fetched") {
+      problem = `version ${accepted.manifest.version} is not run: its config files could not be fetched (${serverConfig.problem})`;
+    } else {
+      // the server's config applies to this boot only: a diskless machine keeps it nowhere
+      if (serverConfig.layers.length > 0) {
+        resolved = resolveConfig([...options.layers, ...serverConfig.layers]);
+        for (const layerProblem of resolved.problems) log.forScope("server-config").error(`${layerProblem}; that file is ignored, the boot goes on without it`);
+        if (resolved.config.update.trusted_keys.join() !== trustedKeys.join()) {
+          log.forScope("server-config").warn("the server's config sets update.trusted_keys: ignored, the keys the machine trusts come from its own config");
+        }
+        system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
+      }
+      const config = resolved.config;
+      stageResult = await stage("diskless", undefined, (stageLog) => runDisklessStage(system, stageLog, config, accepted, cuts));
+      if (stageResult === undefined) problem = `version ${accepted.manifest.version} is not run: the diskless stage failed`;
+      else {
+        diskless = { why, ...stageResult.report };
+        if (stageResult.report.status !== "running-from-ram") problem = stageResult.report.detail;
+      }
+    }
+  }
+  diskless ??= { why, status: "failed", detail: problem ?? "nothing verified", bytesFetched: 0, resumes: 0, durationMs: 0 };
+  if (problem === undefined) decisions.push(`booted version ${diskless.version} from RAM (${diskless.image})`);
+  else decisions.push(`nothing bootable: ${problem}`);
+
+  return finishBoot(context, {
+    resolved,
+    trust: { trustedKeys, allowUnsigned: options.resolved.config.remote.allow_unsigned },
+    network,
+    report: {
+      partitions: devices,
+      bootext: { readOnly: true },
+      update,
+      boot: { candidates: [], decisions: [], warnings: [], failedSlots: [] },
+      diskless,
+      mounts: stageResult?.mounts ?? [],
+      tmpfs: stageResult?.tmpfs ?? [],
+      overmounts: [],
+    },
+    ...(problem === undefined ? {} : { nothingBootable: ["NOTHING TO BOOT FROM RAM.", `${problem}.`, "The disks were not touched."] }),
+  });
+}

@@ -1,0 +1,391 @@
+// Stage "install": write the accepted image into the spare slot, never into the
+// SYSFS that runs. The image streams from the server straight into a file
+// beside the slot's current image (an initramfs lives in RAM and images are
+// GiBs); each piece the manifest signs a sha512 for (chunks.ts) is hashed back
+// from the file as soon as it is written, on every CPU, while the download
+// goes on; a dropped connection is resumed with a Range request. Only then does the slot
+// change: its record goes, the new image replaces the old one by rename, and
+// the signed manifest and config are written next to it, the manifest last.
+// So the spare holds a whole image at every instant, and a server that sends
+// junk costs the machine nothing, not even its backup.
+//
+// A slot too small for both images is first relabelled DEPRIVED and emptied:
+// a half-written slot never carries a label that says it boots. An install cut
+// short by a power cut leaves install.json and the partial file, and the next
+// boot resumes it.
+
+import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "../update/chunks.ts";
+import type { Config } from "../config/schema.ts";
+import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
+import { imageRequestOptions } from "./http-fetch.ts";
+import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "../update/image-verify.ts";
+import type { Logger } from "../system/log.ts";
+import { resolveRepoUrl } from "../update/manifest.ts";
+import { INSTALL_MOUNT } from "../system/paths.ts";
+import { HEALTH_FILE } from "./slot-health.ts";
+import { PARTIAL_SUFFIX, RECORD_CONFIG_DIR, RECORD_DIR, RECORD_INSTALL_STATE, RECORD_MANIFEST, RECORD_SIGNATURE, readSlotRecord } from "./slot-records.ts";
+import type { InspectedSlot } from "./slots.ts";
+import { HttpRefusal, type System } from "../system/system.ts";
+import type { AcceptedManifest } from "./update-check.ts";
+import type { FetchedConfigFile } from "./update-config.ts";
+
+const PROGRESS_INTERVAL_MS = 2000;
+const MB = 1_000_000;
+
+export type SparePlan = { readonly ok: true; readonly spare: InspectedSlot } | { readonly ok: false; readonly reason: string };
+
+/** Pure: the slot an update goes to. A DEPRIVED slot first (it holds nothing worth keeping), else BACKUPFS; never the SYSFS that boots. */
+export function planSpare(slots: readonly InspectedSlot[], bootingDevice: string | undefined, config: Config): SparePlan {
+  const usable = slots.filter((slot) => slot.device.device !== bootingDevice);
+  const spare = usable.find((slot) => slot.role === "deprived") ?? usable.find((slot) => slot.role === "backup");
+  if (spare !== undefined) return { ok: true, spare };
+  return {
+    ok: false,
+    reason: `Cannot install: there is no spare slot (a ${config.labels.deprived} or ${config.labels.backup} partition with a ${config.slot.fs_type} filesystem) besides the running ${config.labels.system}`,
+  };
+}
+
+export interface InstallResult {
+  readonly status: "installed" | "failed";
+  readonly detail: string;
+  readonly version: string;
+  /** the slot written to, and its label when the install ended */
+  readonly device?: string;
+  readonly label?: string;
+  /** bytes of image that came over the network on this boot */
+  readonly bytesFetched: number;
+  /** where the download started: above 0 when an install cut short on an earlier boot was resumed */
+  readonly resumedFromByte: number;
+  /** dropped connections resumed with a Range request */
+  readonly resumes: number;
+  readonly durationMs: number;
+  /** MB/s of the download, when there was one */
+  readonly throughputMBps?: number;
+  /** what the image was verified in: the manifest's chunks, or 1 piece when it signs only the whole image; absent when the stage itself failed */
+  readonly pieces?: number;
+}
+
+/** What the slot says about an install into it that has not finished. */
+interface InstallState {
+  readonly version: string;
+  readonly sha512: string;
+  readonly size: number;
+}
+
+/** A download that cannot succeed on this boot, whatever a retry would do. */
+class DownloadFailure extends Error {}
+
+/** A piece written did not verify: the download stops, and the verifier says why. */
+class PieceFailure extends DownloadFailure {}
+
+/** Bytes of image that came over the network, and dropped connections resumed with a Range request. */
+export interface DownloadCounters {
+  bytesFetched: number;
+  resumes: number;
+}
+
+async function readInstallState(system: System, path: string): Promise<InstallState | undefined> {
+  try {
+    const state = JSON.parse(await system.readText(path)) as Partial<InstallState>;
+    if (typeof state.version === "string" && typeof state.sha512 === "string" && typeof state.size === "number") {
+      return { version: state.version, sha512: state.sha512, size: state.size };
+    }
+  } catch {
+    // missing or unreadable: no install to resume
+  }
+  return undefined;
+}
+
+function formatMB(bytes: number): string {
+  return `${(bytes / MB).toFixed(1)} MB`;
+}
+
+/**
+ * Streams the image into `partial` from `offset` on, resuming dropped
+ * connections, and has `verifier` hash each piece once it is written; stops
+ * at the first piece that does not verify.
+ */
+async function download(
+  system: System,
+  log: Logger,
+  config: Config,
+  url: string,
+  partial: string,
+  expected: { size: number },
+  offset: number,
+  verifier: PieceVerifier,
+  counters: DownloadCounters,
+  cuts: CutPoints,
+): Promise<void> {
+  let written = offset;
+  let writer = await system.openForWrite(partial, written);
+  const began = system.monotonicMs();
+  let lastProgress = began;
+  const progress = (force: boolean) => {
+    const now = system.monotonicMs();
+    if (!force && now - lastProgress < PROGRESS_INTERVAL_MS) return;
+    lastProgress = now;
+    const seconds = Math.max((now - began) / 1000, 0.001);
+    const rate = counters.bytesFetched / MB / seconds;
+    const eta = rate > 0 ? Math.ceil((expected.size - written) / MB / rate) : undefined;
+    const percent = Math.floor((written / expected.size) * 100);
+    log.info(`${percent}% of ${formatMB(expected.size)}, ${rate.toFixed(1)} MB/s${eta === undefined || written === expected.size ? "" : `, ETA ${eta} s`}`);
+  };
+  try {
+    while (written < expected.size) {
+      try {
+        const response = await system.httpGet(url, imageRequestOptions(config, written));
+        try {
+          if (written > 0 && response.status === 200) {
+            // the server ignored the Range header: what comes is the whole image again
+            log.warn(`${url} does not resume downloads (it answered 200 to a Range request): starting over`);
+            await writer.close();
+            await verifier.restart();
+            writer = await system.openForWrite(partial, 0);
+            written = 0;
+          } else if (response.status !== 200 && response.status !== 206) {
+            throw new Error(`the server answered HTTP ${response.status}`);
+          } else if (response.status === 206 && !(response.headers["content-range"] ?? "").startsWith(`bytes ${written}-`)) {
+            throw new Error(`the server answered a Range request for byte ${written} with ${response.headers["content-range"] ?? "no Content-Range"}`);
+          }
+          for await (const chunk of response.body) {
+            if (written + chunk.length > expected.size) {
+              throw new DownloadFailure(`the server sent more than the ${expected.size} bytes the manifest signs for ${url}`);
+            }
+            await writer.write(chunk);
+            const half = expected.size / 2;
+            if (written < half && written + chunk.length >= half) await cuts.reach("download-half");
+            written += chunk.length;
+            counters.bytesFetched += chunk.length;
+            verifier.advance(written);
+            if (verifier.problem !== undefined) throw new PieceFailure();
+            progress(false);
+          }
+        } finally {
+          await response.discard();
+        }
+        if (written < expected.size) throw new Error(`the connection ended after ${written} of ${expected.size} bytes`);
+      } catch (error) {
+        if (error instanceof DownloadFailure) throw error;
+        if (error instanceof HttpRefusal) throw new DownloadFailure(`the download of ${url} was refused: ${error.message}`);
+        counters.resumes++;
+        if (counters.resumes > config.update.resume_attempts) {
+          throw new DownloadFailure(
+            `the download of ${url} broke: ${(error as Error).message}; gave up after ${config.update.resume_attempts} resumes (update.resume_attempts)`,
+          );
+        }
+        log.warn(`download of ${url} broke at byte ${written}: ${(error as Error).message}; resuming (${counters.resumes} of ${config.update.resume_attempts})`);
+        await system.sleep(Math.min(counters.resumes, 5) * 1000);
+      }
+    }
+    progress(true);
+    await cuts.reach("download-written");
+    await writer.sync();
+    await cuts.reach("download-synced");
+  } finally {
+    await writer.close();
+  }
+}
+
+/**
+ * Streams a signed image into `partial` from byte `offset` on and verifies it
+ * as the manifest signs it: every piece (chunks.ts) is read back from where it
+ * was written (`where` names that place in messages) and hashed, while the
+ * rest still downloads. Every piece that ends by `offset` must have been
+ * verified already; the piece that straddles `offset` began on an earlier
+ * boot, and a power cut may have lost its bytes before they reached the disk,
+ * so when it does not verify it is fetched again, whole, once. A file with a
+ * piece that does not verify otherwise is removed. Installs and diskless
+ * boots both fetch images with it.
+ */
+export async function downloadVerifiedImage(
+  system: System,
+  log: Logger,
+  config: Config,
+  url: string,
+  partial: string,
+  image: SignedImage,
+  where: string,
+  offset: number,
+  counters: DownloadCounters,
+  cuts: CutPoints = NO_CUTS,
+): Promise<ImageCheck> {
+  const pieces = verificationPieces(image);
+  for (let from = offset; ; ) {
+    const verifier = new PieceVerifier(system, partial, pieces, from);
+    let problem: string | undefined;
+    let bad: BadPiece | undefined;
+    try {
+      await download(system, log, config, url, partial, { size: image.size }, from, verifier, counters, cuts);
+    } catch (error) {
+      if (!(error instanceof DownloadFailure)) throw error;
+      if (!(error instanceof PieceFailure)) problem = error.message;
+    } finally {
+      // no hash may still be reading the file when it is removed or renamed
+      bad = await verifier.settle();
+    }
+    if (bad === undefined) return problem === undefined ? { ok: true } : { ok: false, problem };
+    if (problem === undefined && bad.piece.offset < from) {
+      log.warn(`${bad.problem}; it holds bytes written before this boot, which a power cut can leave unwritten: fetching it again from byte ${bad.piece.offset}`);
+      from = bad.piece.offset;
+      continue;
+    }
+    await system.remove(partial);
+    // a download refused for another reason (more bytes than signed) says that first
+    return { ok: false, problem: problem ?? `the image from ${url}, read back from ${where}: ${bad.problem}` };
+  }
+}
+
+async function writeRecords(
+  system: System,
+  slotDir: string,
+  accepted: AcceptedManifest,
+  configFiles: readonly FetchedConfigFile[],
+  cuts: CutPoints,
+): Promise<void> {
+  const configDir = `${slotDir}/${RECORD_CONFIG_DIR}`;
+  await system.remove(configDir);
+  await system.mkdir(configDir);
+  for (const file of configFiles) await system.writeBytes(`${configDir}/${file.name}`, file.content);
+  await cuts.reach("config-written");
+  await system.writeBytes(`${slotDir}/${RECORD_SIGNATURE}`, new TextEncoder().encode(accepted.signature));
+  await cuts.reach("signature-written");
+  // last: from here on the slot claims this version
+  await system.writeBytes(`${slotDir}/${RECORD_MANIFEST}`, accepted.manifestBytes);
+  await cuts.reach("manifest-written");
+  await system.remove(`${slotDir}/${RECORD_INSTALL_STATE}`);
+  await cuts.reach("install-state-removed");
+}
+
+/**
+ * Where the download starts: an earlier install of the same image into this
+ * slot is resumed after the pieces it wrote that still verify (a power cut
+ * can leave anything in what was not synced); anything else partial is
+ * thrown away. Every piece that ends by the offset returned is verified.
+ */
+async function startDownload(
+  system: System,
+  log: Logger,
+  partial: string,
+  accepted: AcceptedManifest,
+  cuts: CutPoints,
+): Promise<number> {
+  const { manifest } = accepted;
+  const statePath = `${INSTALL_MOUNT}/${RECORD_INSTALL_STATE}`;
+  const state = await readInstallState(system, statePath);
+  const partialInfo = await system.lstat(partial);
+  if (state?.sha512 === manifest.image.sha512 && partialInfo?.type === "file" && partialInfo.size <= manifest.image.size) {
+    const offset = await verifiedPrefix(system, partial, verificationPieces(manifest.image), partialInfo.size);
+    const dropped = offset < partialInfo.size ? ` (bytes ${offset}–${partialInfo.size - 1} did not verify and are fetched again)` : "";
+    log.info(`resuming the install of version ${manifest.version} cut short on an earlier boot, at byte ${offset}${dropped}`);
+    return offset;
+  }
+  await system.remove(partial);
+  await system.mkdir(`${INSTALL_MOUNT}/${RECORD_DIR}`);
+  await system.mkdir(partial.slice(0, partial.lastIndexOf("/")));
+  const newState: InstallState = { version: manifest.version, sha512: manifest.image.sha512, size: manifest.image.size };
+  await system.writeText(statePath, `${JSON.stringify(newState)}\n`);
+  await cuts.reach("install-state-written");
+  return 0;
+}
+
+/** How much of a partial file to keep: up to the first complete piece that does not verify, else all of it. */
+async function verifiedPrefix(system: System, partial: string, pieces: readonly Piece[], size: number): Promise<number> {
+  const complete = pieces.slice(0, piecesWithin(pieces, size));
+  const bad = await firstBadPiece(system, partial, complete, pieces);
+  return bad === undefined ? size : bad.piece.offset;
+}
+
+export async function runInstallStage(
+  system: System,
+  log: Logger,
+  config: Config,
+  accepted: AcceptedManifest,
+  configFiles: readonly FetchedConfigFile[],
+  spare: InspectedSlot,
+  cuts: CutPoints = NO_CUTS,
+): Promise<InstallResult> {
+  const { manifest } = accepted;
+  const began = system.monotonicMs();
+  const counters = { bytesFetched: 0, resumes: 0 };
+  let resumedFromByte = 0;
+  const image = `${INSTALL_MOUNT}/${config.slot.image}`;
+  const partial = `${image}${PARTIAL_SUFFIX}`;
+  const url = resolveRepoUrl(accepted.server, manifest.image.url);
+  let device = spare.device;
+  const result = (status: InstallResult["status"], detail: string): InstallResult => {
+    const durationMs = Math.round(system.monotonicMs() - began);
+    const throughput = counters.bytesFetched > 0 && durationMs > 0 ? counters.bytesFetched / MB / (durationMs / 1000) : undefined;
+    (status === "installed" ? log.info : log.error).call(log, detail);
+    return {
+      status,
+      detail,
+      version: manifest.version,
+      device: device.device,
+      ...(device.label === undefined ? {} : { label: device.label }),
+      bytesFetched: counters.bytesFetched,
+      resumedFromByte,
+      resumes: counters.resumes,
+      durationMs,
+      ...(throughput === undefined ? {} : { throughputMBps: Math.round(throughput * 10) / 10 }),
+      pieces: verificationPieces(manifest.image).length,
+    };
+  };
+
+  let mounted = false;
+  const mountSpare = async () => {
+    await system.mkdir(INSTALL_MOUNT);
+    await system.mount({ kind: "filesystem", source: device.device, target: INSTALL_MOUNT, fsType: config.slot.fs_type, options: [] });
+    mounted = true;
+  };
+  const unmountSpare = async () => {
+    mounted = false;
+    await system.unmount(INSTALL_MOUNT);
+  };
+
+  await mountSpare();
+  try {
+    const existing = await readSlotRecord(system, INSTALL_MOUNT, `${device.label} on ${device.device}`, [accepted.key]);
+    if (existing.status === "valid" && Buffer.from(existing.manifestBytes).equals(Buffer.from(accepted.manifestBytes))) {
+      // an earlier boot installed this very manifest and was cut off before the switch
+      if ((await verifyImageFile(system, image, manifest.image)).ok) {
+        return result("installed", `version ${manifest.version} is already on ${device.device} and verifies: no download needed`);
+      }
+    }
+    const start = await startDownload(system, log, partial, accepted, cuts);
+    resumedFromByte = start;
+    const needed = manifest.image.size - start;
+    if ((await system.freeBytes(INSTALL_MOUNT)) < needed) {
+      if (device.label !== config.labels.deprived) {
+        log.warn(`${device.device} has no room for version ${manifest.version} beside the system it holds: it becomes ${config.labels.deprived} and is emptied first`);
+        await unmountSpare();
+        await system.setLabel(device, config.labels.deprived);
+        device = { ...device, label: config.labels.deprived };
+        await mountSpare();
+      }
+      await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
+      await system.remove(image);
+      const free = await system.freeBytes(INSTALL_MOUNT);
+      if (free < needed) {
+        return result("failed", `Cannot install version ${manifest.version} to ${device.device}: it has ${formatMB(free)} free, the image needs ${formatMB(needed)} more`);
+      }
+    }
+    log.info(`writing version ${manifest.version} (${formatMB(manifest.image.size)}) from ${url} to ${device.device}`);
+    const verified = await downloadVerifiedImage(system, log, config, url, partial, manifest.image, device.device, start, counters, cuts);
+    if (!verified.ok) return result("failed", `Cannot install version ${manifest.version}: ${verified.problem}; nothing was switched`);
+    await cuts.reach("image-verified");
+    // the slot stops claiming its old version before its image changes; its life cycle starts anew
+    await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
+    await system.remove(`${INSTALL_MOUNT}/${HEALTH_FILE}`);
+    await cuts.reach("old-record-removed");
+    await system.rename(partial, image);
+    await cuts.reach("image-renamed");
+    await writeRecords(system, INSTALL_MOUNT, accepted, configFiles, cuts);
+    const fetched = counters.bytesFetched > 0 ? `, ${formatMB(counters.bytesFetched)} fetched` : "";
+    return result("installed", `version ${manifest.version} written to ${device.device} and verified from the disk${fetched}`);
+  } catch (error) {
+    return result("failed", `Cannot install version ${manifest.version} to ${device.device}: ${(error as Error).message}`);
+  } finally {
+    if (mounted) await unmountSpare();
+  }
+}

@@ -1,0 +1,186 @@
+// The booted system's side of a slot's life cycle (slot-health.ts): once it is
+// up it says so (`controller mark-good`), and as it shuts down it says that too
+// (`controller mark-shutdown`). The controller mounted the booted slot's
+// partition read-only at SLOT_MOUNT/LABEL in the initramfs, and that mount moved
+// into the booted system with /run, so health.json is written there: the slot
+// is remounted read-write for the one write and read-only again right after,
+// because the running system's image lives on it.
+
+import type { CommandOutput } from "./config-get.ts";
+import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
+import type { BootReport } from "../boot/report.ts";
+import { afterMarkGood, afterMarkShutdown, HEALTH_FILE, type HealthRead, type HealthRecord, healthOf, readHealth, writeHealth } from "../boot/slot-health.ts";
+import type { System } from "../system/system.ts";
+
+export type LifecycleAction = "good" | "shutdown";
+
+export interface MarkResult {
+  /** "LABEL on DEVICE" */
+  readonly slot: string;
+  readonly health: HealthRecord;
+  /** why the health.json found there could not be read, when it was replaced by a fresh record */
+  readonly replaced?: string;
+}
+
+/** health.json of the booted slot as it is now, for `controller status`. */
+export type LiveHealth = HealthRead | { readonly status: "unavailable"; readonly problem: string };
+
+interface MountedSlot {
+  /** "LABEL on DEVICE", for messages */
+  readonly name: string;
+  /** where the slot partition is mounted */
+  readonly dir: string;
+}
+
+const PROCESS_OUTPUT: CommandOutput = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The booted slot as the report names it, checked to be still mounted where
+ * the controller mounted it; throws with a message that says what is missing.
+ * `report` is the parsed report.json, not trusted to have any shape.
+ */
+async function mountedBootedSlot(system: System, report: unknown): Promise<MountedSlot> {
+  const boot = isRecord(report) ? report["boot"] : undefined;
+  const booted = isRecord(boot) ? boot["booted"] : undefined;
+  if (booted === undefined) {
+    const outcome = isRecord(report) ? report["outcome"] : undefined;
+    throw new Error(`${REPORT_PATH} says nothing booted: got outcome ${JSON.stringify(outcome)} and no boot.booted`);
+  }
+  const label = isRecord(booted) ? booted["label"] : undefined;
+  const device = isRecord(booted) ? booted["device"] : undefined;
+  const image = isRecord(booted) ? booted["image"] : undefined;
+  if (typeof label !== "string" || typeof device !== "string" || typeof image !== "string") {
+    throw new Error(`${REPORT_PATH}: key boot.booted: expected label, device and image, got ${JSON.stringify(booted)}`);
+  }
+  const name = `${label} on ${device}`;
+  const dir = `${SLOT_MOUNT}/${label}`;
+  // The image is what the running system is loop-mounted from: if it is not there, neither is the slot's mount.
+  const found = await system.lstat(image);
+  if (found?.type !== "file") {
+    throw new Error(`${name} is not mounted at ${dir}: expected its system image at ${image}, got ${found === undefined ? "nothing" : `a ${found.type}`}`);
+  }
+  return { name, dir };
+}
+
+/** The booted slot's health.json as it is now; never throws, so `controller status` always prints. undefined when nothing booted. */
+export async function readLiveHealth(system: System, report: BootReport): Promise<LiveHealth | undefined> {
+  if (report.boot.booted === undefined) return undefined;
+  try {
+    const slot = await mountedBootedSlot(system, report);
+    return await readHealth(system, slot.dir, slot.dir);
+  } catch (error) {
+    return { status: "unavailable", problem: messageOf(error) };
+  }
+}
+
+async function readReport(system: System): Promise<unknown> {
+  let text: string;
+  try {
+    text = await system.readText(REPORT_PATH);
+  } catch (error) {
+    throw new Error(`this system was not booted by the controller, or /run was cleared: there is no boot report at ${REPORT_PATH} (got ${messageOf(error)})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${REPORT_PATH}: Cannot read it as JSON: ${messageOf(error)}`);
+  }
+}
+
+/**
+ * Records in the booted slot's health.json that the system came up healthy
+ * ("good") or is shutting down cleanly ("shutdown"). The slot is read-only
+ * again afterwards whatever happened in between.
+ */
+export async function markBootedSlot(system: System, action: LifecycleAction, now: Date): Promise<MarkResult> {
+  const doing = action === "good" ? "mark the booted slot good" : "record the clean shutdown of the booted slot";
+  let slot: MountedSlot;
+  try {
+    slot = await mountedBootedSlot(system, await readReport(system));
+  } catch (error) {
+    throw new Error(`Cannot ${doing}: ${messageOf(error)}`);
+  }
+  // read while still read-only: the less time the slot spends writable, the better
+  const read = await readHealth(system, slot.dir, slot.dir);
+  const before = healthOf(read);
+  const health = action === "good" ? afterMarkGood(before, now) : afterMarkShutdown(before);
+
+  try {
+    await system.remount(slot.dir, false);
+  } catch (error) {
+    throw new Error(`Cannot ${doing}: Cannot make ${slot.name} writable at ${slot.dir}: ${messageOf(error)}`);
+  }
+  // The running system's image lives on this partition: it is made read-only again whether the write worked or
+  // not, and a failure to do that is reported first, with the write's own error if there was one.
+  let writeProblem: string | undefined;
+  try {
+    await writeHealth(system, slot.dir, health);
+  } catch (error) {
+    writeProblem = `Cannot write ${slot.dir}/${HEALTH_FILE}: ${messageOf(error)}`;
+  }
+  try {
+    // also flushes the write to the disk
+    await system.remount(slot.dir, true);
+  } catch (error) {
+    const also = writeProblem === undefined ? "" : `; before that: ${writeProblem}`;
+    throw new Error(`Cannot ${doing}: Cannot make ${slot.name} read-only again at ${slot.dir}, it stays writable until the next boot: ${messageOf(error)}${also}`);
+  }
+  if (writeProblem !== undefined) throw new Error(`Cannot ${doing}: ${writeProblem}`);
+  return { slot: slot.name, health, ...(read.status === "invalid" ? { replaced: read.problem } : {}) };
+}
+
+/** A diskless boot (diskless.ts) runs from RAM: no slot, so no life cycle to record. */
+async function runsFromRam(system: System): Promise<boolean> {
+  try {
+    const report = await readReport(system);
+    const diskless = isRecord(report) ? report["diskless"] : undefined;
+    return isRecord(diskless) && diskless["status"] === "running-from-ram";
+  } catch {
+    // markBootedSlot says what is wrong with the report
+    return false;
+  }
+}
+
+const LIFECYCLE_COMMANDS: ReadonlyMap<string, LifecycleAction> = new Map<string, LifecycleAction>([
+  ["mark-good", "good"],
+  ["mark-shutdown", "shutdown"],
+]);
+
+/** `controller mark-good` and `controller mark-shutdown`; `args` starts with the command. Exit status 0, 1 when it failed, 2 for wrong arguments. */
+export async function runLifecycleCommand(args: readonly string[], system: System, output: CommandOutput = PROCESS_OUTPUT): Promise<number> {
+  const [command = "", ...rest] = args;
+  const action = LIFECYCLE_COMMANDS.get(command);
+  if (action === undefined) {
+    output.err(`Cannot run ${JSON.stringify(command)}: expected mark-good or mark-shutdown\n`);
+    return 2;
+  }
+  if (rest.length > 0) {
+    output.err(`${command} takes no arguments, got ${rest.map((arg) => JSON.stringify(arg)).join(" ")}\n`);
+    return 2;
+  }
+  if (await runsFromRam(system)) {
+    output.out(`controller: nothing to record: this system runs from RAM (a diskless boot), and no slot keeps its boots\n`);
+    return 0;
+  }
+  try {
+    const result = await markBootedSlot(system, action, system.wallClock());
+    if (result.replaced !== undefined) output.err(`controller: WARNING: ${result.replaced}; replaced it with a fresh record\n`);
+    const what = action === "good" ? "marked good" : "marked shut down cleanly";
+    output.out(`controller: ${result.slot} ${what} (attempts ${result.health.attempts})\n`);
+    return 0;
+  } catch (error) {
+    output.err(`controller: ${messageOf(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { ESTIMATES, failuresOf, type FileResult, formatDuration, nextToStart, parseBunCounts, queueLongestFirst, summary, UNKNOWN_FILE } from "../../../qemu-harness/test-queue.ts";
+
+const RUNNER = resolve(import.meta.dir, "../../../scripts/run-qemu-tests.ts");
+
+/** What bun test 1.4 prints at the end of a file, in colour as on a terminal. */
+const BUN_END = "\x1b[0m\x1b[32m 7 pass\x1b[0m\n\x1b[0m\x1b[2m 1 skip\x1b[0m\n\x1b[0m\x1b[31m 2 fail\x1b[0m\n 31 expect() calls\nRan 10 tests across 1 file. [40.12s]\n";
+
+describe("queueLongestFirst", () => {
+  test("the longest files first; a file without an estimate counts as long", () => {
+    const queue = queueLongestFirst(["test/qemu/initramfs.test.ts", "test/qemu/new.test.ts", "test/qemu/power-cut.test.ts", "test/qemu/boot.test.ts"]);
+    expect(queue.map((file) => file.path)).toEqual(["test/qemu/power-cut.test.ts", "test/qemu/new.test.ts", "test/qemu/boot.test.ts", "test/qemu/initramfs.test.ts"]);
+    expect(queue[1]).toEqual({ path: "test/qemu/new.test.ts", ...UNKNOWN_FILE });
+  });
+
+  test("every QEMU test file in the repository has an estimate", async () => {
+    const files = [...new Bun.Glob("*.test.ts").scanSync({ cwd: resolve(import.meta.dir, "../../qemu") })].sort();
+    expect(Object.keys(ESTIMATES).sort()).toEqual(files);
+  });
+});
+
+describe("nextToStart", () => {
+  const powerCut = { path: "power-cut.test.ts", expectedSeconds: 1500, vms: 2 };
+  const boot = { path: "boot.test.ts", expectedSeconds: 400, vms: 1 };
+
+  test("the head of the queue once it has the VMs it runs", () => {
+    expect(nextToStart([boot, powerCut], 1, 2)).toBe(boot);
+    expect(nextToStart([powerCut, boot], 2, 2)).toBe(powerCut);
+    expect(nextToStart([], 2, 2)).toBeUndefined();
+  });
+
+  test("a file running two VMs waits for both rather than being passed over by one that fits", () => {
+    expect(nextToStart([powerCut, boot], 1, 2)).toBeUndefined();
+  });
+
+  test("with fewer VMs allowed than a file runs, it gets them all", () => {
+    expect(nextToStart([powerCut], 1, 1)).toBe(powerCut);
+  });
+});
+
+describe("parseBunCounts and failuresOf", () => {
+  test("reads the counts bun test prints at its end, colours and all", () => {
+    expect(parseBunCounts(`(pass) a [1.00ms]\n${BUN_END}`)).toEqual({ pass: 7, fail: 2, skip: 1, todo: 0 });
+  });
+
+  test("a test's output mentioning pass or fail is not a count", () => {
+    expect(parseBunCounts("power-cut table:\ndownload-half | pass\n 3 passes later\n")).toBeUndefined();
+  });
+
+  const result = (exitCode: number, output: string): FileResult => ({ path: "x.test.ts", exitCode, seconds: 1, counts: parseBunCounts(output) });
+
+  test("a file that exits non-zero without a failed test (a crash, an error outside any test) is one failure", () => {
+    expect(failuresOf(result(1, "error: Cannot find module\n"))).toBe(1);
+    expect(failuresOf(result(1, " 3 pass\n 0 fail\n"))).toBe(1);
+    expect(failuresOf(result(1, BUN_END))).toBe(2);
+    expect(failuresOf(result(0, " 3 pass\n 0 fail\n"))).toBe(0);
+  });
+});
+
+describe("summary", () => {
+  test("one line per file, slowest first, then the wall time and the total CI reads last", () => {
+    const lines = summary(
+      [
+        { path: "test/qemu/boot.test.ts", exitCode: 0, seconds: 301, counts: { pass: 8, fail: 0, skip: 0, todo: 0 } },
+        { path: "test/qemu/pxe.test.ts", exitCode: 1, seconds: 1325.4, counts: undefined },
+        { path: "test/qemu/update.test.ts", exitCode: 1, seconds: 59.6, counts: { pass: 9, fail: 2, skip: 1, todo: 0 } },
+      ],
+      1400,
+      2,
+    );
+    expect(lines).toEqual([
+      "pxe.test.ts     22m05s  no test counts printed  FAILED (exit code 1)",
+      "boot.test.ts     5m01s  8 pass, 0 fail  ok",
+      "update.test.ts   1m00s  9 pass, 2 fail  FAILED (exit code 1)",
+      "QEMU test files: 3, 2 VMs at a time: 23m20s wall (the files' own times add up to 28m06s)",
+      "17 passed, 3 failed, 1 skipped",
+    ]);
+  });
+
+  test("durations", () => {
+    expect(formatDuration(0.4)).toBe("0s");
+    expect(formatDuration(59.5)).toBe("1m00s");
+    expect(formatDuration(3797)).toBe("63m17s");
+  });
+});
+
+describe("scripts/run-qemu-tests", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "run-qemu-tests-"));
+    const file = (name: string, body: string) => writeFile(join(dir, name), `import { expect, test } from "bun:test";\n${body}\n`);
+    await file("runner-a-passes.test.ts", 'test("a", async () => { await Bun.sleep(300); expect(1).toBe(1); });');
+    await file("runner-b-fails.test.ts", 'test("b1", () => expect(1).toBe(1));\ntest("b2", async () => { await Bun.sleep(300); expect(1).toBe(2); });');
+    await file("runner-c-crashes.test.ts", 'throw new Error("fixture missing");');
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function run(...args: string[]): Promise<{ exitCode: number; output: string }> {
+    const child = Bun.spawn([process.execPath, RUNNER, "--logs", join(dir, "logs"), ...args], { stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    return { exitCode, output: stdout + stderr };
+  }
+
+  test("runs the files two at a time, prints each one's output and wall time, and ends with an honest total and exit code", async () => {
+    const { exitCode, output } = await run(join(dir, "runner-a-passes.test.ts"), join(dir, "runner-b-fails.test.ts"), join(dir, "runner-c-crashes.test.ts"));
+    expect(exitCode).toBe(1);
+    const lines = output.trimEnd().split("\n");
+    // the two files on two workers both start before either ends
+    const events = lines.filter((line) => /^==> (start |.*runner-.*: \d+m?\d*s, )/.test(line));
+    expect(events.map((line) => line.startsWith("==> start "))).toEqual([true, true, false, true, false, false]);
+    expect(output).toMatch(/==> .*runner-b-fails\.test\.ts: \d+s, FAILED \(exit code 1\)\n/);
+    expect(output).toContain("(fail) b2");
+    expect(output).toContain("fixture missing");
+    expect(lines.at(-1)).toBe("2 passed, 2 failed");
+  }, 60_000);
+
+  test("with --vms 1 the files run one after the other", async () => {
+    const { exitCode, output } = await run("--vms", "1", join(dir, "runner-a-passes.test.ts"), join(dir, "runner-b-fails.test.ts"));
+    expect(exitCode).toBe(1);
+    const events = output.split("\n").filter((line) => /^==> (start |.*runner-.*: \d+m?\d*s, )/.test(line));
+    expect(events.map((line) => line.startsWith("==> start "))).toEqual([true, false, true, false]);
+    expect(output.trimEnd().split("\n").at(-1)).toBe("2 passed, 1 failed");
+  }, 60_000);
+
+  test("a bad --vms is refused with what was expected", async () => {
+    const { exitCode, output } = await run("--vms", "two");
+    expect(exitCode).toBe(2);
+    expect(output).toContain('Cannot use --vms "two": expected a whole number of at least 1');
+  });
+});
