@@ -12,9 +12,8 @@ import type { Logger } from "../system/log.ts";
 import { COMMAND_DIR, COMMAND_OUTPUT, COMMAND_SCRIPT, TOOLS } from "../system/paths.ts";
 import { fetchSignedContent, type TrustPolicy } from "./remote-content.ts";
 import type { System } from "../system/system.ts";
+import { COMMAND_SCRIPT_MAX_BYTES } from "../update/limits.ts";
 
-/** A script larger than this is refused: a command is a script, not a payload. */
-export const COMMAND_SCRIPT_MAX_BYTES = 1024 * 1024;
 /** How much of the output goes into the report and onto the console; the whole of it stays in COMMAND_OUTPUT. */
 export const COMMAND_OUTPUT_REPORT_BYTES = 16 * 1024;
 /** How often the output file is read for new lines while the script runs. */

@@ -19,12 +19,12 @@ import { SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
 import { HEDDLE_UPDATE_FILES as FILES } from "../system/paths.ts";
 import { type SignatureCheck, signCommandFor, verifySignature } from "../update/signing.ts";
 import type { BlockDevice, System } from "../system/system.ts";
+import { SUMS_MAX_BYTES } from "../update/limits.ts";
 
 /** Added to the kexec'd command line: that boot's controller sees it and does not kexec again. */
 export const KEXEC_MARKER = "rd.controller.kexec";
 /** A wrong answer is asked again this often in all, then the installed system boots: never wait forever. */
 export const PROMPT_ATTEMPTS = 3;
-export const SUMS_MAX_BYTES = 64 * 1024;
 const CMDLINE_FILE_MAX_BYTES = 4096;
 /** x86's COMMAND_LINE_SIZE is 2048 bytes with the terminating NUL: a longer line would be cut off silently. */
 export const KERNEL_CMDLINE_MAX_BYTES = 2047;

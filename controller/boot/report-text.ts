@@ -1,8 +1,7 @@
 // `controller status`: the boot report, for a person, in the booted system.
 
-import type { LiveHealth } from "../cli/lifecycle.ts";
 import type { BootReport } from "./report.ts";
-import { HEALTH_FILE, type HealthRecord } from "./slot-health.ts";
+import { HEALTH_FILE, type HealthRecord, type LiveHealth } from "./slot-health.ts";
 import type { SlotSummary } from "./slots.ts";
 
 function list<T>(items: readonly T[], line: (item: T) => string, none = "none"): string[] {

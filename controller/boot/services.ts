@@ -15,9 +15,8 @@ import type { NetworkResult } from "./network.ts";
 import { DROPBEAR_HOST_KEY, LLDPD_CHROOT, ROOT_AUTHORIZED_KEYS, SERVICES_LOG_DIR, TOOLS } from "../system/paths.ts";
 import { fetchSignedContent, type TrustPolicy } from "./remote-content.ts";
 import type { Service, System } from "../system/system.ts";
+import { SSH_KEYS_MAX_BYTES } from "../update/limits.ts";
 
-/** An authorized_keys file from ssh_keys_url= larger than this is refused: a few hundred keys fit. */
-export const SSH_KEYS_MAX_BYTES = 64 * 1024;
 /** How long lldpd gets to open its control socket before lldpcli's question counts as unanswered. */
 const LLDPD_ANSWER_MS = 10_000;
 const LLDPCLI_POLL_MS = 500;

@@ -37,6 +37,9 @@ export const UNKNOWN_HEALTH: HealthRecord = { attempts: 0, markedGood: false, cl
 
 export type HealthRead = { readonly status: "none" } | { readonly status: "read"; readonly health: HealthRecord } | { readonly status: "invalid"; readonly problem: string };
 
+/** health.json of the booted slot as it is now, for `controller status`. */
+export type LiveHealth = HealthRead | { readonly status: "unavailable"; readonly problem: string };
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -9,7 +9,7 @@
 import type { CommandOutput } from "./config-get.ts";
 import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { BootReport } from "../boot/report.ts";
-import { afterMarkGood, afterMarkShutdown, HEALTH_FILE, type HealthRead, type HealthRecord, healthOf, readHealth, writeHealth } from "../boot/slot-health.ts";
+import { afterMarkGood, afterMarkShutdown, HEALTH_FILE, type HealthRecord, healthOf, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
 import type { System } from "../system/system.ts";
 
 export type LifecycleAction = "good" | "shutdown";
@@ -21,9 +21,6 @@ export interface MarkResult {
   /** why the health.json found there could not be read, when it was replaced by a fresh record */
   readonly replaced?: string;
 }
-
-/** health.json of the booted slot as it is now, for `controller status`. */
-export type LiveHealth = HealthRead | { readonly status: "unavailable"; readonly problem: string };
 
 interface MountedSlot {
   /** "LABEL on DEVICE", for messages */

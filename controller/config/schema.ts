@@ -5,8 +5,17 @@
 // `key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"`.
 
 import { z } from "zod";
-import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../update/manifest.ts";
 import { valueAt } from "./value-at.ts";
+
+const HOSTNAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9-]{1,63})*$/;
+
+/** A host name as update.machine_name and a manifest's machine selectors take it. */
+export function isHostname(value: string): boolean {
+  return HOSTNAME.test(value);
+}
+
+/** The most update.max_manifest_validity_days allows, and publish's cap on --expires-days. */
+export const MAX_MANIFEST_VALIDITY_DAYS = 3650;
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 

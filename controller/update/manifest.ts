@@ -6,6 +6,7 @@
 
 import { z } from "zod";
 import { chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
+import { isHostname } from "../config/schema.ts";
 import { valueAt } from "../config/value-at.ts";
 
 /** The only manifest format this controller knows; a manifest of another format is refused as a whole. */
@@ -20,7 +21,6 @@ const VERSION = /^(?:0|[1-9][0-9]{0,8})(?:\.(?:0|[1-9][0-9]{0,8})){0,3}$/;
 const VERSION_EXPECTED = 'a version such as "1.2.0" (1 to 4 dot-separated numbers of at most 9 digits, no leading zeros)';
 const SHA512 = /^[0-9a-f]{128}$/;
 const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
-const HOSTNAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9-]{1,63})*$/;
 const CONFIG_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*\.toml$/;
 const CONFIG_FILE_NAME_MAX = 128;
 const UTC_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
@@ -39,10 +39,6 @@ export function isVersion(value: string): boolean {
 
 export function isMac(value: string): boolean {
   return MAC.test(value);
-}
-
-export function isHostname(value: string): boolean {
-  return HOSTNAME.test(value);
 }
 
 /** A name that lands in config.d and never leaves it: no "/", no "..", not hidden, *.toml. */
@@ -470,8 +466,6 @@ export function resolveRepoUrl(base: string, url: string): string {
 
 export type UpdateDecision = { action: "install" | "up-to-date" } | { action: "refuse"; reason: string };
 
-/** publish's cap on --expires-days, and the most update.max_manifest_validity_days allows. */
-export const MAX_MANIFEST_VALIDITY_DAYS = 3650;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** The highest version verified on any slot of a machine, and that slot ("BACKUPFS on /dev/vda2"). */

@@ -11,20 +11,17 @@ import { type FileHandle, lstat, mkdir, open, readFile, rename, rm, stat } from 
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { chunkRanges, end, publishChunkSize, type SignedImage, verificationPieces } from "./chunks.ts";
 import { UPDATE_NAME } from "../config/cmdline.ts";
-import { COMMAND_SCRIPT_MAX_BYTES } from "../boot/command-url.ts";
 import { parseConfigLayer } from "../config/layers.ts";
-import { SUMS_MAX_BYTES } from "../boot/heddle.ts";
+import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
 import {
   CONFIG_FILE_MAX_BYTES,
   compareVersions,
   isChannel,
   isConfigFileName,
-  isHostname,
   isMac,
   isVersion,
   MANIFEST_FORMAT,
   MANIFEST_MAX_BYTES,
-  MAX_MANIFEST_VALIDITY_DAYS,
   type Manifest,
   type ManifestFile,
   manifestPath,
@@ -33,7 +30,7 @@ import {
   signaturePath,
 } from "./manifest.ts";
 import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
-import { SSH_KEYS_MAX_BYTES } from "../boot/services.ts";
+import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
   decodeSecretKey,
   encodePublicKey,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
+import { DEFAULT_CONFIG, MAX_MANIFEST_VALIDITY_DAYS } from "../../../controller/config/schema.ts";
 import {
   compareVersions,
   decideUpdate,
@@ -7,7 +7,6 @@ import {
   type MachineIdentity,
   type Manifest,
   MANIFEST_MAX_BYTES,
-  MAX_MANIFEST_VALIDITY_DAYS,
   manifestPath,
   parseManifest,
   resolveRepoUrl,
