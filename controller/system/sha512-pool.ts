@@ -5,6 +5,12 @@
 import { availableParallelism } from "node:os";
 import type { HashAnswer, HashEngine, HashJob } from "./sha512-worker.ts";
 
+// scripts/build-controller names sha512-worker.ts as the binary's second entry point. Inside the
+// binary every module's import.meta.url is the binary's own, at the root of its file tree, and the
+// worker sits at system/ below it, where controller/ has it; from source (bun test, bun run) this
+// module's URL is its own file's, beside the worker.
+const WORKER_URL = (import.meta.path.endsWith("/sha512-pool.ts") ? new URL("./sha512-worker.ts", import.meta.url) : new URL("./system/sha512-worker.ts", import.meta.url)).href;
+
 interface Waiting {
   readonly job: HashJob;
   resolve(sha512: string): void;
@@ -43,8 +49,7 @@ export class Sha512Pool {
 
   private startWorker(): Worker {
     this.started++;
-    // the build names sha512-worker.ts as a second entry point, so this URL also resolves inside the compiled binary
-    const worker = new Worker(new URL("./sha512-worker.ts", import.meta.url).href);
+    const worker = new Worker(WORKER_URL);
     worker.onmessage = (event: MessageEvent<HashAnswer>) => this.answered(worker, event.data);
     worker.onerror = (event: ErrorEvent) => this.failed(worker, new Error(`the hashing thread failed: ${event.message}`));
     return worker;
