@@ -10,7 +10,7 @@ export interface CmdlineParam {
   readonly value?: string;
 }
 
-/** One `controller.KEY=VALUE`; config.ts types and checks KEY and VALUE. */
+/** One `controller.KEY=VALUE`; layers.ts types and checks KEY and VALUE. */
 export interface ConfigOverride {
   /** The parameter as written, e.g. controller.boot.real_init */
   readonly param: string;
