@@ -5,7 +5,7 @@
 
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../system/log.ts";
-import { CONTINUE_FILE, INITRD_RELEASE, RUN_DIR } from "../system/paths.ts";
+import { CONTINUE_FILE } from "../system/paths.ts";
 import type { ServicesReport } from "./services.ts";
 import type { System } from "../system/system.ts";
 
@@ -54,16 +54,4 @@ export async function runWaitStage(system: System, log: Logger, config: Config, 
   const detail = `no \`controller continue\` within ${config.ssh.wait_seconds} s (ssh.wait_seconds)`;
   log.warn(`${detail}: going on`);
   return { endedBy: "deadline", waitedMs, detail };
-}
-
-/** `controller continue`: ends the wait stage's wait. Only in the initramfs, where the wait runs. */
-export async function continueCommand(system: System, print: (line: string) => void, fail: (line: string) => void): Promise<number> {
-  if ((await system.lstat(INITRD_RELEASE)) === undefined) {
-    fail(`Cannot continue: this is not the initramfs (there is no ${INITRD_RELEASE}); \`controller continue\` ends the wait before the handoff, in an ssh login to the initramfs`);
-    return 2;
-  }
-  await system.mkdir(RUN_DIR);
-  await system.writeText(CONTINUE_FILE, `${system.wallClock().toISOString()}\n`);
-  print(`Wrote ${CONTINUE_FILE}: the controller goes on with the boot within a second; log out, the SSH server stops before the handoff`);
-  return 0;
 }

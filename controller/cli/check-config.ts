@@ -3,6 +3,9 @@
 
 import { type ConfigFiles, DEFAULTS_SOURCE, loadConfigDir, resolveConfig } from "../config/layers.ts";
 import { decodePublicKey } from "../update/signing.ts";
+import { print } from "./output.ts";
+import { thisMachine } from "./this-machine.ts";
+import { USAGE } from "./usage.ts";
 
 export interface ConfigCheck {
   /** Every problem, each naming the file and the key; none means the folder is fine. */
@@ -51,4 +54,17 @@ function weakTrustedKeys(keys: readonly string[], source: string): string[] {
       return [`${source}: key update.trusted_keys[${index}]: ${(error as Error).message}`];
     }
   });
+}
+
+/** Prints every problem, then the summary. Exit status 0; 1 when there are problems; 2 for wrong arguments. */
+export async function checkConfigCommand(args: readonly string[]): Promise<number> {
+  const [dir] = args;
+  if (dir === undefined || args.length > 1) {
+    process.stderr.write(`check-config needs exactly one folder, got ${args.length}\n${USAGE}`);
+    return 2;
+  }
+  const { problems, summary } = await checkConfigDir(thisMachine().system, dir);
+  for (const problem of problems) print(problem);
+  print(summary);
+  return problems.length === 0 ? 0 : 1;
 }

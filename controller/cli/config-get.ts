@@ -5,17 +5,8 @@
 
 import { type ConfigFiles, loadConfigDir, resolveConfig } from "../config/layers.ts";
 import { dottedKey } from "../config/schema.ts";
-
-/** Where a command's output goes: the process's stdout and stderr, or a test's memory. */
-export interface CommandOutput {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const PROCESS_OUTPUT: CommandOutput = {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-};
+import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
+import { thisMachine } from "./this-machine.ts";
 
 const USAGE = "Usage: controller config-get DIR KEY   (e.g. controller config-get config.d update.ca_bundle)\n";
 
@@ -61,4 +52,8 @@ export async function runConfigGetCommand(args: readonly string[], files: Config
   const lines = Array.isArray(value) ? value.map(String) : [String(value)];
   output.out(lines.map((line) => `${line}\n`).join(""));
   return 0;
+}
+
+export function configGetCommand(args: readonly string[]): Promise<number> {
+  return runConfigGetCommand(args, thisMachine().system);
 }

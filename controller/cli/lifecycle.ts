@@ -6,11 +6,12 @@
 // is remounted read-write for the one write and read-only again right after,
 // because the running system's image lives on it.
 
-import type { CommandOutput } from "./config-get.ts";
+import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
 import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { BootReport } from "../boot/report.ts";
 import { afterMarkGood, afterMarkShutdown, HEALTH_FILE, type HealthRecord, healthOf, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
 import type { System } from "../system/system.ts";
+import { thisMachine } from "./this-machine.ts";
 
 export type LifecycleAction = "good" | "shutdown";
 
@@ -28,11 +29,6 @@ interface MountedSlot {
   /** where the slot partition is mounted */
   readonly dir: string;
 }
-
-const PROCESS_OUTPUT: CommandOutput = {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-};
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -180,4 +176,12 @@ export async function runLifecycleCommand(args: readonly string[], system: Syste
     output.err(`controller: ${messageOf(error)}\n`);
     return 1;
   }
+}
+
+export function markGoodCommand(args: readonly string[]): Promise<number> {
+  return runLifecycleCommand(["mark-good", ...args], thisMachine().system);
+}
+
+export function markShutdownCommand(args: readonly string[]): Promise<number> {
+  return runLifecycleCommand(["mark-shutdown", ...args], thisMachine().system);
 }

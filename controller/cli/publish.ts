@@ -1,6 +1,6 @@
 // `controller keygen`, `publish` and `verify`: the workstation side of
 // updates, as commands. Argument parsing and output live here so main.ts
-// stays a list of commands; the work is in repo.ts.
+// stays a list of commands; the work is in update/repository.ts.
 
 import { CONFIG_FILE_MAX_BYTES } from "../update/manifest.ts";
 import { decodePublicKey, isPublicKeyText } from "../update/signing.ts";
@@ -26,7 +26,7 @@ const DEFAULT_EXPIRES_DAYS = 30;
  */
 const DEFAULT_HEDDLE_EXPIRES_DAYS = 3650;
 
-/** The lines main.ts's USAGE shows for these commands. */
+/** The lines usage.ts's USAGE shows for these commands. */
 export const PUBLISH_USAGE = `  keygen PREFIX        write a new signing key pair: PREFIX.secret (mode 0600) and PREFIX.pub
   publish --repo DIR --channel C --version V --image FILE [--config FILE]...
           [--machine-config mac=AA:BB:CC:DD:EE:FF:FILE | hostname=NAME:FILE]...

@@ -22,7 +22,7 @@ import {
 } from "../../../controller/system/paths.ts";
 import { fetchSignedContent, signatureUrlOf } from "../../../controller/boot/remote-content.ts";
 import { chassisNameOf, dropbearArgv, parseAuthorizedKeys, runServicesStage, stopServices } from "../../../controller/boot/services.ts";
-import { continueCommand, runWaitStage } from "../../../controller/boot/services-wait.ts";
+import { runWaitStage } from "../../../controller/boot/services-wait.ts";
 import { encodePublicKey, generateKeyPair, type SignatureClaims, signContent } from "../../../controller/update/signing.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { FakeSystem, textToBytes } from "../../fake-system.ts";
@@ -473,17 +473,6 @@ describe("the wait for `controller continue`", () => {
     const fake = new FakeSystem();
     expect(await runWaitStage(fake, memoryLogger().log, sshConfig(), { ssh: { ...running.ssh, status: "failed" } })).toBeUndefined();
     expect(fake.now()).toBe(0);
-  });
-
-  test("`controller continue` writes the file in the initramfs, and refuses elsewhere", async () => {
-    const out: string[] = [];
-    const initramfs = new FakeSystem().addTree("/etc", { "initrd-release": "" });
-    expect(await continueCommand(initramfs, (line) => out.push(line), (line) => out.push(line))).toBe(0);
-    expect(initramfs.peek(CONTINUE_FILE)).toBe("2026-01-01T00:00:00.000Z\n");
-    const booted = new FakeSystem();
-    expect(await continueCommand(booted, (line) => out.push(line), (line) => out.push(line))).toBe(2);
-    expect(out[1]).toStartWith("Cannot continue: this is not the initramfs (there is no /etc/initrd-release)");
-    expect(booted.peek(CONTINUE_FILE)).toBeUndefined();
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { type CommandOutput, runConfigGetCommand } from "../../../controller/cli/config-get.ts";
+import { runConfigGetCommand } from "../../../controller/cli/config-get.ts";
+import type { CommandOutput } from "../../../controller/cli/output.ts";
 import { FakeSystem } from "../../fake-system.ts";
 
 function memoryOutput(): CommandOutput & { stdout: string; stderr: string } {

@@ -7,6 +7,7 @@ import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
+import { controller } from "../../run-controller.ts";
 
 const SLOT_DIR = "/run/controller/slots/SYSFS";
 const HEALTH_PATH = `${SLOT_DIR}/controller/health.json`;
@@ -168,6 +169,15 @@ describe("controller mark-good / mark-shutdown", () => {
     expect(await runLifecycleCommand(["mark-shutdown", "now"], await bootedSystem(), extra.sink)).toBe(2);
     expect(extra.lines.err).toBe('mark-shutdown takes no arguments, got "now"\n');
     expect(await runLifecycleCommand(["mark-bad"], await bootedSystem(), output().sink)).toBe(2);
+  });
+
+  test("mark-good and mark-shutdown outside a system the controller booted: exit status 1 and why", async () => {
+    for (const command of ["mark-good", "mark-shutdown"]) {
+      const result = await controller(command);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("this system was not booted by the controller");
+    }
+    expect((await controller("mark-good", "extra")).code).toBe(2);
   });
 });
 

@@ -1,5 +1,6 @@
-// `controller status` right after a boot that installed an update and switched
-// to it: it must describe the slots as they are on the disks now.
+// `controller status`: without a report, and right after a boot that installed
+// an update and switched to it, where it must describe the slots as they are
+// on the disks now.
 
 import { describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
@@ -7,6 +8,7 @@ import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { connectToNetwork, labMachine } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
 import { memoryLogger } from "../../memory-log.ts";
+import { controller } from "../../run-controller.ts";
 
 const UPDATE_CONFIG = {
   "config.d/60-update.toml": `[update]\nservers = ["${SERVER}"]\ntrusted_keys = ["${PUBLIC_KEY}"]\n`,
@@ -16,6 +18,10 @@ const UPDATE_CONFIG = {
 function slotLine(status: string, device: string): string | undefined {
   return status.split("\n").find((line) => line.startsWith(`  ${device}  `));
 }
+
+test("status without a report says so", async () => {
+  expect(await controller("status")).toMatchObject({ code: 1, stderr: expect.stringContaining("No boot report at /run/controller/report.json") });
+});
 
 describe("controller status after a boot that installed an update", () => {
   test("shows the new system as SYSFS with its version, booted, and the old one as BACKUPFS", async () => {
