@@ -67,6 +67,7 @@ function layerViolations(graph: ReadonlyMap<string, readonly Import[]>): string[
       if (graph.has(target)) {
         const below = layerOf(target);
         if (below > layer) problems.push(`${file} imports ${target}: a layer above its own`);
+        if (file === "main.ts" && below !== LAYERS.indexOf("cli")) problems.push(`${file} imports ${target}: main.ts only dispatches to cli/`);
         if (layer === LAYERS.indexOf("plans") && layerOf(target) === LAYERS.indexOf("system") && !typeOnly) {
           problems.push(`${file} imports ${target}: plans/ has no I/O, it may name the System's types only`);
         }
@@ -106,18 +107,20 @@ test("the import reader resolves local imports against the file's folder and tel
   );
 });
 
-test("the layer check refuses an import upwards, a plan that does I/O, and a file outside the layers", () => {
+test("the layer check refuses an import upwards, a plan that does I/O, a file outside the layers, and main.ts doing more than dispatch", () => {
   const sources = new Map([
     ["system/log.ts", 'import { x } from "../boot/run-boot.ts";\n'],
     ["boot/run-boot.ts", 'import { y } from "../system/log.ts";\n'],
     ["plans/mounts.ts", 'import type { System } from "../system/log.ts";\nimport { readFile } from "node:fs/promises";\nimport { z } from "../system/log.ts";\n'],
     ["stray.ts", ""],
+    ["main.ts", 'import { runBoot } from "./boot/run-boot.ts";\n'],
   ]);
   expect(layerViolations(importGraph(sources))).toEqual([
     "system/log.ts imports boot/run-boot.ts: a layer above its own",
     "plans/mounts.ts imports node:fs/promises: plans/ has no I/O",
     "plans/mounts.ts imports system/log.ts: plans/ has no I/O, it may name the System's types only",
     "stray.ts is in no layer: expected it in one of system, config, update, plans, boot, cli, main.ts",
+    "main.ts imports boot/run-boot.ts: main.ts only dispatches to cli/",
   ]);
 });
 
