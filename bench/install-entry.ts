@@ -12,7 +12,7 @@ import { LinuxSystem } from "../controller/system/linux-system.ts";
 import { Logger, type LogSink } from "../controller/system/log.ts";
 import type { NetworkResult } from "../controller/boot/network.ts";
 import { sha512Pool } from "../controller/system/sha512-pool.ts";
-import type { InspectedSlot } from "../controller/boot/slots.ts";
+import type { InspectedSlot } from "../controller/plans/slot.ts";
 import { runCheckStage } from "../controller/boot/update-check.ts";
 import { runInstallStage } from "../controller/boot/update-install.ts";
 

@@ -6,7 +6,7 @@ import { systemImage } from "./fake-machine.ts";
 import { chunkRanges } from "../controller/update/chunks.ts";
 import { manifestPath, signaturePath } from "../controller/update/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signContent } from "../controller/update/signing.ts";
-import { formatHealth, type HealthRecord } from "../controller/boot/slot-health.ts";
+import { formatHealth, type HealthRecord } from "../controller/plans/slot-health.ts";
 
 export const SERVER = "http://10.0.2.100:8080/";
 export const MIRROR = "http://10.0.2.101:8080/";

@@ -6,6 +6,7 @@
 // with its exit status; it may run remote.command_timeout_seconds at most. A
 // script that fails, hangs or cannot be fetched is logged, and the boot goes on.
 
+import { capOutput, newLines } from "../plans/command-output.ts";
 import type { Config } from "../config/schema.ts";
 import { CommandError } from "../system/exec.ts";
 import type { Logger } from "../system/log.ts";
@@ -32,18 +33,6 @@ export interface CommandResult {
   readonly outputTruncated?: boolean;
   readonly durationMs?: number;
   readonly detail: string;
-}
-
-/** Pure: the complete lines in `text` from `offset` on, and where the next read starts (after the last line break). */
-export function newLines(text: string, offset: number): { lines: string[]; next: number } {
-  const end = text.lastIndexOf("\n");
-  if (end < offset) return { lines: [], next: offset };
-  return { lines: text.slice(offset, end).split("\n"), next: end + 1 };
-}
-
-/** Pure: the report's copy of the output, cut at `maxBytes` characters. */
-export function capOutput(text: string, maxBytes: number): { output: string; truncated: boolean } {
-  return text.length > maxBytes ? { output: text.slice(0, maxBytes), truncated: true } : { output: text, truncated: false };
 }
 
 export async function runCommandStage(system: System, log: Logger, url: string, config: Config, policy: TrustPolicy): Promise<CommandResult> {

@@ -2,6 +2,7 @@
 // to show the slot partitions, and list every filesystem with its label.
 
 import type { Config } from "../config/schema.ts";
+import { describeDevices } from "../plans/devices.ts";
 import type { Logger } from "../system/log.ts";
 import { KERNEL_MODULES } from "../system/paths.ts";
 import type { BlockDevice, System } from "../system/system.ts";
@@ -9,11 +10,6 @@ import type { BlockDevice, System } from "../system/system.ts";
 /** How often to look again while waiting for the system partition. */
 const POLL_MS = 250;
 const SETTLE_SLICE_MS = 2000;
-
-export function describeDevices(devices: readonly BlockDevice[]): string {
-  if (devices.length === 0) return "none";
-  return devices.map((d) => `${d.device} (${d.fsType ?? "no filesystem"}, ${d.label === undefined ? "no label" : `label ${d.label}`})`).join(", ");
-}
 
 export async function runDisksStage(system: System, log: Logger, config: Config): Promise<BlockDevice[]> {
   try {

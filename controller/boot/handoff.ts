@@ -5,35 +5,17 @@
 // (udev, plymouth, the systemd initrd's own units) runs as it always does.
 
 import type { Cmdline } from "../config/cmdline.ts";
+import { FALLBACK_INIT, type InitCandidate, initCandidates } from "../plans/init-candidates.ts";
 import type { Logger } from "../system/log.ts";
 import { resolveInRoot } from "../system/new-root-paths.ts";
 import { HANDOFF_CMDLINE_PATH, HANDOFF_ENV_PATH, NEWROOT, RUN_DIR, TOOLS } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
-
-/** What dracut itself falls back to. */
-export const FALLBACK_INIT = "/sbin/init";
-
-export interface InitCandidate {
-  readonly path: string;
-  /** where the path came from, for the report */
-  readonly source: string;
-}
 
 export interface HandoffResult {
   readonly init: InitCandidate;
   /** candidates passed over, and why */
   readonly rejected: readonly { readonly candidate: InitCandidate; readonly reason: string }[];
   readonly shell?: { readonly exitStatus: number };
-}
-
-/** Pure: the inits to try, most wanted first: real_init= on the cmdline, then config.d's boot.real_init, then /sbin/init. */
-export function initCandidates(cmdline: Cmdline, configured: InitCandidate): InitCandidate[] {
-  const all = [
-    ...(cmdline.realInit === undefined ? [] : [{ path: cmdline.realInit, source: "cmdline real_init=" }]),
-    configured,
-    { path: FALLBACK_INIT, source: "fallback" },
-  ];
-  return all.filter((candidate, index) => all.findIndex((other) => other.path === candidate.path) === index);
 }
 
 async function whyNotExecutable(system: System, path: string): Promise<string | undefined> {

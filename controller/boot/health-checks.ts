@@ -1,30 +1,16 @@
 // The health conditions of one slot, checked before it may boot (config.d
-// [health]). The cheap ones come from what the slots stage read; the image's
-// hash and the files it must contain need the slot and its image mounted,
-// read-only, for a moment, and are only looked at when the cheap ones pass.
+// [health]). The cheap ones come from what the slots stage read
+// (plans/health-conditions.ts); the image's hash and the files it must contain
+// need the slot and its image mounted, read-only, for a moment, and are only
+// looked at when the cheap ones pass.
 
 import type { Config } from "../config/schema.ts";
+import { cheapConditions } from "../plans/health-conditions.ts";
 import { verifyImageFile } from "../update/image-verify.ts";
 import { resolveInRoot } from "../system/new-root-paths.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
-import { healthOf } from "./slot-health.ts";
-import type { ConditionResult, InspectedSlot } from "./slots.ts";
+import type { ConditionResult, InspectedSlot } from "../plans/slot.ts";
 import type { System } from "../system/system.ts";
-
-/** Pure: the conditions that need no more than what the slots stage read. */
-export function cheapConditions(slot: InspectedSlot, config: Config): ConditionResult[] {
-  const health = healthOf(slot.health);
-  const limit = config.health.max_attempts;
-  const attempts: ConditionResult =
-    health.attempts >= limit
-      ? { condition: "attempts", result: "fail", detail: `${health.attempts} boots without a mark-good, the limit is ${limit} (health.max_attempts)` }
-      : { condition: "attempts", result: "pass", detail: `${health.attempts} of ${limit} boots without a mark-good` };
-  let shutdown: ConditionResult;
-  if (!config.health.require_clean_shutdown) shutdown = { condition: "clean-shutdown", result: "skipped", detail: "not required (health.require_clean_shutdown)" };
-  else if (health.cleanShutdown) shutdown = { condition: "clean-shutdown", result: "pass", detail: "the last boot ended with mark-shutdown" };
-  else shutdown = { condition: "clean-shutdown", result: "fail", detail: "the last boot did not end with mark-shutdown (health.require_clean_shutdown)" };
-  return [slot.fsck, attempts, shutdown];
-}
 
 /** `image` is only read when there is a signed record to check it against. */
 async function imageHash(system: System, image: string, slot: InspectedSlot, config: Config): Promise<ConditionResult> {

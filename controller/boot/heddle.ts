@@ -8,254 +8,33 @@
 // copied under a name that sorts last is refused. Every file the kexec uses
 // must match SHA512SUMS. The kexec'd command line carries
 // rd.controller.kexec=NAME, so the new kernel's controller never kexecs again.
-// Whatever goes wrong, the installed system boots.
+// Whatever goes wrong, the installed system boots. What boots and what the
+// checks find are decided in plans/ (heddle-choice.ts, heddle-sums.ts,
+// kexec-cmdline.ts, natural-order.ts).
 
 import { createHash } from "node:crypto";
 import type { BootextResult } from "./bootext.ts";
-import { type Cmdline, editCmdline, UPDATE_NAME } from "../config/cmdline.ts";
+import { type Cmdline, UPDATE_NAME } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
+import { type Answer, describeUpdate, type FoundUpdate, type HeddlePlan, planHeddle, questionFor, readAnswer } from "../plans/heddle-choice.ts";
+import { checkSums, parseSha512Sums } from "../plans/heddle-sums.ts";
+import { kexecCmdline } from "../plans/kexec-cmdline.ts";
 import type { Logger } from "../system/log.ts";
 import { SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
+import { naturalCompare } from "../plans/natural-order.ts";
 import { HEDDLE_UPDATE_FILES as FILES } from "../system/paths.ts";
 import { type SignatureCheck, signCommandFor, verifySignature } from "../update/signing.ts";
 import type { BlockDevice, System } from "../system/system.ts";
 import { SUMS_MAX_BYTES } from "../update/limits.ts";
 
-/** Added to the kexec'd command line: that boot's controller sees it and does not kexec again. */
-export const KEXEC_MARKER = "rd.controller.kexec";
 /** A wrong answer is asked again this often in all, then the installed system boots: never wait forever. */
 export const PROMPT_ATTEMPTS = 3;
 const CMDLINE_FILE_MAX_BYTES = 4096;
-/** x86's COMMAND_LINE_SIZE is 2048 bytes with the terminating NUL: a longer line would be cut off silently. */
-export const KERNEL_CMDLINE_MAX_BYTES = 2047;
-
-/** One updates/NAME folder as the listing found it; `has*` means a regular file of that name is there. */
-export interface FoundUpdate {
-  readonly name: string;
-  readonly hasBoot: boolean;
-  readonly hasKernel: boolean;
-  readonly hasInitrd: boolean;
-  readonly hasCmdline: boolean;
-  readonly hasSums: boolean;
-  readonly hasSignature: boolean;
-  /** the version its signature names, when the signature verifies for this update (console list, report) */
-  readonly version?: string;
-}
 
 export interface SkippedEntry {
   readonly name: string;
   readonly reason: string;
 }
-
-// ---- natural sort ------------------------------------------------------------
-
-const DIGIT = /^[0-9]$/;
-
-/** Two runs of digits by their value, however long: no leading zeros, then the longer is larger. */
-function compareDigits(a: string, b: string): number {
-  const left = a.replace(/^0+/, "");
-  const right = b.replace(/^0+/, "");
-  if (left.length !== right.length) return left.length - right.length;
-  return compareText(left, right);
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function digitRun(text: string, start: number): string {
-  let end = start;
-  while (end < text.length && DIGIT.test(text.charAt(end))) end++;
-  return text.slice(start, end);
-}
-
-/**
- * Natural order as sourcefrog's natsort (Heddle's choice): walking both names,
- * runs of digits compare by value (update2 < update10), other characters one
- * by one, case-sensitively. Names equal that way (update2, update02) are
- * ordered as plain strings, so the order is total and the same every boot.
- */
-export function naturalCompare(a: string, b: string): number {
-  let i = 0;
-  let j = 0;
-  while (i < a.length && j < b.length) {
-    if (DIGIT.test(a.charAt(i)) && DIGIT.test(b.charAt(j))) {
-      const left = digitRun(a, i);
-      const right = digitRun(b, j);
-      const order = compareDigits(left, right);
-      if (order !== 0) return order;
-      i += left.length;
-      j += right.length;
-      continue;
-    }
-    const order = compareText(a.charAt(i), b.charAt(j));
-    if (order !== 0) return order;
-    i++;
-    j++;
-  }
-  const rest = a.length - i - (b.length - j);
-  return rest !== 0 ? rest : compareText(a, b);
-}
-
-// ---- the plan ------------------------------------------------------------------
-
-export type HeddlePlan =
-  /** no kexec: the boot goes on with the installed system */
-  | { readonly kind: "installed"; readonly reason: string }
-  | { readonly kind: "kexec"; readonly update: string; readonly reason: string }
-  /** heddle_update=NAME whose folder has no BOOT file: ask whether to boot the installed system instead */
-  | { readonly kind: "ask-incomplete"; readonly update: string; readonly reason: string }
-  /** heddle_update=NAME with no such folder: say so and wait for Enter, as Heddle does */
-  | { readonly kind: "ask-missing"; readonly update: string; readonly reason: string }
-  /** heddle_update=/: list the updates and ask which one */
-  | { readonly kind: "choose"; readonly reason: string };
-
-/** Pure: what this boot does with the updates found, from Heddle's flags; `notes` are warnings for flags that do nothing. */
-export function planHeddle(flags: Cmdline["heddle"], updates: readonly FoundUpdate[]): { plan: HeddlePlan; notes: string[] } {
-  const notes: string[] = [];
-  if (flags.kexecFrom !== undefined) {
-    return { plan: { kind: "installed", reason: `booted by kexec from update ${flags.kexecFrom}: no second kexec` }, notes };
-  }
-  if (flags.boot === "dist") {
-    if (flags.update !== undefined) notes.push(`heddle_boot=dist: heddle_update=${flags.update} is ignored`);
-    return { plan: { kind: "installed", reason: "heddle_boot=dist: booting the installed system, updates ignored" }, notes };
-  }
-  if (flags.fallback && (flags.update === undefined || flags.update === "/")) {
-    notes.push("heddle_fallback only matters with heddle_update=NAME: ignored");
-  }
-  const sorted = [...updates].sort((a, b) => naturalCompare(a.name, b.name));
-  if (flags.update === "/") {
-    if (sorted.length === 0) return { plan: { kind: "installed", reason: "heddle_update=/: there are no updates to choose from, booting the installed system" }, notes };
-    return { plan: { kind: "choose", reason: `heddle_update=/: asking which of ${sorted.length} updates to boot` }, notes };
-  }
-  if (flags.update !== undefined) {
-    const name = flags.update;
-    const named = sorted.find((update) => update.name === name);
-    if (named?.hasBoot === true) return { plan: { kind: "kexec", update: name, reason: `heddle_update=${name}` }, notes };
-    const why = named === undefined ? `heddle_update=${name}: there is no such update` : `heddle_update=${name}: it has no ${FILES.boot} file, its copy may be incomplete`;
-    if (flags.fallback) return { plan: { kind: "installed", reason: `${why}; heddle_fallback=1: booting the installed system` }, notes };
-    return { plan: named === undefined ? { kind: "ask-missing", update: name, reason: why } : { kind: "ask-incomplete", update: name, reason: why }, notes };
-  }
-  for (const update of sorted) if (!update.hasBoot) notes.push(`update ${update.name} has no ${FILES.boot} file (its copy is not finished?): skipped`);
-  const last = sorted.filter((update) => update.hasBoot).at(-1);
-  if (last === undefined) {
-    const reason = sorted.length === 0 ? "no updates: booting the installed system" : `none of the ${sorted.length} updates has a ${FILES.boot} file: booting the installed system`;
-    return { plan: { kind: "installed", reason }, notes };
-  }
-  return { plan: { kind: "kexec", update: last.name, reason: `${last.name} is the last update by natural sort with a ${FILES.boot} file` }, notes };
-}
-
-// ---- questions on the console ----------------------------------------------------
-
-export type Answer =
-  | { readonly kind: "installed"; readonly reason: string }
-  | { readonly kind: "kexec"; readonly update: string; readonly reason: string }
-  | { readonly kind: "again"; readonly problem: string };
-
-function describeUpdate(update: FoundUpdate): string {
-  const signature = update.version !== undefined ? `signed, version ${update.version}` : update.hasSignature ? "signature does not verify" : "unsigned";
-  const parts = [
-    update.hasBoot ? FILES.boot : `no ${FILES.boot}`,
-    signature,
-    ...(update.hasKernel && update.hasInitrd ? [] : [`no ${update.hasKernel ? FILES.initrd : FILES.kernel}`]),
-  ];
-  return `${update.name} (${parts.join(", ")})`;
-}
-
-/** Pure: the question for a plan that asks, ending where the answer is typed. */
-export function questionFor(plan: HeddlePlan, updates: readonly FoundUpdate[], promptSeconds: number): string {
-  const deadline = `the installed system boots in ${promptSeconds} s without an answer`;
-  switch (plan.kind) {
-    case "ask-incomplete":
-      return `Update ${plan.update} has no ${FILES.boot} file: its copy may be incomplete.\nBoot the installed system instead? [Y/n] (${deadline}) `;
-    case "ask-missing":
-      return `There is no update ${plan.update}.\nPress Enter to boot the installed system (${deadline}) `;
-    case "choose": {
-      const sorted = [...updates].sort((a, b) => naturalCompare(a.name, b.name));
-      const lines = sorted.map((update) => `  ${describeUpdate(update)}`);
-      return `Updates, in natural order:\n${lines.join("\n")}\nType the name of the update to boot, or press Enter for the installed system (${deadline}): `;
-    }
-    default:
-      return "";
-  }
-}
-
-/** Pure: what an answer to a plan's question means; undefined is no answer in time. */
-export function readAnswer(plan: HeddlePlan, updates: readonly FoundUpdate[], answer: string | undefined): Answer {
-  if (answer === undefined) return { kind: "installed", reason: `${plan.reason}; no answer in time: booting the installed system` };
-  const typed = answer.trim();
-  switch (plan.kind) {
-    case "ask-incomplete":
-      if (["", "y", "yes"].includes(typed.toLowerCase())) return { kind: "installed", reason: `${plan.reason}; answered to boot the installed system` };
-      if (["n", "no"].includes(typed.toLowerCase())) return { kind: "kexec", update: plan.update, reason: `${plan.reason}; answered to boot it anyway` };
-      return { kind: "again", problem: `expected y, n or Enter, got ${JSON.stringify(typed)}` };
-    case "choose": {
-      if (typed === "") return { kind: "installed", reason: `${plan.reason}; answered to boot the installed system` };
-      if (updates.some((update) => update.name === typed)) return { kind: "kexec", update: typed, reason: `heddle_update=/: chose ${typed} on the console` };
-      return { kind: "again", problem: `there is no update ${JSON.stringify(typed)}; type one of ${updates.map((u) => u.name).join(", ")}, or nothing` };
-    }
-    default:
-      return { kind: "installed", reason: `${plan.reason}; booting the installed system` };
-  }
-}
-
-// ---- checksums and the command line --------------------------------------------------
-
-export type ParsedSums = { readonly ok: true; readonly sums: ReadonlyMap<string, string> } | { readonly ok: false; readonly problem: string };
-
-/** Pure: `sha512sum` output, "HASH  NAME" (or "HASH *NAME") per line; a leading "./" on a name is dropped. */
-export function parseSha512Sums(text: string): ParsedSums {
-  const sums = new Map<string, string>();
-  const lines = text.split("\n");
-  for (const [index, line] of lines.entries()) {
-    if (line.trim() === "") continue;
-    const match = /^([0-9a-fA-F]{128}) [ *](.+)$/.exec(line.replace(/\r$/, ""));
-    if (match === null) return { ok: false, problem: `line ${index + 1} is not "SHA512  NAME" as sha512sum writes it: ${JSON.stringify(line.slice(0, 80))}` };
-    const name = (match[2] as string).replace(/^\.\//, "");
-    if (sums.has(name)) return { ok: false, problem: `line ${index + 1} lists ${name} a second time` };
-    sums.set(name, (match[1] as string).toLowerCase());
-  }
-  return { ok: true, sums };
-}
-
-/**
- * Pure: why files do not match their checksums, one problem per file. Every file
- * the boot uses must be listed; a listed boot file that is not there is also a
- * problem (a deleted cmdline would change what boots).
- */
-export function checkSums(sums: ReadonlyMap<string, string>, used: ReadonlyMap<string, string>): string[] {
-  const problems: string[] = [];
-  for (const [name, actual] of used) {
-    const expected = sums.get(name);
-    if (expected === undefined) problems.push(`${name} is not listed in ${FILES.sums}`);
-    else if (expected !== actual) problems.push(`${name} has sha512 ${actual.slice(0, 16)}…, ${FILES.sums} expects ${expected.slice(0, 16)}…`);
-  }
-  for (const name of [FILES.kernel, FILES.initrd, FILES.cmdline]) {
-    if (sums.has(name) && !used.has(name)) problems.push(`${FILES.sums} lists ${name}, but the update has no such file`);
-  }
-  return problems;
-}
-
-export type KexecCmdline = { readonly ok: true; readonly cmdline: string } | { readonly ok: false; readonly problem: string };
-
-/**
- * Pure: the kexec'd kernel's command line. The update's cmdline file when it
- * has one, else this boot's without Heddle's flags; either way with the marker.
- */
-export function kexecCmdline(current: string, cmdlineFile: string | undefined, update: string): KexecCmdline {
-  const marker = `${KEXEC_MARKER}=${update}`;
-  const base = cmdlineFile ?? current;
-  const drop = (name: string) => name === KEXEC_MARKER || (cmdlineFile === undefined && name.startsWith("heddle_"));
-  const cmdline = editCmdline(base.replace(/\s+$/, ""), drop, [marker]);
-  if (cmdlineFile !== undefined && cmdline === marker) return { ok: false, problem: `its ${FILES.cmdline} file is empty: expected the kernel command line to boot it with` };
-  const bytes = Buffer.byteLength(cmdline);
-  if (bytes > KERNEL_CMDLINE_MAX_BYTES) {
-    return { ok: false, problem: `its command line would be ${bytes} bytes, the kernel takes at most ${KERNEL_CMDLINE_MAX_BYTES}` };
-  }
-  return { ok: true, cmdline };
-}
-
-// ---- the stage ------------------------------------------------------------------------
 
 export interface HeddleQuestion {
   readonly question: string;

@@ -20,13 +20,16 @@
 // stage. Interfaces with carrier go first, so the usual machine with one
 // cable plugged in gets its lease from the first udhcpc.
 //
-// The stage runs when something needs it (networkNeed): update.servers, or a
-// kernel command line flag (net, ssh, lldpd, ssh_keys_url=, command_url=).
+// The stage runs when something needs it (networkNeed, plans/network-need.ts):
+// update.servers, or a kernel command line flag (net, ssh, lldpd,
+// ssh_keys_url=, command_url=).
 // With `net` every Ethernet interface gets its own lease, still one after
 // another, each with an equal share of the time left; the report lists each.
 
 import type { Config } from "../config/schema.ts";
+import { type Lease, parseLease } from "../plans/dhcp-lease.ts";
 import type { Logger } from "../system/log.ts";
+import { networkNeed, type NetworkNeed } from "../plans/network-need.ts";
 import { NETWORK_DIR, PROC_HOSTNAME, SYS_CLASS_NET, TOOLS, UDHCPC_SCRIPT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 
@@ -56,56 +59,6 @@ export interface InterfaceOutcome {
   readonly detail: string;
 }
 
-/** Whether the stage runs, why, and whether every interface needs a lease. */
-export interface NetworkNeed {
-  /** what needs the network: "update.servers", "net", "ssh", ...; empty: the stage has nothing to do */
-  readonly reasons: readonly string[];
-  /** `net`: a lease on every Ethernet interface, not only on the first that gets one */
-  readonly everyInterface: boolean;
-}
-
-/** The kernel command line flags that need the network (cmdline.ts reads them). */
-export interface NetworkFlags {
-  readonly net: boolean;
-  readonly ssh: boolean;
-  readonly lldpd: boolean;
-  readonly sshKeysUrl?: string;
-  readonly commandUrl?: string;
-}
-
-const NO_FLAGS: NetworkFlags = { net: false, ssh: false, lldpd: false };
-
-/** Pure: what needs the network on this boot. lldpd needs links, not leases, but the stage brings every link up either way. */
-export function networkNeed(config: Config, flags: NetworkFlags = NO_FLAGS): NetworkNeed {
-  const reasons = [
-    config.update.servers.length > 0 && "update.servers",
-    flags.net && "net",
-    flags.ssh && "ssh",
-    flags.lldpd && "lldpd",
-    flags.sshKeysUrl !== undefined && "ssh_keys_url=",
-    flags.commandUrl !== undefined && "command_url=",
-  ].filter((reason): reason is string => reason !== false);
-  return { reasons, everyInterface: flags.net };
-}
-
-/** A lease as controller-udhcpc.sh records it in NETWORK_DIR/IF.lease. */
-export interface Lease {
-  readonly interface: string;
-  readonly ip: string;
-  /** From the subnet mask; 32 without one or with a mask that has holes, as the script configures it then. */
-  readonly prefix: number;
-  readonly routers: readonly string[];
-  readonly dns: readonly string[];
-  readonly hostname?: string;
-  readonly domain?: string;
-  readonly serverId?: string;
-  readonly leaseSeconds?: number;
-}
-
-export type LeaseParse =
-  | { readonly ok: true; readonly lease: Lease; /** What was left out, one sentence each. */ readonly skipped: readonly string[] }
-  | { readonly ok: false; readonly problem: string };
-
 /** How often to look again while waiting for an interface or for carrier. */
 const POLL_MS = 250;
 /** Each wait for udev is this long at most, so the deadline is looked at in between. */
@@ -123,11 +76,6 @@ const DISCOVER_PAUSE_S = 2;
 /** ARPHRD_ETHER in /sys/class/net/IF/type. */
 const ARPHRD_ETHER = "1";
 const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
-const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-/** As the update manifest matches host names. */
-const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$/;
-const LEASE_KEYS = ["interface", "ip", "subnet", "router", "dns", "hostname", "domain", "serverid", "lease"] as const;
-type LeaseKey = (typeof LEASE_KEYS)[number];
 
 function seconds(ms: number): string {
   return `${Math.round(ms / 100) / 10} s`;
@@ -135,78 +83,6 @@ function seconds(ms: number): string {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** 255.255.255.0 → 24; undefined for anything that is not a netmask. */
-export function prefixOfNetmask(mask: string): number | undefined {
-  if (!IPV4.test(mask)) return undefined;
-  const bits = mask
-    .split(".")
-    .map((octet) => Number(octet).toString(2).padStart(8, "0"))
-    .join("");
-  return /^1*0*$/.test(bits) ? bits.replace(/0+$/, "").length : undefined;
-}
-
-/**
- * Reads a lease file: KEY=VALUE lines, as controller-udhcpc.sh writes them. Blank
- * lines and unknown keys are passed over (a later script may record more); a
- * line that is not KEY=VALUE, or a value that is not what its key holds, is
- * left out and said in `skipped`. Without an interface and an IPv4 address it
- * is no lease at all.
- */
-export function parseLease(text: string): LeaseParse {
-  const values = new Map<LeaseKey, string>();
-  const skipped: string[] = [];
-  text.split(/\r?\n/).forEach((line, index) => {
-    if (line.trim() === "") return;
-    const match = /^([a-z_]+)=(.*)$/.exec(line);
-    if (match === null) {
-      skipped.push(`line ${index + 1}: expected KEY=VALUE, got ${JSON.stringify(line)}`);
-      return;
-    }
-    const [, key = "", value = ""] = match;
-    if ((LEASE_KEYS as readonly string[]).includes(key)) values.set(key as LeaseKey, value.trim());
-  });
-
-  const name = values.get("interface") ?? "";
-  if (name === "") return { ok: false, problem: "Cannot use the lease: it names no interface, expected a line interface=NAME" };
-  const ip = values.get("ip") ?? "";
-  if (!IPV4.test(ip)) return { ok: false, problem: `Cannot use the lease: got ip=${JSON.stringify(ip)}, expected an IPv4 address such as 10.0.2.15` };
-
-  /** A space-separated list of IPv4 addresses; what is not one is skipped. */
-  const addresses = (key: LeaseKey): string[] =>
-    (values.get(key) ?? "").split(/\s+/).filter((word) => {
-      if (word === "") return false;
-      if (IPV4.test(word)) return true;
-      skipped.push(`${key}: got ${JSON.stringify(word)}, expected an IPv4 address`);
-      return false;
-    });
-  /** A value that must pass `valid`; an empty one means the server sent none. */
-  const optional = (key: LeaseKey, valid: (value: string) => boolean, expected: string): string | undefined => {
-    const value = values.get(key) ?? "";
-    if (value === "") return undefined;
-    if (valid(value)) return value;
-    skipped.push(`${key}: got ${JSON.stringify(value)}, expected ${expected}`);
-    return undefined;
-  };
-
-  const subnet = optional("subnet", (value) => prefixOfNetmask(value) !== undefined, "a netmask such as 255.255.255.0");
-  const hostname = optional("hostname", (value) => HOSTNAME.test(value), "a host name such as lab-07");
-  const domain = optional("domain", (value) => !/[\u0000-\u001f\u007f]/.test(value), "a domain name");
-  const serverId = optional("serverid", (value) => IPV4.test(value), "an IPv4 address");
-  const leaseText = optional("lease", (value) => /^\d{1,10}$/.test(value), "a number of seconds");
-  const lease: Lease = {
-    interface: name,
-    ip,
-    prefix: subnet === undefined ? 32 : (prefixOfNetmask(subnet) ?? 32),
-    routers: addresses("router"),
-    dns: addresses("dns"),
-    ...(hostname === undefined ? {} : { hostname }),
-    ...(domain === undefined ? {} : { domain }),
-    ...(serverId === undefined ? {} : { serverId }),
-    ...(leaseText === undefined ? {} : { leaseSeconds: Number(leaseText) }),
-  };
-  return { ok: true, lease, skipped };
 }
 
 interface Nic {

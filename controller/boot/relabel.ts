@@ -1,21 +1,9 @@
-// Label changes: the one way a slot moves between the roles SYSFS, BACKUPFS and
-// DEPRIVED. The slot repair, the rollback and the switch each plan their
-// changes as plain data; writeLabels carries any of them out, and the stages
-// learn the labels that result from what was written, never by asking blkid
-// again or by working it out a second time.
+// Label changes carried out: the slot repair, the rollback and the switch each
+// plan theirs as plain data (plans/labels.ts), and writeLabels writes any of them.
 
+import type { LabelChange, WrittenLabels } from "../plans/labels.ts";
 import type { Logger } from "../system/log.ts";
-import type { BlockDevice, System } from "../system/system.ts";
-
-export interface LabelChange {
-  readonly device: BlockDevice;
-  readonly to: string;
-  /** why, for the console and the report */
-  readonly why: string;
-}
-
-/** What writeLabels wrote: device path → its new label. */
-export type WrittenLabels = ReadonlyMap<string, string>;
+import type { System } from "../system/system.ts";
 
 export interface LabelWrites {
   readonly written: WrittenLabels;
@@ -47,12 +35,4 @@ export async function writeLabels(
     await afterEach(change, index);
   }
   return { written };
-}
-
-/** Pure: the devices with the labels written. */
-export function withWrittenLabels<T extends BlockDevice>(devices: readonly T[], written: WrittenLabels): T[] {
-  return devices.map((device) => {
-    const label = written.get(device.device);
-    return label === undefined ? device : { ...device, label };
-  });
 }

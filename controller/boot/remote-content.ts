@@ -10,20 +10,9 @@ import type { Config } from "../config/schema.ts";
 import { fetchCapped, FetchError } from "./http-fetch.ts";
 import type { Logger } from "../system/log.ts";
 import { SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
+import { signatureTargetOf, signatureUrlOf } from "../plans/signature-url.ts";
 import { type SignaturePurpose, signCommandFor, verifySignature } from "../update/signing.ts";
 import type { System } from "../system/system.ts";
-
-/** Where the detached signature of `url` is: URL + ".sig", as `controller sign` names it beside the file. */
-export function signatureUrlOf(url: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `${parsed.pathname}.sig`;
-  return parsed.href;
-}
-
-/** What a signature of `url` must name as its target: the path alone, so every mirror of the file serves one signature. */
-export function signatureTargetOf(url: string): string {
-  return new URL(url).pathname;
-}
 
 export type RemoteContent =
   | {

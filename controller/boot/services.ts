@@ -9,11 +9,13 @@
 // the booted system runs its own.
 
 import type { Cmdline } from "../config/cmdline.ts";
-import { AUTHORIZED_KEY_LINE, type Config } from "../config/schema.ts";
+import type { Config } from "../config/schema.ts";
+import { chassisNameOf, lldpdArgv } from "../plans/lldpd.ts";
 import type { Logger } from "../system/log.ts";
 import type { NetworkResult } from "./network.ts";
 import { DROPBEAR_HOST_KEY, LLDPD_CHROOT, ROOT_AUTHORIZED_KEYS, SERVICES_LOG_DIR, TOOLS } from "../system/paths.ts";
 import { fetchSignedContent, type TrustPolicy } from "./remote-content.ts";
+import { dropbearArgv, parseAuthorizedKeys } from "../plans/ssh.ts";
 import type { Service, System } from "../system/system.ts";
 import { SSH_KEYS_MAX_BYTES } from "../update/limits.ts";
 
@@ -66,48 +68,6 @@ export interface RunningService {
 export interface ServicesResult {
   readonly report: ServicesReport;
   readonly running: readonly RunningService[];
-}
-
-export type KeysParse = { readonly keys: readonly string[]; readonly problems: readonly string[] };
-
-/**
- * Pure: the key lines of an authorized_keys text. Blank lines and # comments
- * are passed over; a line that is not "TYPE BASE64 [comment]" is left out and
- * said, naming `source` and the line number, so one bad line costs one key.
- */
-export function parseAuthorizedKeys(text: string, source: string): KeysParse {
-  const keys: string[] = [];
-  const problems: string[] = [];
-  text.split("\n").forEach((raw, index) => {
-    const line = raw.replace(/\r$/, "").trim();
-    if (line === "" || line.startsWith("#")) return;
-    if (AUTHORIZED_KEY_LINE.test(line)) keys.push(line);
-    else {
-      const shown = line.length > 40 ? `${JSON.stringify(line.slice(0, 37))}...` : JSON.stringify(line);
-      problems.push(`${source} line ${index + 1}: expected a public key line such as "ssh-ed25519 AAAAC3Nz... admin@lab", got ${shown}; left out`);
-    }
-  });
-  return { keys, problems };
-}
-
-/** Pure: dropbear's command line: in the foreground (the service is dropbear itself), logging to its log file, keys only. */
-export function dropbearArgv(port: number): string[] {
-  // -s: no passwords; -j -k: no port forwarding, the login is for looking at this machine
-  return [TOOLS.dropbear, "-F", "-E", "-s", "-j", "-k", "-p", String(port), "-r", DROPBEAR_HOST_KEY];
-}
-
-/** Pure: lldpd's command line: in the foreground, its own messages in its log file. */
-export function lldpdArgv(): string[] {
-  return [TOOLS.lldpd, "-d"];
-}
-
-/** Pure: the chassis name in `lldpcli -f keyvalue show chassis` output: "local-chassis.chassis.name=lab-07". */
-export function chassisNameOf(output: string): string | undefined {
-  for (const line of output.split("\n")) {
-    const match = /^(?:local-chassis\.)?chassis\.name=(.*)$/.exec(line.trim());
-    if (match?.[1] !== undefined && match[1] !== "") return match[1];
-  }
-  return undefined;
 }
 
 function messageOf(error: unknown): string {

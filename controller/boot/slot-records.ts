@@ -13,8 +13,9 @@
 // version whose image and config are not all there.
 
 import { type ConfigLayer, loadConfigDir } from "../config/layers.ts";
-import { compareVersions, CONFIG_FILE_MAX_BYTES, type Manifest, MANIFEST_MAX_BYTES, parseManifest, SIGNATURE_MAX_BYTES, type VersionFloor } from "../update/manifest.ts";
+import { CONFIG_FILE_MAX_BYTES, type Manifest, MANIFEST_MAX_BYTES, parseManifest, SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
 import { sha512Hex, verifySignature } from "../update/signing.ts";
+import type { SlotRecord } from "../plans/slot.ts";
 import type { System } from "../system/system.ts";
 
 export const RECORD_DIR = "controller";
@@ -23,19 +24,6 @@ export const RECORD_SIGNATURE = `${RECORD_DIR}/manifest.sig`;
 export const RECORD_CONFIG_DIR = `${RECORD_DIR}/config.d`;
 export const RECORD_INSTALL_STATE = `${RECORD_DIR}/install.json`;
 export const PARTIAL_SUFFIX = ".partial";
-
-export type SlotRecord =
-  /** nothing recorded: a slot provisioned by hand, or one an install has started to overwrite */
-  | { readonly status: "none" }
-  | {
-      readonly status: "valid";
-      readonly manifest: Manifest;
-      readonly manifestBytes: Uint8Array;
-      readonly signature: string;
-      /** the trusted key that signed it */
-      readonly key: string;
-    }
-  | { readonly status: "invalid"; readonly problem: string };
 
 /** Reads and verifies the record of a slot mounted at `slotDir`; `name` says which slot in messages. */
 export async function readSlotRecord(system: System, slotDir: string, name: string, trustedKeys: readonly string[]): Promise<SlotRecord> {
@@ -54,20 +42,6 @@ export async function readSlotRecord(system: System, slotDir: string, name: stri
   } catch (error) {
     return { status: "invalid", problem: `Cannot read the record of ${name}: ${(error as Error).message}` };
   }
-}
-
-/**
- * The highest version any slot's record verifies, whatever the slot's label:
- * every one was installed from a manifest signed for this machine, so none
- * lower may install again. Undefined when no slot has a valid record.
- */
-export function versionFloor(slots: readonly { readonly name: string; readonly record: SlotRecord }[]): VersionFloor | undefined {
-  let floor: VersionFloor | undefined;
-  for (const { name, record } of slots) {
-    if (record.status !== "valid") continue;
-    if (floor === undefined || compareVersions(record.manifest.version, floor.version) > 0) floor = { version: record.manifest.version, slot: name };
-  }
-  return floor;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Stage "switch": after the install verified the new system, the labels change
 // so that it is SYSFS and the system that ran becomes BACKUPFS, the last
-// healthy system to fall back to. Two label writes, in this order:
+// healthy system to fall back to. Two label writes (planSwitch, plans/labels.ts),
+// in this order:
 //
 //   before       SYSFS (old)   DEPRIVED (new, verified)
 //   after 1st    SYSFS (old)   SYSFS (new)        two SYSFS: slots.ts keeps the newer verified one
@@ -8,20 +9,11 @@
 //
 // A power cut at any point leaves at least one verified system labelled SYSFS.
 
-import type { Config } from "../config/schema.ts";
 import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
+import { type LabelChange, withWrittenLabels } from "../plans/labels.ts";
 import type { Logger } from "../system/log.ts";
-import { type LabelChange, withWrittenLabels, writeLabels } from "./relabel.ts";
+import { writeLabels } from "./relabel.ts";
 import type { BlockDevice, System } from "../system/system.ts";
-
-/** Pure: the label writes that make `installed` the system and `running` its backup, in the order that is safe to cut. */
-export function planSwitch(installed: BlockDevice, running: BlockDevice | undefined, config: Config): LabelChange[] {
-  const steps: LabelChange[] = [{ device: installed, to: config.labels.system, why: "the verified new system boots" }];
-  if (running !== undefined && running.label !== config.labels.backup) {
-    steps.push({ device: running, to: config.labels.backup, why: "the system that ran is the one to fall back to" });
-  }
-  return steps;
-}
 
 /**
  * Carries the plan out and returns the block devices with the labels written,

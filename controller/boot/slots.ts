@@ -3,50 +3,19 @@
 // interrupted. An update's switch labels the new slot SYSFS first and the old
 // one BACKUPFS second (slot-switch.ts), so two partitions labelled SYSFS mean
 // the cut came between the two: the newer verified system keeps SYSFS and the
-// other becomes what the switch would have made it.
+// other becomes what the switch would have made it (planLabelRepair in
+// plans/labels.ts).
 
 import type { Config } from "../config/schema.ts";
 import type { ConfigLayer } from "../config/layers.ts";
+import { planLabelRepair, slotsWithWrittenLabels, withWrittenLabels } from "../plans/labels.ts";
 import type { Logger } from "../system/log.ts";
-import { compareVersions } from "../update/manifest.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
-import { type LabelChange, withWrittenLabels, type WrittenLabels, writeLabels } from "./relabel.ts";
-import { type HealthRead, type HealthRecord, readHealth } from "./slot-health.ts";
-import { loadSlotConfig, readSlotRecord, type SlotRecord } from "./slot-records.ts";
+import { writeLabels } from "./relabel.ts";
+import { type ConditionResult, type InspectedSlot, roleOf, type SlotRole, summarizeSlot } from "../plans/slot.ts";
+import { readHealth } from "./slot-health.ts";
+import { loadSlotConfig, readSlotRecord } from "./slot-records.ts";
 import type { BlockDevice, System } from "../system/system.ts";
-
-export type SlotRole = "system" | "backup" | "deprived";
-
-export interface InspectedSlot {
-  readonly device: BlockDevice & { readonly label: string };
-  readonly role: SlotRole;
-  readonly record: SlotRecord;
-  /** health.json, the slot's life cycle */
-  readonly health: HealthRead;
-  /** the filesystem check before the slot was first mounted on this boot (health.fsck) */
-  readonly fsck: ConditionResult;
-}
-
-/** One health condition of a slot, checked at boot (health.ts). */
-export interface ConditionResult {
-  readonly condition: "fsck" | "attempts" | "clean-shutdown" | "image-hash" | "required-files";
-  readonly result: "pass" | "fail" | "skipped";
-  readonly detail: string;
-}
-
-/** A slot as the boot report shows it. */
-export interface SlotSummary {
-  readonly device: string;
-  readonly label: string;
-  readonly role: SlotRole;
-  readonly record: SlotRecord["status"];
-  readonly version?: string;
-  readonly problem?: string;
-  /** its life cycle as health.json on the slot says, when there is one */
-  readonly health?: HealthRecord;
-  /** the health conditions checked on this boot, when the slot was considered for booting */
-  readonly conditions?: readonly ConditionResult[];
-}
 
 export interface SlotsResult {
   readonly slots: readonly InspectedSlot[];
@@ -55,71 +24,6 @@ export interface SlotsResult {
   readonly repairs: readonly string[];
   /** the config.d kept on the SYSFS that will boot, when its record verifies */
   readonly configLayers: readonly ConfigLayer[];
-}
-
-export function roleOf(label: string | undefined, config: Config): SlotRole | undefined {
-  if (label === config.labels.system) return "system";
-  if (label === config.labels.backup) return "backup";
-  if (label === config.labels.deprived) return "deprived";
-  return undefined;
-}
-
-/** Pure: the slots with the labels written and the roles those labels give. */
-export function slotsWithWrittenLabels(slots: readonly InspectedSlot[], written: WrittenLabels, config: Config): InspectedSlot[] {
-  return slots.map((slot) => {
-    const label = written.get(slot.device.device);
-    return label === undefined ? slot : { ...slot, device: { ...slot.device, label }, role: roleOf(label, config) ?? slot.role };
-  });
-}
-
-export function versionOf(slot: InspectedSlot): string | undefined {
-  return slot.record.status === "valid" ? slot.record.manifest.version : undefined;
-}
-
-export function summarizeSlot(slot: InspectedSlot, conditions?: readonly ConditionResult[]): SlotSummary {
-  const version = versionOf(slot);
-  const problems = [slot.record, slot.health].flatMap((read) => (read.status === "invalid" ? [read.problem] : []));
-  return {
-    device: slot.device.device,
-    label: slot.device.label,
-    role: slot.role,
-    record: slot.record.status,
-    ...(version === undefined ? {} : { version }),
-    ...(problems.length === 0 ? {} : { problem: problems.join("; ") }),
-    ...(slot.health.status === "read" ? { health: slot.health.health } : {}),
-    ...(conditions === undefined ? {} : { conditions }),
-  };
-}
-
-/** A sort order: the newer version first; no version after any, in the order given. */
-export function newerVersionFirst(a: string | undefined, b: string | undefined): number {
-  if (a !== undefined && b !== undefined) return compareVersions(b, a);
-  return a !== undefined ? -1 : b !== undefined ? 1 : 0;
-}
-
-function newestFirst(a: InspectedSlot, b: InspectedSlot): number {
-  return newerVersionFirst(versionOf(a), versionOf(b));
-}
-
-/** Pure: the label changes that leave exactly one SYSFS when a switch was cut short. */
-export function planLabelRepair(slots: readonly InspectedSlot[], config: Config): LabelChange[] {
-  const systems = slots.filter((slot) => slot.role === "system").sort(newestFirst);
-  const [keep, ...others] = systems;
-  if (keep === undefined || others.length === 0) return [];
-  let backupFree = !slots.some((slot) => slot.role === "backup");
-  const kept = `${keep.device.device} (${versionOf(keep) === undefined ? "no verified version" : `version ${versionOf(keep)}`})`;
-  return others.map((slot) => {
-    const to = backupFree ? config.labels.backup : config.labels.deprived;
-    backupFree = false;
-    const version = versionOf(slot);
-    return {
-      device: slot.device,
-      to,
-      why:
-        `${systems.length} partitions are labelled ${config.labels.system}: an update's label switch was cut short. ` +
-        `${kept} stays ${config.labels.system}; ${slot.device.device} (${version === undefined ? "no verified version" : `version ${version}`}) becomes ${to}`,
-    };
-  });
 }
 
 /** The filesystem check, before anything on this boot mounts the slot. */

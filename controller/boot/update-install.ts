@@ -20,30 +20,17 @@ import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import { imageRequestOptions } from "./http-fetch.ts";
 import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "../update/image-verify.ts";
 import type { Logger } from "../system/log.ts";
-import { resolveRepoUrl } from "../update/manifest.ts";
+import { type Manifest, resolveRepoUrl } from "../update/manifest.ts";
 import { INSTALL_MOUNT } from "../system/paths.ts";
 import { HEALTH_FILE } from "./slot-health.ts";
 import { PARTIAL_SUFFIX, RECORD_CONFIG_DIR, RECORD_DIR, RECORD_INSTALL_STATE, RECORD_MANIFEST, RECORD_SIGNATURE, readSlotRecord } from "./slot-records.ts";
-import type { InspectedSlot } from "./slots.ts";
+import type { InspectedSlot } from "../plans/slot.ts";
 import { HttpRefusal, type System } from "../system/system.ts";
 import type { AcceptedManifest } from "./update-check.ts";
 import type { FetchedConfigFile } from "./update-config.ts";
 
 const PROGRESS_INTERVAL_MS = 2000;
 const MB = 1_000_000;
-
-export type SparePlan = { readonly ok: true; readonly spare: InspectedSlot } | { readonly ok: false; readonly reason: string };
-
-/** Pure: the slot an update goes to. A DEPRIVED slot first (it holds nothing worth keeping), else BACKUPFS; never the SYSFS that boots. */
-export function planSpare(slots: readonly InspectedSlot[], bootingDevice: string | undefined, config: Config): SparePlan {
-  const usable = slots.filter((slot) => slot.device.device !== bootingDevice);
-  const spare = usable.find((slot) => slot.role === "deprived") ?? usable.find((slot) => slot.role === "backup");
-  if (spare !== undefined) return { ok: true, spare };
-  return {
-    ok: false,
-    reason: `Cannot install: there is no spare slot (a ${config.labels.deprived} or ${config.labels.backup} partition with a ${config.slot.fs_type} filesystem) besides the running ${config.labels.system}`,
-  };
-}
 
 export interface InstallResult {
   readonly status: "installed" | "failed";
@@ -296,6 +283,100 @@ async function verifiedPrefix(system: System, partial: string, pieces: readonly 
   return bad === undefined ? size : bad.piece.offset;
 }
 
+/** One install as it goes: what its result reports, and the spare it writes into. */
+interface InstallRun {
+  readonly manifest: Manifest;
+  readonly began: number;
+  readonly counters: DownloadCounters;
+  resumedFromByte: number;
+  /** the slot written to, with the label it has now */
+  device: InspectedSlot["device"];
+  /** whether the spare is mounted read-write at INSTALL_MOUNT */
+  mounted: boolean;
+}
+
+/** The stage's result, said on the console as well. */
+function installResult(system: System, log: Logger, run: InstallRun, status: InstallResult["status"], detail: string): InstallResult {
+  const { counters, device } = run;
+  const durationMs = Math.round(system.monotonicMs() - run.began);
+  const throughput = counters.bytesFetched > 0 && durationMs > 0 ? counters.bytesFetched / MB / (durationMs / 1000) : undefined;
+  (status === "installed" ? log.info : log.error).call(log, detail);
+  return {
+    status,
+    detail,
+    version: run.manifest.version,
+    device: device.device,
+    ...(device.label === undefined ? {} : { label: device.label }),
+    bytesFetched: counters.bytesFetched,
+    resumedFromByte: run.resumedFromByte,
+    resumes: counters.resumes,
+    durationMs,
+    ...(throughput === undefined ? {} : { throughputMBps: Math.round(throughput * 10) / 10 }),
+    pieces: verificationPieces(run.manifest.image).length,
+  };
+}
+
+async function mountSpare(system: System, config: Config, run: InstallRun): Promise<void> {
+  await system.mkdir(INSTALL_MOUNT);
+  await system.mount({ kind: "filesystem", source: run.device.device, target: INSTALL_MOUNT, fsType: config.slot.fs_type, options: [] });
+  run.mounted = true;
+}
+
+async function unmountSpare(system: System, run: InstallRun): Promise<void> {
+  run.mounted = false;
+  await system.unmount(INSTALL_MOUNT);
+}
+
+/** Whether the spare holds this very manifest already, with an image that verifies. */
+async function alreadyInstalled(system: System, accepted: AcceptedManifest, image: string, device: InspectedSlot["device"]): Promise<boolean> {
+  const existing = await readSlotRecord(system, INSTALL_MOUNT, `${device.label} on ${device.device}`, [accepted.key]);
+  if (existing.status !== "valid" || !Buffer.from(existing.manifestBytes).equals(Buffer.from(accepted.manifestBytes))) return false;
+  // an earlier boot installed this very manifest and was cut off before the switch
+  return (await verifyImageFile(system, image, accepted.manifest.image)).ok;
+}
+
+/**
+ * Room on the spare for `needed` more bytes of image: a slot without it is
+ * first relabelled DEPRIVED, then emptied. Undefined when there is room, else
+ * why the install cannot go on.
+ */
+async function makeRoom(system: System, log: Logger, config: Config, run: InstallRun, image: string, needed: number): Promise<string | undefined> {
+  const { manifest } = run;
+  if ((await system.freeBytes(INSTALL_MOUNT)) >= needed) return undefined;
+  if (run.device.label !== config.labels.deprived) {
+    log.warn(`${run.device.device} has no room for version ${manifest.version} beside the system it holds: it becomes ${config.labels.deprived} and is emptied first`);
+    await unmountSpare(system, run);
+    await system.setLabel(run.device, config.labels.deprived);
+    run.device = { ...run.device, label: config.labels.deprived };
+    await mountSpare(system, config, run);
+  }
+  await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
+  await system.remove(image);
+  const free = await system.freeBytes(INSTALL_MOUNT);
+  if (free < needed) {
+    return `Cannot install version ${manifest.version} to ${run.device.device}: it has ${formatMB(free)} free, the image needs ${formatMB(needed)} more`;
+  }
+  return undefined;
+}
+
+/** The verified image in `partial` becomes the slot's, and the signed records are written beside it. */
+async function replaceImage(
+  system: System,
+  accepted: AcceptedManifest,
+  configFiles: readonly FetchedConfigFile[],
+  partial: string,
+  image: string,
+  cuts: CutPoints,
+): Promise<void> {
+  // the slot stops claiming its old version before its image changes; its life cycle starts anew
+  await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
+  await system.remove(`${INSTALL_MOUNT}/${HEALTH_FILE}`);
+  await cuts.reach("old-record-removed");
+  await system.rename(partial, image);
+  await cuts.reach("image-renamed");
+  await writeRecords(system, INSTALL_MOUNT, accepted, configFiles, cuts);
+}
+
 export async function runInstallStage(
   system: System,
   log: Logger,
@@ -306,86 +387,31 @@ export async function runInstallStage(
   cuts: CutPoints = NO_CUTS,
 ): Promise<InstallResult> {
   const { manifest } = accepted;
-  const began = system.monotonicMs();
-  const counters = { bytesFetched: 0, resumes: 0 };
-  let resumedFromByte = 0;
+  const run: InstallRun = { manifest, began: system.monotonicMs(), counters: { bytesFetched: 0, resumes: 0 }, resumedFromByte: 0, device: spare.device, mounted: false };
   const image = `${INSTALL_MOUNT}/${config.slot.image}`;
   const partial = `${image}${PARTIAL_SUFFIX}`;
   const url = resolveRepoUrl(accepted.server, manifest.image.url);
-  let device = spare.device;
-  const result = (status: InstallResult["status"], detail: string): InstallResult => {
-    const durationMs = Math.round(system.monotonicMs() - began);
-    const throughput = counters.bytesFetched > 0 && durationMs > 0 ? counters.bytesFetched / MB / (durationMs / 1000) : undefined;
-    (status === "installed" ? log.info : log.error).call(log, detail);
-    return {
-      status,
-      detail,
-      version: manifest.version,
-      device: device.device,
-      ...(device.label === undefined ? {} : { label: device.label }),
-      bytesFetched: counters.bytesFetched,
-      resumedFromByte,
-      resumes: counters.resumes,
-      durationMs,
-      ...(throughput === undefined ? {} : { throughputMBps: Math.round(throughput * 10) / 10 }),
-      pieces: verificationPieces(manifest.image).length,
-    };
-  };
+  const result = (status: InstallResult["status"], detail: string) => installResult(system, log, run, status, detail);
 
-  let mounted = false;
-  const mountSpare = async () => {
-    await system.mkdir(INSTALL_MOUNT);
-    await system.mount({ kind: "filesystem", source: device.device, target: INSTALL_MOUNT, fsType: config.slot.fs_type, options: [] });
-    mounted = true;
-  };
-  const unmountSpare = async () => {
-    mounted = false;
-    await system.unmount(INSTALL_MOUNT);
-  };
-
-  await mountSpare();
+  await mountSpare(system, config, run);
   try {
-    const existing = await readSlotRecord(system, INSTALL_MOUNT, `${device.label} on ${device.device}`, [accepted.key]);
-    if (existing.status === "valid" && Buffer.from(existing.manifestBytes).equals(Buffer.from(accepted.manifestBytes))) {
-      // an earlier boot installed this very manifest and was cut off before the switch
-      if ((await verifyImageFile(system, image, manifest.image)).ok) {
-        return result("installed", `version ${manifest.version} is already on ${device.device} and verifies: no download needed`);
-      }
+    if (await alreadyInstalled(system, accepted, image, run.device)) {
+      return result("installed", `version ${manifest.version} is already on ${run.device.device} and verifies: no download needed`);
     }
     const start = await startDownload(system, log, partial, accepted, cuts);
-    resumedFromByte = start;
-    const needed = manifest.image.size - start;
-    if ((await system.freeBytes(INSTALL_MOUNT)) < needed) {
-      if (device.label !== config.labels.deprived) {
-        log.warn(`${device.device} has no room for version ${manifest.version} beside the system it holds: it becomes ${config.labels.deprived} and is emptied first`);
-        await unmountSpare();
-        await system.setLabel(device, config.labels.deprived);
-        device = { ...device, label: config.labels.deprived };
-        await mountSpare();
-      }
-      await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
-      await system.remove(image);
-      const free = await system.freeBytes(INSTALL_MOUNT);
-      if (free < needed) {
-        return result("failed", `Cannot install version ${manifest.version} to ${device.device}: it has ${formatMB(free)} free, the image needs ${formatMB(needed)} more`);
-      }
-    }
-    log.info(`writing version ${manifest.version} (${formatMB(manifest.image.size)}) from ${url} to ${device.device}`);
-    const verified = await downloadVerifiedImage(system, log, config, url, partial, manifest.image, device.device, start, counters, cuts);
+    run.resumedFromByte = start;
+    const noRoom = await makeRoom(system, log, config, run, image, manifest.image.size - start);
+    if (noRoom !== undefined) return result("failed", noRoom);
+    log.info(`writing version ${manifest.version} (${formatMB(manifest.image.size)}) from ${url} to ${run.device.device}`);
+    const verified = await downloadVerifiedImage(system, log, config, url, partial, manifest.image, run.device.device, start, run.counters, cuts);
     if (!verified.ok) return result("failed", `Cannot install version ${manifest.version}: ${verified.problem}; nothing was switched`);
     await cuts.reach("image-verified");
-    // the slot stops claiming its old version before its image changes; its life cycle starts anew
-    await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
-    await system.remove(`${INSTALL_MOUNT}/${HEALTH_FILE}`);
-    await cuts.reach("old-record-removed");
-    await system.rename(partial, image);
-    await cuts.reach("image-renamed");
-    await writeRecords(system, INSTALL_MOUNT, accepted, configFiles, cuts);
-    const fetched = counters.bytesFetched > 0 ? `, ${formatMB(counters.bytesFetched)} fetched` : "";
-    return result("installed", `version ${manifest.version} written to ${device.device} and verified from the disk${fetched}`);
+    await replaceImage(system, accepted, configFiles, partial, image, cuts);
+    const fetched = run.counters.bytesFetched > 0 ? `, ${formatMB(run.counters.bytesFetched)} fetched` : "";
+    return result("installed", `version ${manifest.version} written to ${run.device.device} and verified from the disk${fetched}`);
   } catch (error) {
-    return result("failed", `Cannot install version ${manifest.version} to ${device.device}: ${(error as Error).message}`);
+    return result("failed", `Cannot install version ${manifest.version} to ${run.device.device}: ${(error as Error).message}`);
   } finally {
-    if (mounted) await unmountSpare();
+    if (run.mounted) await unmountSpare(system, run);
   }
 }

@@ -9,7 +9,8 @@
 import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
 import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { BootReport } from "../boot/report.ts";
-import { afterMarkGood, afterMarkShutdown, HEALTH_FILE, type HealthRecord, healthOf, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
+import { HEALTH_FILE, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
+import { afterMarkGood, afterMarkShutdown, type HealthRecord, healthOf } from "../plans/slot-health.ts";
 import type { System } from "../system/system.ts";
 import { thisMachine } from "./this-machine.ts";
 

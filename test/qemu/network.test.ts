@@ -10,7 +10,7 @@
 // system boots.
 
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { parseLease } from "../../controller/boot/network.ts";
+import { parseLease } from "../../controller/plans/dhcp-lease.ts";
 import { NETWORK_DIR, TOOLS, UDHCPC_SCRIPT } from "../../controller/system/paths.ts";
 import type { BootReport } from "../../controller/boot/report.ts";
 import { runCommand } from "../../qemu-harness/command.ts";

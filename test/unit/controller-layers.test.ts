@@ -2,7 +2,9 @@
 // folders below it, never one above, and nothing imports in a circle. A module that needs a
 // piece of one that needs it back shows a piece that belongs a layer down. Type-only imports
 // count too: they tie two files' meanings together all the same, except that plans/ may name
-// the System port's types (a plan says which file type it expects) without calling it.
+// the System port's types (a plan says which file type it expects) without calling it, and
+// the paths and tool names of system/paths.ts, constants that do nothing (a plan says where
+// a mount goes and which program a service runs).
 
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
@@ -12,6 +14,9 @@ const CONTROLLER = resolve(import.meta.dir, "../../controller");
 
 /** Lowest first. main.ts, at the top, only dispatches to cli/. */
 const LAYERS = ["system", "config", "update", "plans", "boot", "cli", "main.ts"] as const;
+
+/** The one file of system/ that plans/ may take values from: paths and tool names, constants only. */
+const PATHS = "system/paths.ts";
 
 const IMPORT = /^(import|export)\s(type\s)?[^;]*?\sfrom\s+"([^"]+)";/gms;
 
@@ -68,7 +73,7 @@ function layerViolations(graph: ReadonlyMap<string, readonly Import[]>): string[
         const below = layerOf(target);
         if (below > layer) problems.push(`${file} imports ${target}: a layer above its own`);
         if (file === "main.ts" && below !== LAYERS.indexOf("cli")) problems.push(`${file} imports ${target}: main.ts only dispatches to cli/`);
-        if (layer === LAYERS.indexOf("plans") && layerOf(target) === LAYERS.indexOf("system") && !typeOnly) {
+        if (layer === LAYERS.indexOf("plans") && layerOf(target) === LAYERS.indexOf("system") && !typeOnly && target !== PATHS) {
           problems.push(`${file} imports ${target}: plans/ has no I/O, it may name the System's types only`);
         }
       } else if (layer === LAYERS.indexOf("plans") && /^(node|bun):/.test(target)) {
@@ -107,11 +112,12 @@ test("the import reader resolves local imports against the file's folder and tel
   );
 });
 
-test("the layer check refuses an import upwards, a plan that does I/O, a file outside the layers, and main.ts doing more than dispatch", () => {
+test("the layer check refuses an import upwards, a plan that does I/O, a file outside the layers, and main.ts doing more than dispatch; a plan may name paths", () => {
   const sources = new Map([
     ["system/log.ts", 'import { x } from "../boot/run-boot.ts";\n'],
     ["boot/run-boot.ts", 'import { y } from "../system/log.ts";\n'],
-    ["plans/mounts.ts", 'import type { System } from "../system/log.ts";\nimport { readFile } from "node:fs/promises";\nimport { z } from "../system/log.ts";\n'],
+    ["system/paths.ts", ""],
+    ["plans/mounts.ts", 'import type { System } from "../system/log.ts";\nimport { readFile } from "node:fs/promises";\nimport { z } from "../system/log.ts";\nimport { NEWROOT } from "../system/paths.ts";\n'],
     ["stray.ts", ""],
     ["main.ts", 'import { runBoot } from "./boot/run-boot.ts";\n'],
   ]);

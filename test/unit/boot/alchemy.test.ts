@@ -6,10 +6,11 @@
 import { describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { parseCmdline } from "../../../controller/config/cmdline.ts";
-import { capOutput, COMMAND_OUTPUT_REPORT_BYTES, newLines, runCommandStage } from "../../../controller/boot/command-url.ts";
+import { COMMAND_OUTPUT_REPORT_BYTES, runCommandStage } from "../../../controller/boot/command-url.ts";
 import { checkConfigLayer, type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { CommandError } from "../../../controller/system/exec.ts";
-import { networkNeed, runNetworkStage } from "../../../controller/boot/network.ts";
+import { runNetworkStage } from "../../../controller/boot/network.ts";
+import { networkNeed } from "../../../controller/plans/network-need.ts";
 import {
   COMMAND_OUTPUT,
   COMMAND_SCRIPT,
@@ -20,8 +21,10 @@ import {
   SYS_CLASS_NET,
   TOOLS,
 } from "../../../controller/system/paths.ts";
-import { fetchSignedContent, signatureUrlOf } from "../../../controller/boot/remote-content.ts";
-import { chassisNameOf, dropbearArgv, parseAuthorizedKeys, runServicesStage, stopServices } from "../../../controller/boot/services.ts";
+import { fetchSignedContent } from "../../../controller/boot/remote-content.ts";
+import { signatureUrlOf } from "../../../controller/plans/signature-url.ts";
+import { runServicesStage, stopServices } from "../../../controller/boot/services.ts";
+import { dropbearArgv } from "../../../controller/plans/ssh.ts";
 import { runWaitStage } from "../../../controller/boot/services-wait.ts";
 import { encodePublicKey, generateKeyPair, type SignatureClaims, signContent } from "../../../controller/update/signing.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
@@ -99,19 +102,6 @@ describe("the [ssh] and [remote] config sections", () => {
   });
 });
 
-describe("networkNeed", () => {
-  test("says what needs the network; only net asks for every interface", () => {
-    const servers = configWith({ update: { ...DEFAULT_CONFIG.update, servers: [`${SERVER}/`] } });
-    expect(networkNeed(DEFAULT_CONFIG)).toEqual({ reasons: [], everyInterface: false });
-    expect(networkNeed(servers)).toEqual({ reasons: ["update.servers"], everyInterface: false });
-    expect(networkNeed(DEFAULT_CONFIG, parseCmdline("net"))).toEqual({ reasons: ["net"], everyInterface: true });
-    expect(networkNeed(servers, parseCmdline(`ssh lldpd ssh_keys_url=${SERVER}/k command_url=${SERVER}/c`))).toEqual({
-      reasons: ["update.servers", "ssh", "lldpd", "ssh_keys_url=", "command_url="],
-      everyInterface: false,
-    });
-  });
-});
-
 /** eth0 and eth1 with cables; udhcpc gives each a lease, except those in `noDhcp`. */
 function twoNics(noDhcp: readonly string[] = []): FakeSystem {
   const fake = new FakeSystem().addTree(SYS_CLASS_NET, {
@@ -179,26 +169,9 @@ describe("net: a lease on every interface", () => {
   });
 });
 
-describe("authorized keys", () => {
-  test("key lines are taken; comments and blank lines passed over; bad lines left out, said with their number", () => {
-    const parsed = parseAuthorizedKeys(`# lab keys\n\n${URL_KEY}\r\nnot a key\n  ${CONFIG_KEY}  \nssh-rsa !!!\n`, `${SERVER}/keys`);
-    expect(parsed.keys).toEqual([URL_KEY, CONFIG_KEY]);
-    expect(parsed.problems).toEqual([
-      `${SERVER}/keys line 4: expected a public key line such as "ssh-ed25519 AAAAC3Nz... admin@lab", got "not a key"; left out`,
-      `${SERVER}/keys line 6: expected a public key line such as "ssh-ed25519 AAAAC3Nz... admin@lab", got "ssh-rsa !!!"; left out`,
-    ]);
-    expect(parseAuthorizedKeys("", "x")).toEqual({ keys: [], problems: [] });
-  });
-});
-
 describe("signed remote content", () => {
   const url = `${SERVER}/run.sh`;
   const fetch = (fake: FakeSystem, policy = POLICY) => fetchSignedContent(fake, memoryLogger().log, DEFAULT_CONFIG, url, "command", 1000, policy);
-
-  test("the signature is at URL.sig, also with a query", () => {
-    expect(signatureUrlOf(url)).toBe(`${SERVER}/run.sh.sig`);
-    expect(signatureUrlOf(`${SERVER}/run.sh?host=a`)).toBe(`${SERVER}/run.sh.sig?host=a`);
-  });
 
   test("signed by a trusted key: taken, with the key", async () => {
     const fake = new FakeSystem();
@@ -421,14 +394,6 @@ describe("services stage: lldpd", () => {
     expect(result.running).toEqual([]);
   });
 
-  test("the chassis name from lldpcli's keyvalue output", () => {
-    expect(chassisNameOf("local-chassis.chassis.mac=7a:b2:53:cf:a3:6a\nlocal-chassis.chassis.name=lab-07\n")).toBe("lab-07");
-    expect(chassisNameOf("chassis.name=lab-08")).toBe("lab-08");
-    expect(chassisNameOf("local-chassis.chassis.descr=Debian\nlocal-chassis.chassis.name=\n")).toBeUndefined();
-    expect(chassisNameOf("lldp.eth0.chassis.name=a-neighbour\n")).toBeUndefined();
-    expect(chassisNameOf("")).toBeUndefined();
-  });
-
   test("stopServices stops each and says so; one that cannot be stopped is an error, not the end", async () => {
     const { log, sink } = memoryLogger();
     const stopped = await stopServices(log, [
@@ -549,15 +514,6 @@ describe("command stage", () => {
     expect(fake.peek(COMMAND_OUTPUT)?.length).toBe(50_000);
     expect(sink.consoleLines.filter((text) => text.startsWith("controller: | x")).length).toBe(Math.floor(COMMAND_OUTPUT_REPORT_BYTES / 100));
     expect(sink.text()).toContain(`all of it is in ${COMMAND_OUTPUT}`);
-  });
-
-  test("newLines and capOutput", () => {
-    expect(newLines("a\nb\nc", 0)).toEqual({ lines: ["a", "b"], next: 4 });
-    expect(newLines("a\nb\nc", 4)).toEqual({ lines: [], next: 4 });
-    expect(newLines("a\nb\nc\n", 4)).toEqual({ lines: ["c"], next: 6 });
-    expect(newLines("", 0)).toEqual({ lines: [], next: 0 });
-    expect(capOutput("abcdef", 4)).toEqual({ output: "abcd", truncated: true });
-    expect(capOutput("abc", 4)).toEqual({ output: "abc", truncated: false });
   });
 });
 

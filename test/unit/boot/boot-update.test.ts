@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { LinuxSystem } from "../../../controller/system/linux-system.ts";
-import { formatHealth } from "../../../controller/boot/slot-health.ts";
+import { formatHealth } from "../../../controller/plans/slot-health.ts";
 import type { FakeSystem, Tree } from "../../fake-system.ts";
 import { connectToNetwork, labMachine, systemImage } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";

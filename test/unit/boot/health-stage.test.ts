@@ -1,13 +1,10 @@
 // Health checks and rollback over the fake: whole boots of a machine whose
-// slots carry signed records and life-cycle records in every state, and the
-// pure decision for the combinations a disk can be in.
+// slots carry signed records and life-cycle records in every state.
 
 import { describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
-import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
-import { type BootPlan, decideHealth, type SlotVerdict } from "../../../controller/boot/health.ts";
-import { type HealthRecord, parseHealth } from "../../../controller/boot/slot-health.ts";
-import type { InspectedSlot } from "../../../controller/boot/slots.ts";
+import type { Config } from "../../../controller/config/schema.ts";
+import { type HealthRecord, parseHealth } from "../../../controller/plans/slot-health.ts";
 import { type FakeSystem, type Tree, bytesToText } from "../../fake-system.ts";
 import { connectToNetwork, labMachine, systemImage } from "../../fake-machine.ts";
 import { imageBytes, installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
@@ -225,39 +222,5 @@ describe("updates respect health", () => {
     expect(report.update.install).toMatchObject({ status: "installed", device: "/dev/vda1" });
     expect(fake.labelChanges).toEqual(["/dev/vda1 SYSFS -> DEPRIVED", "/dev/vda2 BACKUPFS -> SYSFS", "/dev/vda1 DEPRIVED -> SYSFS", "/dev/vda2 SYSFS -> BACKUPFS"]);
     expect(fake.peek("/sysroot/etc/test-image-id")).toBe("system-2.1");
-  });
-});
-
-describe("decideHealth", () => {
-  const config = DEFAULT_CONFIG;
-  const candidate = (device: string, label: string, role: "system" | "backup") => ({ device, label, role, fsType: "ext4" });
-  const base: BootPlan = { candidates: [candidate("/dev/a", "SYSFS", "system"), candidate("/dev/b", "BACKUPFS", "backup")], decisions: ["boot SYSFS on /dev/a"], warnings: [] };
-  const verdict = (device: string, healthy: boolean): SlotVerdict => ({
-    device,
-    healthy,
-    conditions: healthy ? [] : [{ condition: "attempts", result: "fail", detail: "too many" }],
-  });
-  const slots: InspectedSlot[] = [];
-
-  test("healthy SYSFS: the plan as it was", () => {
-    expect(decideHealth(base, new Map([["/dev/a", verdict("/dev/a", true)]]), slots, config)).toEqual({ ...base, relabels: [] });
-  });
-
-  test("unhealthy SYSFS, healthy BACKUPFS: relabel both, the backup boots as SYSFS", () => {
-    const plan = decideHealth(base, new Map([["/dev/a", verdict("/dev/a", false)], ["/dev/b", verdict("/dev/b", true)]]), slots, config);
-    expect(plan.relabels.map((r) => [r.device.device, r.to])).toEqual([["/dev/a", "DEPRIVED"], ["/dev/b", "SYSFS"]]);
-    expect(plan.candidates).toEqual([candidate("/dev/b", "SYSFS", "system")]);
-  });
-
-  test("no SYSFS and an unhealthy BACKUPFS alone: it still boots under newest, nothing under shell", () => {
-    const only: BootPlan = { candidates: [candidate("/dev/b", "BACKUPFS", "backup")], decisions: [], warnings: [] };
-    const bad = new Map([["/dev/b", verdict("/dev/b", false)]]);
-    expect(decideHealth(only, bad, slots, config).candidates.map((c) => c.device)).toEqual(["/dev/b"]);
-    expect(decideHealth(only, bad, slots, { ...config, health: { ...config.health, both_unhealthy: "shell" } }).candidates).toEqual([]);
-  });
-
-  test("nothing to boot stays nothing", () => {
-    const none: BootPlan = { candidates: [], decisions: ["nothing bootable"], warnings: [] };
-    expect(decideHealth(none, new Map(), slots, config)).toEqual({ ...none, relabels: [] });
   });
 });

@@ -4,7 +4,6 @@
 
 import { describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
-import { machineIdFrom, parseMachineId } from "../../../controller/boot/machine-id.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
 import type { FakeSystem, Tree } from "../../fake-system.ts";
 import { connectToNetwork, labMachine, systemImage } from "../../fake-machine.ts";
@@ -131,22 +130,5 @@ describe("machine-id", () => {
     expect(report.machineId?.detail).toStartWith("Cannot write BOOTEXT/machine-id: EROFS");
     expect(fake.peek("/sysroot/etc/machine-id")).toBe("");
     expect(sink.text()).toContain("WARNING: Cannot write BOOTEXT/machine-id");
-  });
-});
-
-describe("machine-id format", () => {
-  test("systemd's: 32 lowercase hex digits and a newline; the newline may be missing", () => {
-    expect(parseMachineId(`${KEPT_ID}\n`)).toEqual({ ok: true, id: KEPT_ID });
-    expect(parseMachineId(KEPT_ID)).toEqual({ ok: true, id: KEPT_ID });
-    expect(parseMachineId("")).toEqual({ ok: false, problem: 'it holds "", not a machine-id (32 lowercase hex digits and a newline)' });
-    expect(parseMachineId(`${KEPT_ID}\n\n`).ok).toBe(false);
-    expect(parseMachineId(`${"0".repeat(32)}\n`)).toEqual({ ok: false, problem: "it holds the all-zero id, which systemd treats as no id" });
-    expect(parseMachineId("x".repeat(100))).toEqual({ ok: false, problem: `it holds ${JSON.stringify("x".repeat(40))}…, not a machine-id (32 lowercase hex digits and a newline)` });
-  });
-
-  test("a new one is a version 4 UUID in hex, as systemd makes it", () => {
-    expect(machineIdFrom(new Uint8Array(16).fill(0xff))).toBe("ffffffffffff4fffbfffffffffffffff");
-    expect(machineIdFrom(new Uint8Array(16))).toBe("00000000000040008000000000000000");
-    expect(() => machineIdFrom(new Uint8Array(8))).toThrow("a machine-id needs 16 random bytes, got 8");
   });
 });

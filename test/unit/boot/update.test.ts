@@ -6,11 +6,13 @@ import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.t
 import { manifestPath } from "../../../controller/update/manifest.ts";
 import type { NetworkResult } from "../../../controller/boot/network.ts";
 import { encodePublicKey } from "../../../controller/update/signing.ts";
-import { planSwitch, runSwitchStage } from "../../../controller/boot/slot-switch.ts";
-import { type InspectedSlot, planLabelRepair, runSlotsStage } from "../../../controller/boot/slots.ts";
+import { planSwitch } from "../../../controller/plans/labels.ts";
+import { runSwitchStage } from "../../../controller/boot/slot-switch.ts";
+import { runSlotsStage } from "../../../controller/boot/slots.ts";
 import { runCheckStage } from "../../../controller/boot/update-check.ts";
 import { runServerConfigStage } from "../../../controller/boot/update-config.ts";
-import { planSpare, runInstallStage } from "../../../controller/boot/update-install.ts";
+import { planSpare } from "../../../controller/plans/spare.ts";
+import { runInstallStage } from "../../../controller/boot/update-install.ts";
 import { FakeSystem, bytesToText } from "../../fake-system.ts";
 import { imageBytes, installedSlot, MIRROR, OTHER_KEYS, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
 import { memoryLogger } from "../../memory-log.ts";
@@ -531,19 +533,6 @@ describe("switch and repair", () => {
     expect(result.devices.map((device) => device.label)).toEqual(["BACKUPFS", "SYSFS"]);
     expect(result.repairs[0]).toContain("/dev/vda2 (version 2.0) stays SYSFS");
     expect(sink.text()).toContain("an update's label switch was cut short");
-  });
-
-  test("planLabelRepair: a verified version beats none; with a BACKUPFS already there the loser becomes DEPRIVED", () => {
-    const slot = (device: string, label: string, role: InspectedSlot["role"], version?: string): InspectedSlot => ({
-      device: { device, label, fsType: "ext4" },
-      role,
-      record: version === undefined ? { status: "none" } : ({ status: "valid", manifest: { version } } as unknown as InspectedSlot["record"]),
-      health: { status: "none" },
-      fsck: { condition: "fsck", result: "pass", detail: "clean" },
-    });
-    const changes = planLabelRepair([slot("/dev/a", "SYSFS", "system"), slot("/dev/b", "SYSFS", "system", "1.0"), slot("/dev/c", "BACKUPFS", "backup", "0.5")], updateConfig());
-    expect(changes.map((change) => [change.device.device, change.to])).toEqual([["/dev/a", "DEPRIVED"]]);
-    expect(planLabelRepair([slot("/dev/a", "SYSFS", "system", "1.0"), slot("/dev/c", "BACKUPFS", "backup")], updateConfig())).toEqual([]);
   });
 
   test("slots: records are read and verified; the SYSFS keeps its config only when it matches the signed manifest", async () => {

@@ -1,6 +1,10 @@
+// Which slots boot, in which order: by label, then once their health is known,
+// for the combinations a disk can be in.
+
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
-import { planBoot } from "../../../controller/boot/health.ts";
+import { type BootPlan, decideHealth, planBoot, type SlotVerdict } from "../../../controller/plans/boot-order.ts";
+import type { InspectedSlot } from "../../../controller/plans/slot.ts";
 import type { BlockDevice } from "../../../controller/system/system.ts";
 
 const ext4 = (device: string, label?: string): BlockDevice => ({ device, fsType: "ext4", ...(label === undefined ? {} : { label }) });
@@ -54,5 +58,39 @@ describe("planBoot", () => {
     const config = { ...DEFAULT_CONFIG, labels: { ...DEFAULT_CONFIG.labels, system: "ROOT_A", backup: "ROOT_B" } };
     const plan = planBoot([ext4("/dev/vda1", "SYSFS"), ext4("/dev/vda2", "ROOT_B")], config);
     expect(plan.candidates.map((c) => c.label)).toEqual(["ROOT_B"]);
+  });
+});
+
+describe("decideHealth", () => {
+  const config = DEFAULT_CONFIG;
+  const candidate = (device: string, label: string, role: "system" | "backup") => ({ device, label, role, fsType: "ext4" });
+  const base: BootPlan = { candidates: [candidate("/dev/a", "SYSFS", "system"), candidate("/dev/b", "BACKUPFS", "backup")], decisions: ["boot SYSFS on /dev/a"], warnings: [] };
+  const verdict = (device: string, healthy: boolean): SlotVerdict => ({
+    device,
+    healthy,
+    conditions: healthy ? [] : [{ condition: "attempts", result: "fail", detail: "too many" }],
+  });
+  const slots: InspectedSlot[] = [];
+
+  test("healthy SYSFS: the plan as it was", () => {
+    expect(decideHealth(base, new Map([["/dev/a", verdict("/dev/a", true)]]), slots, config)).toEqual({ ...base, relabels: [] });
+  });
+
+  test("unhealthy SYSFS, healthy BACKUPFS: relabel both, the backup boots as SYSFS", () => {
+    const plan = decideHealth(base, new Map([["/dev/a", verdict("/dev/a", false)], ["/dev/b", verdict("/dev/b", true)]]), slots, config);
+    expect(plan.relabels.map((r) => [r.device.device, r.to])).toEqual([["/dev/a", "DEPRIVED"], ["/dev/b", "SYSFS"]]);
+    expect(plan.candidates).toEqual([candidate("/dev/b", "SYSFS", "system")]);
+  });
+
+  test("no SYSFS and an unhealthy BACKUPFS alone: it still boots under newest, nothing under shell", () => {
+    const only: BootPlan = { candidates: [candidate("/dev/b", "BACKUPFS", "backup")], decisions: [], warnings: [] };
+    const bad = new Map([["/dev/b", verdict("/dev/b", false)]]);
+    expect(decideHealth(only, bad, slots, config).candidates.map((c) => c.device)).toEqual(["/dev/b"]);
+    expect(decideHealth(only, bad, slots, { ...config, health: { ...config.health, both_unhealthy: "shell" } }).candidates).toEqual([]);
+  });
+
+  test("nothing to boot stays nothing", () => {
+    const none: BootPlan = { candidates: [], decisions: ["nothing bootable"], warnings: [] };
+    expect(decideHealth(none, new Map(), slots, config)).toEqual({ ...none, relabels: [] });
   });
 });
