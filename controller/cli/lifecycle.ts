@@ -1,4 +1,4 @@
-// The booted system's side of a slot's life cycle (slot-health.ts): once it is
+// The booted system's side of a slot's life cycle (plans/slot-health.ts): once it is
 // up it says so (`controller mark-good`), and as it shuts down it says that too
 // (`controller mark-shutdown`). The controller mounted the booted slot's
 // partition read-only at SLOT_MOUNT/LABEL in the initramfs, and that mount moved
