@@ -2,15 +2,7 @@
 // makes it (diskless.ts): report.ts and the stage both use it, and the report
 // must not depend on the stage.
 
-export interface RamNeed {
-  /** the image, in MiB rounded up */
-  readonly imageMiB: number;
-  readonly marginMiB: number;
-  /** MemAvailable, in MiB rounded down */
-  readonly availableMiB: number;
-  /** the size of the tmpfs that holds the image */
-  readonly tmpfsMiB: number;
-}
+import type { RamNeed } from "../plans/diskless.ts";
 
 /** What the report keeps of a diskless boot. */
 export interface DisklessReport {

@@ -10,91 +10,29 @@
 // Nothing verified, nothing boots: dracut's emergency shell, with the reason on
 // the console and in the report.
 
+import type { BootContext } from "./boot-start.ts";
+import { type LocalConfig, trustOf, withServerLayers } from "./boot-config.ts";
 import type { Config } from "../config/schema.ts";
-import { type ConfigLayer, type ResolvedConfig, resolveConfig } from "../config/layers.ts";
+import type { ResolvedConfig } from "../config/layers.ts";
 import type { CutPoints } from "../system/cut-points.ts";
-import type { DisklessReport, RamNeed } from "./diskless-report.ts";
+import type { DisklessReport } from "./diskless-report.ts";
 import { describeDevices } from "../plans/devices.ts";
-import { type BootContext, type BootResult, finishBoot } from "./finish.ts";
-import { planBoot } from "../plans/boot-order.ts";
+import { parseMemAvailable, planRam, planRamDisk, planRootFromRam, type RamNeed } from "../plans/diskless.ts";
+import type { MountedRoot } from "./finish.ts";
 import type { Logger } from "../system/log.ts";
 import { resolveRepoUrl } from "../update/manifest.ts";
 import { executeSteps, mountTmpfs, type MountsResult } from "./mounts.ts";
-import type { MountStep } from "../plans/mounts.ts";
-import { type NetworkResult, runNetworkStage } from "./network.ts";
-import { networkNeed } from "../plans/network-need.ts";
+import type { NetworkResult } from "./network.ts";
 import type { MountRecord } from "../system/new-root-paths.ts";
 import { KERNEL_MODULES, NEWROOT, PROC_MEMINFO } from "../system/paths.ts";
 import type { UpdateReport } from "./report.ts";
 import type { BlockDevice, System } from "../system/system.ts";
-import { type AcceptedManifest, type CheckResult, runCheckStage, summarizeCheck } from "./update-check.ts";
-import { runServerConfigStage, type ServerConfigResult, summarizeServerConfig } from "./update-config.ts";
+import { type AcceptedManifest, summarizeCheck } from "./update-check.ts";
+import { summarizeServerConfig } from "./update-config.ts";
 import { type DownloadCounters, downloadVerifiedImage } from "./update-install.ts";
+import { checkServers, fetchServerConfig } from "./update-servers.ts";
 
-const MiB = 1024 * 1024;
 const MB = 1_000_000;
-
-/**
- * Pure: why this boot runs from RAM, or undefined when it boots from the disks.
- * `devices` undefined: the disks have not been listed yet, so only mode
- * "always" can decide; "when-no-slots" decides once they are.
- */
-export function disklessReason(config: Config, provenance: Readonly<Record<string, string>>, devices: readonly BlockDevice[] | undefined): string | undefined {
-  const { mode } = config.diskless;
-  const from = provenance["diskless.mode"] ?? "config";
-  if (mode === "always") return `diskless.mode is "always" (from ${from})`;
-  if (mode !== "when-no-slots" || devices === undefined) return undefined;
-  if (planBoot(devices, config).candidates.length > 0) return undefined;
-  return `diskless.mode is "when-no-slots" (from ${from}) and there is no usable ${config.labels.system} or ${config.labels.backup} partition; filesystems seen: ${describeDevices(devices)}`;
-}
-
-export type MemAvailable = { readonly ok: true; readonly bytes: number } | { readonly ok: false; readonly problem: string };
-
-/** Pure: MemAvailable from the text of /proc/meminfo ("MemAvailable:   123456 kB"). */
-export function parseMemAvailable(meminfo: string): MemAvailable {
-  const line = meminfo.split("\n").find((candidate) => candidate.startsWith("MemAvailable:"));
-  if (line === undefined) return { ok: false, problem: `${PROC_MEMINFO} has no MemAvailable line` };
-  const match = /^MemAvailable:\s+(\d{1,15}) kB\s*$/.exec(line);
-  if (match === null) return { ok: false, problem: `${PROC_MEMINFO}: expected "MemAvailable: NUMBER kB", got ${JSON.stringify(line)}` };
-  return { ok: true, bytes: Number(match[1]) * 1024 };
-}
-
-export type RamPlan = ({ readonly ok: true } | { readonly ok: false; readonly problem: string }) & RamNeed;
-
-/** Pure: whether an image of `imageBytes` fits in RAM and leaves `marginMiB` free. Exactly the margin left is enough. */
-export function planRam(version: string, imageBytes: number, marginMiB: number, availableBytes: number): RamPlan {
-  const imageMiB = Math.ceil(imageBytes / MiB);
-  // one MiB more than the image: the tmpfs's own bookkeeping must not make a full image fail to fit
-  const need: RamNeed = { imageMiB, marginMiB, availableMiB: Math.floor(availableBytes / MiB), tmpfsMiB: imageMiB + 1 };
-  if (availableBytes >= imageBytes + marginMiB * MiB) return { ok: true, ...need };
-  return {
-    ok: false,
-    ...need,
-    problem:
-      `Cannot run version ${version} from RAM: the image needs ${imageMiB} MiB plus a margin of ${marginMiB} MiB (diskless.ram_margin_mib), ` +
-      `but only ${need.availableMiB} MiB is available (MemAvailable in ${PROC_MEMINFO})`,
-  };
-}
-
-/** Pure: the tmpfs that holds the image, sized for it. */
-export function planRamDisk(dir: string, tmpfsMiB: number): MountStep[] {
-  return [
-    { kind: "mkdir", path: dir },
-    {
-      kind: "mount",
-      request: { kind: "filesystem", source: "tmpfs", target: dir, fsType: "tmpfs", options: ["nosuid", "nodev", "noexec", "mode=0700", `size=${tmpfsMiB}m`] },
-      purpose: "tmpfs for the diskless image",
-    },
-  ];
-}
-
-/** Pure: the verified image in RAM, read-only at the new root. */
-export function planRootFromRam(image: string): MountStep[] {
-  return [
-    { kind: "require-file", path: image, missing: `the diskless image ${image} is gone` },
-    { kind: "mount", request: { kind: "filesystem", source: image, target: NEWROOT, fsType: "squashfs", options: ["ro", "loop"] }, purpose: "system image from RAM" },
-  ];
-}
 
 export interface DisklessStageResult {
   readonly report: Omit<DisklessReport, "why">;
@@ -111,8 +49,7 @@ export async function runDisklessStage(system: System, log: Logger, config: Conf
   const { manifest } = accepted;
   const began = system.monotonicMs();
   const counters: DownloadCounters = { bytesFetched: 0, resumes: 0 };
-  const dir = config.diskless.dir;
-  const image = `${dir}/${config.slot.image}`;
+  const image = `${config.diskless.dir}/${config.slot.image}`;
   const mounts: MountRecord[] = [];
   let ram: RamNeed | undefined;
   const result = (status: DisklessReport["status"], detail: string, tmpfs: MountsResult["tmpfs"] = []): DisklessStageResult => {
@@ -147,13 +84,39 @@ export async function runDisklessStage(system: System, log: Logger, config: Conf
   if (!plan.ok) return result("refused", plan.problem);
   log.info(`${plan.availableMiB} MiB of RAM available; the image of version ${manifest.version} takes ${plan.imageMiB} MiB, ${plan.marginMiB} MiB stay free (diskless.ram_margin_mib)`);
 
+  const loaded = await loadIntoRam({ system, log, config, accepted, cuts, image, mounts, counters }, plan.tmpfsMiB);
+  if (!loaded.ok) return result("failed", `Cannot run version ${manifest.version} from RAM: ${loaded.problem}`);
+  const fetched = `${(counters.bytesFetched / MB).toFixed(1)} MB fetched`;
+  return result("running-from-ram", `version ${manifest.version} verified in RAM (${fetched}) and mounted read-only at ${NEWROOT}`, loaded.tmpfs);
+}
+
+/** What the diskless stage works with; `mounts` and `counters` grow as it goes. */
+interface RamLoad {
+  readonly system: System;
+  readonly log: Logger;
+  readonly config: Config;
+  readonly accepted: AcceptedManifest;
+  readonly cuts: CutPoints;
+  /** where the image goes, in the tmpfs */
+  readonly image: string;
+  readonly mounts: MountRecord[];
+  readonly counters: DownloadCounters;
+}
+
+type Loaded = { readonly ok: true; readonly tmpfs: MountsResult["tmpfs"] } | { readonly ok: false; readonly problem: string };
+
+/** The image fetched and verified into a tmpfs of `tmpfsMiB`, then read-only at the new root with the config.d [tmpfs] mounts over it. */
+async function loadIntoRam(load: RamLoad, tmpfsMiB: number): Promise<Loaded> {
+  const { system, log, config, accepted, cuts, image, mounts, counters } = load;
+  const { manifest } = accepted;
+  const dir = config.diskless.dir;
   try {
     await system.loadKernelModules(KERNEL_MODULES);
   } catch (error) {
     // built in, or already loaded: the loop mount below says if one is really missing
     log.warn(`Cannot load kernel modules ${KERNEL_MODULES.join(", ")}: ${(error as Error).message}`);
   }
-  await executeSteps(system, log, planRamDisk(dir, plan.tmpfsMiB), mounts);
+  await executeSteps(system, log, planRamDisk(dir, tmpfsMiB), mounts);
   const url = resolveRepoUrl(accepted.server, manifest.image.url);
   log.info(`fetching version ${manifest.version} (${(manifest.image.size / MB).toFixed(1)} MB) from ${url} into RAM at ${dir}`);
   const verified = await downloadVerifiedImage(system, log, config, url, image, manifest.image, `RAM (${dir})`, 0, counters, cuts);
@@ -161,20 +124,17 @@ export async function runDisklessStage(system: System, log: Logger, config: Conf
     // the RAM goes back to whoever uses the emergency shell
     await system.unmount(dir);
     mounts.length = 0;
-    return result("failed", `Cannot run version ${manifest.version} from RAM: ${verified.problem}`);
+    return { ok: false, problem: verified.problem };
   }
   // what the running system is made of cannot be changed under it
   await system.remount(dir, true);
   await executeSteps(system, log, planRootFromRam(image), mounts);
-  const tmpfs = await mountTmpfs(system, log, config, mounts);
-  const fetched = `${(counters.bytesFetched / MB).toFixed(1)} MB fetched`;
-  return result("running-from-ram", `version ${manifest.version} verified in RAM (${fetched}) and mounted read-only at ${NEWROOT}`, tmpfs);
+  return { ok: true, tmpfs: await mountTmpfs(system, log, config, mounts) };
 }
 
 export interface DisklessBootOptions {
   /** the initramfs's config.d and the command line's overrides: the only local config of a diskless boot */
-  readonly layers: readonly ConfigLayer[];
-  readonly resolved: ResolvedConfig;
+  readonly early: LocalConfig;
   /** the filesystems listed for the report; undefined when the disks stage did not run */
   readonly devices: readonly BlockDevice[] | undefined;
   /** disklessReason's answer */
@@ -182,74 +142,65 @@ export interface DisklessBootOptions {
   readonly cuts: CutPoints;
 }
 
+/** What became of the version the servers offered: the config in force, and the image in RAM or why there is none. */
+interface RamRoot {
+  readonly resolved: ResolvedConfig;
+  readonly stageResult?: DisklessStageResult;
+  readonly problem?: string;
+}
+
+/** Stage "disks" for the report only: listing labels reads, it writes nothing. */
+function listDisksLeftAlone(context: BootContext): Promise<readonly BlockDevice[]> {
+  return context.stage("disks", [], async (stageLog) => {
+    const listed = await context.system.listBlockDevices();
+    stageLog.info(`filesystems seen, left alone: ${describeDevices(listed)}`);
+    return listed;
+  });
+}
+
+/** Stages "server-config" and "diskless": the accepted version's config files, then its image into RAM. */
+async function runAccepted(context: BootContext, options: DisklessBootOptions, accepted: AcceptedManifest, network: NetworkResult, update: UpdateReport): Promise<RamRoot> {
+  const { early, cuts } = options;
+  const serverConfig = await fetchServerConfig(context, early.resolved.config, accepted, network, early);
+  update.serverConfig = summarizeServerConfig(serverConfig);
+  if (serverConfig.status !== "fetched") {
+    return { resolved: early.resolved, problem: `version ${accepted.manifest.version} is not run: its config files could not be fetched (${serverConfig.problem})` };
+  }
+  // the server's config applies to this boot only: a diskless machine keeps it nowhere
+  const resolved = serverConfig.layers.length === 0 ? early.resolved : withServerLayers(context, early, serverConfig.layers, "server-config");
+  const config = resolved.config;
+  const stageResult = await context.stage("diskless", undefined, (stageLog) => runDisklessStage(context.system, stageLog, config, accepted, cuts));
+  if (stageResult === undefined) return { resolved, problem: `version ${accepted.manifest.version} is not run: the diskless stage failed` };
+  return { resolved, stageResult, ...(stageResult.report.status === "running-from-ram" ? {} : { problem: stageResult.report.detail }) };
+}
+
 /**
- * The whole boot from the config stage on when it runs from RAM: network,
- * check, server-config, diskless, then finishBoot as on a disk boot (services,
+ * The boot from the disks stage on when it runs from RAM: network, check,
+ * server-config, diskless; finishBoot then ends it as a disk boot (services,
  * command, wait, handoff). Nothing verified: nothing-bootable, for dracut's emergency shell.
  */
-export async function runDisklessBoot(context: BootContext, options: DisklessBootOptions): Promise<BootResult> {
-  const { system, log, stage, cmdline, decisions } = context;
-  const { why, cuts } = options;
-  let resolved = options.resolved;
-  const trustedKeys = resolved.config.update.trusted_keys;
+export async function runDisklessBoot(context: BootContext, options: DisklessBootOptions): Promise<MountedRoot> {
+  const { log, decisions } = context;
+  const { early, why } = options;
   decisions.push(`diskless: ${why}; the disks are not touched`);
   log.forScope("diskless").info(`running from RAM: ${why}; no disk is checked, mounted or written`);
+  const devices = options.devices ?? (await listDisksLeftAlone(context));
 
-  let devices = options.devices;
-  if (devices === undefined) {
-    // for the report only: listing labels reads, it writes nothing
-    devices = await stage("disks", [], async (stageLog) => {
-      const listed = await system.listBlockDevices();
-      stageLog.info(`filesystems seen, left alone: ${describeDevices(listed)}`);
-      return listed;
-    });
-  }
-
-  const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
-  const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, resolved.config, networkNeed(resolved.config, cmdline)));
-  const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
   // nothing is installed: any version the servers sign for the channel will do
-  const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, resolved.config, network, { installed: undefined, floor: undefined }, trustedKeys));
+  const { network, check } = await checkServers(context, early.resolved.config, { installed: undefined, floor: undefined }, early);
   const update: UpdateReport = { slots: [], repairs: [], network, check: summarizeCheck(check) };
-
-  let diskless: DisklessReport | undefined;
-  let stageResult: DisklessStageResult | undefined;
-  let problem: string | undefined;
   const accepted = check.accepted;
-  if (accepted === undefined) {
-    problem = `no verified system to run from RAM: ${check.reason}`;
-  } else {
-    const noServerConfig: ServerConfigResult = { status: "failed", problem: "the server-config stage failed" };
-    const serverConfig = await stage("server-config", noServerConfig, (stageLog) => runServerConfigStage(system, stageLog, resolved.config, accepted, { macs: network.macs, name: resolved.config.update.machine_name }));
-    update.serverConfig = summarizeServerConfig(serverConfig);
-    if (serverConfig.status !== "fetched") {
-      problem = `version ${accepted.manifest.version} is not run: its config files could not be fetched (${serverConfig.problem})`;
-    } else {
-      // the server's config applies to this boot only: a diskless machine keeps it nowhere
-      if (serverConfig.layers.length > 0) {
-        resolved = resolveConfig([...options.layers, ...serverConfig.layers]);
-        for (const layerProblem of resolved.problems) log.forScope("server-config").error(`${layerProblem}; that file is ignored, the boot goes on without it`);
-        if (resolved.config.update.trusted_keys.join() !== trustedKeys.join()) {
-          log.forScope("server-config").warn("the server's config sets update.trusted_keys: ignored, the keys the machine trusts come from its own config");
-        }
-        system.setCommandTimeout(resolved.config.timeouts.command_seconds * 1000);
-      }
-      const config = resolved.config;
-      stageResult = await stage("diskless", undefined, (stageLog) => runDisklessStage(system, stageLog, config, accepted, cuts));
-      if (stageResult === undefined) problem = `version ${accepted.manifest.version} is not run: the diskless stage failed`;
-      else {
-        diskless = { why, ...stageResult.report };
-        if (stageResult.report.status !== "running-from-ram") problem = stageResult.report.detail;
-      }
-    }
-  }
-  diskless ??= { why, status: "failed", detail: problem ?? "nothing verified", bytesFetched: 0, resumes: 0, durationMs: 0 };
+  const ram: RamRoot =
+    accepted === undefined ? { resolved: early.resolved, problem: `no verified system to run from RAM: ${check.reason}` } : await runAccepted(context, options, accepted, network, update);
+  const { stageResult, problem } = ram;
+  const diskless: DisklessReport =
+    stageResult === undefined ? { why, status: "failed", detail: problem ?? "nothing verified", bytesFetched: 0, resumes: 0, durationMs: 0 } : { why, ...stageResult.report };
   if (problem === undefined) decisions.push(`booted version ${diskless.version} from RAM (${diskless.image})`);
   else decisions.push(`nothing bootable: ${problem}`);
 
-  return finishBoot(context, {
-    resolved,
-    trust: { trustedKeys, allowUnsigned: options.resolved.config.remote.allow_unsigned },
+  return {
+    resolved: ram.resolved,
+    trust: trustOf(early),
     network,
     report: {
       partitions: devices,
@@ -262,5 +213,5 @@ export async function runDisklessBoot(context: BootContext, options: DisklessBoo
       overmounts: [],
     },
     ...(problem === undefined ? {} : { nothingBootable: ["NOTHING TO BOOT FROM RAM.", `${problem}.`, "The disks were not touched."] }),
-  });
+  };
 }
