@@ -7,14 +7,14 @@
 // Usage: bun bench/install-entry.ts --server URL --channel NAME --key PUBLIC_KEY --device /dev/loopN
 
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG } from "../controller/config/schema.ts";
-import { LinuxSystem } from "../controller/system/linux-system.ts";
-import { Logger, type LogSink } from "../controller/system/log.ts";
 import type { NetworkResult } from "../controller/boot/network.ts";
-import { sha512Pool } from "../controller/system/sha512-pool.ts";
-import type { InspectedSlot } from "../controller/plans/slot.ts";
 import { runCheckStage } from "../controller/boot/update-check.ts";
 import { runInstallStage } from "../controller/boot/update-install.ts";
+import { DEFAULT_CONFIG } from "../controller/config/schema.ts";
+import type { InspectedSlot } from "../controller/plans/slot.ts";
+import { LinuxSystem } from "../controller/system/linux-system.ts";
+import { Logger, type LogSink } from "../controller/system/log.ts";
+import { sha512Pool } from "../controller/system/sha512-pool.ts";
 
 const { values } = parseArgs({ options: { server: { type: "string" }, channel: { type: "string" }, key: { type: "string" }, device: { type: "string" } } });
 const { server, channel, key, device } = values;

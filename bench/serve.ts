@@ -4,11 +4,11 @@
 // binary, as it would run) against Debian's nginx serving the same
 // repository, with wrk as the load generator, everything on 127.0.0.1.
 
-import { spawn, type Subprocess } from "bun";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { spawn, type Subprocess } from "bun";
 import { fixed, freePort, MiB, progress, run, table } from "./lib.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");

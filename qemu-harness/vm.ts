@@ -3,10 +3,10 @@
 // every failure shows the end of the console and the exact QEMU command line so
 // that anyone can rerun the VM by hand.
 
-import type { Subprocess } from "bun";
 import { open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
 import { formatArgv } from "../controller/system/exec.ts";
 import { spawnWithOutputFile } from "./command.ts";
 import { ConsoleText, lastLines } from "./console-text.ts";

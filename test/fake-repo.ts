@@ -1,12 +1,12 @@
 // An update repository on the fake's network: signed manifests, images the
 // fake can mount, config files; and slot records as an install leaves them.
 
-import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
-import { systemImage } from "./fake-machine.ts";
+import { formatHealth, type HealthRecord } from "../controller/plans/slot-health.ts";
 import { chunkRanges } from "../controller/update/chunks.ts";
 import { manifestPath, signaturePath } from "../controller/update/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signContent } from "../controller/update/signing.ts";
-import { formatHealth, type HealthRecord } from "../controller/plans/slot-health.ts";
+import { systemImage } from "./fake-machine.ts";
+import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
 
 export const SERVER = "http://10.0.2.100:8080/";
 export const MIRROR = "http://10.0.2.101:8080/";

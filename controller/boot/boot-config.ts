@@ -4,12 +4,12 @@
 // server's, kept on the slot or fetched now. Trust comes from the machine
 // itself (initramfs, BOOTEXT, command line), never from what a slot or server says.
 
-import type { BootextResult } from "./bootext.ts";
-import type { BootContext } from "./boot-start.ts";
 import { cmdlineLayers, type ConfigLayer, loadInitramfsConfig, type ResolvedConfig, resolveConfig } from "../config/layers.ts";
 import type { Logger } from "../system/log.ts";
-import type { TrustPolicy } from "./remote-content.ts";
 import type { System } from "../system/system.ts";
+import type { BootContext } from "./boot-start.ts";
+import type { BootextResult } from "./bootext.ts";
+import type { TrustPolicy } from "./remote-content.ts";
 
 /** The machine's own config: its layers, and what they resolve to. */
 export interface LocalConfig {

@@ -4,9 +4,9 @@
 import { type Cmdline, parseCmdline } from "../config/cmdline.ts";
 import type { Logger } from "../system/log.ts";
 import { PROC_CMDLINE } from "../system/paths.ts";
+import type { System } from "../system/system.ts";
 import type { StageTiming } from "./report.ts";
 import { type StageRunner, stageRunner } from "./stage-runner.ts";
-import type { System } from "../system/system.ts";
 
 /** What every boot shares from its first stage on: startBoot makes it. */
 export interface BootContext {

@@ -6,14 +6,14 @@
 // with its exit status; it may run remote.command_timeout_seconds at most. A
 // script that fails, hangs or cannot be fetched is logged, and the boot goes on.
 
-import { capOutput, newLines } from "../plans/command-output.ts";
 import type { Config } from "../config/schema.ts";
+import { capOutput, newLines } from "../plans/command-output.ts";
 import { CommandError } from "../system/exec.ts";
 import type { Logger } from "../system/log.ts";
 import { COMMAND_DIR, COMMAND_OUTPUT, COMMAND_SCRIPT, TOOLS } from "../system/paths.ts";
-import { fetchSignedContent, type TrustPolicy } from "./remote-content.ts";
 import type { System } from "../system/system.ts";
 import { COMMAND_SCRIPT_MAX_BYTES } from "../update/limits.ts";
+import { fetchSignedContent, type TrustPolicy } from "./remote-content.ts";
 
 /** How much of the output goes into the report and onto the console; the whole of it stays in COMMAND_OUTPUT. */
 export const COMMAND_OUTPUT_REPORT_BYTES = 16 * 1024;

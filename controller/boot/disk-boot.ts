@@ -3,19 +3,19 @@
 // and the phases up to the health check (bootext, heddle, slots, health).
 // disk-update.ts and disk-mount.ts carry it on.
 
-import type { BootContext } from "./boot-start.ts";
-import { type LocalConfig, withBootextLayers, withServerLayers } from "./boot-config.ts";
-import { type BootextResult, runBootextStage } from "./bootext.ts";
 import type { ConfigLayer, ResolvedConfig } from "../config/layers.ts";
-import type { CutPoints } from "../system/cut-points.ts";
-import { type HeddleResult, runHeddleStage } from "./heddle.ts";
-import { type HealthResult, runHealthStage } from "./health.ts";
 import { planBoot, type SlotVerdict } from "../plans/boot-order.ts";
 import { slotsWithWrittenLabels } from "../plans/labels.ts";
 import { type InspectedSlot, type SlotSummary, summarizeSlot } from "../plans/slot.ts";
+import type { CutPoints } from "../system/cut-points.ts";
+import type { BlockDevice } from "../system/system.ts";
+import { type LocalConfig, withBootextLayers, withServerLayers } from "./boot-config.ts";
+import type { BootContext } from "./boot-start.ts";
+import { type BootextResult, runBootextStage } from "./bootext.ts";
+import { type HealthResult, runHealthStage } from "./health.ts";
+import { type HeddleResult, runHeddleStage } from "./heddle.ts";
 import type { UpdateReport } from "./report.ts";
 import { runSlotsStage, type SlotsResult } from "./slots.ts";
-import type { BlockDevice } from "../system/system.ts";
 
 /** What a boot from the disks knows after the bootext stage; each phase hands on a copy with what it added. */
 export interface DiskBoot {

@@ -2,19 +2,19 @@
 // new root, BOOTEXT's overmounts over it and the boot counted on the slot; or,
 // when no slot works, the lines that tell the console why nothing boots.
 
+import type { Config } from "../config/schema.ts";
+import { type BootPlan, planBoot } from "../plans/boot-order.ts";
+import { describeDevices } from "../plans/devices.ts";
+import { slotMountPoint } from "../plans/mounts.ts";
+import type { HealthRecord } from "../plans/slot-health.ts";
+import type { MountRecord } from "../system/new-root-paths.ts";
+import type { BlockDevice } from "../system/system.ts";
 import { trustOf } from "./boot-config.ts";
 import type { SlotsUpdated } from "./disk-boot.ts";
-import type { Config } from "../config/schema.ts";
-import { describeDevices } from "../plans/devices.ts";
 import type { MountedRoot } from "./finish.ts";
-import { type BootPlan, planBoot } from "../plans/boot-order.ts";
 import { type BootedSlot, type MountsResult, runMountsStage } from "./mounts.ts";
-import { slotMountPoint } from "../plans/mounts.ts";
-import type { MountRecord } from "../system/new-root-paths.ts";
 import { type OvermountOutcome, runOvermountsStage } from "./overmounts.ts";
 import { countBootAttempt } from "./slot-health.ts";
-import type { HealthRecord } from "../plans/slot-health.ts";
-import type { BlockDevice } from "../system/system.ts";
 
 interface OnBooted {
   readonly overmounts: OvermountOutcome[];

@@ -3,20 +3,20 @@
 // spare slot only when the running system vouches for it, and becomes SYSFS
 // once it is verified on the disk.
 
-import { checkServers, fetchServerConfig } from "./update-servers.ts";
-import { type HealthChecked, type SlotsUpdated, slotSummaries, verdictOf, withServerConfig } from "./disk-boot.ts";
 import { whyInstallWaits } from "../plans/install-gate.ts";
 import { planSwitch, withWrittenLabels } from "../plans/labels.ts";
-import type { UpdateReport } from "./report.ts";
-import { runSwitchStage } from "./slot-switch.ts";
 import { healthOf } from "../plans/slot-health.ts";
 import { type InspectedSlot, versionFloor, versionOf } from "../plans/slot.ts";
+import { planSpare } from "../plans/spare.ts";
+import type { BlockDevice } from "../system/system.ts";
+import { type HealthChecked, type SlotsUpdated, slotSummaries, verdictOf, withServerConfig } from "./disk-boot.ts";
+import type { UpdateReport } from "./report.ts";
+import { runSwitchStage } from "./slot-switch.ts";
 import { reinspectSlot } from "./slots.ts";
 import { type AcceptedManifest, type CheckDecision, summarizeCheck } from "./update-check.ts";
 import { type ServerConfigResult, summarizeServerConfig } from "./update-config.ts";
 import { type InstallResult, runInstallStage } from "./update-install.ts";
-import { planSpare } from "../plans/spare.ts";
-import type { BlockDevice } from "../system/system.ts";
+import { checkServers, fetchServerConfig } from "./update-servers.ts";
 
 /** A manifest the check accepted, with the boot as the check found it (its config is the one every update stage uses). */
 interface Offer {

@@ -10,23 +10,23 @@
 // Nothing verified, nothing boots: dracut's emergency shell, with the reason on
 // the console and in the report.
 
-import type { BootContext } from "./boot-start.ts";
-import { type LocalConfig, trustOf, withServerLayers } from "./boot-config.ts";
-import type { Config } from "../config/schema.ts";
 import type { ResolvedConfig } from "../config/layers.ts";
-import type { CutPoints } from "../system/cut-points.ts";
-import type { DisklessReport } from "./diskless-report.ts";
+import type { Config } from "../config/schema.ts";
 import { describeDevices } from "../plans/devices.ts";
 import { parseMemAvailable, planRam, planRamDisk, planRootFromRam, type RamNeed } from "../plans/diskless.ts";
-import type { MountedRoot } from "./finish.ts";
+import type { CutPoints } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
-import { resolveRepoUrl } from "../update/manifest.ts";
-import { executeSteps, mountTmpfs, type MountsResult } from "./mounts.ts";
-import type { NetworkResult } from "./network.ts";
 import type { MountRecord } from "../system/new-root-paths.ts";
 import { KERNEL_MODULES, NEWROOT, PROC_MEMINFO } from "../system/paths.ts";
-import type { UpdateReport } from "./report.ts";
 import type { BlockDevice, System } from "../system/system.ts";
+import { resolveRepoUrl } from "../update/manifest.ts";
+import { type LocalConfig, trustOf, withServerLayers } from "./boot-config.ts";
+import type { BootContext } from "./boot-start.ts";
+import type { DisklessReport } from "./diskless-report.ts";
+import type { MountedRoot } from "./finish.ts";
+import { executeSteps, mountTmpfs, type MountsResult } from "./mounts.ts";
+import type { NetworkResult } from "./network.ts";
+import type { UpdateReport } from "./report.ts";
 import { type AcceptedManifest, summarizeCheck } from "./update-check.ts";
 import { summarizeServerConfig } from "./update-config.ts";
 import { type DownloadCounters, downloadVerifiedImage } from "./update-install.ts";

@@ -5,18 +5,18 @@
 // Both ways of booting (disk-mount.ts, diskless.ts) hand over here with what they
 // mounted, so the report is put together in one place.
 
-import type { BootContext } from "./boot-start.ts";
 import type { Cmdline } from "../config/cmdline.ts";
 import type { ResolvedConfig } from "../config/layers.ts";
+import { REPORT_PATH } from "../system/paths.ts";
+import type { BootContext } from "./boot-start.ts";
 import { type CommandResult, runCommandStage } from "./command-url.ts";
 import { type HandoffResult, runHandoffStage } from "./handoff.ts";
 import type { NetworkResult } from "./network.ts";
-import { REPORT_PATH } from "../system/paths.ts";
 import type { TrustPolicy } from "./remote-content.ts";
-import { type BootOutcome, type BootReport, REPORT_HEADER, writeReport } from "./report.ts";
-import { runServicesStage, type ServicesResult, stopServices } from "./services.ts";
-import { runWaitStage, type WaitResult } from "./services-wait.ts";
 import { formatStatus } from "./report-text.ts";
+import { type BootOutcome, type BootReport, REPORT_HEADER, writeReport } from "./report.ts";
+import { runWaitStage, type WaitResult } from "./services-wait.ts";
+import { runServicesStage, type ServicesResult, stopServices } from "./services.ts";
 
 export interface BootResult {
   readonly outcome: BootOutcome;

@@ -6,11 +6,11 @@
 
 import type { Config } from "../config/schema.ts";
 import { cheapConditions } from "../plans/health-conditions.ts";
-import { verifyImageFile } from "../update/image-verify.ts";
+import type { ConditionResult, InspectedSlot } from "../plans/slot.ts";
 import { resolveInRoot } from "../system/new-root-paths.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
-import type { ConditionResult, InspectedSlot } from "../plans/slot.ts";
 import type { System } from "../system/system.ts";
+import { verifyImageFile } from "../update/image-verify.ts";
 
 /** `image` is only read when there is a signed record to check it against. */
 async function imageHash(system: System, image: string, slot: InspectedSlot, config: Config): Promise<ConditionResult> {

@@ -8,17 +8,17 @@
 // health.both_unhealthy says what boots, or that nothing does. The decisions
 // are in plans/boot-order.ts.
 
-import { decideHealth, type HealthPlan, planBoot, type SlotVerdict } from "../plans/boot-order.ts";
 import type { Config } from "../config/schema.ts";
-import { checkSlot } from "./health-checks.ts";
+import { decideHealth, type HealthPlan, planBoot, type SlotVerdict } from "../plans/boot-order.ts";
 import { type LabelChange, slotsWithWrittenLabels, withWrittenLabels } from "../plans/labels.ts";
+import { afterDeprived, healthOf } from "../plans/slot-health.ts";
+import type { InspectedSlot } from "../plans/slot.ts";
 import type { Logger } from "../system/log.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
-import { writeLabels } from "./relabel.ts";
-import type { InspectedSlot } from "../plans/slot.ts";
-import { afterDeprived, healthOf } from "../plans/slot-health.ts";
-import { readHealth, writeHealth } from "./slot-health.ts";
 import type { BlockDevice, System } from "../system/system.ts";
+import { checkSlot } from "./health-checks.ts";
+import { writeLabels } from "./relabel.ts";
+import { readHealth, writeHealth } from "./slot-health.ts";
 
 export interface HealthResult {
   readonly plan: HealthPlan;

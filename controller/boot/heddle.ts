@@ -13,19 +13,19 @@
 // kexec-cmdline.ts, natural-order.ts).
 
 import { createHash } from "node:crypto";
-import type { BootextResult } from "./bootext.ts";
 import { type Cmdline, UPDATE_NAME } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
 import { type Answer, describeUpdate, type FoundUpdate, type HeddlePlan, planHeddle, questionFor, readAnswer } from "../plans/heddle-choice.ts";
 import { checkSums, parseSha512Sums } from "../plans/heddle-sums.ts";
 import { kexecCmdline } from "../plans/kexec-cmdline.ts";
-import type { Logger } from "../system/log.ts";
-import { SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
 import { naturalCompare } from "../plans/natural-order.ts";
+import type { Logger } from "../system/log.ts";
 import { HEDDLE_UPDATE_FILES as FILES } from "../system/paths.ts";
-import { type SignatureCheck, signCommandFor, verifySignature } from "../update/signing.ts";
 import type { BlockDevice, System } from "../system/system.ts";
 import { SUMS_MAX_BYTES } from "../update/limits.ts";
+import { SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
+import { type SignatureCheck, signCommandFor, verifySignature } from "../update/signing.ts";
+import type { BootextResult } from "./bootext.ts";
 
 /** A wrong answer is asked again this often in all, then the installed system boots: never wait forever. */
 export const PROMPT_ATTEMPTS = 3;

@@ -6,13 +6,13 @@
 // (random, as systemd does) and puts it into the /etc tmpfs on every boot.
 
 import { dirname } from "node:path";
-import type { BootextResult } from "./bootext.ts";
+import { machineIdFrom, parseMachineId } from "../plans/machine-id.ts";
 import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
-import { machineIdFrom, parseMachineId } from "../plans/machine-id.ts";
 import type { TmpfsOutcome } from "../system/new-root-paths.ts";
 import { BOOTEXT_MACHINE_ID, ETC_MACHINE_ID, NEWROOT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
+import type { BootextResult } from "./bootext.ts";
 
 /** A machine-id file is 33 bytes; anything much longer is not one, and is not read whole. */
 const MACHINE_ID_MAX_BYTES = 256;

@@ -4,16 +4,16 @@
 // plans/mounts.ts), then carried out by one loop (executeSteps), so the plans
 // can be tested without a machine.
 
-import type { BootextResult } from "./bootext.ts";
-import type { BootCandidate } from "../plans/boot-order.ts";
 import type { Config } from "../config/schema.ts";
+import type { BootCandidate } from "../plans/boot-order.ts";
+import { type MountStep, orderTmpfs, planRootMount, planTmpfs, slotMountPoint } from "../plans/mounts.ts";
 import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
-import { type MachineIdResult, provideMachineId } from "./machine-id.ts";
-import { type MountStep, orderTmpfs, planRootMount, planTmpfs, slotMountPoint } from "../plans/mounts.ts";
 import { type MountRecord, mayCreateBelow, resolveInRoot, type TmpfsOutcome } from "../system/new-root-paths.ts";
 import { NEWROOT } from "../system/paths.ts";
 import type { MountRequest, System } from "../system/system.ts";
+import type { BootextResult } from "./bootext.ts";
+import { type MachineIdResult, provideMachineId } from "./machine-id.ts";
 
 export interface BootedSlot extends BootCandidate {
   /** the image file, in initramfs terms */

@@ -28,8 +28,8 @@
 
 import type { Config } from "../config/schema.ts";
 import { type Lease, parseLease } from "../plans/dhcp-lease.ts";
-import type { Logger } from "../system/log.ts";
 import { networkNeed, type NetworkNeed } from "../plans/network-need.ts";
+import type { Logger } from "../system/log.ts";
 import { NETWORK_DIR, PROC_HOSTNAME, SYS_CLASS_NET, TOOLS, UDHCPC_SCRIPT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 

@@ -5,13 +5,13 @@
 // each mount.
 
 import type { Config } from "../config/schema.ts";
-import type { Logger } from "../system/log.ts";
-import { executeSteps } from "./mounts.ts";
-import { type MountRecord, mayCreateBelow, resolveInRoot } from "../system/new-root-paths.ts";
 import { type OvermountKind, type OvermountName, orderOvermounts, parseOvermountEntry, type ParsedEntry } from "../plans/overmount-names.ts";
 import { planOvermount } from "../plans/overmounts.ts";
+import type { Logger } from "../system/log.ts";
+import { type MountRecord, mayCreateBelow, resolveInRoot } from "../system/new-root-paths.ts";
 import { NEWROOT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
+import { executeSteps } from "./mounts.ts";
 
 export interface OvermountOutcome {
   readonly entry: string;

@@ -7,12 +7,12 @@
 // lab network.
 
 import type { Config } from "../config/schema.ts";
-import { fetchCapped, FetchError } from "./http-fetch.ts";
-import type { Logger } from "../system/log.ts";
-import { SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
 import { signatureTargetOf, signatureUrlOf } from "../plans/signature-url.ts";
-import { type SignaturePurpose, signCommandFor, verifySignature } from "../update/signing.ts";
+import type { Logger } from "../system/log.ts";
 import type { System } from "../system/system.ts";
+import { SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
+import { type SignaturePurpose, signCommandFor, verifySignature } from "../update/signing.ts";
+import { fetchCapped, FetchError } from "./http-fetch.ts";
 
 export type RemoteContent =
   | {

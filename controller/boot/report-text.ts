@@ -1,9 +1,9 @@
 // `controller status`: the boot report, for a person, in the booted system.
 
-import type { BootReport } from "./report.ts";
-import { HEALTH_FILE, type LiveHealth } from "./slot-health.ts";
 import type { HealthRecord } from "../plans/slot-health.ts";
 import type { SlotSummary } from "../plans/slot.ts";
+import type { BootReport } from "./report.ts";
+import { HEALTH_FILE, type LiveHealth } from "./slot-health.ts";
 
 function list<T>(items: readonly T[], line: (item: T) => string, none = "none"): string[] {
   return items.length === 0 ? [`  ${none}`] : items.map((item) => `  ${line(item)}`);

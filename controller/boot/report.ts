@@ -2,29 +2,29 @@
 // reads (`controller status`) to learn what the controller saw, decided and
 // mounted, what went wrong, and how long each stage took.
 
-import type { BootextResult } from "./bootext.ts";
 import type { Cmdline } from "../config/cmdline.ts";
 import type { ResolvedConfig } from "../config/layers.ts";
-import type { DisklessReport } from "./diskless-report.ts";
-import type { HandoffResult } from "./handoff.ts";
 import type { BootPlan } from "../plans/boot-order.ts";
-import type { Notice } from "../system/log.ts";
-import type { MachineIdResult } from "./machine-id.ts";
-import type { MountsResult } from "./mounts.ts";
-import type { NetworkResult } from "./network.ts";
-import type { CommandResult } from "./command-url.ts";
-import type { ServicesReport } from "./services.ts";
-import type { WaitResult } from "./services-wait.ts";
-import type { HeddleResult } from "./heddle.ts";
 import type { HealthRecord } from "../plans/slot-health.ts";
 import type { SlotSummary } from "../plans/slot.ts";
-import type { CheckSummary } from "./update-check.ts";
-import type { ServerConfigSummary } from "./update-config.ts";
-import type { InstallResult } from "./update-install.ts";
-import type { OvermountOutcome } from "./overmounts.ts";
+import type { Notice } from "../system/log.ts";
 import { REPORT_PATH, RUN_DIR } from "../system/paths.ts";
 import type { BlockDevice, System } from "../system/system.ts";
 import { COMMIT, VERSION } from "../system/version.ts";
+import type { BootextResult } from "./bootext.ts";
+import type { CommandResult } from "./command-url.ts";
+import type { DisklessReport } from "./diskless-report.ts";
+import type { HandoffResult } from "./handoff.ts";
+import type { HeddleResult } from "./heddle.ts";
+import type { MachineIdResult } from "./machine-id.ts";
+import type { MountsResult } from "./mounts.ts";
+import type { NetworkResult } from "./network.ts";
+import type { OvermountOutcome } from "./overmounts.ts";
+import type { WaitResult } from "./services-wait.ts";
+import type { ServicesReport } from "./services.ts";
+import type { CheckSummary } from "./update-check.ts";
+import type { ServerConfigSummary } from "./update-config.ts";
+import type { InstallResult } from "./update-install.ts";
 
 /** Bumped when a field changes meaning, so tools reading reports can tell. */
 export const REPORT_FORMAT = 1;

@@ -2,19 +2,19 @@
 // early stages and the end (finish.ts) are the same for every boot; between
 // them the root comes from the slot partitions or, for a diskless boot, from RAM.
 
-import { type BootContext, startBoot } from "./boot-start.ts";
-import { type LocalConfig, readEarlyConfig } from "./boot-config.ts";
-import { type CutPoints, cutPointsFor } from "../system/cut-points.ts";
-import { checkHealth, inspectSlots, readBootext, runHeddle } from "./disk-boot.ts";
-import { mountSlot } from "./disk-mount.ts";
-import { updateSlots } from "./disk-update.ts";
-import { runDisksStage } from "./disks.ts";
-import { runDisklessBoot } from "./diskless.ts";
 import { disklessReason } from "../plans/diskless.ts";
-import { type BootResult, finishBoot, type MountedRoot } from "./finish.ts";
+import { type CutPoints, cutPointsFor } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
 import { INITRD_RELEASE } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
+import { type LocalConfig, readEarlyConfig } from "./boot-config.ts";
+import { type BootContext, startBoot } from "./boot-start.ts";
+import { checkHealth, inspectSlots, readBootext, runHeddle } from "./disk-boot.ts";
+import { mountSlot } from "./disk-mount.ts";
+import { updateSlots } from "./disk-update.ts";
+import { runDisklessBoot } from "./diskless.ts";
+import { runDisksStage } from "./disks.ts";
+import { type BootResult, finishBoot, type MountedRoot } from "./finish.ts";
 
 /** `controller boot` mounts over /sysroot and writes to /etc: only ever in an initramfs, never in a running system. */
 export async function isInitramfs(system: System): Promise<boolean> {

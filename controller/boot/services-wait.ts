@@ -6,8 +6,8 @@
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../system/log.ts";
 import { CONTINUE_FILE } from "../system/paths.ts";
-import type { ServicesReport } from "./services.ts";
 import type { System } from "../system/system.ts";
+import type { ServicesReport } from "./services.ts";
 
 const POLL_MS = 1000;
 /** A reminder on the console this often, so whoever looks at it knows why the boot stands still. */

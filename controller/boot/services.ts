@@ -11,13 +11,13 @@
 import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
 import { chassisNameOf, lldpdArgv } from "../plans/lldpd.ts";
-import type { Logger } from "../system/log.ts";
-import type { NetworkResult } from "./network.ts";
-import { DROPBEAR_HOST_KEY, LLDPD_CHROOT, ROOT_AUTHORIZED_KEYS, SERVICES_LOG_DIR, TOOLS } from "../system/paths.ts";
-import { fetchSignedContent, type TrustPolicy } from "./remote-content.ts";
 import { dropbearArgv, parseAuthorizedKeys } from "../plans/ssh.ts";
+import type { Logger } from "../system/log.ts";
+import { DROPBEAR_HOST_KEY, LLDPD_CHROOT, ROOT_AUTHORIZED_KEYS, SERVICES_LOG_DIR, TOOLS } from "../system/paths.ts";
 import type { Service, System } from "../system/system.ts";
 import { SSH_KEYS_MAX_BYTES } from "../update/limits.ts";
+import type { NetworkResult } from "./network.ts";
+import { fetchSignedContent, type TrustPolicy } from "./remote-content.ts";
 
 /** How long lldpd gets to open its control socket before lldpcli's question counts as unanswered. */
 const LLDPD_ANSWER_MS = 10_000;

@@ -2,10 +2,10 @@
 // event changes it), kept on the slot next to its record (slot-records.ts) in
 // SLOT/controller/health.json: read, written, and counted at each boot.
 
-import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import { afterBootAttempt, formatHealth, type HealthRead, type HealthRecord, healthOf, parseHealth } from "../plans/slot-health.ts";
-import { RECORD_DIR } from "./slot-records.ts";
+import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import type { System } from "../system/system.ts";
+import { RECORD_DIR } from "./slot-records.ts";
 
 export const HEALTH_FILE = `${RECORD_DIR}/health.json`;
 const HEALTH_MAX_BYTES = 4096;

@@ -13,10 +13,10 @@
 // version whose image and config are not all there.
 
 import { type ConfigLayer, loadConfigDir } from "../config/layers.ts";
-import { CONFIG_FILE_MAX_BYTES, type Manifest, MANIFEST_MAX_BYTES, parseManifest, SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
-import { sha512Hex, verifySignature } from "../update/signing.ts";
 import type { SlotRecord } from "../plans/slot.ts";
 import type { System } from "../system/system.ts";
+import { CONFIG_FILE_MAX_BYTES, type Manifest, MANIFEST_MAX_BYTES, parseManifest, SIGNATURE_MAX_BYTES } from "../update/manifest.ts";
+import { sha512Hex, verifySignature } from "../update/signing.ts";
 
 export const RECORD_DIR = "controller";
 export const RECORD_MANIFEST = `${RECORD_DIR}/manifest.json`;

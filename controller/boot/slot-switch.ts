@@ -9,11 +9,11 @@
 //
 // A power cut at any point leaves at least one verified system labelled SYSFS.
 
-import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import { type LabelChange, withWrittenLabels } from "../plans/labels.ts";
+import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
-import { writeLabels } from "./relabel.ts";
 import type { BlockDevice, System } from "../system/system.ts";
+import { writeLabels } from "./relabel.ts";
 
 /**
  * Carries the plan out and returns the block devices with the labels written,

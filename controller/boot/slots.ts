@@ -6,16 +6,16 @@
 // other becomes what the switch would have made it (planLabelRepair in
 // plans/labels.ts).
 
-import type { Config } from "../config/schema.ts";
 import type { ConfigLayer } from "../config/layers.ts";
+import type { Config } from "../config/schema.ts";
 import { planLabelRepair, slotsWithWrittenLabels, withWrittenLabels } from "../plans/labels.ts";
+import { type ConditionResult, type InspectedSlot, roleOf, type SlotRole, summarizeSlot } from "../plans/slot.ts";
 import type { Logger } from "../system/log.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
+import type { BlockDevice, System } from "../system/system.ts";
 import { writeLabels } from "./relabel.ts";
-import { type ConditionResult, type InspectedSlot, roleOf, type SlotRole, summarizeSlot } from "../plans/slot.ts";
 import { readHealth } from "./slot-health.ts";
 import { loadSlotConfig, readSlotRecord } from "./slot-records.ts";
-import type { BlockDevice, System } from "../system/system.ts";
 
 export interface SlotsResult {
   readonly slots: readonly InspectedSlot[];

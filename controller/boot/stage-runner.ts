@@ -3,8 +3,8 @@
 // worst case is dracut's emergency shell with a report saying why.
 
 import type { Logger } from "../system/log.ts";
-import type { StageTiming } from "./report.ts";
 import type { System } from "../system/system.ts";
+import type { StageTiming } from "./report.ts";
 
 /** Runs one stage with its own log scope and timing; on a throw, logs it and returns `fallback`. */
 export type StageRunner = <T>(name: string, fallback: T, body: (log: Logger) => Promise<T> | T) => Promise<T>;

@@ -7,12 +7,12 @@
 // machine from a good one.
 
 import type { Config } from "../config/schema.ts";
-import { FetchError, fetchCapped } from "./http-fetch.ts";
 import type { Logger } from "../system/log.ts";
-import { decideUpdate, type Manifest, MANIFEST_MAX_BYTES, manifestPath, parseManifest, resolveRepoUrl, SIGNATURE_MAX_BYTES, signaturePath, type VersionFloor } from "../update/manifest.ts";
-import type { NetworkResult } from "./network.ts";
-import { sha512Hex, verifySignature } from "../update/signing.ts";
 import type { System } from "../system/system.ts";
+import { decideUpdate, type Manifest, MANIFEST_MAX_BYTES, manifestPath, parseManifest, resolveRepoUrl, SIGNATURE_MAX_BYTES, signaturePath, type VersionFloor } from "../update/manifest.ts";
+import { sha512Hex, verifySignature } from "../update/signing.ts";
+import { FetchError, fetchCapped } from "./http-fetch.ts";
+import type { NetworkResult } from "./network.ts";
 
 export type CheckDecision =
   /** update.servers is empty */

@@ -9,13 +9,13 @@
 // state nobody published, so when one file fails, none is used from the
 // network, and no install happens.
 
-import type { Config } from "../config/schema.ts";
 import { type ConfigLayer, parseConfigLayer } from "../config/layers.ts";
-import { fetchCapped } from "./http-fetch.ts";
+import type { Config } from "../config/schema.ts";
 import type { Logger } from "../system/log.ts";
+import type { System } from "../system/system.ts";
 import { CONFIG_FILE_MAX_BYTES, type MachineIdentity, type ManifestFile, resolveRepoUrl, selectConfigFiles } from "../update/manifest.ts";
 import { sha512Hex } from "../update/signing.ts";
-import type { System } from "../system/system.ts";
+import { fetchCapped } from "./http-fetch.ts";
 import type { AcceptedManifest } from "./update-check.ts";
 
 export interface FetchedConfigFile {

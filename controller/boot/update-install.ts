@@ -14,18 +14,18 @@
 // short by a power cut leaves install.json and the partial file, and the next
 // boot resumes it.
 
-import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "../update/chunks.ts";
 import type { Config } from "../config/schema.ts";
+import type { InspectedSlot } from "../plans/slot.ts";
 import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
-import { imageRequestOptions } from "./http-fetch.ts";
-import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "../update/image-verify.ts";
 import type { Logger } from "../system/log.ts";
-import { type Manifest, resolveRepoUrl } from "../update/manifest.ts";
 import { INSTALL_MOUNT } from "../system/paths.ts";
+import { HttpRefusal, type System } from "../system/system.ts";
+import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "../update/chunks.ts";
+import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "../update/image-verify.ts";
+import { type Manifest, resolveRepoUrl } from "../update/manifest.ts";
+import { imageRequestOptions } from "./http-fetch.ts";
 import { HEALTH_FILE } from "./slot-health.ts";
 import { PARTIAL_SUFFIX, RECORD_CONFIG_DIR, RECORD_DIR, RECORD_INSTALL_STATE, RECORD_MANIFEST, RECORD_SIGNATURE, readSlotRecord } from "./slot-records.ts";
-import type { InspectedSlot } from "../plans/slot.ts";
-import { HttpRefusal, type System } from "../system/system.ts";
 import type { AcceptedManifest } from "./update-check.ts";
 import type { FetchedConfigFile } from "./update-config.ts";
 

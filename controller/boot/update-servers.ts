@@ -3,11 +3,11 @@
 // for this machine (stage "server-config"). A stage that throws is replaced by
 // a result that changes nothing.
 
-import type { BootContext } from "./boot-start.ts";
-import type { LocalConfig } from "./boot-config.ts";
 import type { Config } from "../config/schema.ts";
-import { type NetworkResult, runNetworkStage } from "./network.ts";
 import { networkNeed } from "../plans/network-need.ts";
+import type { LocalConfig } from "./boot-config.ts";
+import type { BootContext } from "./boot-start.ts";
+import { type NetworkResult, runNetworkStage } from "./network.ts";
 import { type AcceptedManifest, type CheckResult, runCheckStage, type SlotVersions } from "./update-check.ts";
 import { runServerConfigStage, type ServerConfigResult } from "./update-config.ts";
 

@@ -6,12 +6,12 @@
 // is remounted read-write for the one write and read-only again right after,
 // because the running system's image lives on it.
 
-import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
-import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { BootReport } from "../boot/report.ts";
 import { HEALTH_FILE, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
 import { afterMarkGood, afterMarkShutdown, type HealthRecord, healthOf } from "../plans/slot-health.ts";
+import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
+import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
 import { thisMachine } from "./this-machine.ts";
 
 export type LifecycleAction = "good" | "shutdown";

@@ -3,7 +3,6 @@
 // stays a list of commands; the work is in update/repository.ts.
 
 import { CONFIG_FILE_MAX_BYTES } from "../update/manifest.ts";
-import { decodePublicKey, isPublicKeyText } from "../update/signing.ts";
 import {
   keygen,
   type MachineConfig,
@@ -16,6 +15,7 @@ import {
   verifyManifestFiles,
   verifyRepo,
 } from "../update/repository.ts";
+import { decodePublicKey, isPublicKeyText } from "../update/signing.ts";
 
 const DEFAULT_EXPIRES_DAYS = 30;
 /**

@@ -2,8 +2,8 @@
 // report it left in /run: as text for a person (boot/report-text.ts), with the
 // booted slot's health as it is now, or as the JSON itself.
 
-import type { BootReport } from "../boot/report.ts";
 import { formatStatus } from "../boot/report-text.ts";
+import type { BootReport } from "../boot/report.ts";
 import { REPORT_PATH } from "../system/paths.ts";
 import { readLiveHealth } from "./lifecycle.ts";
 import { print } from "./output.ts";

@@ -5,6 +5,8 @@
 // were absent; every key of the result remembers which layer set it.
 
 import { parse, TomlError } from "smol-toml";
+import { BOOTEXT_MOUNT, INITRAMFS_CONFIG_DIR } from "../system/paths.ts";
+import type { FileType, System } from "../system/system.ts";
 import type { ConfigOverride } from "./cmdline.ts";
 import {
   checkConfig,
@@ -15,8 +17,6 @@ import {
   dottedKey,
   NEW_TMPFS_DEFAULTS,
 } from "./schema.ts";
-import { BOOTEXT_MOUNT, INITRAMFS_CONFIG_DIR } from "../system/paths.ts";
-import type { FileType, System } from "../system/system.ts";
 import { valueAt } from "./value-at.ts";
 
 /** Where a layer comes from; the order here is the precedence, lowest first. */

@@ -7,10 +7,10 @@
 // health.both_unhealthy says what boots, or that nothing does.
 
 import type { Config } from "../config/schema.ts";
+import type { BlockDevice } from "../system/system.ts";
 import { describeDevices } from "./devices.ts";
 import type { LabelChange } from "./labels.ts";
 import { type ConditionResult, type InspectedSlot, newerVersionFirst, type SlotRole, versionOf } from "./slot.ts";
-import type { BlockDevice } from "../system/system.ts";
 
 /** The roles a slot may boot in: a DEPRIVED slot never does. */
 type CandidateRole = Exclude<SlotRole, "deprived">;

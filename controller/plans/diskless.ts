@@ -2,12 +2,12 @@
 // the image fits in it, and the mounts that hold it (boot/diskless.ts carries
 // them out).
 
-import { planBoot } from "./boot-order.ts";
 import type { Config } from "../config/schema.ts";
-import { describeDevices } from "./devices.ts";
-import type { MountStep } from "./mounts.ts";
 import { NEWROOT, PROC_MEMINFO } from "../system/paths.ts";
 import type { BlockDevice } from "../system/system.ts";
+import { planBoot } from "./boot-order.ts";
+import { describeDevices } from "./devices.ts";
+import type { MountStep } from "./mounts.ts";
 
 const MiB = 1024 * 1024;
 

@@ -3,8 +3,8 @@
 // shutdown, beside the filesystem check. boot/health-checks.ts checks the rest.
 
 import type { Config } from "../config/schema.ts";
-import type { ConditionResult, InspectedSlot } from "./slot.ts";
 import { healthOf } from "./slot-health.ts";
+import type { ConditionResult, InspectedSlot } from "./slot.ts";
 
 /** Pure: the conditions that need no more than what the slots stage read. */
 export function cheapConditions(slot: InspectedSlot, config: Config): ConditionResult[] {

@@ -4,8 +4,8 @@
 // updates, asks, checks the one chosen and boots it with kexec.
 
 import type { Cmdline } from "../config/cmdline.ts";
-import { naturalCompare } from "./natural-order.ts";
 import { HEDDLE_UPDATE_FILES as FILES } from "../system/paths.ts";
+import { naturalCompare } from "./natural-order.ts";
 
 /** One updates/NAME folder as the listing found it; `has*` means a regular file of that name is there. */
 export interface FoundUpdate {

@@ -5,8 +5,8 @@
 // blkid again or by working it out a second time.
 
 import type { Config } from "../config/schema.ts";
-import { type InspectedSlot, newerVersionFirst, roleOf, versionOf } from "./slot.ts";
 import type { BlockDevice } from "../system/system.ts";
+import { type InspectedSlot, newerVersionFirst, roleOf, versionOf } from "./slot.ts";
 
 export interface LabelChange {
   readonly device: BlockDevice;

@@ -2,10 +2,10 @@
 // in place at the new root, as steps of data that boot/mounts.ts carries out
 // (executeSteps), so the plans can be tested without a machine.
 
-import type { BootCandidate } from "./boot-order.ts";
 import type { Config, TmpfsEntry } from "../config/schema.ts";
 import { INITRD_MOUNT_OPTION, NEWROOT, SLOT_MOUNT, STAGING_DIR } from "../system/paths.ts";
 import type { MountRequest } from "../system/system.ts";
+import type { BootCandidate } from "./boot-order.ts";
 
 export type MountStep =
   | { readonly kind: "mkdir"; readonly path: string }

@@ -1,10 +1,10 @@
 // How one overmount of AnthillaOS's DIRS (plans/overmount-names.ts) is put
 // over its target in the new root, as steps boot/overmounts.ts carries out.
 
-import type { MountStep } from "./mounts.ts";
 import type { RootPath } from "../system/new-root-paths.ts";
-import type { OvermountName } from "./overmount-names.ts";
 import { NEWROOT, OVERMOUNT_IMAGE_DIR } from "../system/paths.ts";
+import type { MountStep } from "./mounts.ts";
+import type { OvermountName } from "./overmount-names.ts";
 
 export type OvermountPlan = { readonly steps: MountStep[]; readonly target: string; readonly created: boolean } | { readonly skip: string } | { readonly refuse: string };
 

@@ -2,9 +2,9 @@
 // record and health.json say (read by boot/slots.ts), and its version.
 
 import type { Config } from "../config/schema.ts";
+import type { BlockDevice } from "../system/system.ts";
 import { compareVersions, type Manifest, type VersionFloor } from "../update/manifest.ts";
 import type { HealthRead, HealthRecord } from "./slot-health.ts";
-import type { BlockDevice } from "../system/system.ts";
 
 export type SlotRole = "system" | "backup" | "deprived";
 

@@ -6,9 +6,9 @@ import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { httpGet } from "./http-get.ts";
-import { sha512Pool } from "./sha512-pool.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
+import { sha512Pool } from "./sha512-pool.ts";
 import type {
   BlockDevice,
   ExecOptions,

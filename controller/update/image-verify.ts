@@ -3,8 +3,8 @@
 // the pieces a power cut left; and a whole image on a slot. Hashes run through
 // the System port's sha512OfRange, on every CPU at once.
 
-import { describePiece, end, type Piece, piecesWithin, type SignedImage, verificationPieces } from "./chunks.ts";
 import type { System } from "../system/system.ts";
+import { describePiece, end, type Piece, piecesWithin, type SignedImage, verificationPieces } from "./chunks.ts";
 
 /** A piece that did not verify, said as a sentence without its subject: "has sha512 …, the manifest signs …". */
 async function checkPiece(system: System, path: string, piece: Piece, pieces: readonly Piece[]): Promise<string | undefined> {

@@ -5,9 +5,9 @@
 // docs/updates.md tells the repository format and the threats these rules meet.
 
 import { z } from "zod";
-import { chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
 import { isHostname } from "../config/schema.ts";
 import { valueAt } from "../config/value-at.ts";
+import { chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
 
 /** The only manifest format this controller knows; a manifest of another format is refused as a whole. */
 export const MANIFEST_FORMAT = 1;

@@ -9,10 +9,13 @@ import { createHash, randomUUID } from "node:crypto";
 import { constants, createReadStream, type Stats } from "node:fs";
 import { type FileHandle, lstat, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { chunkRanges, end, publishChunkSize, type SignedImage, verificationPieces } from "./chunks.ts";
 import { UPDATE_NAME } from "../config/cmdline.ts";
 import { parseConfigLayer } from "../config/layers.ts";
 import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
+import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
+import { sha512Pool } from "../system/sha512-pool.ts";
+import { chunkRanges, end, publishChunkSize, type SignedImage, verificationPieces } from "./chunks.ts";
+import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
   CONFIG_FILE_MAX_BYTES,
   compareVersions,
@@ -29,8 +32,6 @@ import {
   SIGNATURE_MAX_BYTES,
   signaturePath,
 } from "./manifest.ts";
-import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
-import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
   decodeSecretKey,
   encodePublicKey,
@@ -43,7 +44,6 @@ import {
   signContent,
   verifySignature,
 } from "./signing.ts";
-import { sha512Pool } from "../system/sha512-pool.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /**

@@ -10,9 +10,9 @@
 // system boots.
 
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import type { BootReport } from "../../controller/boot/report.ts";
 import { parseLease } from "../../controller/plans/dhcp-lease.ts";
 import { NETWORK_DIR, TOOLS, UDHCPC_SCRIPT } from "../../controller/system/paths.ts";
-import type { BootReport } from "../../controller/boot/report.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";

@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/system/cut-points.ts";
 import type { BootReport } from "../../controller/boot/report.ts";
+import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/system/cut-points.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
 import { BOOT_TIMEOUT_MS, type Boot, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";

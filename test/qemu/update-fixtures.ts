@@ -5,12 +5,12 @@
 
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { manifestPath, signaturePath } from "../../controller/update/manifest.ts";
-import { publish } from "../../controller/update/repository.ts";
-import { repoHandler } from "../../controller/update/dev-server.ts";
-import { sha512Hex } from "../../controller/update/signing.ts";
 import { HEALTH_FILE } from "../../controller/boot/slot-health.ts";
 import { formatHealth, type HealthRecord } from "../../controller/plans/slot-health.ts";
+import { repoHandler } from "../../controller/update/dev-server.ts";
+import { manifestPath, signaturePath } from "../../controller/update/manifest.ts";
+import { publish } from "../../controller/update/repository.ts";
+import { sha512Hex } from "../../controller/update/signing.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";

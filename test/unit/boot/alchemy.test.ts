@@ -4,13 +4,19 @@
 // run before the handoff), alone and in a whole boot.
 
 import { describe, expect, test } from "bun:test";
-import { runBoot } from "../../../controller/boot/run-boot.ts";
-import { parseCmdline } from "../../../controller/config/cmdline.ts";
 import { COMMAND_OUTPUT_REPORT_BYTES, runCommandStage } from "../../../controller/boot/command-url.ts";
-import { checkConfigLayer, type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
-import { CommandError } from "../../../controller/system/exec.ts";
 import { runNetworkStage } from "../../../controller/boot/network.ts";
+import { fetchSignedContent } from "../../../controller/boot/remote-content.ts";
+import { formatStatus } from "../../../controller/boot/report-text.ts";
+import { runBoot } from "../../../controller/boot/run-boot.ts";
+import { runWaitStage } from "../../../controller/boot/services-wait.ts";
+import { runServicesStage, stopServices } from "../../../controller/boot/services.ts";
+import { parseCmdline } from "../../../controller/config/cmdline.ts";
+import { checkConfigLayer, type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { networkNeed } from "../../../controller/plans/network-need.ts";
+import { signatureUrlOf } from "../../../controller/plans/signature-url.ts";
+import { dropbearArgv } from "../../../controller/plans/ssh.ts";
+import { CommandError } from "../../../controller/system/exec.ts";
 import {
   COMMAND_OUTPUT,
   COMMAND_SCRIPT,
@@ -21,15 +27,9 @@ import {
   SYS_CLASS_NET,
   TOOLS,
 } from "../../../controller/system/paths.ts";
-import { fetchSignedContent } from "../../../controller/boot/remote-content.ts";
-import { signatureUrlOf } from "../../../controller/plans/signature-url.ts";
-import { runServicesStage, stopServices } from "../../../controller/boot/services.ts";
-import { dropbearArgv } from "../../../controller/plans/ssh.ts";
-import { runWaitStage } from "../../../controller/boot/services-wait.ts";
 import { encodePublicKey, generateKeyPair, type SignatureClaims, signContent } from "../../../controller/update/signing.ts";
-import { formatStatus } from "../../../controller/boot/report-text.ts";
-import { FakeSystem, textToBytes } from "../../fake-system.ts";
 import { labMachine } from "../../fake-machine.ts";
+import { FakeSystem, textToBytes } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 const SERVER = "http://10.0.2.100:8080";

@@ -3,11 +3,11 @@
 
 import { afterAll, describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
-import { LinuxSystem } from "../../../controller/system/linux-system.ts";
 import { formatHealth } from "../../../controller/plans/slot-health.ts";
-import type { FakeSystem, Tree } from "../../fake-system.ts";
+import { LinuxSystem } from "../../../controller/system/linux-system.ts";
 import { connectToNetwork, labMachine, systemImage } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import type { FakeSystem, Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 const UPDATE_CONFIG: Tree = {

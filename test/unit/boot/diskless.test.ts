@@ -2,14 +2,14 @@
 // over the fake prove the disks are never written.
 
 import { describe, expect, test } from "bun:test";
+import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
+import { runLifecycleCommand } from "../../../controller/cli/lifecycle.ts";
 import { parseCmdline } from "../../../controller/config/cmdline.ts";
 import { cmdlineLayers, parseConfigLayer, resolveConfig } from "../../../controller/config/layers.ts";
-import { runLifecycleCommand } from "../../../controller/cli/lifecycle.ts";
-import { formatStatus } from "../../../controller/boot/report-text.ts";
-import type { FakeSystem, Tree } from "../../fake-system.ts";
 import { connectToNetwork, labMachine, type MachineOptions } from "../../fake-machine.ts";
 import { OTHER_KEYS, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import type { FakeSystem, Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 describe("the command line and config.d choose it", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { runDisksStage } from "../../../controller/boot/disks.ts";
+import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { FakeSystem } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 

@@ -5,9 +5,9 @@ import { describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import type { Config } from "../../../controller/config/schema.ts";
 import { type HealthRecord, parseHealth } from "../../../controller/plans/slot-health.ts";
-import { type FakeSystem, type Tree, bytesToText } from "../../fake-system.ts";
 import { connectToNetwork, labMachine, systemImage } from "../../fake-machine.ts";
 import { imageBytes, installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import { type FakeSystem, type Tree, bytesToText } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 const GOOD: HealthRecord = { attempts: 0, markedGood: true, cleanShutdown: true };

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { PROMPT_ATTEMPTS } from "../../../controller/boot/heddle.ts";
+import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { encodePublicKey, generateKeyPair, sha512Hex, signContent } from "../../../controller/update/signing.ts";
 import { labMachine } from "../../fake-machine.ts";
 import type { FakeSystem, Tree } from "../../fake-system.ts";

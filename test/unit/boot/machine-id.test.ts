@@ -3,11 +3,11 @@
 // debootstrap leftover every machine would share). Whole boots over the fake.
 
 import { describe, expect, test } from "bun:test";
-import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
-import type { FakeSystem, Tree } from "../../fake-system.ts";
+import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { connectToNetwork, labMachine, systemImage } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import type { FakeSystem, Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 /** what debootstrap leaves in an image: one id for every machine that boots it */

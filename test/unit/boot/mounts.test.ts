@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import { runMountsStage } from "../../../controller/boot/mounts.ts";
 import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { mountArgv, parseBlkidExport } from "../../../controller/system/linux-system.ts";
-import { runMountsStage } from "../../../controller/boot/mounts.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { memoryLogger } from "../../memory-log.ts";
 

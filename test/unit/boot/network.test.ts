@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import { runNetworkStage } from "../../../controller/boot/network.ts";
 import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { CommandError } from "../../../controller/system/exec.ts";
-import { runNetworkStage } from "../../../controller/boot/network.ts";
 import { NETWORK_DIR, TOOLS, UDHCPC_SCRIPT } from "../../../controller/system/paths.ts";
 import type { ExecOptions } from "../../../controller/system/system.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";

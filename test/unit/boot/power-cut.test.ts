@@ -7,9 +7,9 @@
 import { describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { CUT_POINTS, type CutPoint } from "../../../controller/system/cut-points.ts";
-import { type FakeSystem, type Tree } from "../../fake-system.ts";
 import { connectToNetwork, labMachine } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import { type FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 const UPDATE_CONFIG: Tree = {

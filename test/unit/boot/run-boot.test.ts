@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { isInitramfs, runBoot } from "../../../controller/boot/run-boot.ts";
-import { FakeSystem } from "../../fake-system.ts";
 import { labMachine } from "../../fake-machine.ts";
+import { FakeSystem } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 describe("controller boot over the fake machine", () => {

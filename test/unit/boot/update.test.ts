@@ -2,19 +2,19 @@
 // the slots stage that reads records and finishes a switch cut short.
 
 import { describe, expect, test } from "bun:test";
-import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
-import { manifestPath } from "../../../controller/update/manifest.ts";
 import type { NetworkResult } from "../../../controller/boot/network.ts";
-import { encodePublicKey } from "../../../controller/update/signing.ts";
-import { planSwitch } from "../../../controller/plans/labels.ts";
 import { runSwitchStage } from "../../../controller/boot/slot-switch.ts";
 import { runSlotsStage } from "../../../controller/boot/slots.ts";
 import { runCheckStage } from "../../../controller/boot/update-check.ts";
 import { runServerConfigStage } from "../../../controller/boot/update-config.ts";
-import { planSpare } from "../../../controller/plans/spare.ts";
 import { runInstallStage } from "../../../controller/boot/update-install.ts";
-import { FakeSystem, bytesToText } from "../../fake-system.ts";
+import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
+import { planSwitch } from "../../../controller/plans/labels.ts";
+import { planSpare } from "../../../controller/plans/spare.ts";
+import { manifestPath } from "../../../controller/update/manifest.ts";
+import { encodePublicKey } from "../../../controller/update/signing.ts";
 import { imageBytes, installedSlot, MIRROR, OTHER_KEYS, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import { FakeSystem, bytesToText } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 const NETWORK_UP: NetworkResult = { status: "up", interface: "eth0", address: "10.0.2.15", mac: "52:54:00:12:34:56", macs: ["52:54:00:12:34:56"], hostname: "lab-07", detail: "lease" };

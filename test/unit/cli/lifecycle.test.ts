@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { formatStatus } from "../../../controller/boot/report-text.ts";
+import type { BootReport } from "../../../controller/boot/report.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { markBootedSlot, readLiveHealth, runLifecycleCommand } from "../../../controller/cli/lifecycle.ts";
-import type { BootReport } from "../../../controller/boot/report.ts";
 import { formatHealth, type HealthRecord, parseHealth } from "../../../controller/plans/slot-health.ts";
-import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";

@@ -3,8 +3,8 @@
 // on the disks now.
 
 import { describe, expect, test } from "bun:test";
-import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
+import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { connectToNetwork, labMachine } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
 import { memoryLogger } from "../../memory-log.ts";

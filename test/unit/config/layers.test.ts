@@ -1,7 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { checkConfigDir } from "../../../controller/cli/check-config.ts";
 import { parseCmdline } from "../../../controller/config/cmdline.ts";
-import { checkConfig, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import {
   cmdlineLayers,
   type ConfigFiles,
@@ -14,6 +13,7 @@ import {
   parseConfigLayer,
   resolveConfig,
 } from "../../../controller/config/layers.ts";
+import { checkConfig, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
 
 // --- helpers -----------------------------------------------------------------

@@ -6,8 +6,8 @@ import { describe, expect, test } from "bun:test";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { checkConfigDir } from "../../../controller/cli/check-config.ts";
-import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { type ConfigFiles, DEFAULTS_SOURCE, parseConfigLayer, resolveConfig } from "../../../controller/config/layers.ts";
+import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 
 const SHIPPED_DIR = join(import.meta.dir, "../../../config.d");
 

@@ -13,14 +13,14 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { FetchError, fetchCapped } from "../../../controller/boot/http-fetch.ts";
-import { LinuxSystem } from "../../../controller/system/linux-system.ts";
-import { MANIFEST_MAX_BYTES, manifestPath } from "../../../controller/update/manifest.ts";
 import type { NetworkResult } from "../../../controller/boot/network.ts";
-import { sha512Hex } from "../../../controller/update/signing.ts";
 import { runCheckStage } from "../../../controller/boot/update-check.ts";
 import { downloadVerifiedImage } from "../../../controller/boot/update-install.ts";
+import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
+import { LinuxSystem } from "../../../controller/system/linux-system.ts";
+import { MANIFEST_MAX_BYTES, manifestPath } from "../../../controller/update/manifest.ts";
+import { sha512Hex } from "../../../controller/update/signing.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 /** What one connection asked for. */
