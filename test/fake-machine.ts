@@ -73,3 +73,8 @@ export function connectToNetwork(fake: FakeSystem, mac = "52:54:00:12:34:56"): F
   });
   return fake;
 }
+
+/** A lease file of interface `name` as dracut-module/90controller/controller-udhcpc.sh writes it, `extra` lines appended. */
+export function leaseText(name: string, extra = ""): string {
+  return `interface=${name}\nip=10.0.2.15\nsubnet=255.255.255.0\nrouter=10.0.2.2\ndns=10.0.2.3\nhostname=\ndomain=\nserverid=10.0.2.2\nlease=86400\n${extra}`;
+}

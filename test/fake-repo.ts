@@ -1,6 +1,7 @@
 // An update repository on the fake's network: signed manifests, images the
 // fake can mount, config files; and slot records as an install leaves them.
 
+import { type Config, DEFAULT_CONFIG } from "../controller/config/schema.ts";
 import { formatHealth, type HealthRecord } from "../controller/plans/slot-health.ts";
 import { chunkRanges } from "../controller/update/chunks.ts";
 import { manifestPath, signaturePath } from "../controller/update/manifest.ts";
@@ -14,6 +15,11 @@ export const MIRROR = "http://10.0.2.101:8080/";
 export const KEYS: KeyPair = generateKeyPair();
 export const OTHER_KEYS: KeyPair = generateKeyPair();
 export const PUBLIC_KEY = encodePublicKey(KEYS.publicKey);
+
+/** The built-in config with SERVER as the update server and KEYS trusted, plus `overrides` of [update]. */
+export function updateConfig(overrides: Partial<Config["update"]> = {}): Config {
+  return { ...DEFAULT_CONFIG, update: { ...DEFAULT_CONFIG.update, servers: [SERVER], trusted_keys: [PUBLIC_KEY], ...overrides } };
+}
 
 /** The fake's clock starts at 2026-01-01: these make a manifest current or expired there. */
 export const CREATED = "2025-12-01T00:00:00.000Z";

@@ -3,6 +3,7 @@ import { runNetworkStage } from "../../../controller/boot/network.ts";
 import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { CommandError } from "../../../controller/system/exec.ts";
 import { NETWORK_DIR, TOOLS, UDHCPC_SCRIPT } from "../../../controller/system/paths.ts";
+import { leaseText } from "../../fake-machine.ts";
 import type { ExecOptions } from "../../../controller/system/system.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
@@ -25,10 +26,6 @@ function nic(name: string, mac: string, type = "1"): Tree {
 
 const ETH0 = nic("eth0", "52:54:00:12:34:56");
 const LO = nic("lo", "00:00:00:00:00:00", "772");
-
-function leaseText(name: string, extra = ""): string {
-  return `interface=${name}\nip=10.0.2.15\nsubnet=255.255.255.0\nrouter=10.0.2.2\ndns=10.0.2.3\nhostname=\ndomain=\nserverid=10.0.2.2\nlease=86400\n${extra}`;
-}
 
 interface Lab {
   /** Interfaces whose carrier goes to 1 when their link is brought up. */

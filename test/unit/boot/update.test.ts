@@ -13,15 +13,11 @@ import { planSwitch } from "../../../controller/plans/labels.ts";
 import { planSpare } from "../../../controller/plans/spare.ts";
 import { manifestPath } from "../../../controller/update/manifest.ts";
 import { encodePublicKey } from "../../../controller/update/signing.ts";
-import { imageBytes, installedSlot, MIRROR, OTHER_KEYS, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import { imageBytes, installedSlot, MIRROR, OTHER_KEYS, PUBLIC_KEY, publish, SERVER, updateConfig } from "../../fake-repo.ts";
 import { FakeSystem, bytesToText } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 const NETWORK_UP: NetworkResult = { status: "up", interface: "eth0", address: "10.0.2.15", mac: "52:54:00:12:34:56", macs: ["52:54:00:12:34:56"], hostname: "lab-07", detail: "lease" };
-
-function updateConfig(overrides: Partial<Config["update"]> = {}): Config {
-  return { ...DEFAULT_CONFIG, update: { ...DEFAULT_CONFIG.update, servers: [SERVER], trusted_keys: [PUBLIC_KEY], ...overrides } };
-}
 
 /** A machine running version 1.0 with an old backup, the given releases on the server. */
 function runningMachine(): FakeSystem {

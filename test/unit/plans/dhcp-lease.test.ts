@@ -1,9 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseLease, prefixOfNetmask } from "../../../controller/plans/dhcp-lease.ts";
-
-function leaseText(name: string, extra = ""): string {
-  return `interface=${name}\nip=10.0.2.15\nsubnet=255.255.255.0\nrouter=10.0.2.2\ndns=10.0.2.3\nhostname=\ndomain=\nserverid=10.0.2.2\nlease=86400\n${extra}`;
-}
+import { leaseText } from "../../fake-machine.ts";
 
 describe("lease files", () => {
   test("a lease as controller-udhcpc.sh writes it", () => {

@@ -1,12 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { planLabelRepair } from "../../../controller/plans/labels.ts";
 import type { InspectedSlot } from "../../../controller/plans/slot.ts";
-import { PUBLIC_KEY, SERVER } from "../../fake-repo.ts";
-
-function updateConfig(): Config {
-  return { ...DEFAULT_CONFIG, update: { ...DEFAULT_CONFIG.update, servers: [SERVER], trusted_keys: [PUBLIC_KEY] } };
-}
+import { updateConfig } from "../../fake-repo.ts";
 
 describe("switch and repair", () => {
   test("planLabelRepair: a verified version beats none; with a BACKUPFS already there the loser becomes DEPRIVED", () => {
