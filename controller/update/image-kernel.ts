@@ -55,17 +55,19 @@ export function resolveInImage(tree: ImageTree, path: string): Resolved {
       if (entry.target.startsWith("/")) done = [];
       continue;
     }
-    if (entry === undefined) {
-      if (pending.length === 0) return { ok: true, path: here, entry: undefined };
-      return { ok: false, problem: `Cannot resolve ${path} in the image: ${here} does not exist` };
-    }
+    // missing here means missing: as ENOENT, whether it is the last part or a folder on the way
+    if (entry === undefined) return { ok: true, path: `/${[...done, part, ...pending].join("/")}`, entry: undefined };
     if (pending.length > 0 && entry.type !== "directory") {
-      return { ok: false, problem: `Cannot resolve ${path} in the image: ${here} is a ${entry.type}, expected a folder` };
+      return { ok: false, problem: `Cannot resolve ${path} in the image: ${here} is ${describeType(entry)}, expected a folder` };
     }
     done.push(part);
   }
   const resolved = `/${done.join("/")}`;
   return { ok: true, path: resolved, entry: resolved === "/" ? { type: "directory" } : tree.get(resolved) };
+}
+
+function describeType(entry: TreeEntry): string {
+  return { file: "a regular file", symlink: "a symlink", directory: "a folder", other: "a device, FIFO or socket" }[entry.type];
 }
 
 function namesIn(tree: ImageTree, folder: string): string[] {
@@ -108,7 +110,7 @@ function lookUp(tree: ImageTree, path: string): Lookup {
     // a dangling link is a broken image, a missing name is simply not this convention's choice
     return tree.get(path)?.type === "symlink" ? { problem: `${path} points to ${resolved.path}, which does not exist` } : {};
   }
-  if (resolved.entry.type !== "file") return { problem: `${path} is a ${resolved.entry.type}${resolved.path === path ? "" : ` (${resolved.path})`}, expected a regular file` };
+  if (resolved.entry.type !== "file") return { problem: `${path} is ${describeType(resolved.entry)}${resolved.path === path ? "" : ` (${resolved.path})`}, expected a regular file` };
   return { found: { foundAs: path, path: resolved.path, size: resolved.entry.size } };
 }
 
