@@ -9,7 +9,7 @@
 //   Kernel/pairs/RELEASE-KHASH-IHASH/initrd.img    the release and the start of both sha512s
 //   Kernel/active   -> pairs/ID                   the one link that switches the active pair
 //   Kernel/recovery -> pairs/ID                   the one link that switches the recovery pair
-//   Kernel/active-kernel -> active/vmlinuz        AnthillaOS's four names, written once;
+//   Kernel/active-kernel -> active/vmlinuz        AnthillaOS's four names, made once, before the links they go through;
 //   Kernel/active-initrd -> active/initrd.img     grub.cfg boots these
 //   Kernel/recovery-kernel -> recovery/vmlinuz
 //   Kernel/recovery-initrd -> recovery/initrd.img
@@ -21,7 +21,9 @@
 // into place only once both files are written and fsynced, so a pair that
 // exists is whole; links are made under a temporary name and renamed over the
 // old one (rename(2) replaces atomically), links last; pairs no link names
-// are removed at the very end.
+// are removed at the very end. test/unit/plans/boot-entries.test.ts carries a
+// plan out on a model disk, cuts it after every step and checks what GRUB
+// would boot there, and that the next boot's plan finishes the job.
 
 import type { BootFile } from "./kernel-switch.ts";
 
@@ -147,6 +149,16 @@ export function planBootEntries(dir: string, state: BootEntriesState, active: Ke
       { op: "rename", from: temp, to: `${dir}/${name}`, cut: `${cut}-renamed` },
     ];
   };
+  // AnthillaOS's four names go through active/ and recovery/, so they are made before those
+  // links exist or change: until then they dangle, and GRUB finds neither file of the pair,
+  // never the kernel of one pair beside the initrd of another.
+  const fixed = [
+    ...link("active-kernel", `active/${KERNEL_FILE}`, "kernel-entry-names"),
+    ...link("active-initrd", `active/${INITRD_FILE}`, "kernel-entry-names"),
+    ...(recoveryId === undefined ? [] : [...link("recovery-kernel", `recovery/${KERNEL_FILE}`, "kernel-entry-names"), ...link("recovery-initrd", `recovery/${INITRD_FILE}`, "kernel-entry-names")]),
+  ];
+  if (fixed.length > 0) reasons.push("AnthillaOS's active-kernel, active-initrd, recovery-kernel and recovery-initrd names made");
+  steps.push(...fixed);
   const activeLink = link("active", `${PAIRS_DIR}/${activeId}`, "kernel-entry-active");
   const recoveryLink = recoveryId === undefined ? [] : link("recovery", `${PAIRS_DIR}/${recoveryId}`, "kernel-entry-recovery");
   // Cut between the two renames, BOOTEXT must still hold a pair that boots. An update
@@ -158,13 +170,6 @@ export function planBootEntries(dir: string, state: BootEntriesState, active: Ke
   if (activeLink.length > 0) reasons.push(`active: ${wasActive ?? "none"} → ${activeId}`);
   if (recoveryLink.length > 0) reasons.push(`recovery: ${wasRecovery ?? "none"} → ${recoveryId}`);
 
-  const fixed = [
-    ...link("active-kernel", `active/${KERNEL_FILE}`, "kernel-entry-names"),
-    ...link("active-initrd", `active/${INITRD_FILE}`, "kernel-entry-names"),
-    ...(recoveryId === undefined ? [] : [...link("recovery-kernel", `recovery/${KERNEL_FILE}`, "kernel-entry-names"), ...link("recovery-initrd", `recovery/${INITRD_FILE}`, "kernel-entry-names")]),
-  ];
-  if (fixed.length > 0) reasons.push("AnthillaOS's active-kernel, active-initrd, recovery-kernel and recovery-initrd names made");
-  steps.push(...fixed);
   if (activeLink.length + recoveryLink.length + fixed.length > 0) steps.push({ op: "fsync", path: dir, cut: "kernel-entry-links-synced" });
 
   // only now, with the links on the disk, may a pair no link names go
