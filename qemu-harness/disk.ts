@@ -5,10 +5,11 @@
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { writeAtomically } from "./atomic-output.ts";
+import { BIOS_BOOT_PARTITION_TYPE, coreImageAt, mbrWithBootCode, SECTOR_BYTES } from "./bios-boot.ts";
 import { runCommand } from "./command.ts";
 
 const MIB = 1024 * 1024;
-const SECTOR = 512;
+const SECTOR = SECTOR_BYTES;
 /** Partitions start on MiB boundaries, as partitioning tools do; the first MiB holds the GPT. */
 const FIRST_PARTITION_MIB = 1;
 /** Room for the backup GPT at the end of the disk (it needs 33 sectors). */
@@ -33,6 +34,18 @@ export interface DiskSpec {
   readonly path: string;
   /** In disk order: the first becomes /dev/vda1 in the guest. An empty list gives a GPT disk with no partitions. */
   readonly partitions: readonly PartitionSpec[];
+  /**
+   * Make the disk boot on a BIOS through GRUB: a "BIOS boot" partition comes
+   * first (so the ext4 partitions are /dev/vda2 on), holding core.img, and the
+   * MBR gets boot.img, as grub-install would do (see bios-boot.ts, grub-disk.ts).
+   */
+  readonly biosBoot?: BiosBootCode;
+}
+
+/** GRUB's i386-pc images: boot.img (one sector) and a core.img from grub-mkimage. */
+export interface BiosBootCode {
+  readonly bootImage: Uint8Array;
+  readonly coreImage: Uint8Array;
 }
 
 export interface PartitionLayout {
@@ -44,12 +57,20 @@ export interface DiskLayout {
   readonly path: string;
   readonly sizeBytes: number;
   readonly partitions: readonly PartitionLayout[];
+  /** The BIOS boot partition holding core.img, when the spec asked for one. */
+  readonly biosBoot?: PartitionLayout;
 }
 
 export async function buildDisk(spec: DiskSpec): Promise<DiskLayout> {
   spec.partitions.forEach(checkPartition);
   const placed: { readonly spec: PartitionSpec; readonly layout: PartitionLayout }[] = [];
   let nextMiB = FIRST_PARTITION_MIB;
+  let biosBoot: PartitionLayout | undefined;
+  if (spec.biosBoot !== undefined) {
+    const sizeMiB = Math.max(1, Math.ceil(spec.biosBoot.coreImage.length / MIB));
+    biosBoot = { offsetBytes: nextMiB * MIB, sizeBytes: sizeMiB * MIB };
+    nextMiB += sizeMiB;
+  }
   for (const partition of spec.partitions) {
     placed.push({ spec: partition, layout: { offsetBytes: nextMiB * MIB, sizeBytes: partition.sizeMiB * MIB } });
     nextMiB += partition.sizeMiB;
@@ -63,7 +84,7 @@ export async function buildDisk(spec: DiskSpec): Promise<DiskLayout> {
     await handle.truncate(sizeBytes);
     await handle.close();
     await runCommand(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk], {
-      stdin: partitionTableScript(placed),
+      stdin: partitionTableScript(placed, biosBoot),
     });
     for (const [index, { spec: partition, layout }] of placed.entries()) {
       const image = join(workDir, `partition-${index + 1}.img`);
@@ -78,9 +99,25 @@ export async function buildDisk(spec: DiskSpec): Promise<DiskLayout> {
         "status=none",
       ]);
     }
+    if (spec.biosBoot !== undefined && biosBoot !== undefined) await writeBootCode(disk, spec.biosBoot, biosBoot);
     return disk;
   });
-  return { path: spec.path, sizeBytes, partitions: placed.map((p) => p.layout) };
+  return { path: spec.path, sizeBytes, partitions: placed.map((p) => p.layout), ...(biosBoot === undefined ? {} : { biosBoot }) };
+}
+
+/** boot.img into the MBR sfdisk wrote (its protective partition table kept), core.img into its partition. */
+async function writeBootCode(disk: string, code: BiosBootCode, partition: PartitionLayout): Promise<void> {
+  const coreLba = partition.offsetBytes / SECTOR;
+  const handle = await open(disk, "r+");
+  try {
+    const current = new Uint8Array(SECTOR);
+    await handle.read(current, 0, SECTOR, 0);
+    await handle.write(mbrWithBootCode(code.bootImage, current, coreLba), 0, SECTOR, 0);
+    const core = coreImageAt(code.coreImage, coreLba);
+    await handle.write(core, 0, core.length, partition.offsetBytes);
+  } finally {
+    await handle.close();
+  }
 }
 
 function checkPartition(partition: PartitionSpec, index: number): void {
@@ -114,8 +151,11 @@ function mkfsArgv(partition: PartitionSpec, image: string): string[] {
 }
 
 /** An sfdisk script (see sfdisk(8), "Input format") with explicit sectors, so the layout is exactly ours. */
-function partitionTableScript(placed: readonly { spec: PartitionSpec; layout: PartitionLayout }[]): string {
+function partitionTableScript(placed: readonly { spec: PartitionSpec; layout: PartitionLayout }[], biosBoot: PartitionLayout | undefined): string {
   const lines = ["label: gpt", "unit: sectors", `first-lba: ${(FIRST_PARTITION_MIB * MIB) / SECTOR}`, ""];
+  if (biosBoot !== undefined) {
+    lines.push(`start=${biosBoot.offsetBytes / SECTOR}, size=${biosBoot.sizeBytes / SECTOR}, type=${BIOS_BOOT_PARTITION_TYPE}, name="BIOS boot"`);
+  }
   for (const { spec, layout } of placed) {
     const name = spec.partitionName === undefined ? "" : `, name="${spec.partitionName}"`;
     lines.push(
