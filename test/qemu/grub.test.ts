@@ -72,6 +72,8 @@ describe("a disk that boots through GRUB", () => {
       // SeaBIOS ran GRUB from the disk, GRUB spoke on the serial console and chose the entry
       expect(console).toContain("GRUB loading");
       expect(console).toContain("grub: booting active: /Kernel/active-kernel /Kernel/active-initrd");
+      // active-initrd is the shell initramfs: no systemd in the initrd
+      expect(console).not.toContain("systemd[1]: Running in initrd.");
       expect(cmdlineOf(markers)).toBe("BOOT_IMAGE=/Kernel/active-kernel console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline");
       expect(markers.imageId).toBe("system-a");
       expect(markers.initStarted?.path).toBe("/sbin/init");
@@ -94,6 +96,8 @@ describe("a disk that boots through GRUB", () => {
     async () => {
       const { markers, console } = await bootFromDisk();
       expect(console).toContain("grub: booting recovery: /Kernel/recovery-kernel /Kernel/recovery-initrd");
+      // recovery-initrd is the systemd initramfs: the files the recovery links name were the ones booted
+      expect(console).toContain("systemd[1]: Running in initrd.");
       expect(cmdlineOf(markers)).toBe("BOOT_IMAGE=/Kernel/recovery-kernel console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline");
       expect(markers.imageId).toBe("system-a");
       expect(reportOf(markers).outcome).toBe("handed-off");
