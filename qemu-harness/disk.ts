@@ -2,7 +2,7 @@
 // runners often forbid both): each partition is an ext4 filesystem made in its
 // own file by `mkfs.ext4 -d`, then copied into a sparse disk file at its offset.
 
-import { open } from "node:fs/promises";
+import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeAtomically } from "./atomic-output.ts";
 import { BIOS_BOOT_PARTITION_TYPE, coreImageAt, mbrWithBootCode, SECTOR_BYTES } from "./bios-boot.ts";
@@ -18,6 +18,10 @@ const TRAILING_MIB = 1;
 const EXT4_LABEL_MAX_BYTES = 16;
 /** "Linux filesystem data", what a Linux installer would use. */
 const LINUX_FILESYSTEM_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+/** The EFI System Partition, where UEFI firmware looks for EFI/BOOT/BOOTX64.EFI. */
+const EFI_SYSTEM_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+/** A FAT label holds at most 11 bytes. */
+const FAT_LABEL_MAX_BYTES = 11;
 
 export interface PartitionSpec {
   /** The ext4 filesystem label (what blkid reports as LABEL); omit for a filesystem without one. */
@@ -27,6 +31,11 @@ export interface PartitionSpec {
   readonly content?: string;
   /** The GPT partition name (blkid's PARTLABEL), to test that it is not confused with the label; omit for none. */
   readonly partitionName?: string;
+  /**
+   * A FAT EFI System Partition instead of ext4 (mkfs.vfat, content copied in
+   * with mtools: still no mounts), for a disk UEFI firmware boots.
+   */
+  readonly efiSystem?: boolean;
 }
 
 export interface DiskSpec {
@@ -88,7 +97,8 @@ export async function buildDisk(spec: DiskSpec): Promise<DiskLayout> {
     });
     for (const [index, { spec: partition, layout }] of placed.entries()) {
       const image = join(workDir, `partition-${index + 1}.img`);
-      await runCommand(mkfsArgv(partition, image));
+      if (partition.efiSystem === true) await makeFat(partition, image);
+      else await runCommand(mkfsArgv(partition, image));
       await runCommand([
         "dd",
         `if=${image}`,
@@ -126,10 +136,9 @@ function checkPartition(partition: PartitionSpec, index: number): void {
     throw new Error(`${name}: sizeMiB must be a whole number of at least 1, got ${partition.sizeMiB}`);
   }
   const labelBytes = partition.label === undefined ? 0 : Buffer.byteLength(partition.label);
-  if (labelBytes > EXT4_LABEL_MAX_BYTES) {
-    throw new Error(
-      `${name}: an ext4 label holds at most ${EXT4_LABEL_MAX_BYTES} bytes, got ${labelBytes}: ${JSON.stringify(partition.label)}`,
-    );
+  const [kind, max] = partition.efiSystem === true ? ["a FAT", FAT_LABEL_MAX_BYTES] : ["an ext4", EXT4_LABEL_MAX_BYTES];
+  if (labelBytes > max) {
+    throw new Error(`${name}: ${kind} label holds at most ${max} bytes, got ${labelBytes}: ${JSON.stringify(partition.label)}`);
   }
   if (partition.partitionName?.includes('"')) {
     throw new Error(`${name}: sfdisk cannot write a partition name containing '"': ${partition.partitionName}`);
@@ -150,6 +159,14 @@ function mkfsArgv(partition: PartitionSpec, image: string): string[] {
   ];
 }
 
+/** A FAT filesystem in its own file, the content folder's tree copied in by mtools' mcopy. */
+async function makeFat(partition: PartitionSpec, image: string): Promise<void> {
+  await runCommand(["mkfs.vfat", ...(partition.label === undefined ? [] : ["-n", partition.label]), "-C", image, String(partition.sizeMiB * 1024)]);
+  if (partition.content === undefined) return;
+  const entries = (await readdir(partition.content)).map((entry) => join(partition.content ?? "", entry));
+  if (entries.length > 0) await runCommand(["mcopy", "-s", "-i", image, ...entries, "::/"]);
+}
+
 /** An sfdisk script (see sfdisk(8), "Input format") with explicit sectors, so the layout is exactly ours. */
 function partitionTableScript(placed: readonly { spec: PartitionSpec; layout: PartitionLayout }[], biosBoot: PartitionLayout | undefined): string {
   const lines = ["label: gpt", "unit: sectors", `first-lba: ${(FIRST_PARTITION_MIB * MIB) / SECTOR}`, ""];
@@ -159,7 +176,7 @@ function partitionTableScript(placed: readonly { spec: PartitionSpec; layout: Pa
   for (const { spec, layout } of placed) {
     const name = spec.partitionName === undefined ? "" : `, name="${spec.partitionName}"`;
     lines.push(
-      `start=${layout.offsetBytes / SECTOR}, size=${layout.sizeBytes / SECTOR}, type=${LINUX_FILESYSTEM_TYPE}${name}`,
+      `start=${layout.offsetBytes / SECTOR}, size=${layout.sizeBytes / SECTOR}, type=${spec.efiSystem === true ? EFI_SYSTEM_TYPE : LINUX_FILESYSTEM_TYPE}${name}`,
     );
   }
   return `${lines.join("\n")}\n`;

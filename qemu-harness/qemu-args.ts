@@ -67,7 +67,18 @@ export type VmBoot =
    * GRUB from qemu-harness/grub-disk.ts. The command line is in its grub.cfg and
    * must say console=ttyS0 there.
    */
-  | { readonly fromDisk: true; readonly pxe?: undefined; readonly kernel?: undefined; readonly initrd?: undefined; readonly append?: undefined };
+  | {
+      readonly fromDisk: true;
+      /** "bios" (SeaBIOS, QEMU's default) unless "efi": OVMF, Debian's ovmf package, with no persistent variables. */
+      readonly firmware?: "bios" | "efi";
+      readonly pxe?: undefined;
+      readonly kernel?: undefined;
+      readonly initrd?: undefined;
+      readonly append?: undefined;
+    };
+
+/** Debian's ovmf: code and variables in one image, for -bios; variables written at run time are not kept. */
+export const OVMF_IMAGE = "/usr/share/ovmf/OVMF.fd";
 
 export type VmOptions = VmBoot & VmDevices;
 
@@ -132,7 +143,7 @@ function bootArgs(options: VmOptions): string[] {
   if (options.kernel !== undefined) return ["-kernel", options.kernel, "-initrd", options.initrd, "-append", options.append];
   if (options.pxe !== undefined) return ["-boot", "n"];
   if ((options.disks ?? []).length === 0) throw new Error("a boot from disk needs a disk: give the VM one, made by qemu-harness/grub-disk.ts");
-  return ["-boot", "c"];
+  return [...(options.firmware === "efi" ? ["-bios", OVMF_IMAGE] : []), "-boot", "c"];
 }
 
 /** The first NIC's user network also serves tftpDir by TFTP and names the bootfile in its DHCP answers. */

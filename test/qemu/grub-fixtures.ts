@@ -8,7 +8,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DiskLayout } from "../../qemu-harness/disk.ts";
-import { addGrubFiles, buildGrubDisk, type GrubBootextSpec } from "../../qemu-harness/grub-disk.ts";
+import { addGrubFiles, buildGrubDisk, type Firmware, type GrubBootextSpec } from "../../qemu-harness/grub-disk.ts";
 import { ARTIFACTS, requireArtifacts, runFolder, SITE_CONFIG } from "./fixtures.ts";
 
 /** The command line the -kernel scenarios use (fixtures.ts vmOptions), and /proc/cmdline printed by the test system. */
@@ -20,8 +20,8 @@ export interface GrubDisk {
   readonly buildSeconds: number;
 }
 
-/** Builds one GRUB disk named `name` in this run's folder, with grubenv's variables if given. */
-export async function grubDisk(name: string, grubenv?: GrubBootextSpec["grubenv"]): Promise<GrubDisk> {
+/** Builds one GRUB disk named `name` in this run's folder, with grubenv's variables if given, for BIOS unless told. */
+export async function grubDisk(name: string, grubenv?: GrubBootextSpec["grubenv"], firmware: Firmware = "bios"): Promise<GrubDisk> {
   await requireArtifacts();
   const work = join(await runFolder(), `grub-${name}`);
   const sysfs = join(work, "sysfs");
@@ -37,12 +37,13 @@ export async function grubDisk(name: string, grubenv?: GrubBootextSpec["grubenv"
     active: { name: "shell", kernel: ARTIFACTS.kernel, initrd: ARTIFACTS.initramfs.shell },
     recovery: { name: "systemd", kernel: ARTIFACTS.kernel, initrd: ARTIFACTS.initramfs.systemd },
     append: GRUB_APPEND,
+    firmware,
     ...(grubenv === undefined ? {} : { grubenv }),
   });
   const layout = await buildGrubDisk(join(work, "disk.img"), work, [
     { label: "SYSFS", sizeMiB: 120, content: sysfs },
     // two kernels (8 MB each), two initramfs images (~95 MB each), GRUB's modules (3.5 MB)
     { label: "BOOTEXT", sizeMiB: 320, content: bootext },
-  ]);
+  ], firmware);
   return { layout, buildSeconds: (performance.now() - started) / 1000 };
 }

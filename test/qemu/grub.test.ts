@@ -4,7 +4,8 @@
 // keep their writes: grubenv says saved_entry=recovery, next_entry=active,
 // the "try the new kernel once" a reboot-mode switch will write. The first
 // boot is "active" (and GRUB clears next_entry on BOOTEXT with save_env); the
-// second, with nobody touching the disk, is "recovery".
+// second, with nobody touching the disk, is "recovery". Then the same
+// BOOTEXT layout on a disk with an EFI System Partition, booted by OVMF.
 
 import { beforeAll, describe, expect, test } from "bun:test";
 import type { BootReport } from "../../controller/boot/report.ts";
@@ -28,8 +29,8 @@ interface Timed {
 }
 
 /** Boots the disk through its bootloader to the test system's poweroff, timing the milestones on the way. */
-async function bootFromDisk(): Promise<Timed> {
-  return withVm({ fromDisk: true, disks: [disk.layout.path], writeDisks: true }, async (vm: Vm) => {
+async function bootFromDisk(path = disk.layout.path, firmware: "bios" | "efi" = "bios"): Promise<Timed> {
+  return withVm({ fromDisk: true, firmware, disks: [path], writeDisks: true }, async (vm: Vm) => {
     const started = performance.now();
     const at = () => (performance.now() - started) / 1000;
     await vm.waitFor(/grub: booting \w+/, 60_000);
@@ -42,7 +43,7 @@ async function bootFromDisk(): Promise<Timed> {
     const done = at();
     await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
     const seconds = { grub, kernel, controller, done };
-    console.log(`boot from disk: ${Object.entries(seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(", ")}`);
+    console.log(`boot from disk (${firmware}): ${Object.entries(seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(", ")}`);
     return { markers: parseTestMarkers(vm.console()), console: vm.console(), seconds };
   });
 }
@@ -101,6 +102,25 @@ describe("a disk that boots through GRUB", () => {
       expect(cmdlineOf(markers)).toBe("BOOT_IMAGE=/Kernel/recovery-kernel console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline");
       expect(markers.imageId).toBe("system-a");
       expect(reportOf(markers).outcome).toBe("handed-off");
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+});
+
+describe("the same BOOTEXT through UEFI", () => {
+  test(
+    "OVMF boots GRUB from the EFI System Partition, which boots the active links",
+    async () => {
+      const efi = await grubDisk("efi", undefined, "efi");
+      console.log(`GRUB EFI disk built in ${efi.buildSeconds.toFixed(2)} s`);
+      const { markers, console: text } = await bootFromDisk(efi.layout.path, "efi");
+      expect(text).toContain("grub: booting active: /Kernel/active-kernel /Kernel/active-initrd");
+      expect(cmdlineOf(markers)).toBe("BOOT_IMAGE=/Kernel/active-kernel console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline");
+      expect(markers.imageId).toBe("system-a");
+      const report = reportOf(markers);
+      expect(report.outcome).toBe("handed-off");
+      // the ESP is /dev/vda1
+      expect(report.boot.booted).toMatchObject({ label: "SYSFS", device: "/dev/vda2" });
     },
     SCENARIO_TIMEOUT_MS,
   );

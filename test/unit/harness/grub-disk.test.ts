@@ -7,9 +7,10 @@ import { mkdir, mkdtemp, readFile, readlink, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "../../../qemu-harness/command.ts";
-import { addGrubFiles, buildGrubDisk, GRUB_I386_PC } from "../../../qemu-harness/grub-disk.ts";
+import { addGrubFiles, buildGrubDisk, GRUB_I386_PC, GRUB_X86_64_EFI } from "../../../qemu-harness/grub-disk.ts";
 
 const hasGrub = await Bun.file(join(GRUB_I386_PC, "boot.img")).exists();
+const hasGrubEfi = (await Bun.file(join(GRUB_X86_64_EFI, "linux.mod")).exists()) && Bun.which("mcopy") !== null && Bun.which("mkfs.vfat") !== null;
 
 let dir: string;
 beforeAll(async () => {
@@ -19,7 +20,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function bootext(name: string): Promise<string> {
+async function bootext(name: string, firmware: "bios" | "efi" = "bios"): Promise<string> {
   const root = join(dir, name);
   await mkdir(root, { recursive: true });
   await writeFile(join(dir, "vmlinuz"), "kernel bytes");
@@ -30,6 +31,7 @@ async function bootext(name: string): Promise<string> {
     recovery: { name: "old", kernel: join(dir, "vmlinuz"), initrd: join(dir, "old-initrd.img") },
     append: "console=ttyS0 root=controller",
     grubenv: { next_entry: "recovery" },
+    firmware,
   });
   return root;
 }
@@ -79,5 +81,26 @@ describe.skipIf(!hasGrub)("GRUB disks", () => {
 
   test("refuses a GRUB disk without BOOTEXT, where GRUB's files would be", async () => {
     await expect(buildGrubDisk(join(dir, "no-bootext.img"), dir, [{ label: "SYSFS", sizeMiB: 4 }])).rejects.toThrow("no partition is labelled BOOTEXT");
+  });
+});
+
+describe.skipIf(!hasGrubEfi)("GRUB disks for UEFI", () => {
+  test("an EFI System Partition first, FAT, holding EFI/BOOT/BOOTX64.EFI; BOOTEXT gets the x86_64-efi modules", async () => {
+    const root = await bootext("efi", "efi");
+    expect(await Bun.file(join(root, "grub/x86_64-efi/linux.mod")).exists()).toBe(true);
+    expect(await Bun.file(join(root, "grub/i386-pc")).exists()).toBe(false);
+    const path = join(dir, "efi.img");
+    const layout = await buildGrubDisk(path, dir, [{ label: "SYSFS", sizeMiB: 4 }, { label: "BOOTEXT", sizeMiB: 8, content: root }], "efi");
+    expect(layout.biosBoot).toBeUndefined();
+    const { stdout } = await runCommand(["sfdisk", "--json", path]);
+    const table = (JSON.parse(stdout) as { partitiontable: { partitions: { type: string }[] } }).partitiontable;
+    expect(table.partitions.map((p) => p.type)).toEqual(["C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"]);
+    const esp = layout.partitions[0];
+    if (esp === undefined) throw new Error("no ESP");
+    const fat = await runCommand(["blkid", "-p", "-o", "export", "-O", String(esp.offsetBytes), path]);
+    expect(fat.stdout).toContain("TYPE=vfat");
+    // mtools reads the FAT inside the disk image at the ESP's offset, without mounting
+    const listing = await runCommand(["mdir", "-b", "-i", `${path}@@${esp.offsetBytes}`, "::/EFI/BOOT"]);
+    expect(listing.stdout).toContain("BOOTX64.EFI");
   });
 });

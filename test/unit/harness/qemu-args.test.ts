@@ -109,5 +109,8 @@ describe("qemuArgv", () => {
     expect(argv).not.toContain("-append");
     expect(valuesOf(argv, "-drive")).toEqual(["file=/d/grub.img,format=raw,if=virtio,snapshot=on"]);
     expect(() => qemuArgv({ fromDisk: true })).toThrow("a boot from disk needs a disk");
+    expect(argv).not.toContain("-bios");
+    // UEFI: OVMF instead of SeaBIOS
+    expect(valuesOf(qemuArgv({ fromDisk: true, firmware: "efi", disks: ["/d/grub.img"] }), "-bios")).toEqual(["/usr/share/ovmf/OVMF.fd"]);
   });
 });
