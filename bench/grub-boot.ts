@@ -1,5 +1,6 @@
-// A boot through GRUB from the disk against QEMU's -kernel boot, on the same
-// GRUB disk (test/qemu/grub-fixtures.ts), interleaved, one VM at a time. For
+// A boot through GRUB from the disk (BIOS, and UEFI from its own disk) against
+// QEMU's -kernel boot on the BIOS GRUB disk (test/qemu/grub-fixtures.ts),
+// interleaved, one VM at a time. For
 // each: seconds from QEMU's start to the kernel's banner, to the controller's
 // first line, and to the test system's "@@TEST done"; the difference is what
 // GRUB costs (reading the kernel and the initramfs through the BIOS under TCG).
@@ -13,7 +14,8 @@ const rounds = Number(process.argv[2] ?? "2");
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`Cannot bench: ROUNDS must be a whole number of at least 1, got ${process.argv[2]}`);
 
 const disk = await grubDisk("bench");
-console.log(`GRUB disk built in ${disk.buildSeconds.toFixed(2)} s`);
+const efiDisk = await grubDisk("bench-efi", undefined, "efi");
+console.log(`GRUB disks built in ${disk.buildSeconds.toFixed(2)} s (BIOS), ${efiDisk.buildSeconds.toFixed(2)} s (UEFI)`);
 
 async function timed(options: VmOptions): Promise<number[]> {
   return withVm(options, async (vm: Vm) => {
@@ -31,6 +33,7 @@ async function timed(options: VmOptions): Promise<number[]> {
 
 const kinds = {
   grub: { fromDisk: true, disks: [disk.layout.path] } as VmOptions,
+  efi: { fromDisk: true, firmware: "efi", disks: [efiDisk.layout.path] } as VmOptions,
   kernel: { kernel: ARTIFACTS.kernel, initrd: ARTIFACTS.initramfs.shell, append: GRUB_APPEND, disks: [disk.layout.path] } as VmOptions,
 };
 console.log("kind    kernel  controller  done   (seconds from QEMU's start)");
