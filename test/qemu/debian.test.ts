@@ -19,8 +19,11 @@ import { withVm } from "../../qemu-harness/vm.ts";
 import { runFolder, SITE_CONFIG, vmOptions } from "./fixtures.ts";
 
 const DEBIAN_IMAGE = resolve(import.meta.dir, "../../build/images/debian.squashfs");
-/** systemd to multi-user under TCG is 45-55 s after the controller's ~20 s; twice that on a busy machine. */
-const DEBIAN_BOOT_TIMEOUT_MS = 300_000;
+/**
+ * To the markers: 176-212 s here with other VMs on the host (systemd's userspace alone
+ * 2 min 12 s, the guest losing the CPU for up to 15 s at a time); a margin above that.
+ */
+const DEBIAN_BOOT_TIMEOUT_MS = 420_000;
 /** From "@@TEST done" to QEMU's exit: systemd's shutdown, mark-shutdown, the shutdown environment. */
 const DEBIAN_SHUTDOWN_TIMEOUT_MS = 180_000;
 
@@ -82,6 +85,11 @@ describe("Debian with systemd through the controller", () => {
         const matches = running === imageKernels;
         expect(marker(markers, "modules-for-running-kernel")).toBe(matches ? "yes" : "no");
         expect(modprobe).toBe(matches ? "dummy exit=0" : "dummy exit=1");
+        // Without the running kernel's modules systemd cannot load autofs4, so the binfmt_misc
+        // automount fails (the failure the issue names); with them nothing may fail.
+        const allowedFailures = matches ? [] : ["proc-sys-fs-binfmt_misc.automount"];
+        const failed = marker(markers, "failed-units");
+        expect(failed === "none" ? [] : (failed ?? "").split(",")).toEqual(allowedFailures.filter((unit) => failed?.includes(unit)));
       });
     },
     DEBIAN_BOOT_TIMEOUT_MS + DEBIAN_SHUTDOWN_TIMEOUT_MS + 10_000,
