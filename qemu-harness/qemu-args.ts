@@ -58,9 +58,27 @@ export type VmBoot =
       /** The kernel command line; must send the console to the serial port (console=ttyS0), which the harness reads. */
       readonly append: string;
       readonly pxe?: undefined;
+      readonly fromDisk?: undefined;
     }
   /** The command line is in what the bootfile loads; it too must say console=ttyS0. PXE needs a network. */
-  | { readonly pxe: PxeBoot; readonly network: VmNetwork; readonly kernel?: undefined; readonly initrd?: undefined; readonly append?: undefined };
+  | { readonly pxe: PxeBoot; readonly network: VmNetwork; readonly kernel?: undefined; readonly initrd?: undefined; readonly append?: undefined; readonly fromDisk?: undefined }
+  /**
+   * As a real machine boots: the BIOS (SeaBIOS) runs the first disk's boot code,
+   * GRUB from qemu-harness/grub-disk.ts. The command line is in its grub.cfg and
+   * must say console=ttyS0 there.
+   */
+  | {
+      readonly fromDisk: true;
+      /** "bios" (SeaBIOS, QEMU's default) unless "efi": OVMF, Debian's ovmf package, with no persistent variables. */
+      readonly firmware?: "bios" | "efi";
+      readonly pxe?: undefined;
+      readonly kernel?: undefined;
+      readonly initrd?: undefined;
+      readonly append?: undefined;
+    };
+
+/** Debian's ovmf: code and variables in one image, for -bios; variables written at run time are not kept. */
+export const OVMF_IMAGE = "/usr/share/ovmf/OVMF.fd";
 
 export type VmOptions = VmBoot & VmDevices;
 
@@ -77,7 +95,7 @@ export interface VmDevices {
 }
 
 export function qemuArgv(options: VmOptions): string[] {
-  if (options.pxe === undefined && !/(^|\s)console=ttyS0(\s|,|$)/.test(options.append)) {
+  if (options.kernel !== undefined && !/(^|\s)console=ttyS0(\s|,|$)/.test(options.append)) {
     throw new Error(
       `the kernel command line must contain console=ttyS0 (the harness reads the serial console), got: ${JSON.stringify(options.append)}`,
     );
@@ -117,8 +135,15 @@ export function qemuArgv(options: VmOptions): string[] {
       "-drive",
       `file=${optionValue(disk)},format=raw,if=virtio,snapshot=${options.writeDisks === true ? "off" : "on"}`,
     ]),
-    ...(options.pxe === undefined ? ["-kernel", options.kernel, "-initrd", options.initrd, "-append", options.append] : ["-boot", "n"]),
+    ...bootArgs(options),
   ];
+}
+
+function bootArgs(options: VmOptions): string[] {
+  if (options.kernel !== undefined) return ["-kernel", options.kernel, "-initrd", options.initrd, "-append", options.append];
+  if (options.pxe !== undefined) return ["-boot", "n"];
+  if ((options.disks ?? []).length === 0) throw new Error("a boot from disk needs a disk: give the VM one, made by qemu-harness/grub-disk.ts");
+  return [...(options.firmware === "efi" ? ["-bios", OVMF_IMAGE] : []), "-boot", "c"];
 }
 
 /** The first NIC's user network also serves tftpDir by TFTP and names the bootfile in its DHCP answers. */

@@ -4,15 +4,19 @@
 //   bun qemu-harness/run.ts --kernel VMLINUZ --initrd INITRD [--disk IMG]... \
 //     [--append "console=ttyS0 root=controller"] [--memory MiB] [--write-disks] \
 //     [--host-port PORT]... [--console-log FILE]
+//   bun qemu-harness/run.ts --from-disk [--efi] --disk IMG [options]   (a disk made by grub-disk.ts)
 
 import { parseArgs } from "node:util";
 import { formatArgv } from "../controller/system/exec.ts";
 import { runAttached } from "./command.ts";
-import { DEFAULT_MEMORY_MIB, GUEST_FORWARD_ADDRESS, qemuArgv, type VmOptions } from "./qemu-args.ts";
+import { DEFAULT_MEMORY_MIB, GUEST_FORWARD_ADDRESS, qemuArgv, type VmBoot, type VmOptions } from "./qemu-args.ts";
 
 const DEFAULT_APPEND = "console=ttyS0 root=controller";
 
 const USAGE = `usage: bun qemu-harness/run.ts --kernel VMLINUZ --initrd INITRD [options]
+       bun qemu-harness/run.ts --from-disk [--efi] --disk IMG [options]
+  --from-disk         boot the first disk's bootloader (GRUB, see grub-disk.ts), no --kernel/--initrd/--append
+  --efi               with --from-disk: UEFI firmware (OVMF) instead of SeaBIOS
   --disk IMG          attach a raw disk image (repeatable; first is /dev/vda)
   --append CMDLINE    kernel command line (default: "${DEFAULT_APPEND}")
   --memory MiB        guest memory (default: ${DEFAULT_MEMORY_MIB})
@@ -27,6 +31,8 @@ function parseOptions(args: string[]): VmOptions {
     options: {
       kernel: { type: "string" },
       initrd: { type: "string" },
+      "from-disk": { type: "boolean" },
+      efi: { type: "boolean" },
       disk: { type: "string", multiple: true },
       append: { type: "string" },
       memory: { type: "string" },
@@ -40,13 +46,21 @@ function parseOptions(args: string[]): VmOptions {
     console.log(USAGE);
     process.exit(0);
   }
-  if (values.kernel === undefined || values.initrd === undefined) {
-    throw new Error(`--kernel and --initrd are required\n${USAGE}`);
+  let boot: VmBoot;
+  if (values["from-disk"] === true) {
+    if (values.kernel !== undefined || values.initrd !== undefined || values.append !== undefined) {
+      throw new Error(`--from-disk boots what the disk's grub.cfg says: give no --kernel, --initrd or --append\n${USAGE}`);
+    }
+    boot = { fromDisk: true, firmware: values.efi === true ? "efi" : "bios" };
+  } else {
+    if (values.efi === true) throw new Error(`--efi goes with --from-disk\n${USAGE}`);
+    if (values.kernel === undefined || values.initrd === undefined) {
+      throw new Error(`--kernel and --initrd are required\n${USAGE}`);
+    }
+    boot = { kernel: values.kernel, initrd: values.initrd, append: values.append ?? DEFAULT_APPEND };
   }
   return {
-    kernel: values.kernel,
-    initrd: values.initrd,
-    append: values.append ?? DEFAULT_APPEND,
+    ...boot,
     disks: values.disk ?? [],
     writeDisks: values["write-disks"] === true,
     memoryMiB: values.memory === undefined ? DEFAULT_MEMORY_MIB : wholeNumber("--memory", values.memory),

@@ -29,9 +29,12 @@ export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
   "health.test.ts": { expectedSeconds: 1260, vms: 1 },
   "update.test.ts": { expectedSeconds: 1230, vms: 1 },
   "boot.test.ts": { expectedSeconds: 450, vms: 1 },
+  // two boots of Debian with systemd: 193-244 s (shell initramfs, beside other VMs) + 77 s (systemd initrd)
+  "debian.test.ts": { expectedSeconds: 320, vms: 1 },
   "heddle.test.ts": { expectedSeconds: 420, vms: 1 },
   "network.test.ts": { expectedSeconds: 190, vms: 1 },
   "alchemy.test.ts": { expectedSeconds: 150, vms: 1 },
+  "grub.test.ts": { expectedSeconds: 170, vms: 1 },
   "pxe.test.ts": { expectedSeconds: 130, vms: 1 },
   "harness.test.ts": { expectedSeconds: 40, vms: 1 },
   "initramfs.test.ts": { expectedSeconds: 10, vms: 1 },

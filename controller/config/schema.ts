@@ -80,6 +80,27 @@ const slotShape = {
   fs_type: text("a filesystem type such as \"ext4\"", (value) => /^[a-z0-9][a-z0-9._-]*$/.test(value)),
 };
 
+/**
+ * PROPOSED, not in the schema yet (issue 14): `boot.kernel_switch`, how a boot
+ * gets onto the kernel its slot's image carries when that is not the running
+ * kernel (plans/kernel-switch.ts decides; docs/issue-14/plans14.md):
+ *   "kexec"  count the attempt, kexec the slot's kernel and initrd (checked against
+ *            their signed sha512) with rd.controller.kexec, so the next controller
+ *            never kexecs again; BOOTEXT's entries, when there are some, are brought
+ *            in step first and a failed kexec reboots into them. Needs no bootloader
+ *            (PXE, QEMU's -kernel), hence the default.
+ *   "reboot" write the kernel and initrd as BOOTEXT's active entry (the previous pair
+ *            becomes the recovery entry), then reboot. The choice under Secure Boot's
+ *            lockdown, where kexec loads only signed kernels.
+ *   "off"    boot on the running kernel, as before issue 14.
+ * The session that wires the plan adds `kernel_switch` to bootShape below and
+ * KERNEL_SWITCH_DEFAULT to DEFAULT_CONFIG.boot, and documents it in
+ * config.d/30-boot.toml; three tests of test/unit/config/layers.test.ts list
+ * [boot]'s keys and the defaults, and change with it.
+ */
+export const KERNEL_SWITCH_MODES = ["kexec", "reboot", "off"] as const;
+export const KERNEL_SWITCH_DEFAULT: (typeof KERNEL_SWITCH_MODES)[number] = "kexec";
+
 const bootShape = {
   real_init: text(
     "a normalised absolute path such as \"/sbin/init\" (no //, no trailing /, no \".\" or \"..\" parts)",

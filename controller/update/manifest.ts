@@ -8,9 +8,23 @@ import { z } from "zod";
 import { isHostname } from "../config/schema.ts";
 import { valueAt } from "../config/value-at.ts";
 import { chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
+import { isKernelRelease, RELEASE_EXPECTED } from "./kernel-release.ts";
 
-/** The only manifest format this controller knows; a manifest of another format is refused as a whole. */
+/**
+ * The format `publish` writes for an image without a kernel: a controller from
+ * before format 2 takes it exactly as before.
+ */
 export const MANIFEST_FORMAT = 1;
+/**
+ * Format 2 adds the optional `kernel` section (the image carries its kernel,
+ * issue 14). A controller that knows only format 1 refuses a format-2 manifest
+ * as a whole and boots its local system: that is deliberate, because one that
+ * dropped the unknown key would boot the new root filesystem on its old kernel,
+ * without modules (see docs/issue-14/kernel-convention.md).
+ */
+export const MANIFEST_FORMAT_KERNEL = 2;
+/** Every manifest format this controller reads; any other is refused as a whole. */
+export const MANIFEST_FORMATS: readonly number[] = [MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL];
 /** Caps on what a controller downloads before it has checked anything: a hostile server cannot send endless data. */
 export const MANIFEST_MAX_BYTES = 65536;
 export const SIGNATURE_MAX_BYTES = 4096;
@@ -190,14 +204,65 @@ const machineEntrySchema = object(
     entry.mac !== undefined ? { mac: entry.mac, files: entry.files } : { hostname: entry.hostname ?? "", files: entry.files },
   );
 
+/** The biggest kernel (bzImage) and initrd a manifest may sign: sanity caps, far above Debian's (8 MiB and about 60 MiB). */
+export const KERNEL_MAX_BYTES = 256 * 1024 * 1024;
+export const INITRD_MAX_BYTES = 2 * 1024 * 1024 * 1024;
+const IMAGE_PATH_MAX = 255;
+
+/** An absolute path inside the image such as "/boot/vmlinuz-6.1.0-28-amd64": normalised, no "." or "..", no odd characters. */
+function isImagePath(value: string): boolean {
+  return (
+    value.length <= IMAGE_PATH_MAX &&
+    /^(?:\/[A-Za-z0-9._+~-]+)+$/.test(value) &&
+    value.split("/").every((part, index) => (index === 0 ? part === "" : part !== "." && part !== ".."))
+  );
+}
+
+const imagePath = text(
+  `an absolute path inside the image such as "/boot/vmlinuz-6.1.0-28-amd64" (at most ${IMAGE_PATH_MAX} characters; ` +
+    'letters, digits, ".", "_", "+", "~", "-" and "/"; no "." or ".." parts, no "//", no trailing "/")',
+  isImagePath,
+);
+
+function bootFileSchema(what: string, max: number) {
+  return object(
+    { path: imagePath, size: integer(1, max, `the ${what}'s size in bytes`), sha512 },
+    `an object with path (the regular file inside the image, symlinks resolved), size and sha512 of the ${what}`,
+  );
+}
+
+/**
+ * Format 2 only: the kernel the image carries and its initrd, both files inside
+ * the image (the image's sha512 already covers them; their own hashes let the
+ * boot check what it kexecs or copies to BOOTEXT without the image), and the
+ * release that the kernel's header names and /lib/modules has.
+ */
+const kernelSchema = object(
+  {
+    release: text(RELEASE_EXPECTED, isKernelRelease),
+    /** UTS_VERSION, "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)": tells two builds of one release apart */
+    build: text("the kernel's build string such as \"#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)\" (1 to 256 printable ASCII characters)", (value) =>
+      /^[\x20-\x7e]{1,256}$/.test(value),
+    ).optional(),
+    vmlinuz: bootFileSchema("kernel", KERNEL_MAX_BYTES),
+    initrd: bootFileSchema("initrd", INITRD_MAX_BYTES),
+  },
+  "an object with release, vmlinuz and initrd (each with path, size and sha512), and optionally build",
+).superRefine((kernel, context) => {
+  if (kernel.vmlinuz.path === kernel.initrd.path) {
+    context.addIssue({ code: "custom", path: ["initrd", "path"], message: `a file other than the kernel's (${kernel.vmlinuz.path})` });
+  }
+});
+
 const manifestSchema = object(
   {
-    format: z.literal(MANIFEST_FORMAT),
+    format: z.union([z.literal(MANIFEST_FORMAT), z.literal(MANIFEST_FORMAT_KERNEL)]),
     channel: text('a channel name such as "stable" (a lowercase letter or digit, then up to 63 of them or ".", "_", "-")', isChannel),
     version: text(VERSION_EXPECTED, isVersion),
     created: timestamp,
     expires: timestamp,
     image: imageSchema,
+    kernel: kernelSchema.optional(),
     config: object(
       { fleet: configFilesSchema, machines: list(machineEntrySchema, "a list of machine entries") },
       "an object with fleet and machines",
@@ -254,12 +319,19 @@ export function parseManifest(bytes: Uint8Array, source: string): ParsedManifest
   }
   // Another format may mean other rules for every other key; its other problems would mislead.
   const format = (input as Record<string, unknown>)["format"];
-  if (format !== MANIFEST_FORMAT) {
-    return refuse(`key format: expected ${MANIFEST_FORMAT} (the only manifest format this controller knows), got ${describeValue(format)}`);
+  if (typeof format !== "number" || !MANIFEST_FORMATS.includes(format)) {
+    return refuse(`key format: expected ${MANIFEST_FORMATS.join(" or ")} (the manifest formats this controller knows), got ${describeValue(format)}`);
   }
-  const result = manifestSchema.safeParse(input);
+  // Format 1 never had a kernel section: a "kernel" key in it is an unknown key, dropped as before, never trusted.
+  const known = format === MANIFEST_FORMAT ? withoutKey(input as Record<string, unknown>, "kernel") : input;
+  const result = manifestSchema.safeParse(known);
   if (result.success) return { ok: true, manifest: result.data };
   return { ok: false, problems: result.error.issues.map((issue) => `${source}: ${describeIssue(input, issue)}`) };
+}
+
+function withoutKey(input: Record<string, unknown>, key: string): Record<string, unknown> {
+  const { [key]: _dropped, ...rest } = input;
+  return rest;
 }
 
 function describeIssue(input: unknown, issue: z.core.$ZodIssue): string {

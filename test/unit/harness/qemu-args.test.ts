@@ -100,4 +100,17 @@ describe("qemuArgv", () => {
     expect(() => qemuArgv({ ...BASE, memoryMiB: 1.5 })).toThrow("memoryMiB must be a whole number of at least 64, got 1.5");
     expect(() => qemuArgv({ ...BASE, network: { hostPorts: [70000] } })).toThrow("not a TCP port: 70000");
   });
+
+  test("a boot from disk gives no -kernel, -initrd or -append and boots the first disk", () => {
+    const argv = qemuArgv({ fromDisk: true, disks: ["/d/grub.img"] });
+    expect(valuesOf(argv, "-boot")).toEqual(["c"]);
+    expect(argv).not.toContain("-kernel");
+    expect(argv).not.toContain("-initrd");
+    expect(argv).not.toContain("-append");
+    expect(valuesOf(argv, "-drive")).toEqual(["file=/d/grub.img,format=raw,if=virtio,snapshot=on"]);
+    expect(() => qemuArgv({ fromDisk: true })).toThrow("a boot from disk needs a disk");
+    expect(argv).not.toContain("-bios");
+    // UEFI: OVMF instead of SeaBIOS
+    expect(valuesOf(qemuArgv({ fromDisk: true, firmware: "efi", disks: ["/d/grub.img"] }), "-bios")).toEqual(["/usr/share/ovmf/OVMF.fd"]);
+  });
 });
