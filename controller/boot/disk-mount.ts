@@ -5,6 +5,7 @@
 import type { Config } from "../config/schema.ts";
 import { type BootPlan, planBoot } from "../plans/boot-order.ts";
 import { describeDevices } from "../plans/devices.ts";
+import { SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
 import { slotMountPoint } from "../plans/mounts.ts";
 import type { HealthRecord } from "../plans/slot-health.ts";
 import type { MountRecord } from "../system/new-root-paths.ts";
@@ -14,11 +15,13 @@ import type { SlotsUpdated } from "./disk-boot.ts";
 import type { MountedRoot } from "./finish.ts";
 import { type BootedSlot, type MountsResult, runMountsStage } from "./mounts.ts";
 import { type OvermountOutcome, runOvermountsStage } from "./overmounts.ts";
+import { type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
 import { countBootAttempt } from "./slot-health.ts";
 
 interface OnBooted {
   readonly overmounts: OvermountOutcome[];
   readonly health: HealthRecord | undefined;
+  readonly kernel: KernelSwitchResult | undefined;
 }
 
 /** Stages "mounts", "overmounts" and "attempt": the root this boot hands over. */
@@ -32,7 +35,7 @@ export async function mountSlot(boot: SlotsUpdated): Promise<MountedRoot> {
   const mounts = [...mounted.mounts];
   context.decisions.push(...plan.decisions);
   const booted = mounted.booted;
-  const { overmounts, health } = booted === undefined ? { overmounts: [], health: undefined } : await runOnBooted(boot, booted, mounts);
+  const { overmounts, health, kernel } = booted === undefined ? { overmounts: [], health: undefined, kernel: undefined } : await runOnBooted(boot, booted, mounts);
   return {
     resolved: boot.resolved,
     // content from command_url= and ssh_keys_url= is trusted as the machine's own config says, never a server's
@@ -48,23 +51,42 @@ export async function mountSlot(boot: SlotsUpdated): Promise<MountedRoot> {
       tmpfs: mounted.tmpfs,
       ...(mounted.machineId === undefined ? {} : { machineId: mounted.machineId }),
       overmounts,
+      ...(kernel === undefined ? {} : { kernel }),
     },
     ...(booted === undefined ? { nothingBootable: nothingBootable(config, devices, mounted.failedSlots) } : {}),
   };
 }
 
-/** Stages "overmounts" and "attempt" on the slot that booted. */
+/** Stages "overmounts", "attempt" and "kernel" on the slot that booted. */
 async function runOnBooted(boot: SlotsUpdated, booted: BootedSlot, mounts: MountRecord[]): Promise<OnBooted> {
   const { context, bootext, cuts } = boot;
   const config = boot.resolved.config;
   context.decisions.push(`booted ${booted.label} (${booted.role}) from ${booted.device}`);
   const overmounts = await context.stage("overmounts", [], (stageLog) => runOvermountsStage(context.system, stageLog, config, bootext.mountPoint, mounts));
+  const cameByKexec = context.cmdline.heddle.kexecFrom === SLOT_KERNEL_MARKER_VALUE;
   const health = await context.stage("attempt", undefined, async (stageLog) => {
+    if (cameByKexec) {
+      // the controller that kexec'd this kernel counted this boot before the kexec: counting again would halve health.max_attempts
+      stageLog.info(`this boot came by kexec of ${booted.label}'s own kernel: its attempt was counted before the kexec`);
+      return undefined;
+    }
     const counted = await countBootAttempt(context.system, slotMountPoint(booted), `${booted.label} on ${booted.device}`, cuts);
     stageLog.info(`boot ${counted.attempts} of ${config.health.max_attempts} on ${booted.label} without a mark-good`);
     return counted;
   });
-  return { overmounts, health };
+  const record = boot.slotsNow.find((slot) => slot.device.device === booted.device)?.record;
+  const manifest = record?.status === "valid" ? record.manifest : undefined;
+  const inputs: KernelSwitchInputs = {
+    config,
+    cmdline: context.cmdline,
+    slot: `${booted.label} on ${booted.device}${manifest === undefined ? "" : ` (version ${manifest.version})`}`,
+    slotKernel: manifest?.kernel,
+    writableBootext: bootext.readOnly ? undefined : bootext.mountPoint,
+    cuts,
+  };
+  const kernel = await context.stage("kernel", undefined, (stageLog) => runKernelSwitchStage(context.system, stageLog, inputs));
+  if (kernel !== undefined) context.decisions.push(`kernel: ${kernel.outcome}: ${[...kernel.reasons, ...kernel.errors].join("; ")}`);
+  return { overmounts, health, kernel };
 }
 
 /** What the console says when no slot could be mounted. */

@@ -25,7 +25,7 @@ export interface BootResult {
 
 /** The parts of the report that depend on how the root was found. */
 export type RootReport = Pick<BootReport, "partitions" | "bootext" | "update" | "boot" | "mounts" | "tmpfs" | "overmounts"> &
-  Partial<Pick<BootReport, "heddle" | "diskless" | "machineId">>;
+  Partial<Pick<BootReport, "heddle" | "diskless" | "machineId" | "kernel">>;
 
 /** What a boot from disks or from RAM hands over to finishBoot. */
 export interface MountedRoot {

@@ -16,6 +16,7 @@ import type { CommandResult } from "./command-url.ts";
 import type { DisklessReport } from "./diskless-report.ts";
 import type { HandoffResult } from "./handoff.ts";
 import type { HeddleResult } from "./heddle.ts";
+import type { KernelSwitchResult } from "./kernel-switch.ts";
 import type { MachineIdResult } from "./machine-id.ts";
 import type { MountsResult } from "./mounts.ts";
 import type { NetworkResult } from "./network.ts";
@@ -86,6 +87,8 @@ export interface BootReport {
   /** where /etc/machine-id came from: kept on BOOTEXT, made now, or the image's; absent when nothing booted and on a diskless boot */
   readonly machineId?: MachineIdResult;
   readonly overmounts: readonly OvermountOutcome[];
+  /** the kernel this boot runs against the one the booted slot's image carries, and how the boot got onto it */
+  readonly kernel?: KernelSwitchResult;
   /** ssh and lldpd in the initramfs, when the command line asked for them */
   readonly services?: ServicesReport;
   /** command_url=: fetched, checked, run */

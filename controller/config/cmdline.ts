@@ -39,6 +39,8 @@ export interface Cmdline {
    * rd.controller.kexec=NAME, which the controller adds when it kexecs an update (never kexec twice).
    */
   readonly heddle: { readonly boot?: "dist"; readonly update?: string; readonly fallback: boolean; readonly kexecFrom?: string };
+  /** rd.controller.kexec_by=VERSION+COMMIT: the controller that kexec'd a slot's own kernel into this boot */
+  readonly kexecBy?: string;
   readonly net: boolean;
   readonly ssh: boolean;
   readonly lldpd: boolean;
@@ -54,7 +56,7 @@ const CONFIG_PREFIX = "controller.";
 const OWN_PREFIX = "rd.controller.";
 /** `controller.diskless`: boot from RAM (diskless.ts). */
 const DISKLESS_FLAG = "controller.diskless";
-const OWN_PARAMS = ["rd.controller.debug", "rd.controller.cut", "rd.controller.kexec"];
+const OWN_PARAMS = ["rd.controller.debug", "rd.controller.cut", "rd.controller.kexec", "rd.controller.kexec_by"];
 
 /** A Heddle update's folder name: safe on a command line and as one path part. */
 export const UPDATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -195,6 +197,9 @@ export function parseCmdline(raw: string): Cmdline {
   const kexecFrom = reader.value("rd.controller.kexec", "the name of the update that was kexec'd", "ignoring it", (value) =>
     UPDATE_NAME.test(value) ? value : undefined,
   );
+  const kexecBy = reader.value("rd.controller.kexec_by", "the version+commit of the controller that kexec'd", "ignoring it", (value) =>
+    UPDATE_NAME.test(value) ? value : undefined,
+  );
   const sshKeysUrl = reader.value("ssh_keys_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const commandUrl = reader.value("command_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const cut = reader.value("rd.controller.cut", "a cut point name such as switch-first-label", "ignoring it", (value) =>
@@ -215,6 +220,7 @@ export function parseCmdline(raw: string): Cmdline {
       fallback: reader.flag("heddle_fallback"),
       ...(kexecFrom === undefined ? {} : { kexecFrom }),
     },
+    ...(kexecBy === undefined ? {} : { kexecBy }),
     net: reader.flag("net"),
     ssh: reader.flag("ssh"),
     lldpd: reader.flag("lldpd"),

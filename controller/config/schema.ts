@@ -81,9 +81,8 @@ const slotShape = {
 };
 
 /**
- * PROPOSED, not in the schema yet (issue 14): `boot.kernel_switch`, how a boot
- * gets onto the kernel its slot's image carries when that is not the running
- * kernel (plans/kernel-switch.ts decides; docs/issue-14/plans14.md):
+ * `boot.kernel_switch`: how a boot gets onto the kernel its slot's image
+ * carries when that is not the running kernel (plans/kernel-switch.ts decides):
  *   "kexec"  count the attempt, kexec the slot's kernel and initrd (checked against
  *            their signed sha512) with rd.controller.kexec, so the next controller
  *            never kexecs again; BOOTEXT's entries, when there are some, are brought
@@ -92,11 +91,7 @@ const slotShape = {
  *   "reboot" write the kernel and initrd as BOOTEXT's active entry (the previous pair
  *            becomes the recovery entry), then reboot. The choice under Secure Boot's
  *            lockdown, where kexec loads only signed kernels.
- *   "off"    boot on the running kernel, as before issue 14.
- * The session that wires the plan adds `kernel_switch` to bootShape below and
- * KERNEL_SWITCH_DEFAULT to DEFAULT_CONFIG.boot, and documents it in
- * config.d/30-boot.toml; three tests of test/unit/config/layers.test.ts list
- * [boot]'s keys and the defaults, and change with it.
+ *   "off"    boot on the running kernel, as before.
  */
 export const KERNEL_SWITCH_MODES = ["kexec", "reboot", "off"] as const;
 export const KERNEL_SWITCH_DEFAULT: (typeof KERNEL_SWITCH_MODES)[number] = "kexec";
@@ -106,6 +101,7 @@ const bootShape = {
     "a normalised absolute path such as \"/sbin/init\" (no //, no trailing /, no \".\" or \"..\" parts)",
     isNormalizedAbsolutePath,
   ),
+  kernel_switch: z.enum(KERNEL_SWITCH_MODES, { error: 'one of "kexec", "reboot" or "off"' }),
 };
 
 const timeoutsShape = {
@@ -316,7 +312,7 @@ export type ConfigLayerValues = z.infer<typeof configLayerSchema>;
 export const DEFAULT_CONFIG: Config = {
   labels: { system: "SYSFS", backup: "BACKUPFS", deprived: "DEPRIVED", bootext: "BOOTEXT" },
   slot: { image: "system.squashfs", fs_type: "ext4" },
-  boot: { real_init: "/sbin/init" },
+  boot: { real_init: "/sbin/init", kernel_switch: KERNEL_SWITCH_DEFAULT },
   timeouts: {
     devices_seconds: 30,
     command_seconds: 120,

@@ -16,7 +16,7 @@ import { editCmdline } from "../config/cmdline.ts";
 import { KERNEL_SWITCH_MODES } from "../config/schema.ts";
 import { type KernelIdentity, compareKernels } from "../update/kernel-release.ts";
 import type { Manifest } from "../update/manifest.ts";
-import { KERNEL_CMDLINE_MAX_BYTES, KEXEC_MARKER } from "./kexec-cmdline.ts";
+import { KERNEL_CMDLINE_MAX_BYTES, KEXEC_BY, KEXEC_MARKER } from "./kexec-cmdline.ts";
 
 /** boot.kernel_switch: how the boot gets onto the slot's own kernel. */
 export type KernelSwitchMode = (typeof KERNEL_SWITCH_MODES)[number];
@@ -39,6 +39,8 @@ export interface KernelSwitchInput {
   readonly slotModules?: readonly string[];
   /** this boot's command line as the kernel got it (/proc/cmdline) */
   readonly cmdline: string;
+  /** this controller as rd.controller.kexec_by names it (VERSION+COMMIT), for the kexec'd boot's report */
+  readonly controller?: string;
   /** the kexec marker's value on this boot's command line: a controller before this one already kexec'd */
   readonly markerFrom: string | undefined;
   /** BOOTEXT's bootloader entries: whether the active pair exists, and whether it is already the slot's kernel and initrd */
@@ -93,9 +95,10 @@ export type KernelSwitchPlan =
       readonly warnings: readonly string[];
     };
 
-/** The kexec'd kernel's command line: this boot's, any old marker replaced by ours. */
-export function slotKexecCmdline(current: string): { readonly ok: true; readonly cmdline: string } | { readonly ok: false; readonly problem: string } {
-  const cmdline = editCmdline(current.replace(/\s+$/, ""), (name) => name === KEXEC_MARKER, [`${KEXEC_MARKER}=${SLOT_KERNEL_MARKER_VALUE}`]);
+/** The kexec'd kernel's command line: this boot's, any old marker replaced by ours (and by who kexec'd, when known). */
+export function slotKexecCmdline(current: string, controller?: string): { readonly ok: true; readonly cmdline: string } | { readonly ok: false; readonly problem: string } {
+  const added = [`${KEXEC_MARKER}=${SLOT_KERNEL_MARKER_VALUE}`, ...(controller === undefined ? [] : [`${KEXEC_BY}=${controller}`])];
+  const cmdline = editCmdline(current.replace(/\s+$/, ""), (name) => name === KEXEC_MARKER || name === KEXEC_BY, added);
   const bytes = Buffer.byteLength(cmdline);
   if (bytes > KERNEL_CMDLINE_MAX_BYTES) {
     return { ok: false, problem: `Cannot kexec: the command line would be ${bytes} bytes, the kernel takes at most ${KERNEL_CMDLINE_MAX_BYTES}` };
@@ -192,7 +195,7 @@ export function planKernelSwitch(input: KernelSwitchInput): KernelSwitchPlan {
   const fallback: KexecFallback = bootEntry.exists
     ? { action: "reboot", why: `the kexec failed: rebooting into BOOTEXT's active entry, ${slot}'s kernel ${slotKernel.release}` }
     : { action: "boot-on", error: `Cannot boot ${slot}'s own kernel: the kexec failed and BOOTEXT has no bootloader entry to reboot into; booting on the running kernel` };
-  const built = slotKexecCmdline(input.cmdline);
+  const built = slotKexecCmdline(input.cmdline, input.controller);
   if (!built.ok) {
     // the same fallback as a kexec that fails to load: nothing was kexec'd
     if (fallback.action === "reboot") {

@@ -6,6 +6,8 @@ import { HEDDLE_UPDATE_FILES as FILES } from "../system/paths.ts";
 
 /** Added to the kexec'd command line: that boot's controller sees it and does not kexec again. */
 export const KEXEC_MARKER = "rd.controller.kexec";
+/** Added beside the marker when the controller kexecs a slot's own kernel: which controller did it, VERSION+COMMIT, for the next one's report. */
+export const KEXEC_BY = "rd.controller.kexec_by";
 /** x86's COMMAND_LINE_SIZE is 2048 bytes with the terminating NUL: a longer line would be cut off silently. */
 export const KERNEL_CMDLINE_MAX_BYTES = 2047;
 

@@ -16,6 +16,10 @@ export const DEV_KMSG = "/dev/kmsg";
 /** Its first number is the console log level: kernel-log lines below it also reach the console. */
 export const PROC_PRINTK = "/proc/sys/kernel/printk";
 
+/** The running kernel's release (uname -r) and build (uname -v): which kernel runs, against the one a slot's image carries. */
+export const PROC_KERNEL_OSRELEASE = "/proc/sys/kernel/osrelease";
+export const PROC_KERNEL_VERSION = "/proc/sys/kernel/version";
+
 /** MemAvailable here says whether a diskless boot's image fits in RAM. */
 export const PROC_MEMINFO = "/proc/meminfo";
 
@@ -42,6 +46,8 @@ export const STAGING_DIR = `${RUN_DIR}/staging`;
 export const OVERMOUNT_IMAGE_DIR = `${RUN_DIR}/overmount-images`;
 /** The spare slot is mounted here, read-write, while an update is written into it. */
 export const INSTALL_MOUNT = `${RUN_DIR}/install`;
+/** A slot's kernel and initrd, copied out of its image and checked, for kexec to load. */
+export const KERNEL_SWITCH_DIR = `${RUN_DIR}/kernel-switch`;
 /** Slots are mounted here, read-only and one at a time, to read what they record before the boot decides. */
 export const INSPECT_MOUNT = `${RUN_DIR}/inspect`;
 

@@ -556,7 +556,7 @@ describe("a whole boot with the flags", () => {
     expect(outcome).toBe("handed-off");
     const stages = report.stages.map((stage) => stage.stage);
     expect(stages.slice(stages.indexOf("network"))).toEqual([
-      "network", "check", "mounts", "overmounts", "attempt", "services", "command", "wait", "stop-services", "handoff",
+      "network", "check", "mounts", "overmounts", "attempt", "kernel", "services", "command", "wait", "stop-services", "handoff",
     ]);
     expect(report.stages.every((stage) => stage.outcome === "ok")).toBe(true);
     expect(report.update.network).toMatchObject({ status: "up", interfaces: [{ name: "eth0", address: "10.0.2.15/24" }] });

@@ -47,7 +47,7 @@ describe("a boot with an update server", () => {
     expect(report.config.provenance['tmpfs."/var/log".size']).toBe("server:50-fleet.toml");
     expect(report.decisions).toEqual(expect.arrayContaining([expect.stringContaining("update: version 2.0 on /dev/vda2 is now SYSFS")]));
     expect(report.stages.map((stage) => stage.stage)).toEqual([
-      "cmdline", "config", "disks", "bootext", "heddle", "slots", "health", "network", "check", "server-config", "install", "switch", "mounts", "overmounts", "attempt", "handoff",
+      "cmdline", "config", "disks", "bootext", "heddle", "slots", "health", "network", "check", "server-config", "install", "switch", "mounts", "overmounts", "attempt", "kernel", "handoff",
     ]);
     expect(text).toContain("controller: install: 100% of 0.0 MB");
 

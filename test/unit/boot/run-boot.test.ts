@@ -43,6 +43,7 @@ describe("controller boot over the fake machine", () => {
       "mounts",
       "overmounts",
       "attempt",
+      "kernel",
       "handoff",
     ]);
     expect(report.decisions).toEqual([

@@ -300,7 +300,7 @@ describe("parseCmdline", () => {
 
   test("an unknown rd.controller.* parameter is a warning, other unknown parameters are not", () => {
     expect(parseCmdline("rd.controller.debgu rd.controller.debug=1 quiet splash").warnings).toEqual([
-      "rd.controller.debgu: unknown parameter; the rd.controller.* parameters are rd.controller.debug, rd.controller.cut, rd.controller.kexec",
+      "rd.controller.debgu: unknown parameter; the rd.controller.* parameters are rd.controller.debug, rd.controller.cut, rd.controller.kexec, rd.controller.kexec_by",
     ]);
   });
 

@@ -63,6 +63,7 @@ const DEFAULT_PROVENANCE_KEYS = [
   "slot.image",
   "slot.fs_type",
   "boot.real_init",
+  "boot.kernel_switch",
   "timeouts.devices_seconds",
   "timeouts.command_seconds",
   "timeouts.network_seconds",
@@ -242,6 +243,8 @@ describe("parseConfigLayer", () => {
       ['boot.real_init = "/sbin//init"', `key boot.real_init: ${INIT}, got "/sbin//init"`],
       ['boot.real_init = "/sbin/init/"', `key boot.real_init: ${INIT}, got "/sbin/init/"`],
       ['boot.real_init = "/"', `key boot.real_init: ${INIT}, got "/"`],
+      ['boot.kernel_switch = "kexc"', 'key boot.kernel_switch: expected one of "kexec", "reboot" or "off", got "kexc"'],
+      ["boot.kernel_switch = true", 'key boot.kernel_switch: expected one of "kexec", "reboot" or "off", got true'],
       ['labels.system = ""', `key labels.system: ${LABEL}, got ""`],
       ['labels.bootext = "A\\tB"', `key labels.bootext: ${LABEL}, got "A\\tB"`],
       ["labels.backup = 7", `key labels.backup: ${LABEL}, got 7`],
@@ -280,7 +283,7 @@ describe("parseConfigLayer", () => {
       ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs"],
       ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds, request_seconds, image_min_kib_per_second, image_window_seconds"],
       ["labels.root = 'X'", "key labels.root: unknown key; [labels] has system, backup, deprived, bootext"],
-      ["[boot]\ninit = '/x'", "key boot.init: unknown key; [boot] has real_init"],
+      ["[boot]\ninit = '/x'", "key boot.init: unknown key; [boot] has real_init, kernel_switch"],
       [
         '[tmpfs."/etc"]\nsise = "1m"',
         'key tmpfs."/etc".sise: unknown key; [tmpfs."/etc"] has enabled, size, mode, seed_from_image',
@@ -645,7 +648,7 @@ describe("cmdline overrides", () => {
 
   test("unknown keys are rejected", () => {
     expect(rejectedProblems("controller.boot.init=/x")).toEqual([
-      "cmdline:controller.boot.init: key boot.init: unknown key; [boot] has real_init",
+      "cmdline:controller.boot.init: key boot.init: unknown key; [boot] has real_init, kernel_switch",
     ]);
     expect(rejectedProblems("controller.verbose=1")).toEqual([
       "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",

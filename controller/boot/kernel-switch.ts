@@ -1,0 +1,168 @@
+// Stage "kernel": once the slot to boot is mounted and its attempt counted,
+// boot on, or get onto the kernel its own image carries (issue 14): kexec it,
+// or write it to BOOTEXT as the bootloader's active entry and reboot.
+// plans/kernel-switch.ts decides from plain data read here; this file reads
+// that data and carries the plan out. The kernel and initrd are copied to
+// the initramfs's tmpfs while their sha512 is checked against the slot's
+// signed record, and kexec loads the copies: what boots is what was checked.
+// Whatever fails, the boot goes on on the running kernel, with the error on
+// the console and in the report.
+
+import { createHash } from "node:crypto";
+import type { Cmdline } from "../config/cmdline.ts";
+import type { Config } from "../config/schema.ts";
+import { type BootFile, type KernelSwitchPlan, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE, type SignedKernel } from "../plans/kernel-switch.ts";
+import { KEXEC_MARKER } from "../plans/kexec-cmdline.ts";
+import type { CutPoints } from "../system/cut-points.ts";
+import type { Logger } from "../system/log.ts";
+import { KERNEL_SWITCH_DIR, NEWROOT, PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION } from "../system/paths.ts";
+import type { System } from "../system/system.ts";
+import { COMMIT, VERSION } from "../system/version.ts";
+import { type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
+
+/** This controller as the next one names it: rd.controller.kexec_by=VERSION+COMMIT. */
+export const CONTROLLER_IDENTITY = `${VERSION}+${COMMIT}`;
+
+export interface KernelSwitchResult {
+  /** boot-on: this kernel boots the slot. kexec-failed and reboot-failed: the switch was due and could not happen, so it boots on. */
+  readonly outcome: "boot-on" | "kexec-failed" | "reboot-failed";
+  readonly mode: Config["boot"]["kernel_switch"];
+  readonly running?: KernelIdentity;
+  /** the kernel the slot's signed record names; absent when its image carries none */
+  readonly slotKernel?: { readonly release: string; readonly build?: string };
+  /** this boot was started by a controller's kexec of the slot's kernel, and which controller that was */
+  readonly cameByKexec?: { readonly marker: string; readonly by?: string };
+  readonly reasons: readonly string[];
+  readonly warnings: readonly string[];
+  readonly errors: readonly string[];
+}
+
+export interface KernelSwitchInputs {
+  readonly config: Config;
+  readonly cmdline: Cmdline;
+  /** "SYSFS on /dev/vda2 (version 2.0)" */
+  readonly slot: string;
+  readonly slotKernel: SignedKernel | undefined;
+  /** BOOTEXT's mount point when it is mounted writable: read-only around the kexec, so the kexec'd kernel finds it clean */
+  readonly writableBootext: string | undefined;
+  readonly cuts: CutPoints;
+}
+
+async function readRunningKernel(system: System, log: Logger): Promise<KernelIdentity | undefined> {
+  try {
+    const osrelease = await system.readText(PROC_KERNEL_OSRELEASE);
+    const version = await system.readText(PROC_KERNEL_VERSION).catch(() => undefined);
+    const running = runningKernel(osrelease, version);
+    if ("problem" in running) {
+      log.warn(`Cannot tell which kernel runs: ${running.problem}`);
+      return undefined;
+    }
+    return running;
+  } catch (error) {
+    log.warn(`Cannot read ${PROC_KERNEL_OSRELEASE}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** The kernel releases the mounted image has modules for (/lib/modules/*); undefined when that cannot be read. */
+async function moduleReleases(system: System): Promise<string[] | undefined> {
+  const dir = `${NEWROOT}/lib/modules`;
+  if ((await system.lstat(dir)) === undefined) return [];
+  return system.readdir(dir).catch(() => undefined);
+}
+
+/** Copies `file` of the mounted image to `to`, checking its size and sha512 against the signed record on the way. */
+async function copyVerified(system: System, file: BootFile, to: string): Promise<void> {
+  const from = `${NEWROOT}${file.path}`;
+  const hash = createHash("sha512");
+  const writer = await system.openForWrite(to, 0);
+  let size = 0;
+  try {
+    for await (const chunk of system.readChunks(from)) {
+      size += chunk.length;
+      if (size > file.size) break;
+      hash.update(chunk);
+      await writer.write(chunk);
+    }
+  } finally {
+    await writer.close();
+  }
+  if (size !== file.size) throw new Error(`Cannot use ${from}: it is ${size > file.size ? "larger than" : `${size} bytes, not`} the ${file.size} bytes its signed record says`);
+  const sha512 = hash.digest("hex");
+  if (sha512 !== file.sha512) throw new Error(`Cannot use ${from}: its sha512 is ${sha512.slice(0, 16)}…, its signed record says ${file.sha512.slice(0, 16)}…`);
+}
+
+/** Stage "kernel". Returns only when this kernel boots the slot: a kexec that works never returns. */
+export async function runKernelSwitchStage(system: System, log: Logger, inputs: KernelSwitchInputs): Promise<KernelSwitchResult> {
+  const { config, cmdline, slot, slotKernel } = inputs;
+  const running = await readRunningKernel(system, log);
+  const markerFrom = cmdline.heddle.kexecFrom;
+  const slotModules = await moduleReleases(system);
+  const plan = planKernelSwitch({
+    mode: config.boot.kernel_switch,
+    running,
+    slot,
+    slotKernel,
+    ...(slotModules === undefined ? {} : { slotModules }),
+    cmdline: cmdline.raw,
+    controller: CONTROLLER_IDENTITY,
+    markerFrom,
+    // BOOTEXT's bootloader entries are not read yet: a boot switches by kexec only, reboot mode says it cannot
+    bootEntry: { exists: false },
+  });
+  for (const reason of plan.reasons) log.info(reason);
+  for (const warning of plan.warnings) log.warn(warning);
+  const base = {
+    mode: config.boot.kernel_switch,
+    ...(running === undefined ? {} : { running }),
+    ...(slotKernel === undefined ? {} : { slotKernel: { release: slotKernel.release, ...(slotKernel.build === undefined ? {} : { build: slotKernel.build }) } }),
+    ...(markerFrom === undefined ? {} : { cameByKexec: { marker: markerFrom, ...(cmdline.kexecBy === undefined ? {} : { by: cmdline.kexecBy }) } }),
+    reasons: plan.reasons,
+    warnings: plan.warnings,
+  };
+  if (markerFrom === SLOT_KERNEL_MARKER_VALUE) log.info(`this controller (${CONTROLLER_IDENTITY}) came by kexec from controller ${cmdline.kexecBy ?? "(not named)"}`);
+  if (plan.action === "boot-on") {
+    for (const error of plan.errors) log.error(error);
+    return { ...base, outcome: "boot-on", errors: plan.errors };
+  }
+  if (plan.action === "write-entries-then-reboot") {
+    const error = `Cannot boot ${slot}'s own kernel by reboot: this controller cannot write BOOTEXT's bootloader entries yet; booting on the running kernel`;
+    log.error(error);
+    return { ...base, outcome: "reboot-failed", errors: [error] };
+  }
+  const failure = await kexecSlotKernel(system, log, plan, inputs);
+  const error = `${failure}; ${plan.fallback.action === "boot-on" ? plan.fallback.error : `${plan.fallback.why}: not possible yet, booting on the running kernel`}`;
+  log.error(error);
+  return { ...base, outcome: "kexec-failed", errors: [error] };
+}
+
+/** Verifies, loads and boots the slot's kernel; returns why not when any step fails. */
+async function kexecSlotKernel(system: System, log: Logger, plan: Extract<KernelSwitchPlan, { action: "kexec" }>, inputs: KernelSwitchInputs): Promise<string> {
+  const kernel = `${KERNEL_SWITCH_DIR}/vmlinuz`;
+  const initrd = `${KERNEL_SWITCH_DIR}/initrd.img`;
+  const { cmdline } = plan;
+  try {
+    await system.mkdir(KERNEL_SWITCH_DIR);
+    log.info(`copying and checking ${plan.kernel.path} (${plan.kernel.size} bytes) and ${plan.initrd.path} (${plan.initrd.size} bytes) against the signed record`);
+    await copyVerified(system, plan.kernel, kernel);
+    await copyVerified(system, plan.initrd, initrd);
+    log.info(`loading kernel ${plan.release} with kexec, command line: ${cmdline}`);
+    await system.kexecLoad({ kernel, initrd, cmdline });
+  } catch (error) {
+    await system.remove(KERNEL_SWITCH_DIR).catch(() => undefined);
+    return `Cannot kexec ${inputs.slot}'s kernel ${plan.release}: ${(error as Error).message}`;
+  }
+  await system.remove(KERNEL_SWITCH_DIR).catch(() => undefined);
+  // kexec neither syncs nor unmounts: the slot is read-only again since its attempt was counted; BOOTEXT is made so too
+  const bootext = inputs.writableBootext;
+  if (bootext !== undefined) await system.remount(bootext, true).catch((error: Error) => log.warn(`Cannot make BOOTEXT read-only before the kexec: ${error.message}`));
+  log.info(`booting kernel ${plan.release} with kexec (${KEXEC_MARKER}=${SLOT_KERNEL_MARKER_VALUE})`);
+  try {
+    await system.kexecBoot();
+  } catch (error) {
+    return `Cannot kexec ${inputs.slot}'s kernel ${plan.release}: kexec --exec failed: ${(error as Error).message}`;
+  } finally {
+    if (bootext !== undefined) await system.remount(bootext, false).catch(() => undefined);
+  }
+  return `Cannot kexec ${inputs.slot}'s kernel ${plan.release}: kexec --exec returned`;
+}
