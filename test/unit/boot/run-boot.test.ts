@@ -49,10 +49,14 @@ describe("controller boot over the fake machine", () => {
     expect(report.decisions).toEqual([
       "heddle: no updates: booting the installed system",
       "update: no update servers configured (update.servers): booting the local system",
-      "boot SYSFS on /dev/vda1", "booted SYSFS (system) from /dev/vda1", "init /sbin/init (boot.real_init from built-in defaults)"]);
+      "boot SYSFS on /dev/vda1",
+      "booted SYSFS (system) from /dev/vda1",
+      "kernel: boot-on: SYSFS on /dev/vda1 carries no kernel of its own: it boots on the running kernel, as before",
+      "init /sbin/init (boot.real_init from built-in defaults)",
+    ]);
     expect(report.config.provenance["labels.system"]).toBe("built-in defaults");
     // every stage says something, with the one prefix
-    for (const stage of ["cmdline", "config", "disks", "bootext", "heddle", "slots", "check", "health", "mounts", "overmounts", "handoff"]) {
+    for (const stage of ["cmdline", "config", "disks", "bootext", "heddle", "slots", "check", "health", "mounts", "overmounts", "kernel", "handoff"]) {
       expect(sink.consoleLines.some((line) => line.startsWith(`controller: ${stage}: `))).toBe(true);
     }
     expect(sink.kmsgLines.length).toBeGreaterThanOrEqual(sink.consoleLines.length);
