@@ -4,7 +4,7 @@
 import { type Config, DEFAULT_CONFIG } from "../controller/config/schema.ts";
 import { formatHealth, type HealthRecord } from "../controller/plans/slot-health.ts";
 import { chunkRanges } from "../controller/update/chunks.ts";
-import { manifestPath, signaturePath } from "../controller/update/manifest.ts";
+import { MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL, type Manifest, manifestPath, signaturePath } from "../controller/update/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signContent } from "../controller/update/signing.ts";
 import { systemImage } from "./fake-machine.ts";
 import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
@@ -38,6 +38,35 @@ export interface Release {
   readonly imageSize?: number;
   /** sign a sha512 per chunk of this many bytes besides the whole image's; none when absent, as manifests had before chunks */
   readonly chunkSize?: number;
+  /** the image carries this kernel (manifest format 2): /boot/vmlinuz-RELEASE, /boot/initrd.img-RELEASE, /lib/modules/RELEASE */
+  readonly kernel?: ImageKernel;
+}
+
+export interface ImageKernel {
+  readonly release: string;
+  readonly build?: string;
+  /** the kernel file's content in the image, when it is not the one the manifest signs (a tampered image) */
+  readonly tamperedVmlinuz?: string;
+}
+
+/** The kernel, initrd and modules of an image carrying `kernel`, and what its manifest signs about them. */
+export function imageKernelFiles(kernel: ImageKernel): { tree: Tree; signed: NonNullable<Manifest["kernel"]> } {
+  const vmlinuz = `bzImage ${kernel.release} ${kernel.build ?? ""}`;
+  const initrd = `initrd for ${kernel.release}, with the controller`;
+  const file = (path: string, text: string) => ({ path, size: new TextEncoder().encode(text).length, sha512: sha512Hex(new TextEncoder().encode(text)) });
+  return {
+    tree: {
+      [`boot/vmlinuz-${kernel.release}`]: kernel.tamperedVmlinuz ?? vmlinuz,
+      [`boot/initrd.img-${kernel.release}`]: initrd,
+      [`lib/modules/${kernel.release}/modules.dep`]: "",
+    },
+    signed: {
+      release: kernel.release,
+      ...(kernel.build === undefined ? {} : { build: kernel.build }),
+      vmlinuz: file(`/boot/vmlinuz-${kernel.release}`, vmlinuz),
+      initrd: file(`/boot/initrd.img-${kernel.release}`, initrd),
+    },
+  };
 }
 
 export interface Published {
@@ -77,10 +106,11 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
   const imageHash = sha512Hex(image);
   const imageUrl = `images/${imageHash}.squashfs`;
   fake.http.set(`${server}${imageUrl}`, { body: image });
-  FakeSystem.registerImage(image, imageTree(release.version));
+  const kernel = release.kernel === undefined ? undefined : imageKernelFiles(release.kernel);
+  FakeSystem.registerImage(image, { ...imageTree(release.version), ...kernel?.tree });
   const channel = release.channel ?? "stable";
   const manifest = {
-    format: 1,
+    format: kernel === undefined ? MANIFEST_FORMAT : MANIFEST_FORMAT_KERNEL,
     channel,
     version: release.version,
     created: CREATED,
@@ -99,6 +129,7 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
         files: Object.entries(files).map(([name, text]) => configEntry(server, name, text, fake)),
       })),
     },
+    ...(kernel === undefined ? {} : { kernel: kernel.signed }),
   };
   const manifestBytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
   const signature = signContent(manifestBytes, (release.signWith ?? KEYS).secretKey, { purpose: "manifest", target: manifest.channel, expires: manifest.expires });

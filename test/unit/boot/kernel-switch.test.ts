@@ -1,0 +1,149 @@
+// Stage "kernel" in whole boots over the fake: a slot whose image carries its
+// own kernel is kexec'd onto it, checked against its signed record first; the
+// kexec'd boot boots on and says where it came from; everything that fails
+// leaves a boot on the running kernel with the error in the report.
+
+import { describe, expect, test } from "bun:test";
+import { CONTROLLER_IDENTITY } from "../../../controller/boot/kernel-switch.ts";
+import { runBoot } from "../../../controller/boot/run-boot.ts";
+import { parseHealth } from "../../../controller/plans/slot-health.ts";
+import { connectToNetwork, labMachine } from "../../fake-machine.ts";
+import { type ImageKernel, installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import type { FakeSystem, Tree } from "../../fake-system.ts";
+import { memoryLogger } from "../../memory-log.ts";
+
+const K1: ImageKernel = { release: "6.1.0-50-amd64", build: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (2026-05-01)" };
+const K2: ImageKernel = { release: "6.1.0-57-amd64", build: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)" };
+
+const UPDATE_CONFIG: Tree = {
+  "config.d/60-update.toml": `[update]\nservers = ["${SERVER}"]\ntrusted_keys = ["${PUBLIC_KEY}"]\n`,
+};
+
+interface MachineSpec {
+  readonly cmdline?: string;
+  readonly bootext?: Tree;
+  readonly sysfs?: Tree;
+  /** the disks as a boot before left them, instead of SYSFS, BACKUPFS and BOOTEXT */
+  readonly disks?: ReturnType<FakeSystem["snapshotDevices"]>;
+}
+
+/** A machine running `running`, with 1.0 (carrying K1) on SYSFS and 0.9 on BACKUPFS. */
+function machine(running: ImageKernel, spec: MachineSpec = {}): FakeSystem {
+  const fake = labMachine({
+    bootext: { ...UPDATE_CONFIG, ...spec.bootext },
+    ...(spec.cmdline === undefined ? {} : { cmdline: spec.cmdline }),
+    ...(spec.disks === undefined ? {} : { labels: [] }),
+    slots: { SYSFS: spec.sysfs ?? installedSlot({ version: "1.0", kernel: K1 }), BACKUPFS: installedSlot({ version: "0.9" }) },
+  });
+  for (const { device, tree } of spec.disks ?? []) fake.addDevice(device, tree);
+  fake.addTree("/proc/sys/kernel", { osrelease: `${running.release}\n`, version: `${running.build}\n` });
+  return fake;
+}
+
+async function boot(fake: FakeSystem) {
+  const { log, sink } = memoryLogger();
+  const result = await runBoot(fake, log);
+  return { ...result, text: sink.text() };
+}
+
+function attemptsOn(fake: FakeSystem, device: string): number | undefined {
+  const entry = fake.snapshotDevices().find((disk) => disk.device.device === device)?.tree["controller/health.json"];
+  const text = typeof entry === "string" ? entry : entry !== undefined && "text" in entry ? entry.text : undefined;
+  const health = text === undefined ? undefined : parseHealth(text, device);
+  return health?.status === "read" ? health.health.attempts : undefined;
+}
+
+describe("stage kernel: the booted slot's own kernel", () => {
+  test("an update to 2.0 carrying K2, on K1: the attempt is counted, the checked copies are kexec'd with the marker and this controller's name", async () => {
+    const fake = connectToNetwork(machine(K1));
+    publish(fake, { version: "2.0", kernel: K2 });
+    const { outcome, report, text } = await boot(fake);
+    expect(report.boot.booted).toMatchObject({ label: "SYSFS", device: "/dev/vda2" });
+    expect(attemptsOn(fake, "/dev/vda2")).toBe(1);
+    expect(fake.kexecBooted).toEqual([
+      {
+        kernel: "/run/controller/kernel-switch/vmlinuz",
+        initrd: "/run/controller/kernel-switch/initrd.img",
+        cmdline: `root=controller console=ttyS0 rd.controller.kexec=slot-kernel rd.controller.kexec_by=${CONTROLLER_IDENTITY}`,
+      },
+    ]);
+    expect(text).toContain("controller: kernel: loading kernel 6.1.0-57-amd64 with kexec");
+    // the fake's kexec returns as a kernel that failed to start would: the boot goes on, on K1, and says so
+    expect(outcome).toBe("handed-off");
+    expect(report.kernel).toMatchObject({ outcome: "kexec-failed", mode: "kexec", running: { release: K1.release }, slotKernel: { release: K2.release } });
+    expect(report.kernel?.errors).toEqual([expect.stringContaining("Cannot kexec SYSFS on /dev/vda2 (version 2.0)'s kernel 6.1.0-57-amd64: kexec --exec returned")]);
+    expect(fake.peek("/sysroot/etc/test-image-id")).toBe("system-2.0");
+  });
+
+  test("the kexec'd boot: on K2 it boots on, counts no second attempt, and names the controller that kexec'd", async () => {
+    const first = connectToNetwork(machine(K1));
+    publish(first, { version: "2.0", kernel: K2 });
+    await boot(first);
+    const fake = machine(K2, { cmdline: "root=controller console=ttyS0 rd.controller.kexec=slot-kernel rd.controller.kexec_by=0.9.0+abc1234", disks: first.snapshotDevices() });
+    const { outcome, report, text } = await boot(fake);
+    expect(outcome).toBe("handed-off");
+    expect(fake.kexecBooted).toEqual([]);
+    expect(report.boot.booted).toMatchObject({ label: "SYSFS", device: "/dev/vda2" });
+    expect(attemptsOn(fake, "/dev/vda2")).toBe(1);
+    expect(report.kernel).toMatchObject({ outcome: "boot-on", errors: [], cameByKexec: { marker: "slot-kernel", by: "0.9.0+abc1234" } });
+    expect(text).toContain(`came by kexec from controller 0.9.0+abc1234`);
+  });
+
+  test("a kernel in the image that is not what the record signs is never loaded", async () => {
+    const fake = machine(K2, { sysfs: installedSlot({ version: "1.0", kernel: { ...K1, tamperedVmlinuz: "evil" } }) });
+    const { outcome, report } = await boot(fake);
+    expect(outcome).toBe("handed-off");
+    expect(fake.kexecLoaded).toBeUndefined();
+    expect(report.kernel?.outcome).toBe("kexec-failed");
+    expect(report.kernel?.errors[0]).toContain("Cannot use /sysroot/boot/vmlinuz-6.1.0-50-amd64: it is 4 bytes, not the");
+    expect(report.kernel?.errors[0]).toContain("BOOTEXT has no bootloader entry to reboot into; booting on the running kernel");
+  });
+
+  test("kexec cannot load the kernel: the error names it, and the boot goes on", async () => {
+    const fake = machine(K2);
+    fake.kexecLoadFailure = "kexec_load failed: Operation not permitted";
+    const { outcome, report } = await boot(fake);
+    expect(outcome).toBe("handed-off");
+    expect(fake.kexecBooted).toEqual([]);
+    expect(report.kernel?.errors[0]).toContain("Cannot kexec SYSFS on /dev/vda1 (version 1.0)'s kernel 6.1.0-50-amd64: ");
+    expect(report.kernel?.errors[0]).toContain("Operation not permitted");
+    expect(fake.peek("/run/controller/kernel-switch/vmlinuz")).toBeUndefined();
+  });
+
+  test("the slot's kernel already runs: no switch", async () => {
+    const fake = machine(K1);
+    const { report } = await boot(fake);
+    expect(fake.kexecLoaded).toBeUndefined();
+    expect(report.kernel).toMatchObject({ outcome: "boot-on", errors: [], warnings: [] });
+  });
+
+  test('boot.kernel_switch = "off": boots on, warning that the slot carries another kernel', async () => {
+    const fake = machine(K2, { bootext: { "config.d/30-boot.toml": '[boot]\nkernel_switch = "off"\n' } });
+    const { report } = await boot(fake);
+    expect(fake.kexecLoaded).toBeUndefined();
+    expect(report.kernel?.mode).toBe("off");
+    expect(report.kernel?.warnings[0]).toContain('carries kernel 6.1.0-50-amd64 but boots on the running kernel: boot.kernel_switch is "off"');
+  });
+
+  test("a marker but still not the slot's kernel: never a second kexec", async () => {
+    const fake = machine(K2, { cmdline: "root=controller rd.controller.kexec=slot-kernel" });
+    const { report } = await boot(fake);
+    expect(fake.kexecLoaded).toBeUndefined();
+    expect(report.kernel?.errors[0]).toContain("not switching twice");
+  });
+
+  test("an image without a kernel and without modules for the running kernel: a loud warning", async () => {
+    const fake = machine(K2, { sysfs: installedSlot({ version: "1.0" }) });
+    const { report, text } = await boot(fake);
+    expect(fake.kexecLoaded).toBeUndefined();
+    expect(report.kernel?.warnings).toEqual([expect.stringContaining("its image has no /lib/modules/6.1.0-57-amd64 (it has none at all)")]);
+    expect(text).toContain("every module the system loads after the handoff will fail");
+  });
+
+  test('reboot mode without bootloader entries on BOOTEXT: boots on, saying why', async () => {
+    const fake = machine(K2, { bootext: { "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' } });
+    const { report } = await boot(fake);
+    expect(fake.kexecLoaded).toBeUndefined();
+    expect(report.kernel?.errors[0]).toContain("BOOTEXT has no bootloader entries");
+  });
+});
