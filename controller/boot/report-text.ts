@@ -2,6 +2,7 @@
 
 import type { HealthRecord } from "../plans/slot-health.ts";
 import type { SlotSummary } from "../plans/slot.ts";
+import type { KernelSwitchResult } from "./kernel-switch.ts";
 import type { BootReport } from "./report.ts";
 import { HEALTH_FILE, type LiveHealth } from "./slot-health.ts";
 
@@ -41,6 +42,19 @@ function slotLines(slot: SlotSummary, booted: boolean, live: LiveHealth | undefi
   ];
 }
 
+/** Which kernel runs, the one the booted image carries, and how this boot got onto it. */
+function kernelLines(kernel: KernelSwitchResult, controller: BootReport["controller"]): string[] {
+  const describe = (identity: { release: string; build?: string }) => `${identity.release}${identity.build === undefined ? "" : ` ${identity.build}`}`;
+  return [
+    `kernel: ${kernel.running === undefined ? "unknown" : describe(kernel.running)}; the image carries ${kernel.slotKernel === undefined ? "none" : describe(kernel.slotKernel)} (boot.kernel_switch "${kernel.mode}": ${kernel.outcome})`,
+    ...(kernel.cameByKexec === undefined
+      ? []
+      : [`  came by kexec (rd.controller.kexec=${kernel.cameByKexec.marker}) from controller ${kernel.cameByKexec.by ?? "(not named)"}; this controller ${controller.version}+${controller.commit}`]),
+    ...kernel.errors.map((error) => `  error: ${error}`),
+    ...kernel.warnings.map((warning) => `  warning: ${warning}`),
+  ];
+}
+
 /**
  * The report as text: what booted, from where, what was mounted, what went
  * wrong, how long it took. The report is the last boot's; `live` is the booted
@@ -60,6 +74,7 @@ export function formatStatus(report: BootReport, live?: LiveHealth): string {
       : report.diskless?.status === "running-from-ram"
         ? `booted: version ${report.diskless.version} from RAM (diskless), image ${report.diskless.image}, init ${report.handoff?.init.path ?? "chosen by dracut"}`
         : "booted: nothing",
+    ...(report.kernel === undefined ? [] : kernelLines(report.kernel, report.controller)),
     ...(report.machineId === undefined ? [] : [`machine-id: ${report.machineId.detail}`]),
     ...(report.diskless === undefined ? [] : [`diskless: ${report.diskless.status}: ${report.diskless.detail}`, `  because ${report.diskless.why}`]),
     "decisions:",

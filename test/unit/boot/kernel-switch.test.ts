@@ -5,6 +5,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { CONTROLLER_IDENTITY } from "../../../controller/boot/kernel-switch.ts";
+import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { parseHealth } from "../../../controller/plans/slot-health.ts";
 import { connectToNetwork, labMachine } from "../../fake-machine.ts";
@@ -87,6 +88,9 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(attemptsOn(fake, "/dev/vda2")).toBe(1);
     expect(report.kernel).toMatchObject({ outcome: "boot-on", errors: [], cameByKexec: { marker: "slot-kernel", by: "0.9.0+abc1234" } });
     expect(text).toContain(`came by kexec from controller 0.9.0+abc1234`);
+    const status = formatStatus(report);
+    expect(status).toContain(`kernel: ${K2.release} ${K2.build}; the image carries ${K2.release} ${K2.build} (boot.kernel_switch "kexec": boot-on)\n`);
+    expect(status).toContain(`  came by kexec (rd.controller.kexec=slot-kernel) from controller 0.9.0+abc1234; this controller ${CONTROLLER_IDENTITY}\n`);
   });
 
   test("a kernel in the image that is not what the record signs is never loaded", async () => {
