@@ -13,7 +13,7 @@ beforeAll(async () => {
   disks = await scenarioDisks();
 }, 120_000);
 
-const STAGES = ["cmdline", "config", "disks", "bootext", "heddle", "slots", "health", "network", "check", "mounts", "overmounts", "attempt", "handoff"];
+const STAGES = ["cmdline", "config", "disks", "bootext", "heddle", "slots", "health", "network", "check", "mounts", "overmounts", "attempt", "kernel", "handoff"];
 
 function reportOf(markers: TestMarkers): BootReport {
   expect(markers.reportState).toBe("printed");
@@ -66,9 +66,19 @@ async function expectStandardBoot(flavour: Flavour) {
     expect(machineIdOf(markers)).toMatch(/^[0-9a-f]{32}$/);
     expect(report.machineId).toMatchObject({ source: "generated", id: machineIdOf(markers) });
 
+    // issue 14 (g): the test image carries no kernel and no /lib/modules at all: it boots on the
+    // running kernel, and the kernel stage says loudly that its modules are missing
+    const release = report.kernel?.running?.release ?? "unknown";
+    expect(report.kernel).toMatchObject({ outcome: "boot-on", mode: "kexec", running: { release: expect.stringMatching(/^\d+\.\d+\.\d+-\d+-amd64$/) }, errors: [] });
+    expect(report.kernel?.slotKernel).toBeUndefined();
+    expect(report.kernel?.warnings).toEqual([expect.stringContaining(`its image has no /lib/modules/${release} (it has none at all): every module the system loads after the handoff will fail`)]);
+    expect(console).toContain(`controller: kernel: WARNING: SYSFS on /dev/vda1 runs on the running kernel ${release}, but its image has no /lib/modules/${release}`);
+
     // `controller status` in the booted system prints the report for a person
     expect(markers.status?.exitCode).toBe(0);
     expect(markers.status?.output).toContain("booted: SYSFS (system) on /dev/vda1");
+    expect(markers.status?.output).toContain(`kernel: ${release} `);
+    expect(markers.status?.output).toContain('; the image carries none (boot.kernel_switch "kexec": boot-on)');
     // every stage spoke on the console and in the kernel log, with one prefix
     for (const stage of STAGES) expect(console).toMatch(new RegExp(`controller: ${stage}: `));
     expect(markers.kmsgControllerLines).toBeGreaterThanOrEqual(STAGES.length);
