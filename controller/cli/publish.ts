@@ -33,6 +33,8 @@ export const PUBLISH_USAGE = `  keygen PREFIX        write a new signing key pai
           [--expires-days N] --key SECRETFILE
                        sign and publish an update into DIR (served as is by any HTTP server);
                        V must be greater than the channel's current version; expires in N days (default ${DEFAULT_EXPIRES_DAYS})
+                       the image's kernel, its initrd and /lib/modules/RELEASE, when it has them (/boot/vmlinuz,
+                       /boot/initrd.img or Debian's names), are checked and signed too (manifest format 2)
   sign --key SECRETFILE --purpose command|ssh-keys (--url-path /PATH FILE | --served-root DIR FILE...)
           [--expires-days N]
   sign --key SECRETFILE --purpose heddle --version V [--name NAME] [--expires-days N] updates/NAME/SHA512SUMS...
@@ -165,6 +167,7 @@ export async function publishCommand(args: readonly string[]): Promise<number> {
       `Published version ${manifest.version} to channel ${manifest.channel}: ${published.manifestFile}, ` +
         `signed by ${published.publicKey}, expires ${manifest.expires}`,
     );
+    for (const note of published.notes) print(note);
     return 0;
   } catch (error) {
     fail(`Cannot publish version ${version} to channel ${channel}: ${(error as Error).message}`);

@@ -30,11 +30,20 @@ export function formatArgv(argv: readonly string[]): string {
   return argv.map(shellQuote).join(" ");
 }
 
+export interface RunOptions extends ExecOptions {
+  /**
+   * Hand the command's standard output to this function piece by piece as it
+   * comes, instead of capturing it (stdout is then ""): for output too large
+   * to hold, such as a file `unsquashfs -cat` reads out of an image.
+   */
+  readonly onStdout?: (chunk: Uint8Array) => void;
+}
+
 export async function runCommand(
   log: Logger,
   defaultTimeoutMs: number,
   argv: readonly string[],
-  options: ExecOptions = {},
+  options: RunOptions = {},
 ): Promise<ExecResult> {
   log.debug(`exec: ${formatArgv(argv)}`);
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
@@ -50,8 +59,11 @@ export async function runCommand(
   } catch (error) {
     throw new CommandError(argv, null, "", `it could not be started (${(error as Error).message})`);
   }
+  const { onStdout } = options;
   const [stdout, stderr, exitCode] = await Promise.all([
-    child.stdout instanceof ReadableStream ? new Response(child.stdout).text() : Promise.resolve(""),
+    !(child.stdout instanceof ReadableStream) ? Promise.resolve("")
+    : onStdout === undefined ? new Response(child.stdout).text()
+    : streamOut(child.stdout, onStdout),
     new Response(child.stderr).text(),
     child.exited,
   ]);
@@ -62,4 +74,9 @@ export async function runCommand(
   }
   if (exitCode !== 0) throw new CommandError(argv, exitCode, stderr, `exit status ${exitCode}`);
   return { stdout };
+}
+
+async function streamOut(stream: ReadableStream<Uint8Array>, onStdout: (chunk: Uint8Array) => void): Promise<string> {
+  for await (const chunk of stream) onStdout(chunk);
+  return "";
 }

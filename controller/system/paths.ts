@@ -124,6 +124,8 @@ export const TOOLS = {
   shell: "sh",
   udevadm: "udevadm",
   umount: "umount",
+  /** squashfs-tools, on the workstation only: `publish` and `verify` look inside an image with it (never in the initramfs). */
+  unsquashfs: "unsquashfs",
   xz: "xz",
 } as const;
 

@@ -210,7 +210,7 @@ export const INITRD_MAX_BYTES = 2 * 1024 * 1024 * 1024;
 const IMAGE_PATH_MAX = 255;
 
 /** An absolute path inside the image such as "/boot/vmlinuz-6.1.0-28-amd64": normalised, no "." or "..", no odd characters. */
-function isImagePath(value: string): boolean {
+export function isImagePath(value: string): boolean {
   return (
     value.length <= IMAGE_PATH_MAX &&
     /^(?:\/[A-Za-z0-9._+~-]+)+$/.test(value) &&
@@ -287,6 +287,9 @@ export type MachineEntry =
   | { readonly hostname: string; readonly files: readonly ManifestFile[] };
 
 export type Manifest = z.output<typeof manifestSchema>;
+
+/** A format-2 manifest's kernel section: the kernel an image carries, its initrd and its release. */
+export type SignedKernel = NonNullable<Manifest["kernel"]>;
 
 // --- parsing -------------------------------------------------------------------
 

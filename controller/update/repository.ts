@@ -15,6 +15,7 @@ import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
 import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
 import { sha512Pool } from "../system/sha512-pool.ts";
 import { chunkRanges, end, publishChunkSize, type SignedImage, verificationPieces } from "./chunks.ts";
+import { checkSignedKernel, type ImageKernel, readImageKernel } from "./image-kernel-files.ts";
 import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
   CONFIG_FILE_MAX_BYTES,
@@ -24,6 +25,7 @@ import {
   isMac,
   isVersion,
   MANIFEST_FORMAT,
+  MANIFEST_FORMAT_KERNEL,
   MANIFEST_MAX_BYTES,
   type Manifest,
   type ManifestFile,
@@ -105,6 +107,15 @@ export async function readRegularFile(path: string, cap: number, capName: string
     return { status: "read", bytes: new Uint8Array(buffer.subarray(0, length)) };
   } finally {
     await handle.close();
+  }
+}
+
+async function isRegularFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
   }
 }
 
@@ -274,6 +285,8 @@ export type Published =
       readonly manifestFile: string;
       /** The public key of the key that signed, to compare with update.trusted_keys. */
       readonly publicKey: string;
+      /** what was found of the image's kernel and signed, for stdout */
+      readonly notes: readonly string[];
       readonly warnings: readonly string[];
     }
   | { readonly ok: false; readonly problems: readonly string[]; readonly warnings: readonly string[] };
@@ -311,7 +324,10 @@ export async function publish(options: PublishOptions): Promise<Published> {
 
   const secretKey = await readSecretKey(options.secretKeyFile, problems, warnings);
   await checkVersionGoesUp(repo, channel, version, problems);
+  const imageProblems = problems.length;
   await checkImage(options.image, problems);
+  const imageKernel = problems.length === imageProblems ? await readImageKernel(options.image) : undefined;
+  const notes = imageKernel === undefined ? [] : describeImageKernel(options.image, imageKernel, problems, warnings);
   const fleet = await readConfigFiles(options.fleetConfig, "the fleet config", problems);
   const machines: { selector: { mac: string } | { hostname: string }; files: ConfigSource[] }[] = [];
   for (const entry of options.machineConfig) {
@@ -332,13 +348,16 @@ export async function publish(options: PublishOptions): Promise<Published> {
     name: file.name,
     ...(await storeContentAddressed(repo, "config", "toml", [file.bytes])),
   });
+  const kernel = imageKernel?.kind === "kernel" ? imageKernel.kernel : undefined;
   const manifest = {
-    format: MANIFEST_FORMAT,
+    // an image without a kernel gets format 1, byte for byte as before, which every controller reads
+    format: kernel === undefined ? MANIFEST_FORMAT : MANIFEST_FORMAT_KERNEL,
     channel,
     version,
     created: now.toISOString(),
     expires: new Date(now.getTime() + days * DAY_MS).toISOString(),
     image: { url: image.url, size: image.size, sha512: image.sha512, format: "squashfs", chunks: image.chunks },
+    ...(kernel === undefined ? {} : { kernel }),
     config: {
       fleet: await Promise.all(fleet.map(store)),
       machines: await Promise.all(machines.map(async ({ selector, files }) => ({ ...selector, files: await Promise.all(files.map(store)) }))),
@@ -354,7 +373,42 @@ export async function publish(options: PublishOptions): Promise<Published> {
   }
   await writeManifestSignature(repo, channel, bytes, parsed.manifest, secretKey);
   await writeAtomically(manifestFile, bytes);
-  return { ok: true, manifest: parsed.manifest, manifestFile, publicKey: encodePublicKey(publicKeyOf(secretKey)), warnings };
+  return { ok: true, manifest: parsed.manifest, manifestFile, publicKey: encodePublicKey(publicKeyOf(secretKey)), notes, warnings };
+}
+
+/** What publish says of the image's kernel: lines for stdout once published; refusals and warnings go to their lists. */
+function describeImageKernel(image: string, found: ImageKernel, problems: string[], warnings: string[]): string[] {
+  switch (found.kind) {
+    case "kernel": {
+      const { release, build, vmlinuz, initrd } = found.kernel;
+      return [
+        `Signed the image's kernel ${release}${build === undefined ? "" : ` (${build})`}: ${vmlinuz.path}, ${vmlinuz.size} bytes, ` +
+          `and its initrd ${initrd.path}, ${initrd.size} bytes; manifest format ${MANIFEST_FORMAT_KERNEL} (controllers older than it refuse it and keep booting what they have)`,
+        ...found.notes.map((note) => `Note: ${note}`),
+      ];
+    }
+    case "none":
+      if (found.moduleReleases.length === 0) {
+        warnings.push(
+          `WARNING: ${image}: ${found.why} and no /lib/modules at all: it boots on whatever kernel the machine runs; ` +
+            "its modules will be missing, so every module the system asks for after the handoff fails to load. Put the kernel, its initrd " +
+            "and /lib/modules/RELEASE into the image (docs/issue-14/kernel-convention.md)",
+        );
+      }
+      return [
+        `No kernel signed: ${found.why}; manifest format ${MANIFEST_FORMAT}, as before: it boots on the kernel each machine runs` +
+          (found.moduleReleases.length === 0 ? "" : `, which must be one it has modules for: ${found.moduleReleases.join(", ")}`),
+      ];
+    case "unreadable":
+      warnings.push(
+        `WARNING: Cannot look inside the image ${image}, so its kernel was not checked or signed: ${found.problem}; ` +
+          `it is published as manifest format ${MANIFEST_FORMAT}: machines boot it on the kernel they run, never on one it carries`,
+      );
+      return [];
+    case "refused":
+      problems.push(...found.problems);
+      return [];
+  }
 }
 
 /** The signature file of a manifest: for its channel, until the manifest itself expires. */
@@ -726,6 +780,7 @@ export async function verifyRepo(options: {
     ),
   ];
   let elsewhere = 0;
+  let kernelChecked = false;
   const hashes = new Map<string, Promise<string>>();
   for (const { key, file } of references) {
     if (/^https?:/i.test(file.url)) {
@@ -735,9 +790,17 @@ export async function verifyRepo(options: {
     const problems = await checkFile(join(repo, file.url), key, file, manifestFile, hashes);
     // the chunks of an image whose whole hash is already wrong would only repeat that
     if (key === "image" && problems.length === 0) problems.push(...(await checkChunks(join(repo, file.url), manifest.image, manifestFile)));
+    // even in an image whose hash is wrong: a kernel that changed too is worth knowing
+    if (key === "image" && manifest.kernel !== undefined && (await isRegularFile(join(repo, file.url)))) {
+      problems.push(...(await checkSignedKernel(join(repo, file.url), manifest.kernel, manifestFile)));
+      kernelChecked = true;
+    }
     checked.problems.push(...problems);
   }
-  const checkedFiles = `checked ${references.length - elsewhere} files` + (elsewhere === 0 ? "" : `; ${elsewhere} on other servers not checked`);
+  const checkedFiles =
+    `checked ${references.length - elsewhere} files` +
+    (kernelChecked ? " and the kernel and initrd in the image" : "") +
+    (elsewhere === 0 ? "" : `; ${elsewhere} on other servers not checked`);
   return { problems: checked.problems, summary: describeManifest(checked, manifestFile, checkedFiles) };
 }
 

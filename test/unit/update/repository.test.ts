@@ -9,6 +9,7 @@ import { parseManifest } from "../../../controller/update/manifest.ts";
 import { keygen, publish, type PublishOptions, readRegularFile, resignManifest, signFiles, verifyManifestFiles, verifyRepo } from "../../../controller/update/repository.ts";
 import { decodeSecretKey, sha512Hex, signContent, verifySignature } from "../../../controller/update/signing.ts";
 import { controller } from "../../run-controller.ts";
+import { makeSquashfs } from "../../squashfs-image.ts";
 
 const NOW = new Date("2026-11-23T10:00:00.000Z");
 /** Each CLI test starts bun several times: seconds on a busy 2-core machine. */
@@ -24,7 +25,8 @@ beforeAll(async () => {
   publicKey = await keygen(join(dir, "signing"));
   secretKeyFile = join(dir, "signing.secret");
   image = join(dir, "system.squashfs");
-  await writeFile(image, `hsqs${"x".repeat(5000)}`);
+  // publish looks inside the image: modules and no kernel, so format 1 and no warning, 5004 bytes as the tests below expect
+  await makeSquashfs(image, { "lib/modules/6.1.0-57-amd64/modules.dep": "" }, { padTo: 5004 });
   await writeFile(join(dir, "50-fleet.toml"), "[timeouts]\ndevices_seconds = 40\n");
   await writeFile(join(dir, "60-lab.toml"), "[timeouts]\ncommand_seconds = 60\n");
 });
