@@ -37,8 +37,8 @@ import type { BootFile } from "./kernel-switch.ts";
 
 export const KERNEL_DIR = "Kernel";
 export const PAIRS_DIR = "pairs";
-const KERNEL_FILE = "vmlinuz";
-const INITRD_FILE = "initrd.img";
+export const KERNEL_FILE = "vmlinuz";
+export const INITRD_FILE = "initrd.img";
 const TEMP_SUFFIX = ".tmp";
 /** How much of each sha512 a pair's name carries: enough to tell two builds of one release apart. */
 const HASH_CHARS = 16;
@@ -99,6 +99,12 @@ function linkedPair(state: BootEntriesState, name: "active" | "recovery"): strin
   const prefix = `${PAIRS_DIR}/`;
   const id = entry.target.startsWith(prefix) ? entry.target.slice(prefix.length) : undefined;
   return id !== undefined && !id.includes("/") && state.pairs.get(id) === "whole" ? id : undefined;
+}
+
+/** Pure: the starts of the kernel's and the initrd's sha512 that a pair's folder name carries; undefined for a name that is not a pair's. */
+export function pairHashes(id: string): { readonly kernel: string; readonly initrd: string } | undefined {
+  const match = new RegExp(`^[^./][^/]*-([0-9a-f]{${HASH_CHARS}})-([0-9a-f]{${HASH_CHARS}})$`).exec(id);
+  return match?.[1] === undefined || match[2] === undefined ? undefined : { kernel: match[1], initrd: match[2] };
 }
 
 /** Pure: whether BOOTEXT's active entry exists and whether it already is this kernel (the inputs of planKernelSwitch). */
@@ -176,7 +182,8 @@ export function planBootEntries(dir: string, state: BootEntriesState, active: Ke
     ...link("active-initrd", `active/${INITRD_FILE}`),
     ...(recoveryId === undefined ? [] : [...link("recovery-kernel", `recovery/${KERNEL_FILE}`), ...link("recovery-initrd", `recovery/${INITRD_FILE}`)]),
   ];
-  if (fixed.length > 0) reasons.push("AnthillaOS's active-kernel, active-initrd, recovery-kernel and recovery-initrd names made");
+  const made = fixed.flatMap((step) => (step.op === "rename" ? [step.to.slice(dir.length + 1)] : []));
+  if (made.length > 0) reasons.push(`AnthillaOS's ${made.join(", ")} made`);
   steps.push(...fixed);
   const activeLink = link("active", `${PAIRS_DIR}/${activeId}`, "kernel-entry-active-switched");
   const recoveryLink = recoveryId === undefined ? [] : link("recovery", `${PAIRS_DIR}/${recoveryId}`, "kernel-entry-recovery-switched");

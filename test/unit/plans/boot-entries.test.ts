@@ -5,6 +5,7 @@ import {
   bootEntryFor,
   type KernelDirEntry,
   type KernelPair,
+  pairHashes,
   pairId,
   planBootEntries,
 } from "../../../controller/plans/boot-entries.ts";
@@ -427,6 +428,15 @@ describe("planBootEntries", () => {
       for (const step of plan.steps) disk.run(step);
     }).toThrow("sha512 mismatch");
     expect(booted(disk, "active")).toBe("K1");
+  });
+});
+
+describe("pairHashes", () => {
+  test("the two hash starts a pair's name carries; nothing for a name that is not a pair's", () => {
+    expect(pairHashes(pairId(K2))).toEqual({ kernel: "2".repeat(16), initrd: "b".repeat(16) });
+    expect(pairHashes(`.${pairId(K2)}.tmp`)).toBeUndefined();
+    expect(pairHashes("6.1.0-58-amd64-2222-bbbb")).toBeUndefined();
+    expect(pairHashes(`-${"2".repeat(16)}-${"b".repeat(16)}`)).toBeUndefined();
   });
 });
 
