@@ -148,7 +148,7 @@ export async function markBootedSlot(system: System, action: LifecycleAction, no
  * this boot, and it only decides whether grubenv names the entry that is
  * already the running slot's.
  */
-export async function settleGrubenvAfterMarkGood(system: System): Promise<GrubenvSettled | undefined> {
+async function settleGrubenvAfterMarkGood(system: System): Promise<GrubenvSettled | undefined> {
   const report = await readReport(system);
   const bootext = isRecord(report) ? report["bootext"] : undefined;
   const mountPoint = isRecord(bootext) ? bootext["mountPoint"] : undefined;

@@ -3,8 +3,8 @@
 // its signed sha512, BOOTEXT kept read-only, and a power cut at every cut point
 // of the kernel switch, checked the way GRUB would boot the disk it leaves.
 
-import { createHash } from "node:crypto";
 import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { armRebootIntoActive, type MountedBootext, readBootEntries, settleGrubenv, writeBootEntries } from "../../../controller/boot/kernel-entries.ts";
 import { type KernelPair, pairId } from "../../../controller/plans/boot-entries.ts";
 import { GRUBENV_BYTES, grubenv } from "../../../controller/plans/grub-config.ts";
