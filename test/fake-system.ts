@@ -142,6 +142,8 @@ export class FakeSystem implements System {
   readonly brokenFilesystems = new Map<string, string>();
   /** Every label change, as "DEVICE OLD -> NEW". */
   readonly labelChanges: string[] = [];
+  /** Every path syncPath synced, in order. */
+  readonly syncedPaths: string[] = [];
   /** Every byte range hashed with sha512OfRange, in order. */
   readonly hashedRanges: { path: string; offset: number; length: number }[] = [];
 
@@ -333,6 +335,19 @@ export class FakeSystem implements System {
     for (const [key] of moved) this.nodes.delete(key);
     for (const [key] of this.subtree(target)) this.nodes.delete(key);
     for (const [key, child] of moved) this.nodes.set(target + key.slice(source.length), child);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    const resolved = this.resolve(path, false);
+    this.requireParentDirectory(resolved);
+    this.requireWritable(resolved);
+    if (this.nodes.has(resolved)) throw new FakeError("EEXIST", `symlink: ${path} exists`);
+    this.nodes.set(resolved, { type: "symlink", target });
+  }
+
+  async syncPath(path: string): Promise<void> {
+    if (!this.nodes.has(this.resolve(path, true))) throw new FakeError("ENOENT", `fsync: no such file: ${path}`);
+    this.syncedPaths.push(normalize(path));
   }
 
   async remove(path: string): Promise<void> {

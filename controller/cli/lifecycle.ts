@@ -4,13 +4,19 @@
 // partition read-only at SLOT_MOUNT/LABEL in the initramfs, and that mount moved
 // into the booted system with /run, so health.json is written there: the slot
 // is remounted read-write for the one write and read-only again right after,
-// because the running system's image lives on it.
+// because the running system's image lives on it. mark-good also gives GRUB
+// back its lasting choice of the active entry after a reboot into a new kernel
+// (boot/kernel-entries.ts settleGrubenv).
 
+import { type GrubenvSettled, settleGrubenv } from "../boot/kernel-entries.ts";
 import type { BootReport } from "../boot/report.ts";
 import { HEALTH_FILE, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
+import { RECORD_MANIFEST } from "../boot/slot-records.ts";
+import { pairId } from "../plans/boot-entries.ts";
 import { afterMarkGood, afterMarkShutdown, type HealthRecord, healthOf } from "../plans/slot-health.ts";
 import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
+import { MANIFEST_MAX_BYTES, parseManifest } from "../update/manifest.ts";
 import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
 import { thisMachine } from "./this-machine.ts";
 
@@ -134,6 +140,30 @@ export async function markBootedSlot(system: System, action: LifecycleAction, no
   return { slot: slot.name, health, ...(read.status === "invalid" ? { replaced: read.problem } : {}) };
 }
 
+/**
+ * After mark-good: GRUB's lasting choice goes back to the active entry when
+ * that is the booted slot's kernel (a reboot into a new kernel left it on
+ * recovery). undefined when this boot mounted no BOOTEXT. The slot's manifest
+ * is read without checking its signature again: the controller checked it on
+ * this boot, and it only decides whether grubenv names the entry that is
+ * already the running slot's.
+ */
+async function settleGrubenvAfterMarkGood(system: System): Promise<GrubenvSettled | undefined> {
+  const report = await readReport(system);
+  const bootext = isRecord(report) ? report["bootext"] : undefined;
+  const mountPoint = isRecord(bootext) ? bootext["mountPoint"] : undefined;
+  if (typeof mountPoint !== "string") return undefined;
+  const bootedPair = async () => {
+    const slot = await mountedBootedSlot(system, report);
+    const manifestPath = `${slot.dir}/${RECORD_MANIFEST}`;
+    const parsed = parseManifest(await system.readBytes(manifestPath, MANIFEST_MAX_BYTES), manifestPath);
+    if (!parsed.ok) throw new Error(`Cannot tell the booted slot's kernel: ${parsed.problems.join("; ")}`);
+    const kernel = parsed.manifest.kernel;
+    return kernel === undefined ? undefined : pairId({ release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd });
+  };
+  return settleGrubenv(system, { mountPoint, readOnly: isRecord(bootext) && bootext["readOnly"] !== false }, bootedPair);
+}
+
 /** A diskless boot (diskless.ts) runs from RAM: no slot, so no life cycle to record. */
 async function runsFromRam(system: System): Promise<boolean> {
   try {
@@ -172,9 +202,17 @@ export async function runLifecycleCommand(args: readonly string[], system: Syste
     if (result.replaced !== undefined) output.err(`controller: WARNING: ${result.replaced}; replaced it with a fresh record\n`);
     const what = action === "good" ? "marked good" : "marked shut down cleanly";
     output.out(`controller: ${result.slot} ${what} (attempts ${result.health.attempts})\n`);
-    return 0;
   } catch (error) {
     output.err(`controller: ${messageOf(error)}\n`);
+    return 1;
+  }
+  if (action !== "good") return 0;
+  try {
+    const settled = await settleGrubenvAfterMarkGood(system);
+    if (settled?.changed === true) output.out(`controller: ${settled.detail}\n`);
+    return 0;
+  } catch (error) {
+    output.err(`controller: the slot is marked good, but Cannot make GRUB boot the active entry again: ${messageOf(error)}\n`);
     return 1;
   }
 }

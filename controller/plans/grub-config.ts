@@ -110,3 +110,14 @@ export function grubenv(values: Readonly<Record<string, string>>): GrubConfig {
   if (bytes > GRUBENV_BYTES) return { ok: false, problem: `Cannot write grubenv: its variables take ${bytes} bytes, the block holds ${GRUBENV_BYTES}` };
   return { ok: true, text: body + "#".repeat(GRUBENV_BYTES - bytes) };
 }
+
+/** Pure: grubenv's variables, as GRUB's load_env reads them: NAME=VALUE lines, "#" lines and the padding skipped. */
+export function parseGrubenv(text: string): ReadonlyMap<string, string> {
+  const values = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (line.startsWith("#") || eq <= 0) continue;
+    values.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return values;
+}

@@ -89,7 +89,7 @@ export class LinuxSystem implements System {
     }
     await fs.rename(temporary, path);
     // the rename itself must reach the disk too, or a power cut could bring back the old file
-    await syncFolder(dirname(path));
+    await fsyncPath(dirname(path));
   }
 
   async readBytes(path: string, maxBytes: number): Promise<Uint8Array> {
@@ -137,7 +137,15 @@ export class LinuxSystem implements System {
 
   async rename(from: string, to: string): Promise<void> {
     await fs.rename(from, to);
-    await syncFolder(dirname(to));
+    await fsyncPath(dirname(to));
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    await fs.symlink(target, path);
+  }
+
+  async syncPath(path: string): Promise<void> {
+    await fsyncPath(path);
   }
 
   async remove(path: string): Promise<void> {
@@ -361,7 +369,8 @@ export class LinuxSystem implements System {
   }
 }
 
-async function syncFolder(path: string): Promise<void> {
+/** fsync through a read-only descriptor: Linux syncs a file or a folder opened so (a folder: the names in it). */
+async function fsyncPath(path: string): Promise<void> {
   const handle = await fs.open(path, "r");
   try {
     await handle.sync();

@@ -111,6 +111,8 @@ export const TOOLS = {
   cp: "cp",
   e2fsck: "e2fsck",
   e2label: "e2label",
+  /** util-linux: freezing an ext4 filesystem writes its journal to the home blocks, which is what GRUB reads (boot/kernel-entries.ts) */
+  fsfreeze: "fsfreeze",
   kexec: "kexec",
   /** Debian's dropbear-bin, for the ssh flag; the dracut module installs them when the build machine has them. */
   dropbear: "dropbear",

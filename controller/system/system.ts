@@ -143,6 +143,10 @@ export interface System {
   /** Open a file for writing from `offset` on, cutting off anything after it; creates it when missing. */
   openForWrite(path: string, offset: number): Promise<FileWriter>;
   rename(from: string, to: string): Promise<void>;
+  /** Make a symbolic link at `path` whose target is `target`, as written (relative targets stay relative); fails when `path` exists. */
+  symlink(target: string, path: string): Promise<void>;
+  /** Wait until a file or folder written earlier is on the disk (fsync; for a folder: the names in it). */
+  syncPath(path: string): Promise<void>;
   /** Remove a file or a folder with everything in it; nothing there is fine. */
   remove(path: string): Promise<void>;
   /** Bytes an unprivileged writer may still put on the filesystem that holds `path` (statfs). */

@@ -3,6 +3,8 @@ import { formatStatus } from "../../../controller/boot/report-text.ts";
 import type { BootReport } from "../../../controller/boot/report.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { markBootedSlot, readLiveHealth, runLifecycleCommand } from "../../../controller/cli/lifecycle.ts";
+import { pairId } from "../../../controller/plans/boot-entries.ts";
+import { grubenv } from "../../../controller/plans/grub-config.ts";
 import { formatHealth, type HealthRecord, parseHealth } from "../../../controller/plans/slot-health.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
@@ -178,6 +180,70 @@ describe("controller mark-good / mark-shutdown", () => {
       expect(result.stderr).toContain("this system was not booted by the controller");
     }
     expect((await controller("mark-good", "extra")).code).toBe(2);
+  });
+});
+
+describe("mark-good after a reboot into a new kernel: GRUB's lasting choice back to active", () => {
+  const BOOTEXT_DIR = "/run/controller/bootext";
+  const kernel = {
+    release: "6.1.0-58-amd64",
+    vmlinuz: { path: "/boot/vmlinuz-6.1.0-58-amd64", size: 100, sha512: "2".repeat(128) },
+    initrd: { path: "/boot/initrd.img-6.1.0-58-amd64", size: 200, sha512: "b".repeat(128) },
+  };
+  const manifest = {
+    format: 2,
+    channel: "stable",
+    version: "2.0",
+    created: "2026-11-23T10:00:00.000Z",
+    expires: "2026-12-23T10:00:00.000Z",
+    image: { url: `images/${"a".repeat(128)}.squashfs`, size: 13, sha512: "a".repeat(128), format: "squashfs" },
+    kernel,
+    config: { fleet: [], machines: [] },
+  };
+  const slotPair = pairId({ release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd });
+  const armed = grubenv({ saved_entry: "recovery", next_entry: "" });
+
+  /** Booted on the new kernel: BOOTEXT read-only with grubenv still on recovery, its active link naming `activePair`. */
+  async function rebootedInto(activePair: string) {
+    const fake = new FakeSystem().addDevice({ device: "/dev/vda3", label: "BOOTEXT", fsType: "ext4" }, {
+      "grub/grubenv": armed.ok ? armed.text : "",
+      "Kernel/active": { symlink: `pairs/${activePair}` },
+    });
+    fake.addTree(BOOTEXT_DIR, {}).commandHandlers.set("fsfreeze", () => ({ stdout: "" }));
+    await fake.mount({ kind: "filesystem", source: "/dev/vda3", target: BOOTEXT_DIR, fsType: "ext4", options: ["ro"] });
+    const report = { outcome: "handed-off", boot: { candidates: [], booted: BOOTED }, bootext: { mountPoint: BOOTEXT_DIR, device: "/dev/vda3", readOnly: true } };
+    return bootedSystem({ ...SLOT, "controller/manifest.json": JSON.stringify(manifest) }, report, fake);
+  }
+
+  test("the booted slot's kernel is the active entry: saved_entry=active, BOOTEXT read-only again", async () => {
+    const fake = await rebootedInto(slotPair);
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-good"], fake, sink)).toBe(0);
+    expect(lines.out).toBe(
+      `controller: SYSFS on /dev/vda1 marked good (attempts 0)\ncontroller: ${BOOTEXT_DIR}/grub/grubenv: saved_entry=active, the booted slot's kernel ${slotPair} is BOOTEXT's active entry\n`,
+    );
+    const settled = grubenv({ saved_entry: "active" });
+    expect(settled.ok && fake.peek(`${BOOTEXT_DIR}/grub/grubenv`) === settled.text).toBe(true);
+    expect(fake.mountAt(BOOTEXT_DIR)?.readOnly).toBe(true);
+  });
+
+  test("the active entry is another kernel (GRUB fell back to recovery): grubenv left as it is", async () => {
+    const fake = await rebootedInto(`6.1.0-57-amd64-${"1".repeat(16)}-${"a".repeat(16)}`);
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-good"], fake, sink)).toBe(0);
+    expect(lines.out).toBe("controller: SYSFS on /dev/vda1 marked good (attempts 0)\n");
+    expect(armed.ok && fake.peek(`${BOOTEXT_DIR}/grub/grubenv`) === armed.text).toBe(true);
+  });
+
+  test("a grubenv that cannot be written: marked good all the same, exit status 1 and why", async () => {
+    const fake = await rebootedInto(slotPair);
+    fake.commandHandlers.set("fsfreeze", () => {
+      throw new Error("fsfreeze: no such program");
+    });
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-good"], fake, sink)).toBe(1);
+    expect(lines.err).toBe("controller: the slot is marked good, but Cannot make GRUB boot the active entry again: fsfreeze: no such program\n");
+    expect(healthOnDisk(fake)?.markedGood).toBe(true);
   });
 });
 

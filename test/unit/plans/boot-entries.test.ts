@@ -5,9 +5,11 @@ import {
   bootEntryFor,
   type KernelDirEntry,
   type KernelPair,
+  pairHashes,
   pairId,
   planBootEntries,
 } from "../../../controller/plans/boot-entries.ts";
+import { KERNEL_SWITCH_CUT_POINTS } from "../../../controller/system/cut-points.ts";
 
 const DIR = "/run/controller/bootext/Kernel";
 
@@ -32,10 +34,46 @@ function dirNode(): Node {
   return { type: "dir", children: new Map() };
 }
 
+type View = "linux" | "home" | "links-early";
+
+function copyNode(node: Node): Node {
+  return node.type === "dir" ? { type: "dir", children: new Map([...node.children].map(([name, child]) => [name, copyNode(child)])) } : { ...node };
+}
+
 class Disk {
   readonly root: Node = dirNode();
+  /**
+   * The tree as its home blocks hold it, which is what GRUB reads: it does not
+   * replay the journal. A flush brings it up to date, and so does Linux's
+   * mount after a cut (it replays the journal into the home blocks).
+   */
+  home: Node = dirNode();
   /** the content of every file a copy-verified reads */
   constructor(readonly sources: ReadonlyMap<string, string>) {}
+
+  /**
+   * A tree to read: as Linux sees it, the home blocks, or the home blocks with
+   * Kernel/'s own block (its links) written home early: the kernel writes home
+   * blocks after the journal commit in no set order.
+   */
+  tree(view: View): Node {
+    if (view === "linux") return this.root;
+    if (view === "home") return this.home;
+    const mixed = copyNode(this.home);
+    const kernel = this.get(DIR);
+    let homeKernel: Node | undefined = mixed;
+    for (const part of DIR.split("/").filter((part) => part !== "")) homeKernel = homeKernel?.type === "dir" ? homeKernel.children.get(part) : undefined;
+    if (kernel?.type === "dir" && homeKernel?.type === "dir") {
+      for (const [name, node] of homeKernel.children) if (node.type === "link") homeKernel.children.delete(name);
+      for (const [name, node] of kernel.children) if (node.type === "link") homeKernel.children.set(name, { ...node });
+    }
+    return mixed;
+  }
+
+  /** Mounted by the next boot: the journal is replayed, home is the tree as Linux sees it. */
+  replayJournal(): void {
+    this.home = copyNode(this.root);
+  }
 
   private parentAndName(path: string): [Map<string, Node>, string] {
     const parts = path.split("/").filter((part) => part !== "");
@@ -90,6 +128,10 @@ class Disk {
       case "fsync":
         if (this.get(step.path) === undefined) throw new Error(`ENOENT: ${step.path}`);
         return;
+      case "flush":
+        if (this.get(step.path) === undefined) throw new Error(`ENOENT: ${step.path}`);
+        this.replayJournal();
+        return;
       case "rename": {
         const node = this.get(step.from);
         if (node === undefined) throw new Error(`ENOENT: ${step.from}`);
@@ -108,13 +150,18 @@ class Disk {
     }
   }
 
-  /** Follow a path inside Kernel/ as GRUB would (links relative to Kernel/). */
-  read(name: string): string | undefined {
+  /** Follow a path inside Kernel/ as GRUB would (links relative to Kernel/), in the tree Linux sees or in the home blocks. */
+  read(name: string, from: View = "linux"): string | undefined {
+    return this.resolve(name, from)?.content;
+  }
+
+  /** Where a path inside Kernel/ leads, and the file there. */
+  resolve(name: string, from: View): { path: string; content: string } | undefined {
     let path = `${DIR}/${name}`;
     for (let hops = 0; hops < 8; hops++) {
       const parts = path.split("/").filter((part) => part !== "");
       let resolved = "";
-      let node: Node | undefined = this.root;
+      let node: Node | undefined = this.tree(from);
       let relinked = false;
       for (const [index, part] of parts.entries()) {
         if (node?.type !== "dir") return undefined;
@@ -126,7 +173,7 @@ class Disk {
         }
         resolved += `/${part}`;
       }
-      if (!relinked) return node?.type === "file" ? node.content : undefined;
+      if (!relinked) return node?.type === "file" ? { path, content: node.content } : undefined;
     }
     return undefined;
   }
@@ -169,13 +216,22 @@ function diskWith(active: KernelPair | undefined, recovery?: KernelPair): Disk {
   if (active !== undefined) {
     for (const step of planBootEntries(DIR, disk.state(), active, recovery).steps) disk.run(step);
   }
+  disk.replayJournal();
   return disk;
 }
 
-/** Which pair a bootloader entry boots: "K2", or "broken" when kernel and initrd are not one pair, or undefined. */
-function booted(disk: Disk, prefix: "active" | "recovery"): string | undefined {
-  const kernel = disk.read(`${prefix}-kernel`);
-  const initrd = disk.read(`${prefix}-initrd`);
+/**
+ * Which pair a bootloader entry boots: "K2", or "broken" when kernel and initrd are not one pair, or undefined.
+ * From the home blocks (what GRUB reads), a file Linux has removed since counts as broken: its blocks may hold other data now.
+ */
+function booted(disk: Disk, prefix: "active" | "recovery", from: View = "linux"): string | undefined {
+  const freed = (name: string) => {
+    const found = disk.resolve(name, from);
+    return found !== undefined && disk.get(found.path)?.type !== "file";
+  };
+  if (from !== "linux" && (freed(`${prefix}-kernel`) || freed(`${prefix}-initrd`))) return "broken";
+  const kernel = disk.read(`${prefix}-kernel`, from);
+  const initrd = disk.read(`${prefix}-initrd`, from);
   if (kernel === undefined && initrd === undefined) return undefined;
   for (const [name, p] of [["K1", K1], ["K2", K2], ["K3", K3]] as const) {
     if (kernel === p.kernel.sha512 && initrd === p.initrd.sha512) return name;
@@ -185,15 +241,28 @@ function booted(disk: Disk, prefix: "active" | "recovery"): string | undefined {
 
 /**
  * Run the plan, cut after every step, and see what GRUB would boot at each
- * cut; then plan again from each cut and finish: the result is always the goal.
+ * cut, from the tree as Linux sees it and from the home blocks; then plan
+ * again from each cut and finish: the result is always the goal.
  */
 function cutEverywhere(before: () => Disk, active: KernelPair, recovery: KernelPair | undefined) {
   const plan = planBootEntries(DIR, before().state(), active, recovery);
-  const seen: { cut: string; active: string | undefined; recovery: string | undefined }[] = [];
+  const seen: { cut: string; active: string | undefined; recovery: string | undefined; homeActive: string | undefined; linksEarlyActive: string | undefined }[] = [];
   for (let stop = 0; stop <= plan.steps.length; stop++) {
     const disk = before();
     for (const step of plan.steps.slice(0, stop)) disk.run(step);
-    seen.push({ cut: stop === 0 ? "(before)" : (plan.steps[stop - 1]?.cut ?? ""), active: booted(disk, "active"), recovery: booted(disk, "recovery") });
+    // GRUB reads the home blocks: what it boots there is never a mix nor freed blocks
+    for (const view of ["home", "links-early"] as const) {
+      expect(booted(disk, "active", view)).not.toBe("broken");
+      expect(booted(disk, "recovery", view)).not.toBe("broken");
+    }
+    seen.push({
+      cut: stop === 0 ? "(before)" : (plan.steps[stop - 1]?.cut ?? ""),
+      active: booted(disk, "active"),
+      recovery: booted(disk, "recovery"),
+      homeActive: booted(disk, "active", "home"),
+      linksEarlyActive: booted(disk, "active", "links-early"),
+    });
+    disk.replayJournal();
     // the next boot plans again from whatever the cut left, and finishes
     const again = planBootEntries(DIR, disk.state(), active, recovery);
     for (const step of again.steps) disk.run(step);
@@ -219,6 +288,7 @@ describe("planBootEntries", () => {
       `fsync K/pairs/.${id}.tmp`,
       `rename K/pairs/.${id}.tmp → K/pairs/${id}`,
       "fsync K/pairs",
+      "flush K",
       "symlink K/.active-kernel.tmp",
       "rename K/.active-kernel.tmp → K/active-kernel",
       "symlink K/.active-initrd.tmp",
@@ -226,6 +296,13 @@ describe("planBootEntries", () => {
       "symlink K/.active.tmp",
       "rename K/.active.tmp → K/active",
       "fsync K",
+      "flush K",
+    ]);
+    expect(plan.steps.filter((step) => step.cut !== undefined).map((step) => step.cut)).toEqual([
+      "kernel-entry-pair-written",
+      "kernel-entry-pair-renamed",
+      "kernel-entry-active-switched",
+      "kernel-entry-links-flushed",
     ]);
     expect(plan).toMatchObject({ active: id });
     expect(plan).not.toHaveProperty("recovery");
@@ -234,9 +311,11 @@ describe("planBootEntries", () => {
     expect(booted(disk, "recovery")).toBeUndefined();
   });
 
-  test("every step names a cut point, and the copies carry the signed size and sha512", () => {
-    const plan = planBootEntries(DIR, diskWith(K1).state(), K2, K1);
-    for (const step of plan.steps) expect(step.cut).toMatch(/^kernel-entry-[a-z-]+$/);
+  test("an update names every cut point of BOOTEXT's entries, each once, in order; the copies carry the signed size and sha512", () => {
+    const plan = planBootEntries(DIR, diskWith(K1, K3).state(), K2, K1);
+    expect(plan.steps.flatMap((step) => (step.cut === undefined ? [] : [step.cut]))).toEqual(
+      KERNEL_SWITCH_CUT_POINTS.filter((point) => point.startsWith("kernel-entry-")),
+    );
     expect(plan.steps.filter((step) => step.op === "copy-verified")).toEqual([
       expect.objectContaining({ from: "/sysroot/boot/vmlinuz-6.1.0-58-amd64", size: 100, sha512: K2.kernel.sha512 }),
       expect.objectContaining({ from: "/sysroot/boot/initrd.img-6.1.0-58-amd64", size: 200, sha512: K2.initrd.sha512 }),
@@ -269,13 +348,19 @@ describe("planBootEntries", () => {
     expect(links).toEqual(["recovery", "active"]);
     for (const row of seen) {
       expect(["K1", "K2"]).toContain(row.active ?? "none");
+      expect(["K1", "K2"]).toContain(row.homeActive ?? "none");
+      expect(["K1", "K2"]).toContain(row.linksEarlyActive ?? "none");
       expect(row.recovery).not.toBe("broken");
     }
     expect(seen.at(0)).toMatchObject({ active: "K1", recovery: "K3" });
     expect(seen.at(-1)).toMatchObject({ active: "K2", recovery: "K1" });
-    // K3, named by no link any more, goes last
-    expect(plan.steps.at(-2)).toMatchObject({ op: "remove", path: `${DIR}/pairs/${pairId(K3)}`, cut: "kernel-entry-old-removed" });
-    expect(plan.steps.at(-1)).toMatchObject({ op: "fsync", path: `${DIR}/pairs` });
+    // K3, named by no link any more, goes last, after the links were flushed home
+    expect(plan.steps.slice(-4)).toEqual([
+      { op: "fsync", path: DIR },
+      { op: "flush", path: DIR, cut: "kernel-entry-links-flushed" },
+      { op: "remove", path: `${DIR}/pairs/${pairId(K3)}`, why: "no link names it any more" },
+      { op: "fsync", path: `${DIR}/pairs` },
+    ]);
   });
 
   test("a rollback (K2 active, K1 recovery → K1 active): active is switched first, the good pair is always named", () => {
@@ -315,9 +400,9 @@ describe("planBootEntries", () => {
     disk.put(`${DIR}/pairs/${pairId(K3)}`, dirNode());
     const plan = planBootEntries(DIR, disk.state(), K3, K1);
     expect(plan.steps.slice(0, 3)).toEqual([
-      { op: "remove", path: `${DIR}/.active.tmp`, why: "left by a cut-short write", cut: "kernel-entry-stale-removed" },
-      { op: "remove", path: `${DIR}/pairs/.${pairId(K2)}.tmp`, why: "left by a cut-short write", cut: "kernel-entry-stale-removed" },
-      { op: "remove", path: `${DIR}/pairs/${pairId(K3)}`, why: "its files do not match the hashes its name carries", cut: "kernel-entry-broken-removed" },
+      { op: "remove", path: `${DIR}/.active.tmp`, why: "left by a cut-short write" },
+      { op: "remove", path: `${DIR}/pairs/.${pairId(K2)}.tmp`, why: "left by a cut-short write" },
+      { op: "remove", path: `${DIR}/pairs/${pairId(K3)}`, why: "its files do not match the hashes its name carries" },
     ]);
     expect(plan.reasons).toContain(`the active pair ${pairId(K3)} is broken: written from /sysroot`);
     for (const step of plan.steps) disk.run(step);
@@ -329,7 +414,7 @@ describe("planBootEntries", () => {
     disk.mkdirs(DIR);
     disk.put(`${DIR}/pairs`, { type: "file", content: "x" });
     const plan = planBootEntries(DIR, disk.state(), K2, undefined);
-    expect(plan.steps[0]).toEqual({ op: "remove", path: `${DIR}/pairs`, why: "pairs is not a folder", cut: "kernel-entry-stale-removed" });
+    expect(plan.steps[0]).toEqual({ op: "remove", path: `${DIR}/pairs`, why: "pairs is not a folder" });
     for (const step of plan.steps) disk.run(step);
     expect(booted(disk, "active")).toBe("K2");
   });
@@ -346,6 +431,15 @@ describe("planBootEntries", () => {
   });
 });
 
+describe("pairHashes", () => {
+  test("the two hash starts a pair's name carries; nothing for a name that is not a pair's", () => {
+    expect(pairHashes(pairId(K2))).toEqual({ kernel: "2".repeat(16), initrd: "b".repeat(16) });
+    expect(pairHashes(`.${pairId(K2)}.tmp`)).toBeUndefined();
+    expect(pairHashes("6.1.0-58-amd64-2222-bbbb")).toBeUndefined();
+    expect(pairHashes(`-${"2".repeat(16)}-${"b".repeat(16)}`)).toBeUndefined();
+  });
+});
+
 describe("bootEntryFor: the kernel-switch's view of BOOTEXT", () => {
   test("none, another kernel's, the slot's", () => {
     expect(bootEntryFor(diskWith(undefined).state(), K2)).toEqual({ exists: false });
@@ -358,7 +452,7 @@ describe("bootEntryFor: the kernel-switch's view of BOOTEXT", () => {
     broken.put(`${DIR}/pairs/${pairId(K2)}`, dirNode());
     expect(bootEntryFor(broken.state(), K2)).toEqual({ exists: false });
     const unnamed = diskWith(K2);
-    unnamed.run({ op: "remove", path: `${DIR}/active-initrd`, why: "test", cut: "x" });
+    unnamed.run({ op: "remove", path: `${DIR}/active-initrd`, why: "test" });
     expect(bootEntryFor(unnamed.state(), K2)).toEqual({ exists: false });
   });
 });

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "../../../qemu-harness/command.ts";
-import { GRUBENV_BYTES, grubConfig, grubenv } from "../../../controller/plans/grub-config.ts";
+import { GRUBENV_BYTES, grubConfig, grubenv, parseGrubenv } from "../../../controller/plans/grub-config.ts";
 
 const APPEND = "console=ttyS0 root=controller panic=-1";
 
@@ -101,5 +101,21 @@ describe("grubenv", () => {
     expect(grubenv({ next_entry: "a\nb" })).toMatchObject({ ok: false });
     expect(grubenv({ next_entry: "a\\b" })).toMatchObject({ ok: false });
     expect(grubenv({ x: "y".repeat(1000) })).toMatchObject({ ok: false, problem: expect.stringContaining("the block holds 1024") });
+  });
+});
+
+describe("parseGrubenv", () => {
+  test("reads back what grubenv writes, and what GRUB's save_env leaves", () => {
+    const env = grubenv({ saved_entry: "recovery", next_entry: "active" });
+    expect(env.ok && [...parseGrubenv(env.text)]).toEqual([
+      ["saved_entry", "recovery"],
+      ["next_entry", "active"],
+    ]);
+    // save_env after a one-shot boot: next_entry emptied, the block still padded
+    expect([...parseGrubenv("# GRUB Environment Block\nsaved_entry=recovery\nnext_entry=\n####")]).toEqual([
+      ["saved_entry", "recovery"],
+      ["next_entry", ""],
+    ]);
+    expect([...parseGrubenv("")]).toEqual([]);
   });
 });
