@@ -129,6 +129,8 @@ export class FakeSystem implements System {
   kexecLoaded: KexecRequest | undefined;
   /** Every kexecBoot, with what was loaded then. */
   readonly kexecBooted: KexecRequest[] = [];
+  /** How often reboot() was called. */
+  reboots = 0;
   /** What freeBytes answers for every filesystem. */
   freeBytesAnswer = 2 ** 40;
   commandTimeoutMs = 0;
@@ -508,6 +510,11 @@ export class FakeSystem implements System {
   async kexecBoot(): Promise<void> {
     if (this.kexecLoaded === undefined) throw new FakeError("EXIT", "kexec --exec: nothing loaded");
     this.kexecBooted.push(this.kexecLoaded);
+  }
+
+  /** Counts the reboot and returns, as if the reset had not happened: a test then sees what the controller does next. */
+  async reboot(): Promise<void> {
+    this.reboots++;
   }
 
   monotonicMs(): number {

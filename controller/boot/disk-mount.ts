@@ -81,7 +81,7 @@ async function runOnBooted(boot: SlotsUpdated, booted: BootedSlot, mounts: Mount
     cmdline: context.cmdline,
     slot: `${booted.label} on ${booted.device}${manifest === undefined ? "" : ` (version ${manifest.version})`}`,
     slotKernel: manifest?.kernel,
-    writableBootext: bootext.readOnly ? undefined : bootext.mountPoint,
+    bootext: bootext.mountPoint === undefined ? undefined : { mountPoint: bootext.mountPoint, readOnly: bootext.readOnly },
     cuts,
   };
   const kernel = await context.stage("kernel", undefined, (stageLog) => runKernelSwitchStage(context.system, stageLog, inputs));

@@ -13,12 +13,14 @@ import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
 import { type BootFile, type KernelSwitchPlan, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE, type SignedKernel } from "../plans/kernel-switch.ts";
 import { KEXEC_MARKER } from "../plans/kexec-cmdline.ts";
+import { type BootEntriesState, bootEntryFor, type KernelPair } from "../plans/boot-entries.ts";
 import type { CutPoints } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
 import { KERNEL_SWITCH_DIR, NEWROOT, PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import { COMMIT, VERSION } from "../system/version.ts";
 import { type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
+import { armRebootIntoActive, type MountedBootext, readBootEntries, writeBootEntries } from "./kernel-entries.ts";
 
 /** This controller as the next one names it: rd.controller.kexec_by=VERSION+COMMIT. */
 export const CONTROLLER_IDENTITY = `${VERSION}+${COMMIT}`;
@@ -43,8 +45,8 @@ export interface KernelSwitchInputs {
   /** "SYSFS on /dev/vda2 (version 2.0)" */
   readonly slot: string;
   readonly slotKernel: SignedKernel | undefined;
-  /** BOOTEXT's mount point when it is mounted writable: read-only around the kexec, so the kexec'd kernel finds it clean */
-  readonly writableBootext: string | undefined;
+  /** BOOTEXT while it is mounted: its bootloader entries, and read-only around a kexec or reboot so the next kernel finds it clean */
+  readonly bootext: MountedBootext | undefined;
   readonly cuts: CutPoints;
 }
 
@@ -92,12 +94,30 @@ async function copyVerified(system: System, file: BootFile, to: string): Promise
   if (sha512 !== file.sha512) throw new Error(`Cannot use ${from}: its sha512 is ${sha512.slice(0, 16)}…, its signed record says ${file.sha512.slice(0, 16)}…`);
 }
 
-/** Stage "kernel". Returns only when this kernel boots the slot: a kexec that works never returns. */
+/** The slot's kernel as BOOTEXT's entries name a pair: its files are read from the image at /sysroot. */
+function slotPair(kernel: SignedKernel): KernelPair {
+  return { release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd, from: NEWROOT };
+}
+
+/** BOOTEXT's entries, read only when they can matter: a slot kernel to switch to, and a mode that may write them. */
+async function readEntries(system: System, log: Logger, inputs: KernelSwitchInputs): Promise<BootEntriesState | undefined> {
+  const { bootext, slotKernel, config } = inputs;
+  if (bootext === undefined || slotKernel === undefined || config.boot.kernel_switch === "off") return undefined;
+  try {
+    return await readBootEntries(system, bootext.mountPoint);
+  } catch (error) {
+    log.warn(`Cannot read BOOTEXT's kernel entries: ${(error as Error).message}; going on as if there were none`);
+    return undefined;
+  }
+}
+
+/** Stage "kernel". Returns only when this kernel boots the slot: a kexec or reboot that works never returns. */
 export async function runKernelSwitchStage(system: System, log: Logger, inputs: KernelSwitchInputs): Promise<KernelSwitchResult> {
   const { config, cmdline, slot, slotKernel } = inputs;
   const running = await readRunningKernel(system, log);
   const markerFrom = cmdline.heddle.kexecFrom;
   const slotModules = await moduleReleases(system);
+  const entries = await readEntries(system, log, inputs);
   const plan = planKernelSwitch({
     mode: config.boot.kernel_switch,
     running,
@@ -107,8 +127,7 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
     cmdline: cmdline.raw,
     controller: CONTROLLER_IDENTITY,
     markerFrom,
-    // BOOTEXT's bootloader entries are not read yet: a boot switches by kexec only, reboot mode says it cannot
-    bootEntry: { exists: false },
+    bootEntry: entries === undefined || slotKernel === undefined ? { exists: false } : bootEntryFor(entries, slotPair(slotKernel)),
   });
   for (const reason of plan.reasons) log.info(reason);
   for (const warning of plan.warnings) log.warn(warning);
@@ -121,19 +140,60 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
     warnings: plan.warnings,
   };
   if (markerFrom === SLOT_KERNEL_MARKER_VALUE) log.info(`this controller (${CONTROLLER_IDENTITY}) came by kexec from controller ${cmdline.kexecBy ?? "(not named)"}`);
+  const errors: string[] = plan.action === "boot-on" ? [...plan.errors] : [];
+  const fail = (error: string) => {
+    log.error(error);
+    errors.push(error);
+  };
+  // the bootloader's entries follow the slot on this boot, so the next cold boot needs no switch
+  const inStep = plan.action === "write-entries-then-reboot" || !plan.bringEntriesInStep || (await writeEntries(system, log, inputs, entries, fail));
   if (plan.action === "boot-on") {
     for (const error of plan.errors) log.error(error);
-    return { ...base, outcome: "boot-on", errors: plan.errors };
+    return { ...base, outcome: "boot-on", errors };
   }
   if (plan.action === "write-entries-then-reboot") {
-    const error = `Cannot boot ${slot}'s own kernel by reboot: this controller cannot write BOOTEXT's bootloader entries yet; booting on the running kernel`;
-    log.error(error);
-    return { ...base, outcome: "reboot-failed", errors: [error] };
+    const written = await writeEntries(system, log, inputs, entries, fail);
+    if (written) await rebootIntoActive(system, log, inputs, plan.release, fail);
+    return { ...base, outcome: "reboot-failed", errors };
   }
-  const failure = await kexecSlotKernel(system, log, plan, inputs);
-  const error = `${failure}; ${plan.fallback.action === "boot-on" ? plan.fallback.error : `${plan.fallback.why}: not possible yet, booting on the running kernel`}`;
-  log.error(error);
-  return { ...base, outcome: "kexec-failed", errors: [error] };
+  fail(await kexecSlotKernel(system, log, plan, inputs));
+  if (plan.fallback.action === "reboot" && inStep) {
+    log.warn(plan.fallback.why);
+    await rebootIntoActive(system, log, inputs, plan.release, fail);
+  } else {
+    fail(plan.fallback.action === "boot-on" ? plan.fallback.error : `Cannot reboot into BOOTEXT's active entry: it could not be written on this boot; booting on the running kernel`);
+  }
+  return { ...base, outcome: "kexec-failed", errors };
+}
+
+/** Makes the slot's kernel BOOTEXT's active entry; false (with the error said) when that failed. */
+async function writeEntries(system: System, log: Logger, inputs: KernelSwitchInputs, known: BootEntriesState | undefined, fail: (error: string) => void): Promise<boolean> {
+  const { bootext, slotKernel } = inputs;
+  if (bootext === undefined || slotKernel === undefined) return false;
+  try {
+    await writeBootEntries(system, log, bootext, slotPair(slotKernel), undefined, inputs.cuts, known);
+    return true;
+  } catch (error) {
+    fail(`Cannot write ${inputs.slot}'s kernel ${slotKernel.release} to BOOTEXT's bootloader entries: ${(error as Error).message}`);
+    return false;
+  }
+}
+
+/** grubenv says boot the active entry once, BOOTEXT is left clean, and the machine resets; returns only when that failed. */
+async function rebootIntoActive(system: System, log: Logger, inputs: KernelSwitchInputs, release: string, fail: (error: string) => void): Promise<void> {
+  const { bootext } = inputs;
+  if (bootext === undefined) return;
+  try {
+    await armRebootIntoActive(system, log, bootext, inputs.cuts);
+    await inputs.cuts.reach("kernel-switch-attempt-written");
+    if (!bootext.readOnly) await system.remount(bootext.mountPoint, true);
+    log.info(`rebooting into BOOTEXT's active entry, kernel ${release}`);
+    await system.reboot();
+    if (!bootext.readOnly) await system.remount(bootext.mountPoint, false);
+    fail(`Cannot reboot into ${inputs.slot}'s kernel ${release}: the reset returned; booting on the running kernel`);
+  } catch (error) {
+    fail(`Cannot reboot into ${inputs.slot}'s kernel ${release}: ${(error as Error).message}; booting on the running kernel`);
+  }
 }
 
 /** Verifies, loads and boots the slot's kernel; returns why not when any step fails. */
@@ -153,16 +213,17 @@ async function kexecSlotKernel(system: System, log: Logger, plan: Extract<Kernel
     return `Cannot kexec ${inputs.slot}'s kernel ${plan.release}: ${(error as Error).message}`;
   }
   await system.remove(KERNEL_SWITCH_DIR).catch(() => undefined);
+  await inputs.cuts.reach("kernel-switch-attempt-written");
   // kexec neither syncs nor unmounts: the slot is read-only again since its attempt was counted; BOOTEXT is made so too
-  const bootext = inputs.writableBootext;
-  if (bootext !== undefined) await system.remount(bootext, true).catch((error: Error) => log.warn(`Cannot make BOOTEXT read-only before the kexec: ${error.message}`));
+  const writable = inputs.bootext !== undefined && !inputs.bootext.readOnly ? inputs.bootext.mountPoint : undefined;
+  if (writable !== undefined) await system.remount(writable, true).catch((error: Error) => log.warn(`Cannot make BOOTEXT read-only before the kexec: ${error.message}`));
   log.info(`booting kernel ${plan.release} with kexec (${KEXEC_MARKER}=${SLOT_KERNEL_MARKER_VALUE})`);
   try {
     await system.kexecBoot();
   } catch (error) {
     return `Cannot kexec ${inputs.slot}'s kernel ${plan.release}: kexec --exec failed: ${(error as Error).message}`;
   } finally {
-    if (bootext !== undefined) await system.remount(bootext, false).catch(() => undefined);
+    if (writable !== undefined) await system.remount(writable, false).catch(() => undefined);
   }
   return `Cannot kexec ${inputs.slot}'s kernel ${plan.release}: kexec --exec returned`;
 }

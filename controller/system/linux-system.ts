@@ -7,7 +7,7 @@ import { basename, dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
-import { DEV_KMSG, PROC_PRINTK, TOOLS } from "./paths.ts";
+import { DEV_KMSG, PROC_PRINTK, PROC_SYSRQ_TRIGGER, TOOLS } from "./paths.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 import type {
   BlockDevice,
@@ -337,6 +337,11 @@ export class LinuxSystem implements System {
   async kexecBoot(): Promise<void> {
     // kexec -e does not return when it works: the new kernel replaces this one at once
     await this.exec([TOOLS.kexec, "--exec"]);
+  }
+
+  async reboot(): Promise<void> {
+    // no reboot tool is the same in dracut's shell and systemd initramfs; the kernel's own reset is
+    await fs.writeFile(PROC_SYSRQ_TRIGGER, "b");
   }
 
   /** The tty behind /dev/console, found the way dracut's emergency shell finds it. */

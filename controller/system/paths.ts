@@ -20,6 +20,9 @@ export const PROC_PRINTK = "/proc/sys/kernel/printk";
 export const PROC_KERNEL_OSRELEASE = "/proc/sys/kernel/osrelease";
 export const PROC_KERNEL_VERSION = "/proc/sys/kernel/version";
 
+/** "b" written here resets the machine at once: the reboot into a new bootloader entry. */
+export const PROC_SYSRQ_TRIGGER = "/proc/sysrq-trigger";
+
 /** MemAvailable here says whether a diskless boot's image fits in RAM. */
 export const PROC_MEMINFO = "/proc/meminfo";
 

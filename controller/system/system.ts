@@ -186,6 +186,8 @@ export interface System {
   kexecLoad(request: KexecRequest): Promise<void>;
   /** Boot the loaded kernel now (kexec -e); returns only when that failed. */
   kexecBoot(): Promise<void>;
+  /** Reset the machine now, without syncing or unmounting (the caller left every filesystem clean); returns only when that failed. */
+  reboot(): Promise<void>;
 
   // clock
   monotonicMs(): number;

@@ -6,11 +6,16 @@
 import { describe, expect, test } from "bun:test";
 import { CONTROLLER_IDENTITY } from "../../../controller/boot/kernel-switch.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
+import { writeBootEntries } from "../../../controller/boot/kernel-entries.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
+import { type KernelPair, pairId } from "../../../controller/plans/boot-entries.ts";
+import { parseGrubenv } from "../../../controller/plans/grub-config.ts";
 import { parseHealth } from "../../../controller/plans/slot-health.ts";
 import { connectToNetwork, labMachine } from "../../fake-machine.ts";
-import { type ImageKernel, installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
-import type { FakeSystem, Tree } from "../../fake-system.ts";
+import { NO_CUTS } from "../../../controller/system/cut-points.ts";
+import { TOOLS } from "../../../controller/system/paths.ts";
+import { type ImageKernel, imageKernelFiles, installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import { FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
 const K1: ImageKernel = { release: "6.1.0-50-amd64", build: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (2026-05-01)" };
@@ -37,6 +42,7 @@ function machine(running: ImageKernel, spec: MachineSpec = {}): FakeSystem {
     slots: { SYSFS: spec.sysfs ?? installedSlot({ version: "1.0", kernel: K1 }), BACKUPFS: installedSlot({ version: "0.9" }) },
   });
   for (const { device, tree } of spec.disks ?? []) fake.addDevice(device, tree);
+  fake.commandHandlers.set(TOOLS.fsfreeze, () => ({ stdout: "" }));
   fake.addTree("/proc/sys/kernel", { osrelease: `${running.release}\n`, version: `${running.build}\n` });
   return fake;
 }
@@ -72,7 +78,10 @@ describe("stage kernel: the booted slot's own kernel", () => {
     // the fake's kexec returns as a kernel that failed to start would: the boot goes on, on K1, and says so
     expect(outcome).toBe("handed-off");
     expect(report.kernel).toMatchObject({ outcome: "kexec-failed", mode: "kexec", running: { release: K1.release }, slotKernel: { release: K2.release } });
-    expect(report.kernel?.errors).toEqual([expect.stringContaining("Cannot kexec SYSFS on /dev/vda2 (version 2.0)'s kernel 6.1.0-57-amd64: kexec --exec returned")]);
+    expect(report.kernel?.errors).toEqual([
+      "Cannot kexec SYSFS on /dev/vda2 (version 2.0)'s kernel 6.1.0-57-amd64: kexec --exec returned",
+      "Cannot boot SYSFS on /dev/vda2 (version 2.0)'s own kernel: the kexec failed and BOOTEXT has no bootloader entry to reboot into; booting on the running kernel",
+    ]);
     expect(fake.peek("/sysroot/etc/test-image-id")).toBe("system-2.0");
   });
 
@@ -100,7 +109,7 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(fake.kexecLoaded).toBeUndefined();
     expect(report.kernel?.outcome).toBe("kexec-failed");
     expect(report.kernel?.errors[0]).toContain("Cannot use /sysroot/boot/vmlinuz-6.1.0-50-amd64: it is 4 bytes, not the");
-    expect(report.kernel?.errors[0]).toContain("BOOTEXT has no bootloader entry to reboot into; booting on the running kernel");
+    expect(report.kernel?.errors[1]).toContain("BOOTEXT has no bootloader entry to reboot into; booting on the running kernel");
   });
 
   test("kexec cannot load the kernel: the error names it, and the boot goes on", async () => {
@@ -150,4 +159,54 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(fake.kexecLoaded).toBeUndefined();
     expect(report.kernel?.errors[0]).toContain("BOOTEXT has no bootloader entries");
   });
+
+  test("kexec mode on a disk with GRUB entries: the entries follow the slot before the kexec, and a kexec that returns reboots into them", async () => {
+    const fake = connectToNetwork(machine(K1, { bootext: await bootextWithEntries(K1) }));
+    publish(fake, { version: "2.0", kernel: K2 });
+    const { outcome, report } = await boot(fake);
+    expect(outcome).toBe("handed-off");
+    expect(fake.kexecBooted).toHaveLength(1);
+    const k2 = pairId(slotPairOf(K2));
+    const k1 = pairId(slotPairOf(K1));
+    expect(fake.peek("/run/controller/bootext/Kernel/active")).toBe(`<symlink → pairs/${k2}>`);
+    expect(fake.peek("/run/controller/bootext/Kernel/recovery")).toBe(`<symlink → pairs/${k1}>`);
+    expect(parseGrubenv(fake.peek("/run/controller/bootext/grub/grubenv") ?? "")).toEqual(new Map([["saved_entry", "recovery"], ["next_entry", "active"]]));
+    expect(fake.reboots).toBe(1);
+    expect(report.kernel?.errors).toEqual([
+      "Cannot kexec SYSFS on /dev/vda2 (version 2.0)'s kernel 6.1.0-57-amd64: kexec --exec returned",
+      "Cannot reboot into SYSFS on /dev/vda2 (version 2.0)'s kernel 6.1.0-57-amd64: the reset returned; booting on the running kernel",
+    ]);
+  });
+
+  test('reboot mode: the slot\'s kernel becomes the active entry, the old one recovery, grubenv tries it once, then the reset', async () => {
+    const fake = machine(K2, { bootext: { ...(await bootextWithEntries(K2)), "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' } });
+    const { report } = await boot(fake);
+    expect(fake.kexecLoaded).toBeUndefined();
+    expect(fake.peek("/run/controller/bootext/Kernel/active")).toBe(`<symlink → pairs/${pairId(slotPairOf(K1))}>`);
+    expect(fake.peek("/run/controller/bootext/Kernel/recovery")).toBe(`<symlink → pairs/${pairId(slotPairOf(K2))}>`);
+    expect(fake.reboots).toBe(1);
+    expect(report.kernel?.outcome).toBe("reboot-failed");
+  });
+
+  test("reboot mode when the active entry already is the slot's kernel and another runs: no second reboot", async () => {
+    const fake = machine(K2, { bootext: { ...(await bootextWithEntries(K1)), "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' } });
+    const { report } = await boot(fake);
+    expect(fake.reboots).toBe(0);
+    expect(report.kernel?.errors[0]).toContain("not rebooting again");
+  });
 });
+
+function slotPairOf(kernel: ImageKernel): KernelPair {
+  const { signed } = imageKernelFiles(kernel);
+  return { release: signed.release, kernel: signed.vmlinuz, initrd: signed.initrd, from: "/images/slot" };
+}
+
+/** BOOTEXT with GRUB's folder and `active` as its active kernel entry, as the controller writes them. */
+async function bootextWithEntries(active: ImageKernel): Promise<Tree> {
+  const scratch = new FakeSystem().addDevice({ device: "/dev/vdz", label: "BOOTEXT", fsType: "ext4" }, { ...UPDATE_CONFIG, "grub/grub.cfg": "# grub.cfg\n" });
+  scratch.addTree("/images/slot", imageKernelFiles(active).tree).addTree("/mnt", {});
+  scratch.commandHandlers.set(TOOLS.fsfreeze, () => ({ stdout: "" }));
+  await scratch.mount({ kind: "filesystem", source: "/dev/vdz", target: "/mnt", fsType: "ext4", options: ["rw"] });
+  await writeBootEntries(scratch, memoryLogger().log, { mountPoint: "/mnt", readOnly: false }, slotPairOf(active), undefined, NO_CUTS);
+  return scratch.snapshotDevices()[0]?.tree ?? {};
+}
