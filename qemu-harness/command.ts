@@ -24,6 +24,8 @@ export class CommandError extends Error {
 export interface RunOptions {
   /** Text fed to the command's standard input; without it stdin is empty. */
   readonly stdin?: string;
+  /** Write standard output to this file (binary, e.g. `unsquashfs -cat`) instead of returning it; stdout is then "". */
+  readonly stdoutFile?: string;
 }
 
 export interface RunResult {
@@ -36,12 +38,12 @@ export async function runCommand(argv: readonly string[], options: RunOptions = 
   const child = spawnOrThrow(argv, () =>
     Bun.spawn([...argv], {
       stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
-      stdout: "pipe",
+      stdout: options.stdoutFile === undefined ? "pipe" : Bun.file(options.stdoutFile),
       stderr: "pipe",
     }),
   );
   const [stdout, stderr, exitCode] = await Promise.all([
-    new Response(child.stdout).text(),
+    child.stdout instanceof ReadableStream ? new Response(child.stdout).text() : "",
     new Response(child.stderr).text(),
     child.exited,
   ]);

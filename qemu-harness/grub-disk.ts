@@ -20,7 +20,7 @@ export const GRUB_X86_64_EFI = "/usr/lib/grub/x86_64-efi";
 export type Firmware = "bios" | "efi";
 const PLATFORM_DIRS: Readonly<Record<Firmware, string>> = { bios: GRUB_I386_PC, efi: GRUB_X86_64_EFI };
 /** The ESP's size: BOOTX64.EFI is about 1 MB; FAT needs some room around it. */
-const ESP_MIB = 8;
+export const ESP_MIB = 8;
 export const BOOTEXT_LABEL = "BOOTEXT";
 /**
  * In core.img itself, so it can find BOOTEXT and read grub.cfg; everything
@@ -36,9 +36,8 @@ export interface KernelPair {
   readonly initrd: string;
 }
 
-export interface GrubBootextSpec {
-  readonly active: KernelPair;
-  readonly recovery: KernelPair;
+/** GRUB's own files on BOOTEXT: grub.cfg, grubenv and the modules. */
+export interface GrubLoaderSpec {
   /** The kernel command line of both entries. */
   readonly append: string;
   /** grubenv's variables (next_entry, saved_entry); none gives no grubenv file, so "active" boots. */
@@ -47,11 +46,17 @@ export interface GrubBootextSpec {
   readonly firmware?: Firmware;
 }
 
+export interface GrubBootextSpec extends GrubLoaderSpec {
+  readonly active: KernelPair;
+  readonly recovery: KernelPair;
+}
+
 /**
  * Fills `dir` (BOOTEXT's future root, which may already hold config.d, DIRS,
- * ...) with GRUB's files and the kernel pairs.
+ * ...) with GRUB's files: grub/grub.cfg, grub/grubenv (when asked for) and
+ * the modules of the firmware's platform.
  */
-export async function addGrubFiles(dir: string, spec: GrubBootextSpec): Promise<void> {
+export async function addGrubLoader(dir: string, spec: GrubLoaderSpec): Promise<void> {
   const config = grubConfig({ bootextLabel: BOOTEXT_LABEL, append: spec.append });
   if (!config.ok) throw new Error(config.problem);
   const grub = join(dir, GRUB_DIR);
@@ -68,6 +73,14 @@ export async function addGrubFiles(dir: string, spec: GrubBootextSpec): Promise<
     if (!env.ok) throw new Error(env.problem);
     await writeFile(join(grub, "grubenv"), env.text);
   }
+}
+
+/**
+ * GRUB's files (addGrubLoader) and the kernel pairs, each file linked
+ * directly: the tests' BOOTEXT, where the two entries' pairs differ.
+ */
+export async function addGrubFiles(dir: string, spec: GrubBootextSpec): Promise<void> {
+  await addGrubLoader(dir, spec);
   await mkdir(join(dir, "Kernel"), { recursive: true });
   for (const pair of new Map([spec.active, spec.recovery].map((p) => [p.name, p])).values()) {
     if (!/^[A-Za-z0-9._-]+$/.test(pair.name)) throw new Error(`Cannot name a kernel pair: use letters, digits, '.', '_' or '-', got ${JSON.stringify(pair.name)}`);

@@ -1,0 +1,130 @@
+// Disks made the way an admin makes them: scripts/blank-disk, run as a
+// command, fetching the first image from a repository the controller binary
+// published (keygen, publish) and the controller's serve code serves on
+// 127.0.0.1 (the VM reaches it at 10.0.2.100 through guestfwd). The tests then
+// change a made disk only through debugfs on BOOTEXT, never by mounting it.
+
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { grubenv, type GrubEntry } from "../../controller/plans/grub-config.ts";
+import { repoHandler } from "../../controller/update/dev-server.ts";
+import { runCommand } from "../../qemu-harness/command.ts";
+import type { Firmware } from "../../qemu-harness/grub-disk.ts";
+import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
+import { ARTIFACTS, requireArtifacts, runFolder } from "./fixtures.ts";
+import { GRUB_APPEND } from "./grub-fixtures.ts";
+import { FLEET_CONFIG } from "./update-fixtures.ts";
+
+const BLANK_DISK = resolve(import.meta.dir, "../../scripts/blank-disk");
+
+export interface FleetRepo {
+  readonly work: string;
+  /** the .pub file keygen wrote, as the admin passes it to --key */
+  readonly publicKeyFile: string;
+  /** where the host (blank-disk) fetches from */
+  readonly hostUrl: string;
+  /** where the VM asks, written into BOOTEXT's config.d */
+  readonly guestUrl: string;
+  readonly port: number;
+  /** the server's access log */
+  readonly accessLog: string[];
+}
+
+let made: Promise<FleetRepo> | undefined;
+
+/** A repository with system-a as version 1.0 of channel stable and the fleet's config file, served for the rest of the run. */
+export function fleetRepo(): Promise<FleetRepo> {
+  made ??= (async () => {
+    await requireArtifacts();
+    const work = join(await runFolder(), "blank-disk");
+    await mkdir(work, { recursive: true });
+    const key = join(work, "fleet");
+    await runCommand([ARTIFACTS.controller, "keygen", key]);
+    const fleetConfig = join(work, FLEET_CONFIG.name);
+    await writeFile(fleetConfig, FLEET_CONFIG.text);
+    const repo = join(work, "repo");
+    await runCommand([ARTIFACTS.controller, "publish", "--repo", repo, "--channel", "stable", "--version", "1.0", "--image", ARTIFACTS.systemA, "--config", fleetConfig, "--key", `${key}.secret`]);
+    const accessLog: string[] = [];
+    const handler = repoHandler(repo, (line) => accessLog.push(line));
+    // a VM under TCG may pause long between requests on one connection
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 120, fetch: (request, srv) => handler(request, srv) });
+    server.unref();
+    const port = server.port as number;
+    return { work, publicKeyFile: `${key}.pub`, hostUrl: `http://127.0.0.1:${port}/`, guestUrl: `http://${GUEST_FORWARD_ADDRESS}:${port}/`, port, accessLog };
+  })();
+  return made;
+}
+
+export interface MadeDisk {
+  readonly path: string;
+  /** what blank-disk said on stderr */
+  readonly output: string;
+  readonly seconds: number;
+}
+
+/** scripts/blank-disk as the guide runs it: a 1 GiB image file, the project's kernel with the shell initramfs. */
+export async function blankDisk(repo: FleetRepo, name: string, firmware: Firmware): Promise<MadeDisk> {
+  const path = join(repo.work, `${name}.img`);
+  const started = performance.now();
+  const { stderr } = await runCommand([
+    BLANK_DISK,
+    "--target", path,
+    "--size", "1G",
+    "--repo", repo.hostUrl,
+    "--server", repo.guestUrl,
+    "--key", repo.publicKeyFile,
+    "--firmware", firmware,
+    "--kernel", ARTIFACTS.kernel,
+    "--initrd", ARTIFACTS.initramfs.shell,
+    "--append", GRUB_APPEND,
+    "--bootext-size", "512M",
+    "--force",
+  ]);
+  return { path, output: stderr, seconds: (performance.now() - started) / 1000 };
+}
+
+/** BOOTEXT's byte offset in a disk blank-disk made: its last partition. */
+export async function bootextOffset(disk: string): Promise<number> {
+  const table = JSON.parse((await runCommand(["sfdisk", "--json", disk])).stdout) as { partitiontable: { partitions: { start: number }[] } };
+  const last = table.partitiontable.partitions.at(-1);
+  if (last === undefined) throw new Error(`${disk} has no partitions`);
+  return last.start * 512;
+}
+
+/** debugfs commands run on BOOTEXT, read-write. */
+async function debugfsWrite(disk: string, commands: readonly string[]): Promise<void> {
+  const script = join(resolve(disk, ".."), "debugfs.cmd");
+  await writeFile(script, `${commands.join("\n")}\n`);
+  await runCommand(["debugfs", "-w", "-f", script, `${disk}?offset=${await bootextOffset(disk)}`]);
+}
+
+/** Replaces BOOTEXT's grubenv (a new 1024-byte file, as the controller will write it). */
+export async function setGrubenv(disk: string, values: Readonly<Partial<Record<"next_entry" | "saved_entry", GrubEntry>>>): Promise<void> {
+  const env = grubenv(values);
+  if (!env.ok) throw new Error(env.problem);
+  const file = join(resolve(disk, ".."), "grubenv");
+  await writeFile(file, env.text);
+  await debugfsWrite(disk, ["cd /grub", "rm grubenv", `write ${file} grubenv`]);
+}
+
+/**
+ * A second pair for the recovery entry, with the systemd initramfs, so the
+ * console tells which pair GRUB booted: what the controller's reboot-mode
+ * switch will leave (the previous pair as recovery), made by hand here.
+ */
+export async function addRecoveryPair(disk: string): Promise<void> {
+  await debugfsWrite(disk, [
+    "mkdir /Kernel/pairs/test-recovery",
+    "cd /Kernel/pairs/test-recovery",
+    `write ${ARTIFACTS.kernel} vmlinuz`,
+    `write ${ARTIFACTS.initramfs.systemd} initrd.img`,
+    "cd /Kernel",
+    "rm recovery",
+    "symlink recovery pairs/test-recovery",
+  ]);
+}
+
+/** A file on BOOTEXT, read without mounting. */
+export async function bootextFile(disk: string, path: string): Promise<string> {
+  return (await runCommand(["debugfs", "-R", `cat ${path}`, `${disk}?offset=${await bootextOffset(disk)}`])).stdout;
+}
