@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
-import { type BootFile, type KernelSwitchPlan, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE, type SignedKernel } from "../plans/kernel-switch.ts";
+import { type BootFile, type KernelSwitchPlan, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
 import { KEXEC_MARKER } from "../plans/kexec-cmdline.ts";
 import { type BootEntriesState, bootEntryFor, type KernelPair } from "../plans/boot-entries.ts";
 import type { CutPoints } from "../system/cut-points.ts";
@@ -20,6 +20,7 @@ import { KERNEL_SWITCH_DIR, NEWROOT, PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION 
 import type { System } from "../system/system.ts";
 import { COMMIT, VERSION } from "../system/version.ts";
 import { type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
+import type { SignedKernel } from "../update/manifest.ts";
 import { armRebootIntoActive, type MountedBootext, readBootEntries, writeBootEntries } from "./kernel-entries.ts";
 
 /** This controller as the next one names it: rd.controller.kexec_by=VERSION+COMMIT. */

@@ -15,7 +15,7 @@
 import { editCmdline } from "../config/cmdline.ts";
 import { KERNEL_SWITCH_MODES } from "../config/schema.ts";
 import { type KernelIdentity, compareKernels } from "../update/kernel-release.ts";
-import type { Manifest } from "../update/manifest.ts";
+import type { SignedKernel } from "../update/manifest.ts";
 import { KERNEL_CMDLINE_MAX_BYTES, KEXEC_BY, KEXEC_MARKER } from "./kexec-cmdline.ts";
 
 /** boot.kernel_switch: how the boot gets onto the slot's own kernel. */
@@ -24,8 +24,6 @@ export type KernelSwitchMode = (typeof KERNEL_SWITCH_MODES)[number];
 /** The marker's value when the controller kexecs a slot's kernel (a Heddle update's kexec puts the update's name there). */
 export const SLOT_KERNEL_MARKER_VALUE = "slot-kernel";
 
-/** What a format-2 manifest signs about the kernel an image carries. */
-export type SignedKernel = NonNullable<Manifest["kernel"]>;
 
 export interface KernelSwitchInput {
   readonly mode: KernelSwitchMode;
@@ -48,11 +46,7 @@ export interface KernelSwitchInput {
 }
 
 /** A file inside the slot's image, with what its signed record says it must be. */
-export interface BootFile {
-  readonly path: string;
-  readonly size: number;
-  readonly sha512: string;
-}
+export type BootFile = SignedKernel["vmlinuz"];
 
 /** What to do when the kexec cannot load or returns. */
 export type KexecFallback =

@@ -6,10 +6,10 @@ import {
   type KernelSwitchMode,
   type KernelSwitchPlan,
   planKernelSwitch,
-  type SignedKernel,
   slotKexecCmdline,
 } from "../../../controller/plans/kernel-switch.ts";
 import type { KernelIdentity } from "../../../controller/update/kernel-release.ts";
+import type { SignedKernel } from "../../../controller/update/manifest.ts";
 
 const BUILD_1 = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)";
 const BUILD_2 = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.193-1 (2026-12-03)";
