@@ -32,6 +32,8 @@ export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
   // two boots of Debian with systemd: 193-244 s (shell initramfs, beside other VMs) + 77 s (systemd initrd)
   "debian.test.ts": { expectedSeconds: 320, vms: 1 },
   "heddle.test.ts": { expectedSeconds: 420, vms: 1 },
+  // two Debian boots: an update, a kexec and systemd; then a refused kexec and systemd (estimate, to be measured)
+  "kernel-switch.test.ts": { expectedSeconds: 420, vms: 1 },
   "network.test.ts": { expectedSeconds: 190, vms: 1 },
   "alchemy.test.ts": { expectedSeconds: 150, vms: 1 },
   // making two disks with scripts/blank-disk, then two boots from them (BIOS, UEFI): 182 s beside another VM
