@@ -23,6 +23,7 @@ import { resolveRepoUrl } from "../update/manifest.ts";
 import { type LocalConfig, trustOf, withServerLayers } from "./boot-config.ts";
 import type { BootContext } from "./boot-start.ts";
 import type { DisklessReport } from "./diskless-report.ts";
+import { runKernelSwitchStage } from "./kernel-switch.ts";
 import type { MountedRoot } from "./finish.ts";
 import { executeSteps, mountTmpfs, type MountsResult } from "./mounts.ts";
 import type { NetworkResult } from "./network.ts";
@@ -197,6 +198,21 @@ export async function runDisklessBoot(context: BootContext, options: DisklessBoo
     stageResult === undefined ? { why, status: "failed", detail: problem ?? "nothing verified", bytesFetched: 0, resumes: 0, durationMs: 0 } : { why, ...stageResult.report };
   if (problem === undefined) decisions.push(`booted version ${diskless.version} from RAM (${diskless.image})`);
   else decisions.push(`nothing bootable: ${problem}`);
+  // the image in RAM may carry its own kernel: the PXE server then only serves a bootstrap kernel and initramfs
+  const kernel =
+    problem === undefined && accepted !== undefined
+      ? await context.stage("kernel", undefined, (stageLog) =>
+          runKernelSwitchStage(context.system, stageLog, {
+            config: ram.resolved.config,
+            cmdline: context.cmdline,
+            slot: `the diskless image (version ${accepted.manifest.version})`,
+            slotKernel: accepted.manifest.kernel,
+            bootext: undefined,
+            cuts: options.cuts,
+          }),
+        )
+      : undefined;
+  if (kernel !== undefined) decisions.push(`kernel: ${kernel.outcome}: ${[...kernel.reasons, ...kernel.errors].join("; ")}`);
 
   return {
     resolved: ram.resolved,
@@ -211,6 +227,7 @@ export async function runDisklessBoot(context: BootContext, options: DisklessBoo
       mounts: stageResult?.mounts ?? [],
       tmpfs: stageResult?.tmpfs ?? [],
       overmounts: [],
+      ...(kernel === undefined ? {} : { kernel }),
     },
     ...(problem === undefined ? {} : { nothingBootable: ["NOTHING TO BOOT FROM RAM.", `${problem}.`, "The disks were not touched."] }),
   };

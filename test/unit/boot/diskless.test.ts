@@ -76,6 +76,28 @@ async function boot(fake: FakeSystem) {
 const imageFetches = (fake: FakeSystem) => fake.httpRequests.filter((url) => url.includes("/images/"));
 
 describe("a diskless boot", () => {
+  test("an image carrying its own kernel: the bootstrap kernel kexecs it, checked against the signed record; the kexec'd boot runs it from RAM", async () => {
+    const k2 = { release: "6.1.0-57-amd64", build: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)" };
+    const fake = machine();
+    fake.addTree("/proc/sys/kernel", { osrelease: "6.1.0-50-amd64\n", version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (2026-05-01)\n" });
+    publish(fake, { version: "2.0", kernel: k2 });
+    const { outcome, report } = await boot(fake);
+    expect(fake.kexecBooted).toEqual([expect.objectContaining({ kernel: "/run/controller/kernel-switch/vmlinuz", cmdline: expect.stringContaining("controller.diskless rd.controller.kexec=slot-kernel") })]);
+    // the fake's kexec returns: the boot goes on from RAM, on the bootstrap kernel, saying so
+    expect(outcome).toBe("handed-off");
+    expect(report.kernel).toMatchObject({ outcome: "kexec-failed", slotKernel: { release: k2.release } });
+    expect(report.kernel?.errors[0]).toContain("Cannot kexec the diskless image (version 2.0)'s kernel 6.1.0-57-amd64: kexec --exec returned");
+
+    const kexecd = machine({ cmdline: "root=controller console=ttyS0 controller.diskless rd.controller.kexec=slot-kernel" });
+    kexecd.addTree("/proc/sys/kernel", { osrelease: `${k2.release}\n`, version: `${k2.build}\n` });
+    publish(kexecd, { version: "2.0", kernel: k2 });
+    const second = await boot(kexecd);
+    expect(second.outcome).toBe("handed-off");
+    expect(kexecd.kexecBooted).toEqual([]);
+    expect(second.report.kernel).toMatchObject({ outcome: "boot-on", errors: [], cameByKexec: { marker: "slot-kernel" } });
+    expect(kexecd.peek("/sysroot/etc/test-image-id")).toBe("system-2.0");
+  });
+
   test("runs the published system from RAM, read-only with tmpfs on top, and touches no disk", async () => {
     const fake = machine();
     publish(fake, { version: "2.0", fleetConfig: { "50-fleet.toml": '[tmpfs."/var/log"]\nsize = "24m"\n' } });
@@ -85,7 +107,7 @@ describe("a diskless boot", () => {
     expect(fake.mountAt("/sysroot")).toEqual({ target: "/sysroot", source: "/run/controller/diskless/system.squashfs", fsType: "squashfs", readOnly: true });
     expect(fake.mountAt("/run/controller/diskless")).toEqual({ target: "/run/controller/diskless", source: "tmpfs", fsType: "tmpfs", readOnly: true });
     expect(fake.commands).toContainEqual(["mount", "-o", "remount,ro", "/run/controller/diskless"]);
-    expect(report.stages.map((stage) => stage.stage)).toEqual(["cmdline", "config", "disks", "network", "check", "server-config", "diskless", "handoff"]);
+    expect(report.stages.map((stage) => stage.stage)).toEqual(["cmdline", "config", "disks", "network", "check", "server-config", "diskless", "kernel", "handoff"]);
     expect(report.diskless).toMatchObject({
       why: 'diskless.mode is "always" (from cmdline:controller.diskless)',
       status: "running-from-ram",
@@ -225,7 +247,7 @@ describe("a diskless boot", () => {
     expect(report.diskless?.why).toBe(
       'diskless.mode is "when-no-slots" (from initramfs:/etc/controller/config.d/88-diskless.toml) and there is no usable SYSFS or BACKUPFS partition; filesystems seen: /dev/vda1 (ext4, label DATA)',
     );
-    expect(report.stages.map((stage) => stage.stage)).toEqual(["cmdline", "config", "disks", "network", "check", "server-config", "diskless", "handoff"]);
+    expect(report.stages.map((stage) => stage.stage)).toEqual(["cmdline", "config", "disks", "network", "check", "server-config", "diskless", "kernel", "handoff"]);
   });
 
   test("BOOTEXT's config.d cannot choose it: the decision is made before any disk is mounted", async () => {
