@@ -62,20 +62,27 @@ export interface MadeDisk {
   readonly seconds: number;
 }
 
-/** scripts/blank-disk as the guide runs it: a 1 GiB image file, the project's kernel with the shell initramfs. */
-export async function blankDisk(repo: FleetRepo, name: string, firmware: Firmware): Promise<MadeDisk> {
+export interface BlankDiskOptions {
+  /** the disk's size as blank-disk takes it; 1G by default */
+  readonly size?: string;
+  /** the first pair GRUB boots: the project's kernel with the shell initramfs by default, or the first image's own ("image", a format-2 manifest) */
+  readonly kernel?: "project" | "image";
+}
+
+/** scripts/blank-disk as the guide runs it: an image file, by default 1 GiB with the project's kernel and the shell initramfs. */
+export async function blankDisk(repo: FleetRepo, name: string, firmware: Firmware, options: BlankDiskOptions = {}): Promise<MadeDisk> {
   const path = join(repo.work, `${name}.img`);
   const started = performance.now();
+  const kernel = options.kernel === "image" ? [] : ["--kernel", ARTIFACTS.kernel, "--initrd", ARTIFACTS.initramfs.shell];
   const { stderr } = await runCommand([
     BLANK_DISK,
     "--target", path,
-    "--size", "1G",
+    "--size", options.size ?? "1G",
     "--repo", repo.hostUrl,
     "--server", repo.guestUrl,
     "--key", repo.publicKeyFile,
     "--firmware", firmware,
-    "--kernel", ARTIFACTS.kernel,
-    "--initrd", ARTIFACTS.initramfs.shell,
+    ...kernel,
     "--append", GRUB_APPEND,
     "--bootext-size", "512M",
     "--force",
@@ -96,6 +103,14 @@ async function debugfsWrite(disk: string, commands: readonly string[]): Promise<
   const script = join(resolve(disk, ".."), "debugfs.cmd");
   await writeFile(script, `${commands.join("\n")}\n`);
   await runCommand(["debugfs", "-w", "-f", script, `${disk}?offset=${await bootextOffset(disk)}`]);
+}
+
+/** Puts a file on BOOTEXT (a config.d file, say), as an admin would after blank-disk. */
+export async function addBootextFile(disk: string, path: string, content: string): Promise<void> {
+  const file = join(resolve(disk, ".."), path.replaceAll("/", "_"));
+  await writeFile(file, content);
+  const slash = path.lastIndexOf("/");
+  await debugfsWrite(disk, [`cd /${path.slice(0, slash)}`, `write ${file} ${path.slice(slash + 1)}`]);
 }
 
 /** Replaces BOOTEXT's grubenv (a new 1024-byte file, as the controller will write it). */

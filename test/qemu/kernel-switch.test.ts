@@ -18,6 +18,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { parseGrubenv } from "../../controller/plans/grub-config.ts";
 import { repoHandler } from "../../controller/update/dev-server.ts";
 import { manifestPath } from "../../controller/update/manifest.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
@@ -25,6 +26,7 @@ import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { type VmOptions, withVm } from "../../qemu-harness/vm.ts";
+import { addBootextFile, blankDisk, bootextFile, type FleetRepo } from "./blank-disk-fixtures.ts";
 import { ARTIFACTS, runFolder } from "./fixtures.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
@@ -48,6 +50,8 @@ interface World {
   readonly updateDisk: string;
   /** SYSFS debian-2.0 (signed record, marked good), BACKUPFS debian-1.0, BOOTEXT without servers */
   readonly runningV2Disk: string;
+  /** made by scripts/blank-disk from 1.0 (its own kernel K1 as GRUB's active pair), then boot.kernel_switch = "reboot" on BOOTEXT */
+  readonly grubDisk: string;
 }
 
 async function publishImage(work: string, name: string, version: string, image: string, key: string): Promise<{ repo: string; release: string }> {
@@ -72,9 +76,10 @@ beforeAll(async () => {
   const v2 = await publishImage(work, "v2", "2.0", DEBIAN.v2, key);
   if (v1.release === v2.release) throw new Error(`Cannot run the kernel-switch scenarios: debian-1.0 and debian-2.0 carry the same kernel ${v1.release}`);
 
-  const handler = repoHandler(v2.repo, () => undefined);
+  const handlers = { v1: repoHandler(v1.repo, () => undefined), v2: repoHandler(v2.repo, () => undefined) };
+  let served: keyof typeof handlers = "v2";
   // a VM under TCG may pause long between requests on one connection
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 120, fetch: (request, srv) => handler(request, srv) });
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 120, fetch: (request, srv) => handlers[served](request, srv) });
   server.unref();
   const port = server.port as number;
 
@@ -98,10 +103,17 @@ beforeAll(async () => {
     await buildDisk({ path, partitions: partitions.map(([label, content]) => ({ label, content, sizeMiB: label === "BOOTEXT" ? 16 : slotMiB })) });
     return path;
   };
+  // (b): a disk as an admin makes it, from 1.0 in the repository; the machine then finds 2.0 there
+  served = "v1";
+  const fleet: FleetRepo = { work, publicKeyFile: `${key}.pub`, hostUrl: `http://127.0.0.1:${port}/`, guestUrl: `http://${GUEST_FORWARD_ADDRESS}:${port}/`, port, accessLog: [] };
+  const grubDisk = await blankDisk(fleet, "grub-reboot", "bios", { size: "2G", kernel: "image" });
+  served = "v2";
+  await addBootextFile(grubDisk.path, "config.d/30-boot.toml", '[boot]\nkernel_switch = "reboot"\n');
   world = {
     k1: v1.release,
     k2: v2.release,
     port,
+    grubDisk: grubDisk.path,
     updateDisk: await disk("update", [["SYSFS", sysfsV1], ["BACKUPFS", empty], ["BOOTEXT", updateBootext]]),
     runningV2Disk: await disk("running-v2", [["SYSFS", sysfsV2], ["BACKUPFS", backupV1], ["BOOTEXT", plainBootext]]),
   };
@@ -187,5 +199,37 @@ describe("the whole OS as one signed update (issue 14)", () => {
       expect(status).toContain('(boot.kernel_switch "kexec": kexec-failed)');
     },
     SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS + 30_000,
+  );
+
+  test(
+    "(b) reboot mode through GRUB from the disk: 1.0 on K1 installs 2.0, writes K2 as BOOTEXT's active entry and reboots; GRUB boots K2 and Debian 2.0, whose mark-good makes the entry lasting",
+    async () => {
+      const disk = { fromDisk: true, firmware: "bios", disks: [world.grubDisk], writeDisks: true, network: { hostPorts: [world.port] } } as const;
+      const first = await withVm(disk, async (vm) => {
+        await vm.waitFor("controller: kernel: rebooting into BOOTEXT's active entry", SCENARIO_BOOT_TIMEOUT_MS);
+        // QEMU runs with -no-reboot: the machine's reset ends this VM, and the next start is its reboot
+        await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
+        return vm.console();
+      });
+      expect(first).toContain("grub: booting active");
+      expect(first).toContain(`Linux version ${world.k1} `);
+      expect(first).toContain("controller: install: ");
+      expect(first).toContain("BOOTEXT kernel entries written: active");
+      const { markers, console } = await bootToDebian(disk, "b");
+      expect(console).toContain("grub: booting active");
+      expect(console).toContain(`Linux version ${world.k2} `);
+      expect(markers.imageId).toBe("debian-2.0");
+      expect(marker(markers, "kernel-release")).toBe(world.k2);
+      expect(marker(markers, "modprobe")).toBe("dummy exit=0");
+      expect(marker(markers, "failed-units")).toBe("none");
+      expect(marker(markers, "mark-good-unit")).toBe("result=success exit=0 ran=yes");
+      expect(markers.status?.output).toContain(`kernel: ${world.k2} `);
+      expect(markers.status?.output).toContain('(boot.kernel_switch "reboot": boot-on)');
+      // the new kernel was tried once (next_entry); the healthy system made it GRUB's lasting choice
+      const env = parseGrubenv(await bootextFile(world.grubDisk, "/grub/grubenv"));
+      expect(env.get("saved_entry")).toBe("active");
+      expect(env.get("next_entry") ?? "").toBe("");
+    },
+    2 * (SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS),
   );
 });
