@@ -1,8 +1,9 @@
 // QEMU scenario: a real distribution through the controller. The Debian test
-// image (scripts/build-debian-image: debootstrapped bookworm, systemd as init,
-// Debian's kernel and modules inside, the controller's systemd units enabled)
-// boots from SYSFS on the same kernel (build/kernel) and initramfs as every
-// other scenario; its debian-test-markers.service prints what it finds
+// image debian-1.0 (scripts/build-debian-image: debootstrapped bookworm, systemd
+// as init, its own kernel, pruned modules and an initrd of this project's dracut
+// module inside, the controller's systemd units enabled) boots from SYSFS on the
+// same kernel (build/kernel) and initramfs as every other scenario, not on its
+// own; its debian-test-markers.service prints what it finds
 // (test/debian-image/debian-test-markers) once systemd is up, then powers off.
 //
 // This is groundwork for issue 14: the running kernel comes from build/kernel,
@@ -18,7 +19,7 @@ import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-mark
 import { withVm } from "../../qemu-harness/vm.ts";
 import { type Flavour, runFolder, SITE_CONFIG, vmOptions } from "./fixtures.ts";
 
-const DEBIAN_IMAGE = resolve(import.meta.dir, "../../build/images/debian.squashfs");
+const DEBIAN_IMAGE = resolve(import.meta.dir, "../../build/images/debian-1.0.squashfs");
 /**
  * To the markers: 176-212 s here with other VMs on the host (systemd's userspace alone
  * 2 min 12 s, the guest losing the CPU for up to 15 s at a time); a margin above that.
@@ -32,7 +33,7 @@ beforeAll(async () => {
   try {
     await access(DEBIAN_IMAGE);
   } catch {
-    throw new Error(`Cannot run the Debian scenario: ${DEBIAN_IMAGE} is missing; run scripts/build-debian-image build/images dist/controller`);
+    throw new Error(`Cannot run the Debian scenario: ${DEBIAN_IMAGE} is missing; run scripts/build-debian-image build/images debian-1.0 dist/controller`);
   }
   const work = await runFolder();
   const sysfs = join(work, "debian-sysfs");
