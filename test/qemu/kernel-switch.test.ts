@@ -52,6 +52,8 @@ interface World {
   readonly runningV2Disk: string;
   /** made by scripts/blank-disk from 1.0 (its own kernel K1 as GRUB's active pair), then boot.kernel_switch = "reboot" on BOOTEXT */
   readonly grubDisk: string;
+  /** as updateDisk, with health.max_attempts = 1: one boot without a mark-good makes a slot unhealthy */
+  readonly oneAttemptDisk: string;
 }
 
 async function publishImage(work: string, name: string, version: string, image: string, key: string): Promise<{ repo: string; release: string }> {
@@ -91,6 +93,13 @@ beforeAll(async () => {
   };
   const updateBootext = await bootext("bootext-update", ["[update]", `servers = ["http://${GUEST_FORWARD_ADDRESS}:${port}/"]`, `trusted_keys = ["${publicKey}"]`]);
   const plainBootext = await bootext("bootext-plain", ["[update]", `trusted_keys = ["${publicKey}"]`]);
+  const oneAttemptBootext = await bootext("bootext-one-attempt", [
+    "[update]",
+    `servers = ["http://${GUEST_FORWARD_ADDRESS}:${port}/"]`,
+    `trusted_keys = ["${publicKey}"]`,
+    "[health]",
+    "max_attempts = 1",
+  ]);
   const sysfsV1 = await slotFolder(join(work, "sysfs-v1"), { image: DEBIAN.v1, repo: v1.repo, health: MARKED_GOOD });
   const sysfsV2 = await slotFolder(join(work, "sysfs-v2"), { image: DEBIAN.v2, repo: v2.repo, health: MARKED_GOOD });
   const backupV1 = await slotFolder(join(work, "backup-v1"), { image: DEBIAN.v1, repo: v1.repo });
@@ -116,17 +125,19 @@ beforeAll(async () => {
     grubDisk: grubDisk.path,
     updateDisk: await disk("update", [["SYSFS", sysfsV1], ["BACKUPFS", empty], ["BOOTEXT", updateBootext]]),
     runningV2Disk: await disk("running-v2", [["SYSFS", sysfsV2], ["BACKUPFS", backupV1], ["BOOTEXT", plainBootext]]),
+    oneAttemptDisk: await disk("one-attempt", [["SYSFS", sysfsV1], ["BACKUPFS", empty], ["BOOTEXT", oneAttemptBootext]]),
   };
 }, 300_000);
 
 /** A boot of K1 with debian-1.0's initrd, as the disk's bootloader would start it. */
-function k1Boot(disk: string, append = "", hostPorts?: readonly number[]): VmOptions {
+function k1Boot(disk: string, append = "", hostPorts?: readonly number[], writeDisks = false): VmOptions {
   return {
     kernel: DEBIAN.v1Kernel,
     initrd: DEBIAN.v1Initrd,
     append: `console=ttyS0 root=controller panic=-1${append === "" ? "" : ` ${append}`}`,
     disks: [disk],
     ...(hostPorts === undefined ? {} : { network: { hostPorts } }),
+    ...(writeDisks ? { writeDisks } : {}),
   };
 }
 
@@ -229,6 +240,28 @@ describe("the whole OS as one signed update (issue 14)", () => {
       const env = parseGrubenv(await bootextFile(world.grubDisk, "/grub/grubenv"));
       expect(env.get("saved_entry")).toBe("active");
       expect(env.get("next_entry") ?? "").toBe("");
+    },
+    2 * (SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS),
+  );
+
+  test(
+    "(c) K2's system never marks good: after the attempt limit (1 here) the machine is back on K1 and Debian 1.0 with no help",
+    async () => {
+      // systemd masks the controller's mark-good unit: Debian 2.0 comes up but never says it is healthy
+      const neverGood = "systemd.mask=controller-mark-good@multi-user.target.service";
+      const first = await bootToDebian(k1Boot(world.oneAttemptDisk, neverGood, [world.port], true), "c-first");
+      expect(first.markers.imageId).toBe("debian-2.0");
+      expect(marker(first.markers, "kernel-release")).toBe(world.k2);
+      expect(marker(first.markers, "mark-good-unit")).toContain("ran=no");
+      // the machine starts again as its bootloader would start it: K1 and 1.0's initrd (the server out of reach: nothing is offered again)
+      const { markers, console } = await bootToDebian(k1Boot(world.oneAttemptDisk, neverGood, undefined, true), "c-after");
+      expect(console).toContain("ROLLBACK");
+      expect(console).not.toContain("controller: kernel: loading kernel");
+      expect(markers.imageId).toBe("debian-1.0");
+      expect(marker(markers, "kernel-release")).toBe(world.k1);
+      expect(marker(markers, "modprobe")).toBe("dummy exit=0");
+      expect(markers.status?.output).toContain(`kernel: ${world.k1} `);
+      expect(markers.status?.output).toContain("DEPRIVED");
     },
     2 * (SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS),
   );
