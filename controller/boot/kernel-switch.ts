@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
-import { type BootFile, type KernelSwitchPlan, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
+import { type BootFile, type KernelSwitchInput, type KernelSwitchPlan, modulesWarning, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
 import { KEXEC_MARKER } from "../plans/kexec-cmdline.ts";
 import { type BootEntriesState, bootEntryFor, type KernelPair } from "../plans/boot-entries.ts";
 import type { CutPoints } from "../system/cut-points.ts";
@@ -155,7 +155,7 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
   if (plan.action === "write-entries-then-reboot") {
     const written = await writeEntries(system, log, inputs, entries, fail);
     if (written) await rebootIntoActive(system, log, inputs, plan.release, fail);
-    return { ...base, outcome: "reboot-failed", errors };
+    return { ...base, ...onWrongKernel(log, base.warnings, { slot, ...(slotModules === undefined ? {} : { slotModules }) }, running), outcome: "reboot-failed", errors };
   }
   fail(await kexecSlotKernel(system, log, plan, inputs));
   if (plan.fallback.action === "reboot" && inStep) {
@@ -164,7 +164,14 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
   } else {
     fail(plan.fallback.action === "boot-on" ? plan.fallback.error : `Cannot reboot into BOOTEXT's active entry: it could not be written on this boot; booting on the running kernel`);
   }
-  return { ...base, outcome: "kexec-failed", errors };
+  return { ...base, ...onWrongKernel(log, base.warnings, { slot, ...(slotModules === undefined ? {} : { slotModules }) }, running), outcome: "kexec-failed", errors };
+}
+
+/** A switch that was due and failed leaves the slot on the wrong kernel: the modules warning, loud, as for an image without a kernel. */
+function onWrongKernel(log: Logger, warnings: readonly string[], slot: Pick<KernelSwitchInput, "slot" | "slotModules">, running: KernelIdentity | undefined): { warnings: readonly string[] } {
+  const missing = modulesWarning(slot, running, "the wrong kernel");
+  for (const warning of missing) log.warn(warning);
+  return { warnings: [...warnings, ...missing] };
 }
 
 /** Makes the slot's kernel BOOTEXT's active entry; false (with the error said) when that failed. */

@@ -100,7 +100,8 @@ export function slotKexecCmdline(current: string, controller?: string): { readon
   return { ok: true, cmdline };
 }
 
-function modulesWarning(input: KernelSwitchInput, running: KernelIdentity | undefined, kernelWord: string): string[] {
+/** Pure: the loud warning when the slot boots on a kernel its image has no modules for; none when it has them or either side is unknown. */
+export function modulesWarning(input: Pick<KernelSwitchInput, "slot" | "slotModules">, running: KernelIdentity | undefined, kernelWord: string): string[] {
   if (running === undefined || input.slotModules === undefined || input.slotModules.includes(running.release)) return [];
   const have = input.slotModules.length === 0 ? "none at all" : `only ${input.slotModules.join(", ")}`;
   return [

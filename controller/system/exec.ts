@@ -5,6 +5,15 @@
 import type { Logger } from "./log.ts";
 import type { ExecOptions, ExecResult } from "./system.ts";
 
+/** Lines that say what went wrong: a tool such as kexec prints its reason, then pages of debug output. */
+const TELLING = /\b(error|failed|fatal|cannot|can't|denied|not permitted|invalid|no such)\b/i;
+
+/** The last five lines of stderr that say what went wrong, or its last five lines when none does. */
+function telling(lines: readonly string[]): readonly string[] {
+  const reasons = lines.filter((line) => TELLING.test(line));
+  return (reasons.length > 0 ? reasons : lines).slice(-5);
+}
+
 export class CommandError extends Error {
   constructor(
     readonly argv: readonly string[],
@@ -12,7 +21,7 @@ export class CommandError extends Error {
     readonly stderr: string,
     reason: string,
   ) {
-    const detail = stderr.trim() === "" ? "" : `: ${stderr.trim().split("\n").slice(-5).join(" | ")}`;
+    const detail = stderr.trim() === "" ? "" : `: ${telling(stderr.trim().split("\n")).join(" | ")}`;
     super(`Cannot run \`${formatArgv(argv)}\`: ${reason}${detail}`);
     this.name = "CommandError";
   }

@@ -120,6 +120,9 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(fake.kexecBooted).toEqual([]);
     expect(report.kernel?.errors[0]).toContain("Cannot kexec SYSFS on /dev/vda1 (version 1.0)'s kernel 6.1.0-50-amd64: ");
     expect(report.kernel?.errors[0]).toContain("Operation not permitted");
+    expect(report.kernel?.warnings).toEqual([
+      "SYSFS on /dev/vda1 (version 1.0) runs on the wrong kernel 6.1.0-57-amd64, but its image has no /lib/modules/6.1.0-57-amd64 (it has only 6.1.0-50-amd64): every module the system loads after the handoff will fail (drivers, filesystems, binfmt_misc)",
+    ]);
     expect(fake.peek("/run/controller/kernel-switch/vmlinuz")).toBeUndefined();
   });
 

@@ -21,6 +21,14 @@ describe("runCommand", () => {
     expect((error as CommandError).exitCode).toBe(32);
   });
 
+  test("a failure's reason is kept when debug output follows it (kexec prints its segments after the error)", () => {
+    const stderr = ["Try gzip decompression.", "kexec_load failed: Operation not permitted", "entry       = 0x5ffd4000", ...Array.from({ length: 8 }, (_, i) => `segment[${i}].memsz = 0x9000`)].join("\n");
+    const error = new CommandError(["kexec", "--load", "k"], 255, stderr, "exit status 255");
+    expect(error.message).toBe("Cannot run `kexec --load k`: exit status 255: kexec_load failed: Operation not permitted");
+    // without such a line, the last five lines as before
+    expect(new CommandError(["x"], 1, "a\nb\nc\nd\ne\nf\n", "exit status 1").message).toBe("Cannot run `x`: exit status 1: b | c | d | e | f");
+  });
+
   test("a command that is not there", async () => {
     await expect(runCommand(memoryLogger().log, 5000, ["/nonexistent/tool"])).rejects.toThrow("Cannot run `/nonexistent/tool`: it could not be started");
   });
