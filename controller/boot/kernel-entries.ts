@@ -12,7 +12,6 @@
 // read-write (bootext.read_only), and also in the booted system, where files
 // open for writing on BOOTEXT (overmounts) would make a read-only remount fail.
 
-import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import {
   type BootEntriesPlan,
@@ -33,6 +32,7 @@ import type { Logger } from "../system/log.ts";
 import { TOOLS } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import type { BootextResult } from "./bootext.ts";
+import { copyVerified } from "./copy-verified.ts";
 
 /** BOOTEXT where the bootext stage mounted it, and whether it is kept read-only (bootext.read_only). */
 export type MountedBootext = Required<Pick<BootextResult, "mountPoint" | "readOnly">>;
@@ -110,29 +110,6 @@ async function withWritableBootext<T>(system: System, bootext: MountedBootext, w
   return result.value;
 }
 
-/** Copies a file from the slot's image, checking its size and sha512 against the signed record as it goes. */
-async function copyVerified(system: System, step: Extract<BootEntryStep, { op: "copy-verified" }>): Promise<void> {
-  const hash = createHash("sha512");
-  let bytes = 0;
-  const writer = await system.openForWrite(step.to, 0);
-  try {
-    for await (const chunk of system.readChunks(step.from)) {
-      bytes += chunk.length;
-      if (bytes > step.size) break;
-      hash.update(chunk);
-      await writer.write(chunk);
-    }
-  } finally {
-    await writer.close();
-  }
-  const why = "the slot's image is not what its signed record says; nothing was linked";
-  if (bytes !== step.size) {
-    throw new Error(`Cannot copy ${step.from} to ${step.to}: it has ${bytes > step.size ? `more than ${step.size}` : bytes} bytes, expected ${step.size} (${why})`);
-  }
-  const sha512 = hash.digest("hex");
-  if (sha512 !== step.sha512) throw new Error(`Cannot copy ${step.from} to ${step.to}: its sha512 is ${sha512}, expected ${step.sha512} (${why})`);
-}
-
 async function carryOut(system: System, bootext: MountedBootext, step: BootEntryStep): Promise<void> {
   switch (step.op) {
     case "remove":
@@ -141,7 +118,7 @@ async function carryOut(system: System, bootext: MountedBootext, step: BootEntry
       return system.mkdir(step.path);
     case "copy-verified":
       try {
-        return await copyVerified(system, step);
+        return await copyVerified(system, step, "nothing was linked");
       } catch (error) {
         // the plan copies only into a pair's temporary folder: a pair GRUB cannot see, gone with the bad copy
         await system.remove(dirname(step.to)).catch(() => undefined);

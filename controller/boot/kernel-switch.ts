@@ -8,7 +8,6 @@
 // Whatever fails, the boot goes on on the running kernel, with the error on
 // the console and in the report.
 
-import { createHash } from "node:crypto";
 import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
 import { type BootFile, type KernelSwitchInput, type KernelSwitchPlan, modulesWarning, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
@@ -21,6 +20,7 @@ import type { System } from "../system/system.ts";
 import { COMMIT, VERSION } from "../system/version.ts";
 import { type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
 import type { SignedKernel } from "../update/manifest.ts";
+import { copyVerified } from "./copy-verified.ts";
 import { armRebootIntoActive, type MountedBootext, readBootEntries, writeBootEntries } from "./kernel-entries.ts";
 
 /** This controller as the next one names it: rd.controller.kexec_by=VERSION+COMMIT. */
@@ -74,25 +74,9 @@ async function moduleReleases(system: System): Promise<string[] | undefined> {
   return system.readdir(dir).catch(() => undefined);
 }
 
-/** Copies `file` of the mounted image to `to`, checking its size and sha512 against the signed record on the way. */
-async function copyVerified(system: System, file: BootFile, to: string): Promise<void> {
-  const from = `${NEWROOT}${file.path}`;
-  const hash = createHash("sha512");
-  const writer = await system.openForWrite(to, 0);
-  let size = 0;
-  try {
-    for await (const chunk of system.readChunks(from)) {
-      size += chunk.length;
-      if (size > file.size) break;
-      hash.update(chunk);
-      await writer.write(chunk);
-    }
-  } finally {
-    await writer.close();
-  }
-  if (size !== file.size) throw new Error(`Cannot use ${from}: it is ${size > file.size ? "larger than" : `${size} bytes, not`} the ${file.size} bytes its signed record says`);
-  const sha512 = hash.digest("hex");
-  if (sha512 !== file.sha512) throw new Error(`Cannot use ${from}: its sha512 is ${sha512.slice(0, 16)}…, its signed record says ${file.sha512.slice(0, 16)}…`);
+/** Copies `file` of the mounted image to `to`, checked against the signed record on the way. */
+function copyFromImage(system: System, file: BootFile, to: string): Promise<void> {
+  return copyVerified(system, { from: `${NEWROOT}${file.path}`, to, size: file.size, sha512: file.sha512 }, "it is not kexec'd");
 }
 
 /** The slot's kernel as BOOTEXT's entries name a pair: its files are read from the image at /sysroot. */
@@ -212,8 +196,8 @@ async function kexecSlotKernel(system: System, log: Logger, plan: Extract<Kernel
   try {
     await system.mkdir(KERNEL_SWITCH_DIR);
     log.info(`copying and checking ${plan.kernel.path} (${plan.kernel.size} bytes) and ${plan.initrd.path} (${plan.initrd.size} bytes) against the signed record`);
-    await copyVerified(system, plan.kernel, kernel);
-    await copyVerified(system, plan.initrd, initrd);
+    await copyFromImage(system, plan.kernel, kernel);
+    await copyFromImage(system, plan.initrd, initrd);
     log.info(`loading kernel ${plan.release} with kexec, command line: ${cmdline}`);
     await system.kexecLoad({ kernel, initrd, cmdline });
   } catch (error) {

@@ -108,7 +108,9 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(outcome).toBe("handed-off");
     expect(fake.kexecLoaded).toBeUndefined();
     expect(report.kernel?.outcome).toBe("kexec-failed");
-    expect(report.kernel?.errors[0]).toContain("Cannot use /sysroot/boot/vmlinuz-6.1.0-50-amd64: it is 4 bytes, not the");
+    expect(report.kernel?.errors[0]).toContain(
+      "Cannot copy /sysroot/boot/vmlinuz-6.1.0-50-amd64 to /run/controller/kernel-switch/vmlinuz: it has 4 bytes, expected 75 (the slot's image is not what its signed record says; it is not kexec'd)",
+    );
     expect(report.kernel?.errors[1]).toContain("BOOTEXT has no bootloader entry to reboot into; booting on the running kernel");
   });
 
