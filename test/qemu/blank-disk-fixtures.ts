@@ -7,6 +7,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { grubenv, type GrubEntry } from "../../controller/plans/grub-config.ts";
+import { formatHealth } from "../../controller/plans/slot-health.ts";
 import { repoHandler } from "../../controller/update/dev-server.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import type { Firmware } from "../../qemu-harness/grub-disk.ts";
@@ -90,19 +91,36 @@ export async function blankDisk(repo: FleetRepo, name: string, firmware: Firmwar
   return { path, output: stderr, seconds: (performance.now() - started) / 1000 };
 }
 
-/** BOOTEXT's byte offset in a disk blank-disk made: its last partition. */
-export async function bootextOffset(disk: string): Promise<number> {
+/** A partition's byte offset in a disk blank-disk made: BOOTEXT is its last, SYSFS the one after the BIOS boot or EFI System Partition. */
+async function partitionOffset(disk: string, which: "sysfs" | "bootext"): Promise<number> {
   const table = JSON.parse((await runCommand(["sfdisk", "--json", disk])).stdout) as { partitiontable: { partitions: { start: number }[] } };
-  const last = table.partitiontable.partitions.at(-1);
-  if (last === undefined) throw new Error(`${disk} has no partitions`);
-  return last.start * 512;
+  const partitions = table.partitiontable.partitions;
+  const found = which === "bootext" ? partitions.at(-1) : partitions[1];
+  if (found === undefined) throw new Error(`${disk} has no ${which} partition`);
+  return found.start * 512;
 }
 
-/** debugfs commands run on BOOTEXT, read-write. */
-async function debugfsWrite(disk: string, commands: readonly string[]): Promise<void> {
+/** BOOTEXT's byte offset in a disk blank-disk made. */
+export function bootextOffset(disk: string): Promise<number> {
+  return partitionOffset(disk, "bootext");
+}
+
+/** debugfs commands run on BOOTEXT (or SYSFS), read-write. */
+async function debugfsWrite(disk: string, commands: readonly string[], which: "sysfs" | "bootext" = "bootext"): Promise<void> {
   const script = join(resolve(disk, ".."), "debugfs.cmd");
   await writeFile(script, `${commands.join("\n")}\n`);
-  await runCommand(["debugfs", "-w", "-f", script, `${disk}?offset=${await bootextOffset(disk)}`]);
+  await runCommand(["debugfs", "-w", "-f", script, `${disk}?offset=${await partitionOffset(disk, which)}`]);
+}
+
+/**
+ * SYSFS's health record says its system came up healthy, as its first boot's
+ * mark-good would leave it: until then the install gate keeps updates off the
+ * spare slot. A shortcut for tests that start from a running machine.
+ */
+export async function markSysfsGood(disk: string): Promise<void> {
+  const file = join(resolve(disk, ".."), "health.json");
+  await writeFile(file, formatHealth({ attempts: 0, markedGood: true, cleanShutdown: true }));
+  await debugfsWrite(disk, ["cd /controller", `write ${file} health.json`], "sysfs");
 }
 
 /** Puts a file on BOOTEXT (a config.d file, say), as an admin would after blank-disk. */
