@@ -13,9 +13,9 @@ import type { BlockDevice } from "../system/system.ts";
 import { trustOf } from "./boot-config.ts";
 import type { SlotsUpdated } from "./disk-boot.ts";
 import type { MountedRoot } from "./finish.ts";
+import { type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
 import { type BootedSlot, type MountsResult, runMountsStage } from "./mounts.ts";
 import { type OvermountOutcome, runOvermountsStage } from "./overmounts.ts";
-import { type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
 import { countBootAttempt } from "./slot-health.ts";
 
 interface OnBooted {

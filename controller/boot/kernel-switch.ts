@@ -10,9 +10,9 @@
 
 import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
+import { type BootEntriesState, bootEntryFor, type KernelPair } from "../plans/boot-entries.ts";
 import { type BootFile, type KernelSwitchInput, type KernelSwitchPlan, modulesWarning, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
 import { KEXEC_MARKER } from "../plans/kexec-cmdline.ts";
-import { type BootEntriesState, bootEntryFor, type KernelPair } from "../plans/boot-entries.ts";
 import type { CutPoints } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
 import { KERNEL_SWITCH_DIR, NEWROOT, PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION } from "../system/paths.ts";

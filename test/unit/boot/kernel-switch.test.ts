@@ -4,16 +4,16 @@
 // leaves a boot on the running kernel with the error in the report.
 
 import { describe, expect, test } from "bun:test";
+import { writeBootEntries } from "../../../controller/boot/kernel-entries.ts";
 import { CONTROLLER_IDENTITY } from "../../../controller/boot/kernel-switch.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
-import { writeBootEntries } from "../../../controller/boot/kernel-entries.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { type KernelPair, pairId } from "../../../controller/plans/boot-entries.ts";
 import { parseGrubenv } from "../../../controller/plans/grub-config.ts";
 import { parseHealth } from "../../../controller/plans/slot-health.ts";
-import { connectToNetwork, labMachine } from "../../fake-machine.ts";
 import { NO_CUTS } from "../../../controller/system/cut-points.ts";
 import { TOOLS } from "../../../controller/system/paths.ts";
+import { connectToNetwork, labMachine } from "../../fake-machine.ts";
 import { type ImageKernel, imageKernelFiles, installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";

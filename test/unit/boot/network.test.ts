@@ -3,8 +3,8 @@ import { runNetworkStage } from "../../../controller/boot/network.ts";
 import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { CommandError } from "../../../controller/system/exec.ts";
 import { NETWORK_DIR, TOOLS, UDHCPC_SCRIPT } from "../../../controller/system/paths.ts";
-import { leaseText } from "../../fake-machine.ts";
 import type { ExecOptions } from "../../../controller/system/system.ts";
+import { leaseText } from "../../fake-machine.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 

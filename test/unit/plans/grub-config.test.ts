@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCommand } from "../../../qemu-harness/command.ts";
 import { GRUBENV_BYTES, grubConfig, grubenv, parseGrubenv } from "../../../controller/plans/grub-config.ts";
+import { runCommand } from "../../../qemu-harness/command.ts";
 
 const APPEND = "console=ttyS0 root=controller panic=-1";
 

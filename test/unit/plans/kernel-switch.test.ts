@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { KERNEL_SWITCH_DEFAULT, KERNEL_SWITCH_MODES } from "../../../controller/config/schema.ts";
-import { KERNEL_CMDLINE_MAX_BYTES } from "../../../controller/plans/kexec-cmdline.ts";
 import {
   type KernelSwitchInput,
   type KernelSwitchMode,
@@ -8,6 +7,7 @@ import {
   planKernelSwitch,
   slotKexecCmdline,
 } from "../../../controller/plans/kernel-switch.ts";
+import { KERNEL_CMDLINE_MAX_BYTES } from "../../../controller/plans/kexec-cmdline.ts";
 import type { KernelIdentity } from "../../../controller/update/kernel-release.ts";
 import type { SignedKernel } from "../../../controller/update/manifest.ts";
 
