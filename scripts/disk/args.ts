@@ -8,7 +8,7 @@ import type { Firmware } from "../../qemu-harness/grub-disk.ts";
 
 export const USAGE = `Usage: scripts/blank-disk --target DISK [--size SIZE] --repo URL --key KEY [--key KEY ...]
          [--channel NAME] [--server URL ...] [--firmware bios|efi] [--kernel FILE --initrd FILE]
-         [--append CMDLINE] [--bootext-size SIZE] [--work DIR] [--force]
+         [--append CMDLINE] [--bootext-size SIZE] [--config FILE ...] [--work DIR] [--force]
 
 Makes DISK (a disk image file, or a block device: run as root) a managed machine's disk:
 GPT, a BIOS boot partition (or an EFI System Partition), SYSFS holding the channel's
@@ -26,6 +26,8 @@ GRUB, config.d (servers, trusted keys) and the first kernel pair in Kernel/.
   --initrd FILE        not needed, and ignored, when the image's signed manifest names its own kernel
   --append CMDLINE     the kernel command line (default: ${"root=controller console=tty0 console=ttyS0,115200"})
   --bootext-size SIZE  BOOTEXT's size (default: 1G): room for three kernel pairs
+  --config FILE        a config.d file for BOOTEXT (e.g. 30-boot.toml with boot.kernel_switch = "reboot"),
+                       checked as the controller will read it; repeatable
   --work DIR           where the parts are built before they are written (default: beside an image file, else /var/tmp)
   --force              write over a disk that already has a partition table
 `;
@@ -47,6 +49,8 @@ export interface BlankDiskOptions {
   readonly kernel?: { readonly kernel: string; readonly initrd: string };
   readonly append: string;
   readonly bootextMiB: number;
+  /** the site's own config.d files for BOOTEXT, besides the one naming the servers and keys */
+  readonly configFiles: readonly string[];
   readonly work?: string;
   readonly force: boolean;
 }
@@ -70,8 +74,8 @@ function isHttpUrl(text: string): boolean {
   }
 }
 
-const VALUED = new Set(["--target", "--size", "--repo", "--channel", "--key", "--server", "--firmware", "--kernel", "--initrd", "--append", "--bootext-size", "--work"]);
-const REPEATABLE = new Set(["--key", "--server"]);
+const VALUED = new Set(["--target", "--size", "--repo", "--channel", "--key", "--server", "--firmware", "--kernel", "--initrd", "--append", "--bootext-size", "--config", "--work"]);
+const REPEATABLE = new Set(["--key", "--server", "--config"]);
 
 /**
  * Pure: the options, or every problem. `readKey` turns a --key that is not a
@@ -157,6 +161,7 @@ export function parseArgs(argv: readonly string[], readKey: (file: string) => st
       ...(kernelFile === undefined || initrdFile === undefined ? {} : { kernel: { kernel: kernelFile, initrd: initrdFile } }),
       append: one("--append") ?? DEFAULT_APPEND,
       bootextMiB: bootextMiB ?? DEFAULT_BOOTEXT_MIB,
+      configFiles: values.get("--config") ?? [],
       ...(work === undefined ? {} : { work }),
       force,
     },

@@ -15,6 +15,7 @@ import { type BlankDiskOptions, parseArgs, USAGE } from "./args.ts";
 import { fetchFirstImage } from "./first-image.ts";
 import { choosePair, kernelSourceProblem, writeKernelDir } from "./kernel-pair.ts";
 import { planLayout, slotRoomProblem, UPDATE_CONFIG_FILE, updateConfigText } from "./layout.ts";
+import { readSiteConfig } from "./site-config.ts";
 import { inspectTarget, writeToDevice } from "./target.ts";
 
 function say(line: string): void {
@@ -30,6 +31,7 @@ export async function blankDisk(options: BlankDiskOptions): Promise<void> {
   // the controller's own parser: a file it would reject never reaches the disk
   const parsed = parseConfigLayer("bootext", UPDATE_CONFIG_FILE, configText);
   if (parsed.status !== "parsed") throw new Error(`Cannot write config.d/${UPDATE_CONFIG_FILE}: ${parsed.problems.join("; ")}`);
+  const siteConfig = await readSiteConfig(options.configFiles);
 
   const workParent = options.work ?? (target.kind === "file" ? dirname(resolve(target.path)) : "/var/tmp");
   await mkdir(workParent, { recursive: true });
@@ -51,6 +53,7 @@ export async function blankDisk(options: BlankDiskOptions): Promise<void> {
     const pairId = await writeKernelDir(bootext, chosen.pair);
     await mkdir(join(bootext, config.bootext.config_dir), { recursive: true });
     await writeFile(join(bootext, config.bootext.config_dir, UPDATE_CONFIG_FILE), configText);
+    for (const { name, text } of siteConfig) await writeFile(join(bootext, config.bootext.config_dir, name), text);
     await addGrubLoader(bootext, { append: options.append, firmware: options.firmware });
     // an empty environment block: GRUB's save_env (next_entry) only rewrites a grubenv that exists
     const env = grubenv({});

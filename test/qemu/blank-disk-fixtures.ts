@@ -68,6 +68,8 @@ export interface BlankDiskOptions {
   readonly size?: string;
   /** the first pair GRUB boots: the project's kernel with the shell initramfs by default, or the first image's own ("image", a format-2 manifest) */
   readonly kernel?: "project" | "image";
+  /** config.d files for BOOTEXT (--config) */
+  readonly configFiles?: readonly string[];
 }
 
 /** scripts/blank-disk as the guide runs it: an image file, by default 1 GiB with the project's kernel and the shell initramfs. */
@@ -84,6 +86,7 @@ export async function blankDisk(repo: FleetRepo, name: string, firmware: Firmwar
     "--key", repo.publicKeyFile,
     "--firmware", firmware,
     ...kernel,
+    ...(options.configFiles ?? []).flatMap((file) => ["--config", file]),
     "--append", GRUB_APPEND,
     "--bootext-size", "512M",
     "--force",
@@ -121,14 +124,6 @@ export async function markSysfsGood(disk: string): Promise<void> {
   const file = join(resolve(disk, ".."), "health.json");
   await writeFile(file, formatHealth({ attempts: 0, markedGood: true, cleanShutdown: true }));
   await debugfsWrite(disk, ["cd /controller", `write ${file} health.json`], "sysfs");
-}
-
-/** Puts a file on BOOTEXT (a config.d file, say), as an admin would after blank-disk. */
-export async function addBootextFile(disk: string, path: string, content: string): Promise<void> {
-  const file = join(resolve(disk, ".."), path.replaceAll("/", "_"));
-  await writeFile(file, content);
-  const slash = path.lastIndexOf("/");
-  await debugfsWrite(disk, [`cd /${path.slice(0, slash)}`, `write ${file} ${path.slice(slash + 1)}`]);
 }
 
 /** Replaces BOOTEXT's grubenv (a new 1024-byte file, as the controller will write it). */

@@ -29,7 +29,7 @@ import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { type VmOptions, withVm } from "../../qemu-harness/vm.ts";
-import { addBootextFile, blankDisk, bootextFile, type FleetRepo, markSysfsGood } from "./blank-disk-fixtures.ts";
+import { blankDisk, bootextFile, type FleetRepo, markSysfsGood } from "./blank-disk-fixtures.ts";
 import { ARTIFACTS, runFolder } from "./fixtures.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
@@ -53,7 +53,7 @@ interface World {
   readonly updateDisk: string;
   /** SYSFS debian-2.0 (signed record, marked good), BACKUPFS debian-1.0, BOOTEXT without servers */
   readonly runningV2Disk: string;
-  /** made by scripts/blank-disk from 1.0 (its own kernel K1 as GRUB's active pair), then boot.kernel_switch = "reboot" on BOOTEXT */
+  /** made by scripts/blank-disk from 1.0 (its own kernel K1 as GRUB's active pair) with --config 30-boot.toml: boot.kernel_switch = "reboot" */
   readonly grubDisk: string;
   /** as updateDisk, with health.max_attempts = 1: one boot without a mark-good makes a slot unhealthy */
   readonly oneAttemptDisk: string;
@@ -118,9 +118,10 @@ beforeAll(async () => {
   // (b): a disk as an admin makes it, from 1.0 in the repository; the machine then finds 2.0 there
   served = "v1";
   const fleet: FleetRepo = { work, publicKeyFile: `${key}.pub`, hostUrl: `http://127.0.0.1:${port}/`, guestUrl: `http://${GUEST_FORWARD_ADDRESS}:${port}/`, port, accessLog: [] };
-  const grubDisk = await blankDisk(fleet, "grub-reboot", "bios", { size: "2G", kernel: "image" });
+  const rebootConfig = join(work, "30-boot.toml");
+  await writeFile(rebootConfig, '[boot]\nkernel_switch = "reboot"\n');
+  const grubDisk = await blankDisk(fleet, "grub-reboot", "bios", { size: "2G", kernel: "image", configFiles: [rebootConfig] });
   served = "v2";
-  await addBootextFile(grubDisk.path, "config.d/30-boot.toml", '[boot]\nkernel_switch = "reboot"\n');
   // its first boot came up healthy (what it proves is grub.test.ts's): the install gate lets 2.0 in
   await markSysfsGood(grubDisk.path);
   world = {

@@ -37,6 +37,7 @@ describe("parseArgs", () => {
         firmware: "bios",
         append: DEFAULT_APPEND,
         bootextMiB: DEFAULT_BOOTEXT_MIB,
+        configFiles: [],
         force: false,
       },
     });
@@ -44,19 +45,20 @@ describe("parseArgs", () => {
 
   test("repeated --key and --server, a key read from its .pub file, efi, kernel pair, force", () => {
     const parsed = parseArgs(
-      [...minimal, "--key", "fleet.pub", "--server", "http://a/", "--server", "https://b/", "--firmware", "efi", "--kernel", "vmlinuz", "--initrd", "initrd.img", "--force", "--channel", "lab", "--work", "/scratch"],
+      [...minimal, "--key", "fleet.pub", "--server", "http://a/", "--server", "https://b/", "--firmware", "efi", "--kernel", "vmlinuz", "--initrd", "initrd.img", "--force", "--channel", "lab", "--work", "/scratch", "--config", "30-boot.toml", "--config", "site/50-site.toml"],
       (file) => (file === "fleet.pub" ? `${OTHER_KEY}\n` : undefined),
     );
     if (!parsed.ok) throw new Error(parsed.problems.join("; "));
     expect(parsed.options.keys).toEqual([KEY, OTHER_KEY]);
     expect(parsed.options.servers).toEqual(["http://a/", "https://b/"]);
     expect(parsed.options).toMatchObject({ firmware: "efi", kernel: { kernel: "vmlinuz", initrd: "initrd.img" }, force: true, channel: "lab", work: "/scratch" });
+    expect(parsed.options.configFiles).toEqual(["30-boot.toml", "site/50-site.toml"]);
   });
 
   test("every problem at once, each naming the option and what it expects", () => {
     const parsed = parseArgs(["--size", "huge", "--repo", "ftp://x/", "--key", "nokey.pub", "--firmware", "uboot", "--kernel", "vmlinuz", "--channel", "Stable", "--bogus"], noFiles);
     expect(problemsOf(parsed)).toEqual([
-      'Cannot use the argument "--bogus": expected one of --force, --target, --size, --repo, --channel, --key, --server, --firmware, --kernel, --initrd, --append, --bootext-size, --work',
+      'Cannot use the argument "--bogus": expected one of --force, --target, --size, --repo, --channel, --key, --server, --firmware, --kernel, --initrd, --append, --bootext-size, --config, --work',
       "Cannot make the disk: --target is missing; expected the disk image file or block device to write",
       'Cannot use --repo "ftp://x/": expected an http:// or https:// URL',
       'Cannot use --server "ftp://x/": expected an http:// or https:// URL',
