@@ -13,7 +13,7 @@ import type { BlockDevice } from "../system/system.ts";
 import { trustOf } from "./boot-config.ts";
 import type { SlotsUpdated } from "./disk-boot.ts";
 import type { MountedRoot } from "./finish.ts";
-import { type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
+import { kernelDecision, type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
 import { type BootedSlot, type MountsResult, runMountsStage } from "./mounts.ts";
 import { type OvermountOutcome, runOvermountsStage } from "./overmounts.ts";
 import { countBootAttempt } from "./slot-health.ts";
@@ -85,7 +85,7 @@ async function runOnBooted(boot: SlotsUpdated, booted: BootedSlot, mounts: Mount
     cuts,
   };
   const kernel = await context.stage("kernel", undefined, (stageLog) => runKernelSwitchStage(context.system, stageLog, inputs));
-  if (kernel !== undefined) context.decisions.push(`kernel: ${kernel.outcome}: ${[...kernel.reasons, ...kernel.errors].join("; ")}`);
+  if (kernel !== undefined) context.decisions.push(kernelDecision(kernel));
   return { overmounts, health, kernel };
 }
 

@@ -24,7 +24,7 @@ import { type LocalConfig, trustOf, withServerLayers } from "./boot-config.ts";
 import type { BootContext } from "./boot-start.ts";
 import type { DisklessReport } from "./diskless-report.ts";
 import type { MountedRoot } from "./finish.ts";
-import { runKernelSwitchStage } from "./kernel-switch.ts";
+import { kernelDecision, runKernelSwitchStage } from "./kernel-switch.ts";
 import { executeSteps, mountTmpfs, type MountsResult } from "./mounts.ts";
 import type { NetworkResult } from "./network.ts";
 import type { UpdateReport } from "./report.ts";
@@ -212,7 +212,7 @@ export async function runDisklessBoot(context: BootContext, options: DisklessBoo
           }),
         )
       : undefined;
-  if (kernel !== undefined) decisions.push(`kernel: ${kernel.outcome}: ${[...kernel.reasons, ...kernel.errors].join("; ")}`);
+  if (kernel !== undefined) decisions.push(kernelDecision(kernel));
 
   return {
     resolved: ram.resolved,

@@ -102,13 +102,13 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
   const running = await readRunningKernel(system, log);
   const markerFrom = cmdline.heddle.kexecFrom;
   const slotModules = await moduleReleases(system);
+  const modules = { slot, ...(slotModules === undefined ? {} : { slotModules }) };
   const entries = await readEntries(system, log, inputs);
   const plan = planKernelSwitch({
     mode: config.boot.kernel_switch,
     running,
-    slot,
+    ...modules,
     slotKernel,
-    ...(slotModules === undefined ? {} : { slotModules }),
     cmdline: cmdline.raw,
     controller: CONTROLLER_IDENTITY,
     markerFrom,
@@ -139,7 +139,7 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
   if (plan.action === "write-entries-then-reboot") {
     const written = await writeEntries(system, log, inputs, entries, fail);
     if (written) await rebootIntoActive(system, log, inputs, plan.release, fail);
-    return { ...base, ...onWrongKernel(log, base.warnings, { slot, ...(slotModules === undefined ? {} : { slotModules }) }, running), outcome: "reboot-failed", errors };
+    return { ...base, ...onWrongKernel(log, base.warnings, modules, running), outcome: "reboot-failed", errors };
   }
   fail(await kexecSlotKernel(system, log, plan, inputs));
   if (plan.fallback.action === "reboot" && inStep) {
@@ -148,7 +148,12 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
   } else {
     fail(plan.fallback.action === "boot-on" ? plan.fallback.error : `Cannot reboot into BOOTEXT's active entry: it could not be written on this boot; booting on the running kernel`);
   }
-  return { ...base, ...onWrongKernel(log, base.warnings, { slot, ...(slotModules === undefined ? {} : { slotModules }) }, running), outcome: "kexec-failed", errors };
+  return { ...base, ...onWrongKernel(log, base.warnings, modules, running), outcome: "kexec-failed", errors };
+}
+
+/** The line the boot report's decisions keep of the stage. */
+export function kernelDecision(result: KernelSwitchResult): string {
+  return `kernel: ${result.outcome}: ${[...result.reasons, ...result.errors].join("; ")}`;
 }
 
 /** A switch that was due and failed leaves the slot on the wrong kernel: the modules warning, loud, as for an image without a kernel. */

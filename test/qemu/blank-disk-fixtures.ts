@@ -14,7 +14,7 @@ import type { Firmware } from "../../qemu-harness/grub-disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { ARTIFACTS, requireArtifacts, runFolder } from "./fixtures.ts";
 import { GRUB_APPEND } from "./grub-fixtures.ts";
-import { FLEET_CONFIG } from "./update-fixtures.ts";
+import { FLEET_CONFIG, MARKED_GOOD } from "./update-fixtures.ts";
 
 const BLANK_DISK = resolve(import.meta.dir, "../../scripts/blank-disk");
 
@@ -122,7 +122,7 @@ async function debugfsWrite(disk: string, commands: readonly string[], which: "s
  */
 export async function markSysfsGood(disk: string): Promise<void> {
   const file = join(resolve(disk, ".."), "health.json");
-  await writeFile(file, formatHealth({ attempts: 0, markedGood: true, cleanShutdown: true }));
+  await writeFile(file, formatHealth(MARKED_GOOD));
   await debugfsWrite(disk, ["cd /controller", `write ${file} health.json`], "sysfs");
 }
 
