@@ -200,6 +200,17 @@ export async function armRebootIntoActive(system: System, log: Logger, bootext: 
   log.info(`${folder}/${GRUBENV_FILE}: the next boot tries the active entry once, later boots the recovery entry until the system is marked good`);
 }
 
+function grubenvPath(bootextMount: string): string {
+  return `${bootextMount}/${GRUB_DIR}/${GRUBENV_FILE}`;
+}
+
+/** grubenv's saved_entry on BOOTEXT mounted at `bootextMount`: undefined when unset, "none" when there is no grubenv. */
+export async function readSavedEntry(system: System, bootextMount: string): Promise<string | undefined> {
+  const path = grubenvPath(bootextMount);
+  if ((await system.lstat(path)) === undefined) return "none";
+  return parseGrubenv(new TextDecoder().decode(await system.readBytes(path, GRUBENV_MAX_BYTES))).get("saved_entry");
+}
+
 export interface GrubenvSettled {
   /** whether grubenv was written */
   readonly changed: boolean;
@@ -215,9 +226,9 @@ export interface GrubenvSettled {
  * "recovery", so a boot without GRUB never reads the slot's record for it.
  */
 export async function settleGrubenv(system: System, bootext: MountedBootext, bootedPair: () => Promise<string | undefined>): Promise<GrubenvSettled> {
-  const path = `${bootext.mountPoint}/${GRUB_DIR}/${GRUBENV_FILE}`;
-  if ((await system.lstat(path)) === undefined) return { changed: false, detail: `no ${path}: GRUB boots the active entry` };
-  const saved = parseGrubenv(new TextDecoder().decode(await system.readBytes(path, GRUBENV_MAX_BYTES))).get("saved_entry");
+  const path = grubenvPath(bootext.mountPoint);
+  const saved = await readSavedEntry(system, bootext.mountPoint);
+  if (saved === "none") return { changed: false, detail: `no ${path}: GRUB boots the active entry` };
   if (saved !== "recovery") return { changed: false, detail: `${path} has saved_entry ${JSON.stringify(saved ?? "")}: nothing to settle` };
   const link = `${bootext.mountPoint}/${KERNEL_DIR}/active`;
   const target = (await system.lstat(link))?.type === "symlink" ? await system.readlink(link) : undefined;

@@ -21,7 +21,7 @@ import { COMMIT, VERSION } from "../system/version.ts";
 import { type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
 import type { SignedKernel } from "../update/manifest.ts";
 import { copyVerified } from "./copy-verified.ts";
-import { armRebootIntoActive, type MountedBootext, readBootEntries, writeBootEntries } from "./kernel-entries.ts";
+import { armRebootIntoActive, type MountedBootext, readBootEntries, readSavedEntry, writeBootEntries } from "./kernel-entries.ts";
 
 /** This controller as the next one names it: rd.controller.kexec_by=VERSION+COMMIT. */
 export const CONTROLLER_IDENTITY = `${VERSION}+${COMMIT}`;
@@ -84,16 +84,30 @@ function slotPair(kernel: SignedKernel): KernelPair {
   return { release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd, from: NEWROOT };
 }
 
-/** BOOTEXT's entries, read only when they can matter: a slot kernel to switch to, and a mode that may write them. */
-async function readEntries(system: System, log: Logger, inputs: KernelSwitchInputs): Promise<BootEntriesState | undefined> {
+interface ReadEntries {
+  readonly state: BootEntriesState;
+  /** grubenv's saved_entry is "recovery": a reboot into the active entry was armed, and the bootloader has booted since */
+  readonly rebootArmed: boolean;
+}
+
+/** BOOTEXT's entries and grubenv, read only when they can matter: a slot kernel to switch to, and a mode that may write them. */
+async function readEntries(system: System, log: Logger, inputs: KernelSwitchInputs): Promise<ReadEntries | undefined> {
   const { bootext, slotKernel, config } = inputs;
   if (bootext === undefined || slotKernel === undefined || config.boot.kernel_switch === "off") return undefined;
   try {
-    return await readBootEntries(system, bootext.mountPoint);
+    const state = await readBootEntries(system, bootext.mountPoint);
+    return { state, rebootArmed: (await readSavedEntry(system, bootext.mountPoint)) === "recovery" };
   } catch (error) {
     log.warn(`Cannot read BOOTEXT's kernel entries: ${(error as Error).message}; going on as if there were none`);
     return undefined;
   }
+}
+
+/** The plan's view of BOOTEXT's active entry. */
+function bootEntryInput(entries: ReadEntries | undefined, slotKernel: SignedKernel | undefined): KernelSwitchInput["bootEntry"] {
+  if (entries === undefined || slotKernel === undefined) return { exists: false };
+  const entry = bootEntryFor(entries.state, slotPair(slotKernel));
+  return entry.exists ? { ...entry, rebootArmed: entries.rebootArmed } : entry;
 }
 
 /** Stage "kernel". Returns only when this kernel boots the slot: a kexec or reboot that works never returns. */
@@ -112,7 +126,7 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
     cmdline: cmdline.raw,
     controller: CONTROLLER_IDENTITY,
     markerFrom,
-    bootEntry: entries === undefined || slotKernel === undefined ? { exists: false } : bootEntryFor(entries, slotPair(slotKernel)),
+    bootEntry: bootEntryInput(entries, slotKernel),
   });
   for (const reason of plan.reasons) log.info(reason);
   for (const warning of plan.warnings) log.warn(warning);
@@ -131,13 +145,13 @@ export async function runKernelSwitchStage(system: System, log: Logger, inputs: 
     errors.push(error);
   };
   // the bootloader's entries follow the slot on this boot, so the next cold boot needs no switch
-  const inStep = plan.action === "write-entries-then-reboot" || !plan.bringEntriesInStep || (await writeEntries(system, log, inputs, entries, fail));
+  const inStep = plan.action === "write-entries-then-reboot" || !plan.bringEntriesInStep || (await writeEntries(system, log, inputs, entries?.state, fail));
   if (plan.action === "boot-on") {
     for (const error of plan.errors) log.error(error);
     return { ...base, outcome: "boot-on", errors };
   }
   if (plan.action === "write-entries-then-reboot") {
-    const written = await writeEntries(system, log, inputs, entries, fail);
+    const written = await writeEntries(system, log, inputs, entries?.state, fail);
     if (written) await rebootIntoActive(system, log, inputs, plan.release, fail);
     return { ...base, ...onWrongKernel(log, base.warnings, modules, running), outcome: "reboot-failed", errors };
   }

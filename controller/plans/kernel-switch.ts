@@ -4,13 +4,14 @@
 // bootloader's active entry and reboot. Pure: every input is plain data that a
 // stage read before (the running kernel from /proc, the slot's signed record,
 // boot.kernel_switch, the command line, BOOTEXT's entries), and the plan
-// carries the reasons as sentences for the console and the report. Not wired
-// into the boot yet; docs/issue-14/plans14.md says what is missing.
+// carries the reasons as sentences for the console and the report;
+// boot/kernel-switch.ts carries the plan out.
 //
 // Never a loop: a kexec'd boot carries the kexec marker, and that boot never
-// kexecs again (nor does Heddle's stage); a reboot is planned only when the
-// bootloader's active entry is not yet the slot's kernel, so once it is, a
-// second reboot could not change anything and is never planned.
+// kexecs again (nor does Heddle's stage); a reboot is planned only until the
+// bootloader has been sent to the slot's kernel once (grubenv's saved_entry
+// "recovery", which only a healthy system's mark-good takes back), so a
+// bootloader that boots another kernel anyway costs one reboot, never more.
 
 import { editCmdline } from "../config/cmdline.ts";
 import { KERNEL_SWITCH_MODES } from "../config/schema.ts";
@@ -41,8 +42,11 @@ export interface KernelSwitchInput {
   readonly controller?: string;
   /** the kexec marker's value on this boot's command line: a controller before this one already kexec'd */
   readonly markerFrom: string | undefined;
-  /** BOOTEXT's bootloader entries: whether the active pair exists, and whether it is already the slot's kernel and initrd */
-  readonly bootEntry: { readonly exists: false } | { readonly exists: true; readonly matchesSlot: boolean };
+  /**
+   * BOOTEXT's bootloader entries: whether the active pair exists, whether it is already the slot's kernel and initrd,
+   * and whether a reboot into it was armed before (grubenv's saved_entry is "recovery": the bootloader has been sent there once since)
+   */
+  readonly bootEntry: { readonly exists: false } | { readonly exists: true; readonly matchesSlot: boolean; readonly rebootArmed: boolean };
 }
 
 /** A file inside the slot's image, with what its signed record says it must be. */
@@ -166,24 +170,22 @@ export function planKernelSwitch(input: KernelSwitchInput): KernelSwitchPlan {
         warnings: modulesWarning(input, running, "the wrong kernel"),
       });
     }
-    if (bootEntry.matchesSlot) {
-      // the bootloader was told to boot this kernel and booted another (its recovery entry, PXE, a person's choice): a reboot would change nothing
+    if (bootEntry.matchesSlot && bootEntry.rebootArmed) {
+      // the bootloader was sent to this kernel and booted another (its recovery entry, PXE, a person's choice): another reboot would change nothing
       return bootOn({
         reasons: [why],
         errors: [
-          `Cannot boot ${slot}'s own kernel by reboot: BOOTEXT's active entry already is its kernel ${slotKernel.release}, yet another kernel runs ` +
+          `Cannot boot ${slot}'s own kernel by reboot: BOOTEXT's active entry already is its kernel ${slotKernel.release} and grubenv says the bootloader was sent there, yet another kernel runs ` +
             "(the bootloader booted another entry, or this boot did not come from the disk's bootloader); not rebooting again: booting on the running kernel",
         ],
         warnings: modulesWarning(input, running, "the wrong kernel"),
       });
     }
-    return {
-      action: "write-entries-then-reboot",
-      ...files,
-      countAttemptFirst: true,
-      reasons: [why, `boot.kernel_switch is "reboot": ${slot}'s kernel ${slotKernel.release} becomes BOOTEXT's active entry (the previous pair the recovery entry), then the machine reboots into it`],
-      warnings: [],
-    };
+    const reboot = bootEntry.matchesSlot
+      ? // a power cut after the active link was switched and before the reboot was armed: the bootloader may still have booted the old pair
+        `BOOTEXT's active entry already is ${slot}'s kernel ${slotKernel.release}, but the bootloader was never sent there (grubenv's saved_entry is not "recovery"): the machine reboots into it`
+      : `boot.kernel_switch is "reboot": ${slot}'s kernel ${slotKernel.release} becomes BOOTEXT's active entry (the previous pair the recovery entry), then the machine reboots into it`;
+    return { action: "write-entries-then-reboot", ...files, countAttemptFirst: true, reasons: [why, reboot], warnings: [] };
   }
 
   // kexec

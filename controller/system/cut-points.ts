@@ -41,7 +41,7 @@ const UPDATE_CUT_POINTS = [
  * same way (test/unit/boot/kernel-entries.test.ts cuts after every step).
  */
 export const KERNEL_SWITCH_CUT_POINTS = [
-  // the kernel-switch stage counted the boot attempt, before it writes entries or kexecs
+  // the instant before the reset or the kexec: the boot attempt counted (stage attempt), BOOTEXT's entries and grubenv written
   "kernel-switch-attempt-written",
   // a pair's two files written and fsynced under its temporary name: GRUB boots the old pair; the next boot removes the leftover and writes it again
   "kernel-entry-pair-written",

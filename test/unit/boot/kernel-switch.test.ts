@@ -9,7 +9,7 @@ import { CONTROLLER_IDENTITY } from "../../../controller/boot/kernel-switch.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { type KernelPair, pairId } from "../../../controller/plans/boot-entries.ts";
-import { parseGrubenv } from "../../../controller/plans/grub-config.ts";
+import { grubenv, parseGrubenv } from "../../../controller/plans/grub-config.ts";
 import { parseHealth } from "../../../controller/plans/slot-health.ts";
 import { NO_CUTS } from "../../../controller/system/cut-points.ts";
 import { TOOLS } from "../../../controller/system/paths.ts";
@@ -193,11 +193,21 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(report.kernel?.outcome).toBe("reboot-failed");
   });
 
-  test("reboot mode when the active entry already is the slot's kernel and another runs: no second reboot", async () => {
-    const fake = machine(K2, { bootext: { ...(await bootextWithEntries(K1)), "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' } });
+  test("reboot mode when the active entry already is the slot's kernel, grubenv says the bootloader was sent there, and another runs: no second reboot", async () => {
+    const armed = grubenv({ saved_entry: "recovery" });
+    if (!armed.ok) throw new Error(armed.problem);
+    const fake = machine(K2, { bootext: { ...(await bootextWithEntries(K1)), "grub/grubenv": armed.text, "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' } });
     const { report } = await boot(fake);
     expect(fake.reboots).toBe(0);
     expect(report.kernel?.errors[0]).toContain("not rebooting again");
+  });
+
+  test("reboot mode when the active entry already is the slot's kernel but no reboot was armed (a power cut before it): the reboot, armed now", async () => {
+    const fake = machine(K2, { bootext: { ...(await bootextWithEntries(K1)), "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' } });
+    const { report } = await boot(fake);
+    expect(fake.reboots).toBe(1);
+    expect(report.kernel?.reasons[1]).toContain("but the bootloader was never sent there");
+    expect(parseGrubenv(fake.peek("/run/controller/bootext/grub/grubenv") ?? "").get("next_entry")).toBe("active");
   });
 });
 

@@ -35,8 +35,10 @@ const RUNNING: Record<string, KernelIdentity | undefined> = {
 
 const ENTRIES: Record<string, KernelSwitchInput["bootEntry"]> = {
   none: { exists: false },
-  "the slot's": { exists: true, matchesSlot: true },
-  "another kernel's": { exists: true, matchesSlot: false },
+  "the slot's": { exists: true, matchesSlot: true, rebootArmed: false },
+  "the slot's, a reboot armed before": { exists: true, matchesSlot: true, rebootArmed: true },
+  "another kernel's": { exists: true, matchesSlot: false, rebootArmed: false },
+  "another kernel's, a reboot armed before": { exists: true, matchesSlot: false, rebootArmed: true },
 };
 
 function input(overrides: Partial<KernelSwitchInput> = {}): KernelSwitchInput {
@@ -60,7 +62,8 @@ function expected(mode: KernelSwitchMode, running: string, hasKernel: boolean, m
   if (!hasKernel || mode === "off") return "boot-on";
   const same = running === "the slot's" || running === "the slot's release, build unknown";
   if (same || marker) return "boot-on";
-  if (mode === "reboot") return entry === "another kernel's" ? "write-entries-then-reboot" : "boot-on";
+  // a reboot until the bootloader was sent to the slot's kernel once
+  if (mode === "reboot") return entry === "none" || entry === "the slot's, a reboot armed before" ? "boot-on" : "write-entries-then-reboot";
   return entry === "none" ? "kexec, else boot on" : "kexec, else reboot";
 }
 
@@ -88,9 +91,9 @@ describe("planKernelSwitch: every combination of mode, running kernel, slot kern
               // never a second switch on a boot that came by kexec
               if (marker) expect(plan.action).toBe("boot-on");
               // BOOTEXT is written only when a switch is on, the slot has a kernel and the active entry is another's
-              const behind = mode !== "off" && hasKernel && entryName === "another kernel's";
+              const behind = mode !== "off" && hasKernel && entryName.startsWith("another kernel's");
               if (plan.action !== "write-entries-then-reboot") expect(plan.bringEntriesInStep).toBe(behind);
-              if (plan.action === "write-entries-then-reboot") expect(behind).toBe(true);
+              if (plan.action === "write-entries-then-reboot") expect(mode !== "off" && hasKernel && entryName !== "none").toBe(true);
               // the attempt is counted before the kernel leaves
               if (plan.action !== "boot-on") expect(plan.countAttemptFirst).toBe(true);
               // a switch that is needed and does not happen is an error; nothing else is
@@ -109,14 +112,14 @@ describe("planKernelSwitch: every combination of mode, running kernel, slot kern
     }
   }
   test("the table has every combination", () => {
-    expect(rows).toHaveLength(3 * 5 * 2 * 2 * 3);
+    expect(rows).toHaveLength(3 * 5 * 2 * 2 * 5);
     expect(new Set(rows).size).toBe(rows.length);
   });
 });
 
 describe("planKernelSwitch: what each plan says", () => {
   test("kexec with entries behind: counted, entries written, kexec, and a reboot if it fails", () => {
-    expect(planKernelSwitch(input({ bootEntry: { exists: true, matchesSlot: false } }))).toEqual({
+    expect(planKernelSwitch(input({ bootEntry: { exists: true, matchesSlot: false, rebootArmed: false } }))).toEqual({
       action: "kexec",
       release: K2,
       kernel: slotKernel.vmlinuz,
@@ -154,7 +157,7 @@ describe("planKernelSwitch: what each plan says", () => {
   });
 
   test("a marker, yet the wrong kernel: no second kexec, an error, entries still brought in step", () => {
-    const plan = planKernelSwitch(input({ markerFrom: "lab-2026.12", bootEntry: { exists: true, matchesSlot: false }, slotModules: [K2] }));
+    const plan = planKernelSwitch(input({ markerFrom: "lab-2026.12", bootEntry: { exists: true, matchesSlot: false, rebootArmed: false }, slotModules: [K2] }));
     expect(plan).toEqual({
       action: "boot-on",
       bringEntriesInStep: true,
@@ -171,24 +174,32 @@ describe("planKernelSwitch: what each plan says", () => {
     });
   });
 
-  test("reboot: entries written, then the reboot", () => {
-    expect(planKernelSwitch(input({ mode: "reboot", bootEntry: { exists: true, matchesSlot: false } }))).toEqual({
-      action: "write-entries-then-reboot",
-      release: K2,
-      kernel: slotKernel.vmlinuz,
-      initrd: slotKernel.initrd,
-      countAttemptFirst: true,
-      reasons: [
-        `the running kernel is 6.1.0-57-amd64 (${BUILD_1}), the slot's is ${K2} (${BUILD_2})`,
-        `boot.kernel_switch is "reboot": ${SLOT}'s kernel ${K2} becomes BOOTEXT's active entry (the previous pair the recovery entry), then the machine reboots into it`,
-      ],
-      warnings: [],
-    });
+  /** The reboot plan, with the sentence that says why. */
+  const rebootPlan = (why: string): KernelSwitchPlan => ({
+    action: "write-entries-then-reboot",
+    release: K2,
+    kernel: slotKernel.vmlinuz,
+    initrd: slotKernel.initrd,
+    countAttemptFirst: true,
+    reasons: [`the running kernel is 6.1.0-57-amd64 (${BUILD_1}), the slot's is ${K2} (${BUILD_2})`, why],
+    warnings: [],
   });
 
-  test("reboot, but the active entry already is the slot's kernel: never a second reboot", () => {
-    const plan = planKernelSwitch(input({ mode: "reboot", bootEntry: { exists: true, matchesSlot: true } }));
+  test("reboot: entries written, then the reboot", () => {
+    expect(planKernelSwitch(input({ mode: "reboot", bootEntry: { exists: true, matchesSlot: false, rebootArmed: false } }))).toEqual(
+      rebootPlan(`boot.kernel_switch is "reboot": ${SLOT}'s kernel ${K2} becomes BOOTEXT's active entry (the previous pair the recovery entry), then the machine reboots into it`),
+    );
+  });
+
+  test("reboot, the active entry already is the slot's kernel and the bootloader was sent there: never a second reboot", () => {
+    const plan = planKernelSwitch(input({ mode: "reboot", bootEntry: { exists: true, matchesSlot: true, rebootArmed: true } }));
     expect(plan).toMatchObject({ action: "boot-on", bringEntriesInStep: false, errors: [expect.stringContaining("not rebooting again: booting on the running kernel")] });
+  });
+
+  test("reboot, the active entry already is the slot's kernel but no reboot was armed (a cut before it): the reboot", () => {
+    expect(planKernelSwitch(input({ mode: "reboot", bootEntry: { exists: true, matchesSlot: true, rebootArmed: false } }))).toEqual(
+      rebootPlan(`BOOTEXT's active entry already is ${SLOT}'s kernel ${K2}, but the bootloader was never sent there (grubenv's saved_entry is not "recovery"): the machine reboots into it`),
+    );
   });
 
   test("reboot without a bootloader: an error that names kexec as the way", () => {
@@ -200,7 +211,7 @@ describe("planKernelSwitch: what each plan says", () => {
   });
 
   test("off: touches nothing, warns that the slot's kernel is not the one running", () => {
-    expect(planKernelSwitch(input({ mode: "off", bootEntry: { exists: true, matchesSlot: false } }))).toEqual({
+    expect(planKernelSwitch(input({ mode: "off", bootEntry: { exists: true, matchesSlot: false, rebootArmed: false } }))).toEqual({
       action: "boot-on",
       bringEntriesInStep: false,
       reasons: ['boot.kernel_switch is "off": no kernel switch, BOOTEXT\'s entries untouched'],
@@ -237,7 +248,7 @@ describe("planKernelSwitch: what each plan says", () => {
       action: "boot-on",
       errors: [expect.stringContaining("Cannot kexec: the command line would be")],
     });
-    expect(planKernelSwitch(input({ cmdline: long, bootEntry: { exists: true, matchesSlot: false } }))).toMatchObject({
+    expect(planKernelSwitch(input({ cmdline: long, bootEntry: { exists: true, matchesSlot: false, rebootArmed: false } }))).toMatchObject({
       action: "write-entries-then-reboot",
       reasons: [expect.any(String), expect.stringContaining("rebooting into BOOTEXT's active entry instead")],
     });
