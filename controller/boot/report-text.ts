@@ -16,6 +16,7 @@ function describeHealth(health: HealthRecord): string {
     health.markedGood ? `marked good${health.lastGoodAt === undefined ? "" : ` (last ${health.lastGoodAt})`}` : "never marked good",
     health.cleanShutdown ? "shut down cleanly" : "no clean shutdown recorded",
     ...(health.lastBootAt === undefined ? [] : [`last boot ${health.lastBootAt}`]),
+    ...(health.deprivedReason === undefined ? [] : [`taken out of service ${health.deprivedAt ?? "(when unknown)"}: ${health.deprivedReason}`]),
   ].join(", ");
 }
 

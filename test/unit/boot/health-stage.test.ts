@@ -2,6 +2,7 @@
 // slots carry signed records and life-cycle records in every state.
 
 import { describe, expect, test } from "bun:test";
+import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import type { Config } from "../../../controller/config/schema.ts";
 import { type HealthRecord, parseHealth } from "../../../controller/plans/slot-health.ts";
@@ -76,6 +77,9 @@ describe("health at boot", () => {
     expect(report.decisions).toEqual(expect.arrayContaining([expect.stringContaining("rollback:")]));
     expect(slotHealth(fake, "/dev/vda1")?.deprivedReason).toBe("attempts: 3 boots without a mark-good, the limit is 3 (health.max_attempts)");
     expect(report.partitions.map((p) => p.label)).toEqual(["DEPRIVED", "SYSFS", "BOOTEXT"]);
+    // the next boot's status says why the slot is out of service
+    const next = await boot(fake);
+    expect(formatStatus(next.report)).toMatch(/\/dev\/vda1 {2}DEPRIVED.*\n.*health at boot: .*, taken out of service \S+: attempts: 3 boots without a mark-good/);
   });
 
   test("an unclean shutdown rolls back only when a clean one is required", async () => {
