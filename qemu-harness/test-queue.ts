@@ -32,8 +32,10 @@ export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
   // one boot of Debian with systemd on the systemd initrd: 77-80 s
   "debian.test.ts": { expectedSeconds: 100, vms: 1 },
   "heddle.test.ts": { expectedSeconds: 420, vms: 1 },
-  // six Debian boots: (a) update and kexec 152 s, (e) refused kexec 228 s, (b) two GRUB boots, (c) two boots
-  "kernel-switch.test.ts": { expectedSeconds: 1100, vms: 1 },
+  // eight Debian boots: (a) update and kexec 152 s, (e) refused kexec 228 s, (b) two GRUB boots, (c) two boots, (d) rollback and kexec 135 s, (f) diskless and kexec 121 s
+  "kernel-switch.test.ts": { expectedSeconds: 1400, vms: 1 },
+  // 8 rows, each a cut boot and one or two GRUB boots to Debian's systemd, two VMs itself: 383 s alone
+  "kernel-power-cut.test.ts": { expectedSeconds: 420, vms: 2 },
   "network.test.ts": { expectedSeconds: 190, vms: 1 },
   "alchemy.test.ts": { expectedSeconds: 150, vms: 1 },
   // making two disks with scripts/blank-disk, then two boots from them (BIOS, UEFI): 182 s beside another VM

@@ -88,13 +88,14 @@ async function copyVerified(step: Extract<BootEntryStep, { op: "copy-verified" }
 
 /**
  * Carries out planBootEntries on BOOTEXT's folder before it becomes a
- * filesystem. fsync steps do nothing: the folder is copied into the disk by
+ * filesystem: `pair` the active entry, `recovery` (the same pair unless
+ * given) the recovery entry. fsync steps do nothing: the folder is copied into the disk by
  * mkfs.ext4 -d afterwards, and no power cut can leave half of it.
  */
-export async function writeKernelDir(bootext: string, pair: KernelPair): Promise<string> {
+export async function writeKernelDir(bootext: string, pair: KernelPair, recovery: KernelPair = pair): Promise<string> {
   const dir = join(bootext, KERNEL_DIR);
   await mkdir(dir, { recursive: true });
-  const plan = planBootEntries(dir, { entries: new Map(), pairs: new Map() }, pair, pair);
+  const plan = planBootEntries(dir, { entries: new Map(), pairs: new Map() }, pair, recovery);
   for (const step of plan.steps) {
     if (step.op === "mkdir") await mkdir(step.path);
     else if (step.op === "copy-verified") await copyVerified(step);

@@ -10,6 +10,7 @@ import { access, mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
+import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { makeRunFolder, runOwner } from "../../qemu-harness/run-folder.ts";
 import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
@@ -56,6 +57,21 @@ export const BOOT_TIMEOUT_MS = 240_000;
 export const SHUTDOWN_TIMEOUT_MS = 150_000;
 /** bun:test's own limit for one scenario: the boot, its checks and the poweroff. */
 export const SCENARIO_TIMEOUT_MS = BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS;
+
+/** Rows of cells as a plain-text table, each column as wide as its widest cell: the power-cut tables' print. */
+export function textTable(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((cells) => (cells[column] ?? "").length))) ?? [];
+  return rows.map((cells) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(" | ")).join("\n");
+}
+
+/** A diskless boot's command line as a PXE server gives it: the update server (reached through guestfwd) and its key as config overrides. */
+export function disklessAppend(serverPort: number, publicKey: string): string {
+  return [
+    "console=ttyS0 root=controller panic=-1 controller.diskless",
+    `controller.update.servers=["http://${GUEST_FORWARD_ADDRESS}:${serverPort}/"]`,
+    `controller.update.trusted_keys=["${publicKey}"]`,
+  ].join(" ");
+}
 
 export async function requireArtifacts(): Promise<void> {
   const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.systemC, ARTIFACTS.controller];

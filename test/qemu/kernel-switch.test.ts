@@ -1,10 +1,7 @@
 // Issue 14 in QEMU: the whole OS as one signed update. The Debian test images
-// (scripts/build-debian-image) carry their own kernel, modules and an initrd of
-// this project's dracut module: debian-1.0 kernel K1 (bookworm's 6.1.0-50) with
-// the shipped controller, debian-2.0 kernel K2 (build/kernel's release) with a
-// controller built with another commit string. Both are published with the
-// controller's own `publish`, so their manifests sign the kernel (format 2).
-// The machine boots K1 and debian-1.0's initrd with QEMU's -kernel, as its
+// (debian-fixtures.ts) carry their own kernel, modules and an initrd of this
+// project's dracut module: debian-1.0 kernel K1, debian-2.0 kernel K2. The
+// machine boots K1 and debian-1.0's initrd with QEMU's -kernel, as its
 // bootloader would.
 //
 // (a) kexec: 1.0 on K1 updates to 2.0 on K2: the controller installs 2.0,
@@ -17,38 +14,39 @@
 // (b) reboot mode through GRUB, on a disk made by scripts/blank-disk.
 // (c) the K2 system hangs before mark-good: with health.max_attempts = 1 the
 //     next boot rolls back to 1.0, on K1.
+// (d) a rollback by a health check: SYSFS's 2.0 image went bad on a machine
+//     that boots K2; the image-hash check fails, BACKUPFS's 1.0 becomes SYSFS,
+//     and its own kernel K1 is kexec'd.
+// (f) diskless: a boot as PXE starts it (the bootstrap kernel K1 with
+//     debian-1.0's initrd and the diskless command line; iPXE's own part is
+//     pxe.test.ts's) fetches Debian 2.0 into RAM and kexecs its kernel K2; the
+//     second controller fetches it again and Debian 2.0 runs from RAM on K2.
 
 import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseGrubenv } from "../../controller/plans/grub-config.ts";
 import { repoHandler } from "../../controller/update/dev-server.ts";
-import { manifestPath } from "../../controller/update/manifest.ts";
-import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { type VmOptions, withVm } from "../../qemu-harness/vm.ts";
 import { blankDisk, bootextFile, type FleetRepo, markSysfsGood } from "./blank-disk-fixtures.ts";
-import { ARTIFACTS, runFolder } from "./fixtures.ts";
+import { DEBIAN, marker, publishDebianImages } from "./debian-fixtures.ts";
+import { disklessAppend, runFolder } from "./fixtures.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
-const IMAGES = resolve(import.meta.dir, "../../build/images");
-const DEBIAN = {
-  v1: join(IMAGES, "debian-1.0.squashfs"),
-  v2: join(IMAGES, "debian-2.0.squashfs"),
-  /** K1 and debian-1.0's initrd, the same bytes as inside the image */
-  v1Kernel: join(IMAGES, "debian-1.0.boot/vmlinuz"),
-  v1Initrd: join(IMAGES, "debian-1.0.boot/initrd.img"),
-} as const;
 /** A K1 boot, the update's download and check, the kexec, a second controller and Debian's systemd, under TCG on a busy host. */
 const SCENARIO_BOOT_TIMEOUT_MS = 600_000;
 const SHUTDOWN_TIMEOUT_MS = 180_000;
+/** (f): the 235 MiB image in RAM, the kernel and initrd copied beside it for kexec, then Debian */
+const DISKLESS_MEMORY_MIB = 2048;
 
 interface World {
   readonly k1: string;
   readonly k2: string;
   readonly port: number;
+  readonly publicKey: string;
   /** SYSFS debian-1.0 (signed record, marked good), BACKUPFS empty, BOOTEXT naming the server and key */
   readonly updateDisk: string;
   /** SYSFS debian-2.0 (signed record, marked good), BACKUPFS debian-1.0, BOOTEXT without servers */
@@ -57,29 +55,15 @@ interface World {
   readonly grubDisk: string;
   /** as updateDisk, with health.max_attempts = 1: one boot without a mark-good makes a slot unhealthy */
   readonly oneAttemptDisk: string;
-}
-
-async function publishImage(work: string, name: string, version: string, image: string, key: string): Promise<{ repo: string; release: string }> {
-  const repo = join(work, `repo-${name}`);
-  await runCommand([ARTIFACTS.controller, "publish", "--repo", repo, "--channel", "stable", "--version", version, "--image", image, "--key", `${key}.secret`]);
-  const manifest = JSON.parse(await Bun.file(join(repo, manifestPath("stable"))).text()) as { format: number; kernel?: { release: string } };
-  if (manifest.format !== 2 || manifest.kernel === undefined) throw new Error(`Cannot run the kernel-switch scenarios: publish signed no kernel for ${image} (manifest format ${manifest.format})`);
-  return { repo, release: manifest.kernel.release };
+  /** SYSFS debian-2.0 with one byte of its image flipped (signed record, marked good), BACKUPFS debian-1.0 (marked good), BOOTEXT without servers */
+  readonly badImageDisk: string;
 }
 
 let world: World;
 beforeAll(async () => {
-  for (const path of Object.values(DEBIAN)) {
-    if (!(await Bun.file(path).exists())) throw new Error(`Cannot run the kernel-switch scenarios: ${path} is missing; run scripts/setup`);
-  }
   const work = join(await runFolder(), "kernel-switch");
   await mkdir(work, { recursive: true });
-  const key = join(work, "fleet");
-  const publicKey = (await runCommand([ARTIFACTS.controller, "keygen", key])).stdout.split(/\s+/).find((word) => /^[A-Za-z0-9+/]{43}=$/.test(word));
-  if (publicKey === undefined) throw new Error("keygen printed no public key");
-  const v1 = await publishImage(work, "v1", "1.0", DEBIAN.v1, key);
-  const v2 = await publishImage(work, "v2", "2.0", DEBIAN.v2, key);
-  if (v1.release === v2.release) throw new Error(`Cannot run the kernel-switch scenarios: debian-1.0 and debian-2.0 carry the same kernel ${v1.release}`);
+  const { key, publicKey, v1, v2 } = await publishDebianImages(work);
 
   const handlers = { v1: repoHandler(v1.repo, () => undefined), v2: repoHandler(v2.repo, () => undefined) };
   let served: keyof typeof handlers = "v2";
@@ -106,6 +90,8 @@ beforeAll(async () => {
   const sysfsV1 = await slotFolder(join(work, "sysfs-v1"), { image: DEBIAN.v1, repo: v1.repo, health: MARKED_GOOD });
   const sysfsV2 = await slotFolder(join(work, "sysfs-v2"), { image: DEBIAN.v2, repo: v2.repo, health: MARKED_GOOD });
   const backupV1 = await slotFolder(join(work, "backup-v1"), { image: DEBIAN.v1, repo: v1.repo });
+  const badSysfsV2 = await slotFolder(join(work, "sysfs-v2-bad"), { image: DEBIAN.v2, repo: v2.repo, health: MARKED_GOOD, corruptImage: true });
+  const goodBackupV1 = await slotFolder(join(work, "backup-v1-good"), { image: DEBIAN.v1, repo: v1.repo, health: MARKED_GOOD });
   const empty = join(work, "empty");
   await mkdir(empty, { recursive: true });
   // a slot holds the image it runs and, during an install, the new one beside it (sparse files: only what is written takes room)
@@ -128,28 +114,25 @@ beforeAll(async () => {
     k1: v1.release,
     k2: v2.release,
     port,
+    publicKey,
     grubDisk: grubDisk.path,
     updateDisk: await disk("update", [["SYSFS", sysfsV1], ["BACKUPFS", empty], ["BOOTEXT", updateBootext]]),
     runningV2Disk: await disk("running-v2", [["SYSFS", sysfsV2], ["BACKUPFS", backupV1], ["BOOTEXT", plainBootext]]),
     oneAttemptDisk: await disk("one-attempt", [["SYSFS", sysfsV1], ["BACKUPFS", empty], ["BOOTEXT", oneAttemptBootext]]),
+    badImageDisk: await disk("bad-image", [["SYSFS", badSysfsV2], ["BACKUPFS", goodBackupV1], ["BOOTEXT", plainBootext]]),
   };
 }, 300_000);
 
-/** A boot of K1 with debian-1.0's initrd, as the disk's bootloader would start it. */
-function k1Boot(disk: string, append = "", hostPorts?: readonly number[], writeDisks = false): VmOptions {
+/** A boot of K1 with debian-1.0's initrd (or K2 with debian-2.0's), as the disk's bootloader would start it. */
+function kernelBoot(disk: string, append = "", hostPorts?: readonly number[], writeDisks = false, kernel: "K1" | "K2" = "K1"): VmOptions {
   return {
-    kernel: DEBIAN.v1Kernel,
-    initrd: DEBIAN.v1Initrd,
+    kernel: kernel === "K1" ? DEBIAN.v1Kernel : DEBIAN.v2Kernel,
+    initrd: kernel === "K1" ? DEBIAN.v1Initrd : DEBIAN.v2Initrd,
     append: `console=ttyS0 root=controller panic=-1${append === "" ? "" : ` ${append}`}`,
     disks: [disk],
     ...(hostPorts === undefined ? {} : { network: { hostPorts } }),
     ...(writeDisks ? { writeDisks } : {}),
   };
-}
-
-/** The text after "@@TEST NAME " on the first such line, or undefined. */
-function marker(markers: TestMarkers, name: string): string | undefined {
-  return markers.lines.find((line) => line.startsWith(`${name} `))?.slice(name.length + 1);
 }
 
 async function bootToDebian(options: VmOptions, label: string): Promise<{ markers: TestMarkers; console: string }> {
@@ -169,11 +152,20 @@ async function bootToDebian(options: VmOptions, label: string): Promise<{ marker
   });
 }
 
+/** Debian `image` came up on `kernel` with its own modules: a module only the image has loads, and no unit failed. */
+function expectDebianOn(markers: TestMarkers, image: string, kernel: string): void {
+  expect(markers.imageId).toBe(image);
+  expect(marker(markers, "kernel-release")).toBe(kernel);
+  expect(marker(markers, "modules-for-running-kernel")).toBe("yes");
+  expect(marker(markers, "modprobe")).toBe("dummy exit=0");
+  expect(marker(markers, "failed-units")).toBe("none");
+}
+
 describe("the whole OS as one signed update (issue 14)", () => {
   test(
     "(a) kexec: Debian 1.0 on K1 updates to Debian 2.0 on K2; the booted system runs K2, loads a module only its image has, no unit fails, and status says it came by kexec",
     async () => {
-      const { markers, console } = await bootToDebian(k1Boot(world.updateDisk, "", [world.port]), "a");
+      const { markers, console } = await bootToDebian(kernelBoot(world.updateDisk, "", [world.port]), "a");
       // the first controller, on K1: the update, then the kexec of the image's own kernel
       expect(console).toContain(`Linux version ${world.k1} `);
       expect(console).toContain("controller: install: ");
@@ -181,11 +173,7 @@ describe("the whole OS as one signed update (issue 14)", () => {
       expect(console).toContain(`Linux version ${world.k2} `);
       // the second controller, 2.0's, on K2: no second kexec, the slot's attempt not counted twice
       expect(console).toContain("this boot came by kexec of SYSFS's own kernel: its attempt was counted before the kexec");
-      expect(markers.imageId).toBe("debian-2.0");
-      expect(marker(markers, "kernel-release")).toBe(world.k2);
-      expect(marker(markers, "modules-for-running-kernel")).toBe("yes");
-      expect(marker(markers, "modprobe")).toBe("dummy exit=0");
-      expect(marker(markers, "failed-units")).toBe("none");
+      expectDebianOn(markers, "debian-2.0", world.k2);
       expect(marker(markers, "system-running")).toBe("running");
       expect(marker(markers, "mark-good-unit")).toBe("result=success exit=0 ran=yes");
       const status = markers.status?.output ?? "";
@@ -202,7 +190,7 @@ describe("the whole OS as one signed update (issue 14)", () => {
     "(e) kexec failing: the load is refused (kexec_load_disabled); the error names why, and Debian 2.0 starts on K1, with the modules warning",
     async () => {
       // the fallback is proven once the controller hands off on K1 and Debian's systemd starts; the rest of that boot is (a)'s
-      const console = await withVm(k1Boot(world.runningV2Disk, "sysctl.kernel.kexec_load_disabled=1"), async (vm) => {
+      const console = await withVm(kernelBoot(world.runningV2Disk, "sysctl.kernel.kexec_load_disabled=1"), async (vm) => {
         await vm.waitFor(/Welcome to .*Debian/, SCENARIO_BOOT_TIMEOUT_MS);
         return vm.console();
       });
@@ -235,10 +223,7 @@ describe("the whole OS as one signed update (issue 14)", () => {
       const { markers, console } = await bootToDebian(disk, "b");
       expect(console).toContain("grub: booting active");
       expect(console).toContain(`Linux version ${world.k2} `);
-      expect(markers.imageId).toBe("debian-2.0");
-      expect(marker(markers, "kernel-release")).toBe(world.k2);
-      expect(marker(markers, "modprobe")).toBe("dummy exit=0");
-      expect(marker(markers, "failed-units")).toBe("none");
+      expectDebianOn(markers, "debian-2.0", world.k2);
       expect(marker(markers, "mark-good-unit")).toBe("result=success exit=0 ran=yes");
       expect(markers.status?.output).toContain(`kernel: ${world.k2} `);
       expect(markers.status?.output).toContain('(boot.kernel_switch "reboot": boot-on)');
@@ -254,23 +239,57 @@ describe("the whole OS as one signed update (issue 14)", () => {
     "(c) K2's system hangs before mark-good: after the attempt limit (1 here) the machine is back on K1 and Debian 1.0 with no help",
     async () => {
       // the update and the kexec into K2; then the machine hangs (the VM is killed) before Debian 2.0 could mark itself good
-      const first = await withVm(k1Boot(world.oneAttemptDisk, "", [world.port], true), async (vm) => {
+      const first = await withVm(kernelBoot(world.oneAttemptDisk, "", [world.port], true), async (vm) => {
         await vm.waitFor(`Linux version ${world.k2} `, SCENARIO_BOOT_TIMEOUT_MS);
         await vm.waitFor("controller: handoff: handing off to /sbin/init", SCENARIO_BOOT_TIMEOUT_MS);
         return vm.console();
       });
       expect(first).toContain(`controller: kernel: loading kernel ${world.k2} with kexec`);
       // the machine starts again as its bootloader would start it: K1 and 1.0's initrd (the server out of reach: nothing is offered again)
-      const { markers, console } = await bootToDebian(k1Boot(world.oneAttemptDisk, "", undefined, true), "c");
+      const { markers, console } = await bootToDebian(kernelBoot(world.oneAttemptDisk, "", undefined, true), "c");
       expect(console).toContain("ROLLBACK");
       expect(console).not.toContain("controller: kernel: loading kernel");
-      expect(markers.imageId).toBe("debian-1.0");
-      expect(marker(markers, "kernel-release")).toBe(world.k1);
-      expect(marker(markers, "modprobe")).toBe("dummy exit=0");
-      expect(marker(markers, "failed-units")).toBe("none");
+      expectDebianOn(markers, "debian-1.0", world.k1);
       expect(markers.status?.output).toContain(`kernel: ${world.k1} `);
       expect(markers.status?.output).toContain("DEPRIVED");
     },
     2 * (SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS),
+  );
+  test(
+    "(d) a rollback by health check boots BACKUPFS's own kernel: SYSFS's 2.0 image went bad on a machine booting K2; 1.0 becomes SYSFS and K1 is kexec'd",
+    async () => {
+      const { markers, console } = await bootToDebian(kernelBoot(world.badImageDisk, "", undefined, true, "K2"), "d");
+      expect(console).toContain(`Linux version ${world.k2} `);
+      expect(console).toMatch(/controller: health: WARNING: SYSFS on \/dev\/vda1 is unhealthy: .*image-hash/);
+      expect(console).toContain("controller: health: WARNING: ROLLBACK: rollback: SYSFS on /dev/vda1 unhealthy; BACKUPFS on /dev/vda2 becomes SYSFS and boots");
+      expect(console).toContain(`controller: kernel: loading kernel ${world.k1} with kexec`);
+      expect(console).toContain(`Linux version ${world.k1} `);
+      expectDebianOn(markers, "debian-1.0", world.k1);
+      const status = markers.status?.output ?? "";
+      expect(status).toContain(`kernel: ${world.k1} `);
+      expect(status).toMatch(/SYSFS {2}version 1\.0 {2}\(booted\)/);
+      expect(status).toMatch(/DEPRIVED.*\n.*taken out of service \S+: .*image-hash/);
+    },
+    SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS + 30_000,
+  );
+  test(
+    "(f) diskless: the PXE server's bootstrap kernel K1 fetches Debian 2.0 into RAM and kexecs its own kernel K2; Debian 2.0 runs from RAM on K2",
+    async () => {
+      const append = disklessAppend(world.port, world.publicKey);
+      // the image in RAM, and the kernel and initrd copied for kexec beside it
+      const options: VmOptions = { kernel: DEBIAN.v1Kernel, initrd: DEBIAN.v1Initrd, append, memoryMiB: DISKLESS_MEMORY_MIB, network: { hostPorts: [world.port] } };
+      const { markers, console } = await bootToDebian(options, "f");
+      expect(console).toContain(`Linux version ${world.k1} `);
+      expect(console).toContain(`controller: kernel: loading kernel ${world.k2} with kexec`);
+      expect(console).toContain(`Linux version ${world.k2} `);
+      // once on each kernel: the kexec'd controller fetches the image again, and does not switch twice
+      expect(console.split("controller: diskless: version 2.0 verified in RAM").length - 1).toBe(2);
+      expect(console).toMatch(/controller: kernel: this controller \(\S+\+debian-2\.0\) came by kexec from controller \S+\n/);
+      expectDebianOn(markers, "debian-2.0", world.k2);
+      const status = markers.status?.output ?? "";
+      expect(status).toContain(`kernel: ${world.k2} `);
+      expect(status).toMatch(/came by kexec \(rd\.controller\.kexec=slot-kernel\) from controller \S+; this controller \S+\+debian-2\.0\n/);
+    },
+    SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS + 30_000,
   );
 });

@@ -13,7 +13,7 @@ import type { BootReport } from "../../controller/boot/report.ts";
 import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/system/cut-points.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { BOOT_TIMEOUT_MS, type Boot, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
+import { BOOT_TIMEOUT_MS, type Boot, SHUTDOWN_TIMEOUT_MS, textTable, vmOptions } from "./fixtures.ts";
 import { type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 const PARALLEL_VMS = 2;
@@ -41,8 +41,7 @@ afterAll(() => {
     ["cut point", "cut", "next boot (no network)", "boot after (server back)", "result"],
     ...rows.map((row) => [row.point, row.cut, row.next, row.after, row.problems.length === 0 ? "pass" : `FAIL: ${row.problems.join("; ")}`]),
   ];
-  const widths = table[0]?.map((_, column) => Math.max(...table.map((cells) => (cells[column] ?? "").length))) ?? [];
-  console.log(`\npower-cut table:\n${table.map((cells) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(" | ")).join("\n")}\n`);
+  console.log(`\npower-cut table:\n${textTable(table)}\n`);
 });
 
 /** Boots to the test system's end and returns what it printed. */

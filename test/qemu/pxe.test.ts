@@ -17,7 +17,7 @@ import { runCommand } from "../../qemu-harness/command.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { ARTIFACTS, BOOT_TIMEOUT_MS, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS } from "./fixtures.ts";
+import { ARTIFACTS, BOOT_TIMEOUT_MS, disklessAppend, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS } from "./fixtures.ts";
 import { type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 const BUILD_PXE = resolve(import.meta.dir, "../../scripts/build-pxe");
@@ -118,11 +118,7 @@ describe("diskless boots in QEMU", () => {
   test(
     "(b) an image larger than RAM allows is refused before its download: the console says how much it needs, nothing boots",
     async () => {
-      const append = [
-        "console=ttyS0 root=controller panic=-1 controller.diskless",
-        `controller.update.servers=["http://${GUEST_FORWARD_ADDRESS}:${hugeServer.port}/"]`,
-        `controller.update.trusted_keys=["${world.publicKey}"]`,
-      ].join(" ");
+      const append = disklessAppend(hugeServer.port, world.publicKey);
       await withVm({ kernel: ARTIFACTS.kernel, initrd: ARTIFACTS.initramfs.shell, append, memoryMiB: SMALL_MEMORY_MIB, network: { hostPorts: [hugeServer.port] } }, async (vm) => {
         await vm.waitFor("NOTHING TO BOOT FROM RAM.", BOOT_TIMEOUT_MS);
         const [message] = await vm.waitFor(
