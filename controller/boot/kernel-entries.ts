@@ -217,15 +217,19 @@ export interface GrubenvSettled {
   readonly detail: string;
 }
 
+/** The booted slot's kernel as mark-good finds it: the pair it is on BOOTEXT when the system runs on it, or why not. */
+export type BootedKernel = { readonly runs: string } | { readonly notRunning: string };
+
 /**
- * On a healthy system: when grubenv still says "recovery" (armRebootIntoActive)
- * and BOOTEXT's active entry is the booted slot's pair, "active" becomes GRUB's
- * lasting choice again. Left as it is otherwise: a system that came up on the
- * recovery entry keeps booting it. `bootedPair` (the booted slot's pairId, or
- * undefined when its image carries no kernel) is asked only when grubenv says
- * "recovery", so a boot without GRUB never reads the slot's record for it.
+ * On a healthy system: when grubenv still says "recovery" (armRebootIntoActive),
+ * the system runs on its slot's own kernel and BOOTEXT's active entry is that
+ * kernel's pair, "active" becomes GRUB's lasting choice again. Left as it is
+ * otherwise: a system that came up on the recovery entry keeps booting it, so a
+ * new kernel that panics before any controller runs is never GRUB's lasting
+ * choice. `bootedKernel` is asked only when grubenv says "recovery", so a boot
+ * without GRUB never reads the slot's record for it.
  */
-export async function settleGrubenv(system: System, bootext: MountedBootext, bootedPair: () => Promise<string | undefined>): Promise<GrubenvSettled> {
+export async function settleGrubenv(system: System, bootext: MountedBootext, bootedKernel: () => Promise<BootedKernel>): Promise<GrubenvSettled> {
   const path = grubenvPath(bootext.mountPoint);
   const saved = await readSavedEntry(system, bootext.mountPoint);
   if (saved === "none") return { changed: false, detail: `no ${path}: GRUB boots the active entry` };
@@ -233,11 +237,11 @@ export async function settleGrubenv(system: System, bootext: MountedBootext, boo
   const link = `${bootext.mountPoint}/${KERNEL_DIR}/active`;
   const target = (await system.lstat(link))?.type === "symlink" ? await system.readlink(link) : undefined;
   const activePair = target?.startsWith(`${PAIRS_DIR}/`) === true ? target.slice(PAIRS_DIR.length + 1) : undefined;
-  const booted = await bootedPair();
-  if (booted === undefined || activePair !== booted) {
-    const slot = booted === undefined ? "the booted slot's image carries no kernel" : `the booted slot's kernel is ${booted}`;
+  const booted = await bootedKernel();
+  if (!("runs" in booted) || activePair !== booted.runs) {
+    const slot = "runs" in booted ? `the booted slot's kernel is ${booted.runs}` : booted.notRunning;
     return { changed: false, detail: `${path} keeps saved_entry=recovery: ${link} is ${activePair ?? target ?? "missing"}, ${slot}` };
   }
   await withWritableBootext(system, bootext, () => writeGrubenv(system, bootext, dirname(path), { saved_entry: "active" }));
-  return { changed: true, detail: `${path}: saved_entry=active, the booted slot's kernel ${booted} is BOOTEXT's active entry` };
+  return { changed: true, detail: `${path}: saved_entry=active, the booted slot's kernel ${booted.runs} is BOOTEXT's active entry` };
 }

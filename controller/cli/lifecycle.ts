@@ -8,14 +8,15 @@
 // back its lasting choice of the active entry after a reboot into a new kernel
 // (boot/kernel-entries.ts settleGrubenv).
 
-import { type GrubenvSettled, settleGrubenv } from "../boot/kernel-entries.ts";
+import { type BootedKernel, type GrubenvSettled, settleGrubenv } from "../boot/kernel-entries.ts";
 import type { BootReport } from "../boot/report.ts";
 import { HEALTH_FILE, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
 import { RECORD_MANIFEST } from "../boot/slot-records.ts";
 import { pairId } from "../plans/boot-entries.ts";
 import { afterMarkGood, afterMarkShutdown, type HealthRecord, healthOf } from "../plans/slot-health.ts";
-import { REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
+import { PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION, REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
+import { compareKernels, runningKernel } from "../update/kernel-release.ts";
 import { MANIFEST_MAX_BYTES, parseManifest } from "../update/manifest.ts";
 import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
 import { thisMachine } from "./this-machine.ts";
@@ -142,26 +143,31 @@ export async function markBootedSlot(system: System, action: LifecycleAction, no
 
 /**
  * After mark-good: GRUB's lasting choice goes back to the active entry when
- * that is the booted slot's kernel (a reboot into a new kernel left it on
- * recovery). undefined when this boot mounted no BOOTEXT. The slot's manifest
- * is read without checking its signature again: the controller checked it on
- * this boot, and it only decides whether grubenv names the entry that is
- * already the running slot's.
+ * that is the booted slot's kernel and the system runs on it (a reboot into a
+ * new kernel left grubenv on recovery). undefined when this boot mounted no
+ * BOOTEXT. The slot's manifest is read without checking its signature again:
+ * the controller checked it on this boot, and it only decides whether grubenv
+ * names the entry that is already the running slot's.
  */
 async function settleGrubenvAfterMarkGood(system: System): Promise<GrubenvSettled | undefined> {
   const report = await readReport(system);
   const bootext = isRecord(report) ? report["bootext"] : undefined;
   const mountPoint = isRecord(bootext) ? bootext["mountPoint"] : undefined;
   if (typeof mountPoint !== "string") return undefined;
-  const bootedPair = async () => {
+  const bootedKernel = async (): Promise<BootedKernel> => {
     const slot = await mountedBootedSlot(system, report);
     const manifestPath = `${slot.dir}/${RECORD_MANIFEST}`;
     const parsed = parseManifest(await system.readBytes(manifestPath, MANIFEST_MAX_BYTES), manifestPath);
     if (!parsed.ok) throw new Error(`Cannot tell the booted slot's kernel: ${parsed.problems.join("; ")}`);
     const kernel = parsed.manifest.kernel;
-    return kernel === undefined ? undefined : pairId({ release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd });
+    if (kernel === undefined) return { notRunning: "the booted slot's image carries no kernel" };
+    const running = runningKernel(await system.readText(PROC_KERNEL_OSRELEASE), await system.readText(PROC_KERNEL_VERSION).catch(() => undefined));
+    if ("problem" in running) return { notRunning: running.problem };
+    const comparison = compareKernels(running, { release: kernel.release, ...(kernel.build === undefined ? {} : { build: kernel.build }) });
+    if (!comparison.same) return { notRunning: `${comparison.why}: the system came up on another entry` };
+    return { runs: pairId({ release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd }) };
   };
-  return settleGrubenv(system, { mountPoint, readOnly: isRecord(bootext) && bootext["readOnly"] !== false }, bootedPair);
+  return settleGrubenv(system, { mountPoint, readOnly: isRecord(bootext) && bootext["readOnly"] !== false }, bootedKernel);
 }
 
 /** A diskless boot (diskless.ts) runs from RAM: no slot, so no life cycle to record. */

@@ -262,20 +262,26 @@ describe("grubenv", () => {
     const tree = disk(armed.fake);
 
     const onRecovery = await machine(tree);
-    expect(await settleGrubenv(onRecovery.fake, onRecovery.bootext, async () => pairId(K1))).toEqual({
+    expect(await settleGrubenv(onRecovery.fake, onRecovery.bootext, async () => ({ runs: pairId(K1) }))).toEqual({
       changed: false,
       detail: `${MOUNT}/grub/grubenv keeps saved_entry=recovery: ${MOUNT}/Kernel/active is ${pairId(K2)}, the booted slot's kernel is ${pairId(K1)}`,
     });
     const noKernel = await machine(tree);
-    expect((await settleGrubenv(noKernel.fake, noKernel.bootext, async () => undefined)).changed).toBe(false);
+    expect((await settleGrubenv(noKernel.fake, noKernel.bootext, async () => ({ notRunning: "the booted slot's image carries no kernel" }))).changed).toBe(false);
+    // the active entry is the slot's kernel, but the system came up on recovery's: GRUB keeps booting recovery
+    const onOtherKernel = await machine(tree);
+    expect(await settleGrubenv(onOtherKernel.fake, onOtherKernel.bootext, async () => ({ notRunning: "the running kernel is K1, the slot's is K2: the system came up on another entry" }))).toEqual({
+      changed: false,
+      detail: `${MOUNT}/grub/grubenv keeps saved_entry=recovery: ${MOUNT}/Kernel/active is ${pairId(K2)}, the running kernel is K1, the slot's is K2: the system came up on another entry`,
+    });
 
     const onActive = await machine(tree);
-    expect((await settleGrubenv(onActive.fake, onActive.bootext, async () => pairId(K2))).changed).toBe(true);
+    expect((await settleGrubenv(onActive.fake, onActive.bootext, async () => ({ runs: pairId(K2) }))).changed).toBe(true);
     const expected = grubenv({ saved_entry: "active" });
     expect(expected.ok && onActive.fake.peek(`${MOUNT}/grub/grubenv`) === expected.text).toBe(true);
     expect(onActive.fake.mountAt(MOUNT)?.readOnly).toBe(true);
     // settled once, nothing more to do; and without grubenv the slot's record is not even asked
-    expect((await settleGrubenv(onActive.fake, onActive.bootext, async () => pairId(K2))).changed).toBe(false);
+    expect((await settleGrubenv(onActive.fake, onActive.bootext, async () => ({ runs: pairId(K2) }))).changed).toBe(false);
     const noGrubenv = await machine(await bootextWith(K2, K1));
     expect(await settleGrubenv(noGrubenv.fake, noGrubenv.bootext, () => Promise.reject(new Error("asked")))).toEqual({
       changed: false,

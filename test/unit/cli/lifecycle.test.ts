@@ -203,13 +203,14 @@ describe("mark-good after a reboot into a new kernel: GRUB's lasting choice back
   const slotPair = pairId({ release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd });
   const armed = grubenv({ saved_entry: "recovery", next_entry: "" });
 
-  /** Booted on the new kernel: BOOTEXT read-only with grubenv still on recovery, its active link naming `activePair`. */
-  async function rebootedInto(activePair: string) {
+  /** Booted on `running` (the new kernel unless told): BOOTEXT read-only with grubenv still on recovery, its active link naming `activePair`. */
+  async function rebootedInto(activePair: string, running = kernel.release) {
     const fake = new FakeSystem().addDevice({ device: "/dev/vda3", label: "BOOTEXT", fsType: "ext4" }, {
       "grub/grubenv": armed.ok ? armed.text : "",
       "Kernel/active": { symlink: `pairs/${activePair}` },
     });
     fake.addTree(BOOTEXT_DIR, {}).commandHandlers.set("fsfreeze", () => ({ stdout: "" }));
+    fake.addTree("/proc/sys/kernel", { osrelease: `${running}\n`, version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)\n" });
     await fake.mount({ kind: "filesystem", source: "/dev/vda3", target: BOOTEXT_DIR, fsType: "ext4", options: ["ro"] });
     const report = { outcome: "handed-off", boot: { candidates: [], booted: BOOTED }, bootext: { mountPoint: BOOTEXT_DIR, device: "/dev/vda3", readOnly: true } };
     return bootedSystem({ ...SLOT, "controller/manifest.json": JSON.stringify(manifest) }, report, fake);
@@ -229,6 +230,14 @@ describe("mark-good after a reboot into a new kernel: GRUB's lasting choice back
 
   test("the active entry is another kernel (GRUB fell back to recovery): grubenv left as it is", async () => {
     const fake = await rebootedInto(`6.1.0-57-amd64-${"1".repeat(16)}-${"a".repeat(16)}`);
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-good"], fake, sink)).toBe(0);
+    expect(lines.out).toBe("controller: SYSFS on /dev/vda1 marked good (attempts 0)\n");
+    expect(armed.ok && fake.peek(`${BOOTEXT_DIR}/grub/grubenv`) === armed.text).toBe(true);
+  });
+
+  test("the active entry is the slot's kernel, but the system came up on another (GRUB fell back to recovery): grubenv left as it is", async () => {
+    const fake = await rebootedInto(slotPair, "6.1.0-57-amd64");
     const { lines, sink } = output();
     expect(await runLifecycleCommand(["mark-good"], fake, sink)).toBe(0);
     expect(lines.out).toBe("controller: SYSFS on /dev/vda1 marked good (attempts 0)\n");
