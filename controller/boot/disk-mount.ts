@@ -13,7 +13,7 @@ import type { BlockDevice } from "../system/system.ts";
 import { trustOf } from "./boot-config.ts";
 import type { SlotsUpdated } from "./disk-boot.ts";
 import type { MountedRoot } from "./finish.ts";
-import { kernelDecision, type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
+import { cameByArmedReboot, kernelDecision, type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
 import { type BootedSlot, type MountsResult, runMountsStage } from "./mounts.ts";
 import { type OvermountOutcome, runOvermountsStage } from "./overmounts.ts";
 import { countBootAttempt } from "./slot-health.ts";
@@ -63,17 +63,6 @@ async function runOnBooted(boot: SlotsUpdated, booted: BootedSlot, mounts: Mount
   const config = boot.resolved.config;
   context.decisions.push(`booted ${booted.label} (${booted.role}) from ${booted.device}`);
   const overmounts = await context.stage("overmounts", [], (stageLog) => runOvermountsStage(context.system, stageLog, config, bootext.mountPoint, mounts));
-  const cameByKexec = context.cmdline.heddle.kexecFrom === SLOT_KERNEL_MARKER_VALUE;
-  const health = await context.stage("attempt", undefined, async (stageLog) => {
-    if (cameByKexec) {
-      // the controller that kexec'd this kernel counted this boot before the kexec: counting again would halve health.max_attempts
-      stageLog.info(`this boot came by kexec of ${booted.label}'s own kernel: its attempt was counted before the kexec`);
-      return undefined;
-    }
-    const counted = await countBootAttempt(context.system, slotMountPoint(booted), `${booted.label} on ${booted.device}`, cuts);
-    stageLog.info(`boot ${counted.attempts} of ${config.health.max_attempts} on ${booted.label} without a mark-good`);
-    return counted;
-  });
   const record = boot.slotsNow.find((slot) => slot.device.device === booted.device)?.record;
   const manifest = record?.status === "valid" ? record.manifest : undefined;
   const inputs: KernelSwitchInputs = {
@@ -84,6 +73,21 @@ async function runOnBooted(boot: SlotsUpdated, booted: BootedSlot, mounts: Mount
     bootext: bootext.mountPoint === undefined ? undefined : { mountPoint: bootext.mountPoint, readOnly: bootext.readOnly },
     cuts,
   };
+  const cameByKexec = context.cmdline.heddle.kexecFrom === SLOT_KERNEL_MARKER_VALUE;
+  // the boot that switched kernels counted this one before its kexec or reboot: counting again would halve health.max_attempts
+  const health = await context.stage("attempt", undefined, async (stageLog) => {
+    if (cameByKexec) {
+      stageLog.info(`this boot came by kexec of ${booted.label}'s own kernel: its attempt was counted before the kexec`);
+      return undefined;
+    }
+    if (await cameByArmedReboot(context.system, stageLog, inputs)) {
+      stageLog.info(`this boot is the one BOOTEXT's armed reboot sent GRUB to (BOOT_IMAGE=${context.cmdline.bootImage ?? ""}, grubenv saved_entry=recovery): its attempt was counted before the reboot`);
+      return undefined;
+    }
+    const counted = await countBootAttempt(context.system, slotMountPoint(booted), `${booted.label} on ${booted.device}`, cuts);
+    stageLog.info(`boot ${counted.attempts} of ${config.health.max_attempts} on ${booted.label} without a mark-good`);
+    return counted;
+  });
   const kernel = await context.stage("kernel", undefined, (stageLog) => runKernelSwitchStage(context.system, stageLog, inputs));
   if (kernel !== undefined) context.decisions.push(kernelDecision(kernel));
   return { overmounts, health, kernel };

@@ -211,6 +211,14 @@ export async function readSavedEntry(system: System, bootextMount: string): Prom
   return parseGrubenv(new TextDecoder().decode(await system.readBytes(path, GRUBENV_MAX_BYTES))).get("saved_entry");
 }
 
+/** Kernel/active on BOOTEXT mounted at `bootextMount`: where it points, and the pair id when that is pairs/ID. */
+export async function readActiveLink(system: System, bootextMount: string): Promise<{ link: string; target?: string; pair?: string }> {
+  const link = `${bootextMount}/${KERNEL_DIR}/active`;
+  const target = (await system.lstat(link))?.type === "symlink" ? await system.readlink(link) : undefined;
+  if (target === undefined) return { link };
+  return target.startsWith(`${PAIRS_DIR}/`) ? { link, target, pair: target.slice(PAIRS_DIR.length + 1) } : { link, target };
+}
+
 export interface GrubenvSettled {
   /** whether grubenv was written */
   readonly changed: boolean;
@@ -234,9 +242,7 @@ export async function settleGrubenv(system: System, bootext: MountedBootext, boo
   const saved = await readSavedEntry(system, bootext.mountPoint);
   if (saved === "none") return { changed: false, detail: `no ${path}: GRUB boots the active entry` };
   if (saved !== "recovery") return { changed: false, detail: `${path} has saved_entry ${JSON.stringify(saved ?? "")}: nothing to settle` };
-  const link = `${bootext.mountPoint}/${KERNEL_DIR}/active`;
-  const target = (await system.lstat(link))?.type === "symlink" ? await system.readlink(link) : undefined;
-  const activePair = target?.startsWith(`${PAIRS_DIR}/`) === true ? target.slice(PAIRS_DIR.length + 1) : undefined;
+  const { link, target, pair: activePair } = await readActiveLink(system, bootext.mountPoint);
   const booted = await bootedKernel();
   if (!("runs" in booted) || activePair !== booted.runs) {
     const slot = "runs" in booted ? `the booted slot's kernel is ${booted.runs}` : booted.notRunning;

@@ -10,8 +10,16 @@
 
 import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
-import { type BootEntriesState, bootEntryFor, type KernelPair } from "../plans/boot-entries.ts";
-import { type BootFile, type KernelSwitchInput, type KernelSwitchPlan, modulesWarning, planKernelSwitch, SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
+import { type BootEntriesState, bootEntryFor, type KernelPair, pairId } from "../plans/boot-entries.ts";
+import {
+  arrivedByArmedReboot,
+  type BootFile,
+  type KernelSwitchInput,
+  type KernelSwitchPlan,
+  modulesWarning,
+  planKernelSwitch,
+  SLOT_KERNEL_MARKER_VALUE,
+} from "../plans/kernel-switch.ts";
 import { KEXEC_MARKER } from "../plans/kexec-cmdline.ts";
 import type { CutPoints } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
@@ -21,7 +29,7 @@ import { COMMIT, VERSION } from "../system/version.ts";
 import { type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
 import type { SignedKernel } from "../update/manifest.ts";
 import { copyVerified } from "./copy-verified.ts";
-import { armRebootIntoActive, type MountedBootext, readBootEntries, readSavedEntry, writeBootEntries } from "./kernel-entries.ts";
+import { armRebootIntoActive, type MountedBootext, readActiveLink, readBootEntries, readSavedEntry, writeBootEntries } from "./kernel-entries.ts";
 
 /** This controller as the next one names it: rd.controller.kexec_by=VERSION+COMMIT. */
 export const CONTROLLER_IDENTITY = `${VERSION}+${COMMIT}`;
@@ -108,6 +116,25 @@ function bootEntryInput(entries: ReadEntries | undefined, slotKernel: SignedKern
   if (entries === undefined || slotKernel === undefined) return { exists: false };
   const entry = bootEntryFor(entries.state, slotPair(slotKernel));
   return entry.exists ? { ...entry, rebootArmed: entries.rebootArmed } : entry;
+}
+
+/**
+ * Whether this boot is the one a reboot-mode switch armed, whose attempt the
+ * boot before it counted (plans/kernel-switch.ts arrivedByArmedReboot). Read
+ * only on a boot GRUB started; whatever cannot be read counts the attempt, the
+ * safe side.
+ */
+export async function cameByArmedReboot(system: System, log: Logger, inputs: Pick<KernelSwitchInputs, "cmdline" | "bootext" | "slotKernel">): Promise<boolean> {
+  const { cmdline, bootext, slotKernel } = inputs;
+  if (bootext === undefined || slotKernel === undefined || cmdline.bootImage === undefined) return false;
+  try {
+    const savedEntry = await readSavedEntry(system, bootext.mountPoint);
+    const active = await readActiveLink(system, bootext.mountPoint);
+    return arrivedByArmedReboot({ bootImage: cmdline.bootImage, savedEntry, activePair: active.pair, slotPair: pairId(slotPair(slotKernel)) });
+  } catch (error) {
+    log.warn(`Cannot tell whether BOOTEXT's armed reboot started this boot: ${(error as Error).message}; counting its attempt`);
+    return false;
+  }
 }
 
 /** Stage "kernel". Returns only when this kernel boots the slot: a kexec or reboot that works never returns. */

@@ -41,6 +41,8 @@ export interface Cmdline {
   readonly heddle: { readonly boot?: "dist"; readonly update?: string; readonly fallback: boolean; readonly kexecFrom?: string };
   /** rd.controller.kexec_by=VERSION+COMMIT: the controller that kexec'd a slot's own kernel into this boot */
   readonly kexecBy?: string;
+  /** GRUB's BOOT_IMAGE=: the kernel file the bootloader loaded, /Kernel/active-kernel or /Kernel/recovery-kernel on a BOOTEXT disk */
+  readonly bootImage?: string;
   readonly net: boolean;
   readonly ssh: boolean;
   readonly lldpd: boolean;
@@ -200,6 +202,9 @@ export function parseCmdline(raw: string): Cmdline {
   const kexecBy = reader.value("rd.controller.kexec_by", "the version+commit of the controller that kexec'd", "ignoring it", (value) =>
     UPDATE_NAME.test(value) ? value : undefined,
   );
+  const bootImage = reader.value("BOOT_IMAGE", "the path of the kernel the bootloader loaded, such as /Kernel/active-kernel", "ignoring it", (value) =>
+    value.startsWith("/") ? value : undefined,
+  );
   const sshKeysUrl = reader.value("ssh_keys_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const commandUrl = reader.value("command_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const cut = reader.value("rd.controller.cut", "a cut point name such as switch-first-label", "ignoring it", (value) =>
@@ -221,6 +226,7 @@ export function parseCmdline(raw: string): Cmdline {
       ...(kexecFrom === undefined ? {} : { kexecFrom }),
     },
     ...(kexecBy === undefined ? {} : { kexecBy }),
+    ...(bootImage === undefined ? {} : { bootImage }),
     net: reader.flag("net"),
     ssh: reader.flag("ssh"),
     lldpd: reader.flag("lldpd"),

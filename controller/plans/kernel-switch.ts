@@ -17,6 +17,7 @@ import { editCmdline } from "../config/cmdline.ts";
 import { KERNEL_SWITCH_MODES } from "../config/schema.ts";
 import { type KernelIdentity, compareKernels } from "../update/kernel-release.ts";
 import type { SignedKernel } from "../update/manifest.ts";
+import { KERNEL_LINKS } from "./grub-config.ts";
 import { KERNEL_CMDLINE_MAX_BYTES, KEXEC_BY, KEXEC_MARKER } from "./kexec-cmdline.ts";
 
 /** boot.kernel_switch: how the boot gets onto the slot's own kernel. */
@@ -92,6 +93,31 @@ export type KernelSwitchPlan =
       readonly reasons: readonly string[];
       readonly warnings: readonly string[];
     };
+
+/** What a boot knows of how GRUB started it, for arrivedByArmedReboot. */
+export interface GrubArrival {
+  /** GRUB's BOOT_IMAGE= on the command line */
+  readonly bootImage: string | undefined;
+  /** grubenv's saved_entry */
+  readonly savedEntry: string | undefined;
+  /** the pair BOOTEXT's active link names */
+  readonly activePair: string | undefined;
+  /** the booted slot's kernel as a pair id; undefined when its image carries none */
+  readonly slotPair: string | undefined;
+}
+
+/**
+ * Pure: this boot is the one a reboot-mode switch sent GRUB to
+ * (armRebootIntoActive: next_entry=active once, saved_entry=recovery), so the
+ * boot before it already counted this attempt: GRUB loaded the active entry's
+ * kernel while its lasting choice is still recovery, and the active entry is
+ * the booted slot's kernel. Only that one boot matches: GRUB spends next_entry,
+ * and later boots load the recovery entry (a person choosing "active" at GRUB's
+ * menu matches too, and is at the machine).
+ */
+export function arrivedByArmedReboot(arrival: GrubArrival): boolean {
+  return arrival.bootImage === `/${KERNEL_LINKS.activeKernel}` && arrival.savedEntry === "recovery" && arrival.slotPair !== undefined && arrival.activePair === arrival.slotPair;
+}
 
 /** The kexec'd kernel's command line: this boot's, any old marker replaced by ours (and by who kexec'd, when known). */
 export function slotKexecCmdline(current: string, controller?: string): { readonly ok: true; readonly cmdline: string } | { readonly ok: false; readonly problem: string } {

@@ -193,6 +193,31 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(report.kernel?.outcome).toBe("reboot-failed");
   });
 
+  test("reboot mode counts one attempt per switch: the boot GRUB starts from the armed reboot (BOOT_IMAGE active, saved_entry recovery) counts none; later boots on recovery count again", async () => {
+    const reboot = { ...(await bootextWithEntries(K1)), "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' };
+    const first = connectToNetwork(machine(K1, { bootext: reboot, cmdline: "BOOT_IMAGE=/Kernel/active-kernel root=controller console=ttyS0" }));
+    publish(first, { version: "2.0", kernel: K2 });
+    await boot(first);
+    expect(first.reboots).toBe(1);
+    expect(attemptsOn(first, "/dev/vda2")).toBe(1);
+
+    const armed = machine(K2, { cmdline: "BOOT_IMAGE=/Kernel/active-kernel root=controller console=ttyS0", disks: first.snapshotDevices() });
+    const { report, text } = await boot(armed);
+    expect(report.boot.booted).toMatchObject({ label: "SYSFS", device: "/dev/vda2" });
+    expect(attemptsOn(armed, "/dev/vda2")).toBe(1);
+    expect(text).toContain("controller: attempt: this boot is the one BOOTEXT's armed reboot sent GRUB to (BOOT_IMAGE=/Kernel/active-kernel, grubenv saved_entry=recovery)");
+    expect(report.kernel).toMatchObject({ outcome: "boot-on", errors: [] });
+
+    // the new system never marked itself good: GRUB boots the recovery entry, and that boot counts
+    const recovery = machine(K1, { cmdline: "BOOT_IMAGE=/Kernel/recovery-kernel root=controller console=ttyS0", disks: armed.snapshotDevices() });
+    await boot(recovery);
+    expect(attemptsOn(recovery, "/dev/vda2")).toBe(2);
+    // as does a boot that did not come from GRUB
+    const other = machine(K2, { disks: armed.snapshotDevices() });
+    await boot(other);
+    expect(attemptsOn(other, "/dev/vda2")).toBe(2);
+  });
+
   test("reboot mode when the active entry already is the slot's kernel, grubenv says the bootloader was sent there, and another runs: no second reboot", async () => {
     const armed = grubenv({ saved_entry: "recovery" });
     if (!armed.ok) throw new Error(armed.problem);

@@ -107,6 +107,7 @@ describe("parseCmdline", () => {
         { param: "controller.timeouts.devices_seconds", key: "timeouts.devices_seconds", value: "60" },
       ],
       heddle: { boot: "dist", update: "lab-2024.1", fallback: true },
+      bootImage: "/vmlinuz",
       net: true,
       ssh: true,
       lldpd: true,

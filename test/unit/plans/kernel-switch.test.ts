@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { KERNEL_SWITCH_DEFAULT, KERNEL_SWITCH_MODES } from "../../../controller/config/schema.ts";
 import {
+  arrivedByArmedReboot,
   type KernelSwitchInput,
   type KernelSwitchMode,
   type KernelSwitchPlan,
@@ -275,4 +276,21 @@ describe("slotKexecCmdline", () => {
 test("the proposed boot.kernel_switch: three modes, kexec by default", () => {
   expect([...KERNEL_SWITCH_MODES]).toEqual(["kexec", "reboot", "off"]);
   expect(KERNEL_SWITCH_DEFAULT).toBe("kexec");
+});
+
+describe("arrivedByArmedReboot: the one boot whose attempt the switching boot counted", () => {
+  const armed = { bootImage: "/Kernel/active-kernel", savedEntry: "recovery", activePair: "K2-pair", slotPair: "K2-pair" };
+  test("GRUB loaded the active entry, its lasting choice is still recovery, and the active entry is the slot's kernel", () => {
+    expect(arrivedByArmedReboot(armed)).toBe(true);
+  });
+  test("anything else counts the attempt", () => {
+    expect(arrivedByArmedReboot({ ...armed, bootImage: "/Kernel/recovery-kernel" })).toBe(false);
+    expect(arrivedByArmedReboot({ ...armed, bootImage: undefined })).toBe(false);
+    expect(arrivedByArmedReboot({ ...armed, bootImage: "/vmlinuz" })).toBe(false);
+    expect(arrivedByArmedReboot({ ...armed, savedEntry: "active" })).toBe(false);
+    expect(arrivedByArmedReboot({ ...armed, savedEntry: undefined })).toBe(false);
+    expect(arrivedByArmedReboot({ ...armed, activePair: "K1-pair" })).toBe(false);
+    expect(arrivedByArmedReboot({ ...armed, activePair: undefined })).toBe(false);
+    expect(arrivedByArmedReboot({ ...armed, slotPair: undefined, activePair: undefined })).toBe(false);
+  });
 });
