@@ -13,6 +13,7 @@ import { type LocalConfig, withBootextLayers, withServerLayers } from "./boot-co
 import type { BootContext } from "./boot-start.ts";
 import { type BootextResult, runBootextStage } from "./bootext.ts";
 import { type HealthResult, runHealthStage } from "./health.ts";
+import { type CountedEarly, slotCountedEarly } from "./kernel-switch.ts";
 import { type HeddleResult, runHeddleStage } from "./heddle.ts";
 import type { UpdateReport } from "./report.ts";
 import { runSlotsStage, type SlotsResult } from "./slots.ts";
@@ -46,6 +47,8 @@ export interface HealthChecked extends SlotsInspected {
   readonly slotsNow: readonly InspectedSlot[];
   /** the slot an install wrote to: the health conditions checked on its old system say nothing of the new one */
   readonly rewritten?: string;
+  /** the slot whose attempt the controller before this boot counted (a kernel switch) */
+  readonly countedEarly?: CountedEarly;
 }
 
 export interface SlotsUpdated extends HealthChecked {
@@ -82,10 +85,15 @@ export async function checkHealth(boot: SlotsInspected): Promise<HealthChecked> 
   const { context, resolved, slots, devices } = boot;
   const basePlan = planBoot(devices, resolved.config);
   const noHealth: HealthResult = { plan: { ...basePlan, relabels: [] }, verdicts: [], slots: slots.slots, devices };
-  const health = await context.stage("health", noHealth, (stageLog) => runHealthStage(context.system, stageLog, slots.slots, devices, resolved.config));
+  let countedEarly: CountedEarly | undefined;
+  const health = await context.stage("health", noHealth, async (stageLog) => {
+    const mounted = boot.bootext.mountPoint === undefined ? undefined : { mountPoint: boot.bootext.mountPoint, readOnly: boot.bootext.readOnly };
+    countedEarly = await slotCountedEarly(context.system, stageLog, context.cmdline, mounted, slots.slots, resolved.config.labels.system);
+    return runHealthStage(context.system, stageLog, slots.slots, devices, resolved.config, countedEarly?.device);
+  });
   const bootingCandidate = health.plan.candidates[0];
   const booting = health.slots.find((slot) => slot.device.device === bootingCandidate?.device);
-  return { ...boot, health, devices: health.devices, booting, slotsNow: health.slots };
+  return { ...boot, health, devices: health.devices, booting, slotsNow: health.slots, ...(countedEarly === undefined ? {} : { countedEarly }) };
 }
 
 /** The config of this boot: the local layers and the server's, kept on the slot or fetched now. */

@@ -5,7 +5,6 @@
 import type { Config } from "../config/schema.ts";
 import { type BootPlan, planBoot } from "../plans/boot-order.ts";
 import { describeDevices } from "../plans/devices.ts";
-import { SLOT_KERNEL_MARKER_VALUE } from "../plans/kernel-switch.ts";
 import { slotMountPoint } from "../plans/mounts.ts";
 import type { HealthRecord } from "../plans/slot-health.ts";
 import type { MountRecord } from "../system/new-root-paths.ts";
@@ -13,7 +12,7 @@ import type { BlockDevice } from "../system/system.ts";
 import { trustOf } from "./boot-config.ts";
 import type { SlotsUpdated } from "./disk-boot.ts";
 import type { MountedRoot } from "./finish.ts";
-import { cameByArmedReboot, kernelDecision, type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
+import { kernelDecision, type KernelSwitchInputs, type KernelSwitchResult, runKernelSwitchStage } from "./kernel-switch.ts";
 import { type BootedSlot, type MountsResult, runMountsStage } from "./mounts.ts";
 import { type OvermountOutcome, runOvermountsStage } from "./overmounts.ts";
 import { countBootAttempt } from "./slot-health.ts";
@@ -73,14 +72,14 @@ async function runOnBooted(boot: SlotsUpdated, booted: BootedSlot, mounts: Mount
     bootext: bootext.mountPoint === undefined ? undefined : { mountPoint: bootext.mountPoint, readOnly: bootext.readOnly },
     cuts,
   };
-  const cameByKexec = context.cmdline.heddle.kexecFrom === SLOT_KERNEL_MARKER_VALUE;
   // the boot that switched kernels counted this one before its kexec or reboot: counting again would halve health.max_attempts
+  const early = boot.countedEarly?.device === booted.device ? boot.countedEarly.how : undefined;
   const health = await context.stage("attempt", undefined, async (stageLog) => {
-    if (cameByKexec) {
+    if (early === "kexec") {
       stageLog.info(`this boot came by kexec of ${booted.label}'s own kernel: its attempt was counted before the kexec`);
       return undefined;
     }
-    if (await cameByArmedReboot(context.system, stageLog, inputs)) {
+    if (early === "armed-reboot") {
       stageLog.info(`this boot is the one BOOTEXT's armed reboot sent GRUB to (BOOT_IMAGE=${context.cmdline.bootImage ?? ""}, grubenv saved_entry=recovery): its attempt was counted before the reboot`);
       return undefined;
     }

@@ -41,8 +41,8 @@ function skipped(condition: ConditionResult["condition"], detail: string): Condi
 }
 
 /** Every condition of one slot; the slot must not be mounted. */
-export async function checkSlot(system: System, slot: InspectedSlot, config: Config): Promise<ConditionResult[]> {
-  const cheap = cheapConditions(slot, config);
+export async function checkSlot(system: System, slot: InspectedSlot, config: Config, countedEarly = false): Promise<ConditionResult[]> {
+  const cheap = cheapConditions(slot, config, countedEarly);
   if (cheap.some((result) => result.result === "fail")) {
     const why = "not checked: the slot is unhealthy already";
     return [...cheap, skipped("image-hash", why), skipped("required-files", why)];

@@ -41,7 +41,15 @@ async function recordDeprived(system: System, relabel: LabelChange, config: Conf
   }
 }
 
-export async function runHealthStage(system: System, log: Logger, slots: readonly InspectedSlot[], devices: readonly BlockDevice[], config: Config): Promise<HealthResult> {
+/** `countedEarly`: the device whose attempt the controller before this boot counted (kernel-switch.ts slotCountedEarly). */
+export async function runHealthStage(
+  system: System,
+  log: Logger,
+  slots: readonly InspectedSlot[],
+  devices: readonly BlockDevice[],
+  config: Config,
+  countedEarly?: string,
+): Promise<HealthResult> {
   const base = planBoot(devices, config);
   const verdicts = new Map<string, SlotVerdict>();
   for (const candidate of base.candidates) {
@@ -52,7 +60,7 @@ export async function runHealthStage(system: System, log: Logger, slots: readonl
       verdicts.set(candidate.device, { device: candidate.device, conditions: [], healthy: true });
       break;
     }
-    const conditions = await checkSlot(system, slot, config);
+    const conditions = await checkSlot(system, slot, config, slot.device.device === countedEarly);
     const healthy = !conditions.some((result) => result.result === "fail");
     verdicts.set(candidate.device, { device: candidate.device, conditions, healthy });
     for (const result of conditions) log.debug(`${candidate.label} on ${candidate.device}: ${result.condition} ${result.result}: ${result.detail}`);

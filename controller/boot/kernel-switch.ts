@@ -21,12 +21,13 @@ import {
   SLOT_KERNEL_MARKER_VALUE,
 } from "../plans/kernel-switch.ts";
 import { KEXEC_MARKER } from "../plans/kexec-cmdline.ts";
+import type { InspectedSlot } from "../plans/slot.ts";
 import type { CutPoints } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
 import { KERNEL_SWITCH_DIR, NEWROOT, PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import { COMMIT, VERSION } from "../system/version.ts";
-import { type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
+import { compareKernels, type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
 import type { SignedKernel } from "../update/manifest.ts";
 import { copyVerified } from "./copy-verified.ts";
 import { armRebootIntoActive, type MountedBootext, readActiveLink, readBootEntries, readSavedEntry, writeBootEntries } from "./kernel-entries.ts";
@@ -118,15 +119,8 @@ function bootEntryInput(entries: ReadEntries | undefined, slotKernel: SignedKern
   return entry.exists ? { ...entry, rebootArmed: entries.rebootArmed } : entry;
 }
 
-/**
- * Whether this boot is the one a reboot-mode switch armed, whose attempt the
- * boot before it counted (plans/kernel-switch.ts arrivedByArmedReboot). Read
- * only on a boot GRUB started; whatever cannot be read counts the attempt, the
- * safe side.
- */
-export async function cameByArmedReboot(system: System, log: Logger, inputs: Pick<KernelSwitchInputs, "cmdline" | "bootext" | "slotKernel">): Promise<boolean> {
-  const { cmdline, bootext, slotKernel } = inputs;
-  if (bootext === undefined || slotKernel === undefined || cmdline.bootImage === undefined) return false;
+/** Whether this boot is the one a reboot-mode switch armed (plans/kernel-switch.ts arrivedByArmedReboot); whatever cannot be read says no, the safe side. */
+async function cameByArmedReboot(system: System, log: Logger, cmdline: Cmdline, bootext: MountedBootext, slotKernel: SignedKernel): Promise<boolean> {
   try {
     const savedEntry = await readSavedEntry(system, bootext.mountPoint);
     const active = await readActiveLink(system, bootext.mountPoint);
@@ -135,6 +129,42 @@ export async function cameByArmedReboot(system: System, log: Logger, inputs: Pic
     log.warn(`Cannot tell whether BOOTEXT's armed reboot started this boot: ${(error as Error).message}; counting its attempt`);
     return false;
   }
+}
+
+/** The slot whose attempt the controller before this boot counted, and how this boot came. */
+export interface CountedEarly {
+  readonly device: string;
+  readonly how: "kexec" | "armed-reboot";
+}
+
+/**
+ * The slot whose boot attempt the controller before this boot already counted:
+ * a kernel switch counts it before its kexec or reboot, so a kernel that panics
+ * still uses one up. On the boot that arrives (the kexec marker, or the boot
+ * BOOTEXT's armed reboot started) that slot is the one labelled SYSFS whose
+ * signed kernel runs now; its health check leaves that boot out and the
+ * attempt stage does not count it again, so a switch costs one attempt and
+ * health.max_attempts = 1 still gives a new kernel its try. Read only on a
+ * boot with the marker or GRUB's BOOT_IMAGE=; anything unreadable is no.
+ */
+export async function slotCountedEarly(
+  system: System,
+  log: Logger,
+  cmdline: Cmdline,
+  bootext: MountedBootext | undefined,
+  slots: readonly InspectedSlot[],
+  systemLabel: string,
+): Promise<CountedEarly | undefined> {
+  const kexecd = cmdline.heddle.kexecFrom === SLOT_KERNEL_MARKER_VALUE;
+  if (!kexecd && (cmdline.bootImage === undefined || bootext === undefined)) return undefined;
+  const sysfs = slots.find((slot) => slot.device.label === systemLabel);
+  const kernel = sysfs?.record.status === "valid" ? sysfs.record.manifest.kernel : undefined;
+  if (sysfs === undefined || kernel === undefined) return undefined;
+  const running = await readRunningKernel(system, log);
+  if (running === undefined || !compareKernels(running, { release: kernel.release, ...(kernel.build === undefined ? {} : { build: kernel.build }) }).same) return undefined;
+  if (kexecd) return { device: sysfs.device.device, how: "kexec" };
+  if (bootext !== undefined && (await cameByArmedReboot(system, log, cmdline, bootext, kernel))) return { device: sysfs.device.device, how: "armed-reboot" };
+  return undefined;
 }
 
 /** Stage "kernel". Returns only when this kernel boots the slot: a kexec or reboot that works never returns. */

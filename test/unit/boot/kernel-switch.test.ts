@@ -193,8 +193,9 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(report.kernel?.outcome).toBe("reboot-failed");
   });
 
-  test("reboot mode counts one attempt per switch: the boot GRUB starts from the armed reboot (BOOT_IMAGE active, saved_entry recovery) counts none; later boots on recovery count again", async () => {
-    const reboot = { ...(await bootextWithEntries(K1)), "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n' };
+  test("reboot mode counts one attempt per switch: the boot GRUB starts from the armed reboot (BOOT_IMAGE active, saved_entry recovery) counts none and is healthy; later boots count it used", async () => {
+    // with health.max_attempts = 1, counting the armed boot too would roll 2.0 back before it ever ran
+    const reboot = { ...(await bootextWithEntries(K1)), "config.d/30-boot.toml": '[boot]\nkernel_switch = "reboot"\n[health]\nmax_attempts = 1\n' };
     const first = connectToNetwork(machine(K1, { bootext: reboot, cmdline: "BOOT_IMAGE=/Kernel/active-kernel root=controller console=ttyS0" }));
     publish(first, { version: "2.0", kernel: K2 });
     await boot(first);
@@ -208,14 +209,37 @@ describe("stage kernel: the booted slot's own kernel", () => {
     expect(text).toContain("controller: attempt: this boot is the one BOOTEXT's armed reboot sent GRUB to (BOOT_IMAGE=/Kernel/active-kernel, grubenv saved_entry=recovery)");
     expect(report.kernel).toMatchObject({ outcome: "boot-on", errors: [] });
 
-    // the new system never marked itself good: GRUB boots the recovery entry, and that boot counts
+    // the new system never marked itself good: GRUB boots the recovery entry, and that boot finds the one attempt used
     const recovery = machine(K1, { cmdline: "BOOT_IMAGE=/Kernel/recovery-kernel root=controller console=ttyS0", disks: armed.snapshotDevices() });
-    await boot(recovery);
-    expect(attemptsOn(recovery, "/dev/vda2")).toBe(2);
+    expect((await boot(recovery)).text).toContain("ROLLBACK: rollback: SYSFS on /dev/vda2 unhealthy");
     // as does a boot that did not come from GRUB
     const other = machine(K2, { disks: armed.snapshotDevices() });
-    await boot(other);
-    expect(attemptsOn(other, "/dev/vda2")).toBe(2);
+    expect((await boot(other)).text).toContain("ROLLBACK: rollback: SYSFS on /dev/vda2 unhealthy");
+  });
+
+  test("health.max_attempts = 1 gives a new kernel its one try: the kexec'd boot of 2.0 is healthy (its attempt counted before the kexec), the boot after it without a mark-good rolls back", async () => {
+    const oneAttempt = { "config.d/70-health.toml": "[health]\nmax_attempts = 1\n" };
+    const first = connectToNetwork(machine(K1, { bootext: oneAttempt }));
+    publish(first, { version: "2.0", kernel: K2 });
+    await boot(first);
+    expect(attemptsOn(first, "/dev/vda2")).toBe(1);
+
+    const kexecd = machine(K2, { cmdline: "root=controller console=ttyS0 rd.controller.kexec=slot-kernel", disks: first.snapshotDevices() });
+    const arrived = await boot(kexecd);
+    expect(arrived.text).not.toContain("ROLLBACK");
+    expect(arrived.report.boot.booted).toMatchObject({ label: "SYSFS", device: "/dev/vda2" });
+    expect(arrived.report.update.slots.find((slot) => slot.device === "/dev/vda2")?.conditions).toContainEqual({
+      condition: "attempts",
+      result: "pass",
+      detail: "0 of 1 boots without a mark-good before this one, which the kernel switch counted",
+    });
+    expect(attemptsOn(kexecd, "/dev/vda2")).toBe(1);
+
+    // 2.0 hung before its mark-good: the next boot, on K1 as the machine's bootloader starts it, rolls back
+    const after = machine(K1, { disks: kexecd.snapshotDevices() });
+    const { text, report } = await boot(after);
+    expect(text).toContain("ROLLBACK: rollback: SYSFS on /dev/vda2 unhealthy; BACKUPFS on /dev/vda1 becomes SYSFS and boots");
+    expect(report.boot.booted).toMatchObject({ device: "/dev/vda1" });
   });
 
   test("reboot mode when the active entry already is the slot's kernel, grubenv says the bootloader was sent there, and another runs: no second reboot", async () => {
