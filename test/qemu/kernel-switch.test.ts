@@ -245,6 +245,10 @@ describe("the whole OS as one signed update (issue 14)", () => {
         return vm.console();
       });
       expect(first).toContain(`controller: kernel: loading kernel ${world.k2} with kexec`);
+      // the kexec'd boot is 2.0's one try: healthy, its attempt the one counted before the kexec
+      const onK2 = first.slice(first.indexOf(`Linux version ${world.k2} `));
+      expect(onK2).not.toContain("ROLLBACK");
+      expect(onK2).toContain("controller: attempt: this boot came by kexec of SYSFS's own kernel: its attempt was counted before the kexec");
       // the machine starts again as its bootloader would start it: K1 and 1.0's initrd (the server out of reach: nothing is offered again)
       const { markers, console } = await bootToDebian(kernelBoot(world.oneAttemptDisk, "", undefined, true), "c");
       expect(console).toContain("ROLLBACK");
