@@ -33,7 +33,7 @@ import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-mark
 import { type VmOptions, withVm } from "../../qemu-harness/vm.ts";
 import { blankDisk, bootextFile, type FleetRepo, markSysfsGood } from "./blank-disk-fixtures.ts";
 import { DEBIAN, marker, publishDebianImages } from "./debian-fixtures.ts";
-import { disklessAppend, runFolder } from "./fixtures.ts";
+import { disklessAppend, NO_NIC_WAIT, runFolder } from "./fixtures.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
 /** A K1 boot, the update's download and check, the kexec, a second controller and Debian's systemd, under TCG on a busy host. */
@@ -250,7 +250,7 @@ describe("the whole OS as one signed update (issue 14)", () => {
       expect(onK2).not.toContain("ROLLBACK");
       expect(onK2).toContain("controller: attempt: this boot came by kexec of SYSFS's own kernel: its attempt was counted before the kexec");
       // the machine starts again as its bootloader would start it: K1 and 1.0's initrd (the server out of reach: nothing is offered again)
-      const { markers, console } = await bootToDebian(kernelBoot(world.oneAttemptDisk, "", undefined, true), "c");
+      const { markers, console } = await bootToDebian(kernelBoot(world.oneAttemptDisk, NO_NIC_WAIT, undefined, true), "c");
       expect(console).toContain("ROLLBACK");
       expect(console).not.toContain("controller: kernel: loading kernel");
       expectDebianOn(markers, "debian-1.0", world.k1);

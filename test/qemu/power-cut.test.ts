@@ -13,7 +13,7 @@ import type { BootReport } from "../../controller/boot/report.ts";
 import { CUT_POINTS, type CutPoint, cutMarker } from "../../controller/system/cut-points.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { BOOT_TIMEOUT_MS, type Boot, SHUTDOWN_TIMEOUT_MS, textTable, vmOptions } from "./fixtures.ts";
+import { BOOT_TIMEOUT_MS, type Boot, NO_NIC_WAIT, SHUTDOWN_TIMEOUT_MS, textTable, vmOptions } from "./fixtures.ts";
 import { type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 const PARALLEL_VMS = 2;
@@ -44,11 +44,15 @@ afterAll(() => {
   console.log(`\npower-cut table:\n${textTable(table)}\n`);
 });
 
-/** Boots to the test system's end and returns what it printed. */
-async function bootToEnd(boot: Boot): Promise<TestMarkers> {
+/**
+ * Boots to the test system's end and returns what it printed. Its clean
+ * shutdown is waited for, since the boot after it starts from what that left;
+ * the row's last boot is killed once its markers are out.
+ */
+async function bootToEnd(boot: Boot, last = false): Promise<TestMarkers> {
   return withVm(vmOptions(boot), async (vm) => {
     await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
-    await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
+    if (!last) await vm.waitForExit(SHUTDOWN_TIMEOUT_MS);
     return parseTestMarkers(vm.console());
   });
 }
@@ -100,8 +104,8 @@ async function cutAndRecover(point: CutPoint): Promise<Row> {
       await vm.kill();
       cut = "killed there";
     });
-    const next = describeBoot(await bootToEnd({ flavour: "shell", disk, writeDisks: true }), problems, "next boot");
-    const afterMarkers = await bootToEnd(online);
+    const next = describeBoot(await bootToEnd({ flavour: "shell", disk, writeDisks: true, append: NO_NIC_WAIT }), problems, "next boot");
+    const afterMarkers = await bootToEnd(online, true);
     const after = describeBoot(afterMarkers, problems, "boot after");
     if (afterMarkers.imageId !== "system-c") {
       problems.push(`boot after: the update did not finish (${afterMarkers.imageId ?? "nothing"} booted): ${whyNoUpdate(afterMarkers)}`);

@@ -9,7 +9,7 @@ import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BootReport } from "../../controller/boot/report.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";
-import { type Boot, bootToTestSystem, type Flavour, SCENARIO_TIMEOUT_MS } from "./fixtures.ts";
+import { type Boot, bootToTestSystem, type Flavour, NO_NIC_WAIT, SCENARIO_TIMEOUT_MS } from "./fixtures.ts";
 import { FLEET_CONFIG, type RepoName, type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 let world: UpdateWorld;
@@ -91,7 +91,7 @@ describe("signed updates in QEMU", () => {
       });
 
       // no NIC at all this time: the config kept on the slot still applies
-      await bootToTestSystem({ flavour: "shell", disk, writeDisks: true }, ({ markers }) => {
+      await bootToTestSystem({ flavour: "shell", disk, writeDisks: true, append: NO_NIC_WAIT }, ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
         // the same identity after the update, on another boot
         expect(markers.lines).toContain(`machine-id ${machineId}`);
