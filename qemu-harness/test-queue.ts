@@ -46,11 +46,16 @@ export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
 };
 export const UNKNOWN_FILE: FileEstimate = { expectedSeconds: 900, vms: 1 };
 
-/** Longest first: the long files overlap the short ones instead of running last on their own. */
+/**
+ * The files that run several VMs first, one after the other while the machine
+ * has nothing else started (later, one waits for every running file to end,
+ * and the VMs they free stand idle meanwhile); then longest first, so the long
+ * files overlap the short ones instead of running last on their own.
+ */
 export function queueLongestFirst(paths: readonly string[], estimates: Readonly<Record<string, FileEstimate>> = ESTIMATES): QueuedFile[] {
   return paths
     .map((path) => ({ path, ...(estimates[basename(path)] ?? UNKNOWN_FILE) }))
-    .sort((a, b) => b.expectedSeconds - a.expectedSeconds || a.path.localeCompare(b.path));
+    .sort((a, b) => b.vms - a.vms || b.expectedSeconds - a.expectedSeconds || a.path.localeCompare(b.path));
 }
 
 /**

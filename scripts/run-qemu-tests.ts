@@ -1,5 +1,5 @@
 // Runs the QEMU test files two VMs at a time: one `bun test` process per file,
-// longest first, from a queue. Under TCG a VM keeps one host core busy, and the
+// the files that run two VMs themselves first, then longest first, from a queue. Under TCG a VM keeps one host core busy, and the
 // CI machine has two; one file after the other left the second core idle and
 // took over an hour. Each file's output is kept in its own log and printed
 // whole when the file ends (with its wall time), so two files' lines never mix;

@@ -16,6 +16,11 @@ describe("queueLongestFirst", () => {
     expect(queue[1]).toEqual({ path: "test/qemu/new.test.ts", ...UNKNOWN_FILE });
   });
 
+  test("the files that run two VMs first, whatever their length: later they would wait for both VMs while one stands idle", () => {
+    const queue = queueLongestFirst(["test/qemu/update.test.ts", "test/qemu/kernel-power-cut.test.ts", "test/qemu/power-cut.test.ts", "test/qemu/boot.test.ts"]);
+    expect(queue.map((file) => file.path)).toEqual(["test/qemu/power-cut.test.ts", "test/qemu/kernel-power-cut.test.ts", "test/qemu/update.test.ts", "test/qemu/boot.test.ts"]);
+  });
+
   test("every QEMU test file in the repository has an estimate", async () => {
     const files = [...new Bun.Glob("*.test.ts").scanSync({ cwd: resolve(import.meta.dir, "../../qemu") })].sort();
     expect(Object.keys(ESTIMATES).sort()).toEqual(files);
