@@ -202,9 +202,8 @@ export function parseCmdline(raw: string): Cmdline {
   const kexecBy = reader.value("rd.controller.kexec_by", "the version+commit of the controller that kexec'd", "ignoring it", (value) =>
     UPDATE_NAME.test(value) ? value : undefined,
   );
-  const bootImage = reader.value("BOOT_IMAGE", "the path of the kernel the bootloader loaded, such as /Kernel/active-kernel", "ignoring it", (value) =>
-    value.startsWith("/") ? value : undefined,
-  );
+  // as GRUB's linux command was given it: a path, or one with a device such as (hd0,gpt2)/vmlinuz
+  const bootImage = reader.value("BOOT_IMAGE", "the kernel the bootloader loaded, such as /Kernel/active-kernel", "ignoring it", (value) => (value === "" ? undefined : value));
   const sshKeysUrl = reader.value("ssh_keys_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const commandUrl = reader.value("command_url", "an http:// or https:// URL", "ignoring it", httpUrl);
   const cut = reader.value("rd.controller.cut", "a cut point name such as switch-first-label", "ignoring it", (value) =>

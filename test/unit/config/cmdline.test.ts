@@ -117,6 +117,16 @@ describe("parseCmdline", () => {
     });
   });
 
+  test("BOOT_IMAGE as GRUB gives it, with or without a device; empty is ignored with a warning", () => {
+    expect(parseCmdline("BOOT_IMAGE=/Kernel/active-kernel root=controller").bootImage).toBe("/Kernel/active-kernel");
+    const withDevice = parseCmdline("BOOT_IMAGE=(hd0,gpt2)/boot/vmlinuz-6.1.0-57-amd64 root=controller");
+    expect(withDevice.bootImage).toBe("(hd0,gpt2)/boot/vmlinuz-6.1.0-57-amd64");
+    expect(withDevice.warnings).toEqual([]);
+    const empty = parseCmdline("BOOT_IMAGE= root=controller");
+    expect(empty.bootImage).toBeUndefined();
+    expect(empty.warnings).toHaveLength(1);
+  });
+
   test("parameters after -- belong to init", () => {
     const cmdline = parseCmdline("ro -- shell real_init=/bin/sh controller.boot.real_init=/x");
     expect(cmdline.shell).toBe(false);
