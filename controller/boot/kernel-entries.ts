@@ -24,6 +24,7 @@ import {
   type KernelPair,
   PAIRS_DIR,
   pairHashes,
+  pairOfLink,
   planBootEntries,
 } from "../plans/boot-entries.ts";
 import { GRUB_DIR, grubenv, parseGrubenv } from "../plans/grub-config.ts";
@@ -204,19 +205,19 @@ function grubenvPath(bootextMount: string): string {
   return `${bootextMount}/${GRUB_DIR}/${GRUBENV_FILE}`;
 }
 
-/** grubenv's saved_entry on BOOTEXT mounted at `bootextMount`: undefined when unset, "none" when there is no grubenv. */
-export async function readSavedEntry(system: System, bootextMount: string): Promise<string | undefined> {
+/** grubenv's variables on BOOTEXT mounted at `bootextMount`; undefined when there is no grubenv. */
+export async function readGrubenv(system: System, bootextMount: string): Promise<ReadonlyMap<string, string> | undefined> {
   const path = grubenvPath(bootextMount);
-  if ((await system.lstat(path)) === undefined) return "none";
-  return parseGrubenv(new TextDecoder().decode(await system.readBytes(path, GRUBENV_MAX_BYTES))).get("saved_entry");
+  if ((await system.lstat(path)) === undefined) return undefined;
+  return parseGrubenv(new TextDecoder().decode(await system.readBytes(path, GRUBENV_MAX_BYTES)));
 }
 
 /** Kernel/active on BOOTEXT mounted at `bootextMount`: where it points, and the pair id when that is pairs/ID. */
 export async function readActiveLink(system: System, bootextMount: string): Promise<{ link: string; target?: string; pair?: string }> {
   const link = `${bootextMount}/${KERNEL_DIR}/active`;
   const target = (await system.lstat(link))?.type === "symlink" ? await system.readlink(link) : undefined;
-  if (target === undefined) return { link };
-  return target.startsWith(`${PAIRS_DIR}/`) ? { link, target, pair: target.slice(PAIRS_DIR.length + 1) } : { link, target };
+  const pair = target === undefined ? undefined : pairOfLink(target);
+  return { link, ...(target === undefined ? {} : { target }), ...(pair === undefined ? {} : { pair }) };
 }
 
 export interface GrubenvSettled {
@@ -239,8 +240,9 @@ export type BootedKernel = { readonly runs: string } | { readonly notRunning: st
  */
 export async function settleGrubenv(system: System, bootext: MountedBootext, bootedKernel: () => Promise<BootedKernel>): Promise<GrubenvSettled> {
   const path = grubenvPath(bootext.mountPoint);
-  const saved = await readSavedEntry(system, bootext.mountPoint);
-  if (saved === "none") return { changed: false, detail: `no ${path}: GRUB boots the active entry` };
+  const env = await readGrubenv(system, bootext.mountPoint);
+  if (env === undefined) return { changed: false, detail: `no ${path}: GRUB boots the active entry` };
+  const saved = env.get("saved_entry");
   if (saved !== "recovery") return { changed: false, detail: `${path} has saved_entry ${JSON.stringify(saved ?? "")}: nothing to settle` };
   const { link, target, pair: activePair } = await readActiveLink(system, bootext.mountPoint);
   const booted = await bootedKernel();

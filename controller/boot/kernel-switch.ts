@@ -27,10 +27,10 @@ import type { Logger } from "../system/log.ts";
 import { KERNEL_SWITCH_DIR, NEWROOT, PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import { COMMIT, VERSION } from "../system/version.ts";
-import { compareKernels, type KernelIdentity, runningKernel } from "../update/kernel-release.ts";
+import { compareKernels, type KernelIdentity, kernelIdentityOf, runningKernel } from "../update/kernel-release.ts";
 import type { SignedKernel } from "../update/manifest.ts";
 import { copyVerified } from "./copy-verified.ts";
-import { armRebootIntoActive, type MountedBootext, readActiveLink, readBootEntries, readSavedEntry, writeBootEntries } from "./kernel-entries.ts";
+import { armRebootIntoActive, type MountedBootext, readActiveLink, readBootEntries, readGrubenv, writeBootEntries } from "./kernel-entries.ts";
 
 /** This controller as the next one names it: rd.controller.kexec_by=VERSION+COMMIT. */
 export const CONTROLLER_IDENTITY = `${VERSION}+${COMMIT}`;
@@ -105,7 +105,7 @@ async function readEntries(system: System, log: Logger, inputs: KernelSwitchInpu
   if (bootext === undefined || slotKernel === undefined || config.boot.kernel_switch === "off") return undefined;
   try {
     const state = await readBootEntries(system, bootext.mountPoint);
-    return { state, rebootArmed: (await readSavedEntry(system, bootext.mountPoint)) === "recovery" };
+    return { state, rebootArmed: (await readGrubenv(system, bootext.mountPoint))?.get("saved_entry") === "recovery" };
   } catch (error) {
     log.warn(`Cannot read BOOTEXT's kernel entries: ${(error as Error).message}; going on as if there were none`);
     return undefined;
@@ -122,7 +122,7 @@ function bootEntryInput(entries: ReadEntries | undefined, slotKernel: SignedKern
 /** Whether this boot is the one a reboot-mode switch armed (plans/kernel-switch.ts arrivedByArmedReboot); whatever cannot be read says no, the safe side. */
 async function cameByArmedReboot(system: System, log: Logger, cmdline: Cmdline, bootext: MountedBootext, slotKernel: SignedKernel): Promise<boolean> {
   try {
-    const savedEntry = await readSavedEntry(system, bootext.mountPoint);
+    const savedEntry = (await readGrubenv(system, bootext.mountPoint))?.get("saved_entry");
     const active = await readActiveLink(system, bootext.mountPoint);
     return arrivedByArmedReboot({ bootImage: cmdline.bootImage, savedEntry, activePair: active.pair, slotPair: pairId(slotPair(slotKernel)) });
   } catch (error) {
@@ -161,7 +161,7 @@ export async function slotCountedEarly(
   const kernel = sysfs?.record.status === "valid" ? sysfs.record.manifest.kernel : undefined;
   if (sysfs === undefined || kernel === undefined) return undefined;
   const running = await readRunningKernel(system, log);
-  if (running === undefined || !compareKernels(running, { release: kernel.release, ...(kernel.build === undefined ? {} : { build: kernel.build }) }).same) return undefined;
+  if (running === undefined || !compareKernels(running, kernelIdentityOf(kernel)).same) return undefined;
   if (kexecd) return { device: sysfs.device.device, how: "kexec" };
   if (bootext !== undefined && (await cameByArmedReboot(system, log, cmdline, bootext, kernel))) return { device: sysfs.device.device, how: "armed-reboot" };
   return undefined;

@@ -16,7 +16,7 @@ import { pairId } from "../plans/boot-entries.ts";
 import { afterMarkGood, afterMarkShutdown, type HealthRecord, healthOf } from "../plans/slot-health.ts";
 import { PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION, REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
-import { compareKernels, runningKernel } from "../update/kernel-release.ts";
+import { compareKernels, kernelIdentityOf, runningKernel } from "../update/kernel-release.ts";
 import { MANIFEST_MAX_BYTES, parseManifest } from "../update/manifest.ts";
 import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
 import { thisMachine } from "./this-machine.ts";
@@ -163,7 +163,7 @@ async function settleGrubenvAfterMarkGood(system: System): Promise<GrubenvSettle
     if (kernel === undefined) return { notRunning: "the booted slot's image carries no kernel" };
     const running = runningKernel(await system.readText(PROC_KERNEL_OSRELEASE), await system.readText(PROC_KERNEL_VERSION).catch(() => undefined));
     if ("problem" in running) return { notRunning: running.problem };
-    const comparison = compareKernels(running, { release: kernel.release, ...(kernel.build === undefined ? {} : { build: kernel.build }) });
+    const comparison = compareKernels(running, kernelIdentityOf(kernel));
     if (!comparison.same) return { notRunning: `${comparison.why}: the system came up on another entry` };
     return { runs: pairId({ release: kernel.release, kernel: kernel.vmlinuz, initrd: kernel.initrd }) };
   };

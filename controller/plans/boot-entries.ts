@@ -92,13 +92,18 @@ export function pairId(pair: Pick<KernelPair, "release" | "kernel" | "initrd">):
   return `${pair.release}-${pair.kernel.sha512.slice(0, HASH_CHARS)}-${pair.initrd.sha512.slice(0, HASH_CHARS)}`;
 }
 
-/** The pair a link in Kernel/ names, when it is a link to pairs/ID. */
+/** Pure: the pair id a link's target names when it is pairs/ID, else undefined. */
+export function pairOfLink(target: string): string | undefined {
+  const prefix = `${PAIRS_DIR}/`;
+  const id = target.startsWith(prefix) ? target.slice(prefix.length) : undefined;
+  return id !== undefined && !id.includes("/") ? id : undefined;
+}
+
+/** The pair a link in Kernel/ names, when it is a link to pairs/ID and that pair is whole. */
 function linkedPair(state: BootEntriesState, name: "active" | "recovery"): string | undefined {
   const entry = state.entries.get(name);
-  if (entry?.type !== "symlink") return undefined;
-  const prefix = `${PAIRS_DIR}/`;
-  const id = entry.target.startsWith(prefix) ? entry.target.slice(prefix.length) : undefined;
-  return id !== undefined && !id.includes("/") && state.pairs.get(id) === "whole" ? id : undefined;
+  const id = entry?.type === "symlink" ? pairOfLink(entry.target) : undefined;
+  return id !== undefined && state.pairs.get(id) === "whole" ? id : undefined;
 }
 
 /** Pure: the starts of the kernel's and the initrd's sha512 that a pair's folder name carries; undefined for a name that is not a pair's. */

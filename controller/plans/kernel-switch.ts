@@ -15,7 +15,7 @@
 
 import { editCmdline } from "../config/cmdline.ts";
 import { KERNEL_SWITCH_MODES } from "../config/schema.ts";
-import { type KernelIdentity, compareKernels } from "../update/kernel-release.ts";
+import { type KernelIdentity, compareKernels, kernelIdentityOf } from "../update/kernel-release.ts";
 import type { SignedKernel } from "../update/manifest.ts";
 import { KERNEL_LINKS } from "./grub-config.ts";
 import { KERNEL_CMDLINE_MAX_BYTES, KEXEC_BY, KEXEC_MARKER } from "./kexec-cmdline.ts";
@@ -158,8 +158,7 @@ export function planKernelSwitch(input: KernelSwitchInput): KernelSwitchPlan {
       warnings: modulesWarning(input, running, "the running kernel"),
     });
   }
-  const slotIdentity: KernelIdentity = { release: slotKernel.release, ...(slotKernel.build === undefined ? {} : { build: slotKernel.build }) };
-  const comparison = running === undefined ? undefined : compareKernels(running, slotIdentity);
+  const comparison = running === undefined ? undefined : compareKernels(running, kernelIdentityOf(slotKernel));
   const unknown = "the running kernel could not be read (/proc/sys/kernel/osrelease)";
   const entriesBehind = bootEntry.exists && !bootEntry.matchesSlot;
   const inStep = entriesBehind ? ["BOOTEXT's active entry is not yet the slot's kernel: it is written now, the previous pair kept as the recovery entry"] : [];

@@ -42,6 +42,11 @@ export interface KernelIdentity {
   readonly build?: string;
 }
 
+/** Pure: the identity a kernel record (a manifest's signed kernel) names, for compareKernels. */
+export function kernelIdentityOf(kernel: { readonly release: string; readonly build?: string | undefined }): KernelIdentity {
+  return { release: kernel.release, ...(kernel.build === undefined ? {} : { build: kernel.build }) };
+}
+
 export type BzImageInfo =
   | {
       readonly ok: true;

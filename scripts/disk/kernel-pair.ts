@@ -24,7 +24,8 @@ export interface ChosenPair {
   readonly source: string;
 }
 
-async function hostFile(path: string, what: string): Promise<BootFile> {
+/** A file on this machine as a pair names it: its path, size and sha512. */
+export async function hostFile(path: string, what: string): Promise<BootFile> {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await readFile(path));

@@ -26,11 +26,10 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GRUB_DIR, grubenv } from "../../controller/plans/grub-config.ts";
 import { type KernelSwitchCutPoint, KERNEL_SWITCH_CUT_POINTS, cutMarker } from "../../controller/system/cut-points.ts";
-import { sha512Hex } from "../../controller/update/signing.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { addGrubLoader, buildGrubDisk } from "../../qemu-harness/grub-disk.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { writeKernelDir } from "../../scripts/disk/kernel-pair.ts";
+import { hostFile, writeKernelDir } from "../../scripts/disk/kernel-pair.ts";
 import { DEBIAN, publishDebianImages } from "./debian-fixtures.ts";
 import { ARTIFACTS, runFolder, textTable } from "./fixtures.ts";
 import { GRUB_APPEND } from "./grub-fixtures.ts";
@@ -74,12 +73,8 @@ beforeAll(async () => {
   // GRUB's entries as an earlier update left them: active K1's pair (the bytes of debian-1.0's /boot, so the
   // pair the controller names for that image), recovery the pair the disk was made with (scripts/blank-disk's
   // default: the project's kernel with the shell initramfs); so the switch to K2 moves both links
-  const bootFile = async (path: string) => {
-    const bytes = new Uint8Array(await Bun.file(path).arrayBuffer());
-    return { path, size: bytes.length, sha512: sha512Hex(bytes) };
-  };
-  const k1Pair = { release: v1.release, kernel: await bootFile(DEBIAN.v1Kernel), initrd: await bootFile(DEBIAN.v1Initrd), from: "" };
-  const madeWith = { release: v2.release, kernel: await bootFile(ARTIFACTS.kernel), initrd: await bootFile(ARTIFACTS.initramfs.shell), from: "" };
+  const k1Pair = { release: v1.release, kernel: await hostFile(DEBIAN.v1Kernel, "kernel"), initrd: await hostFile(DEBIAN.v1Initrd, "initrd"), from: "" };
+  const madeWith = { release: v2.release, kernel: await hostFile(ARTIFACTS.kernel, "kernel"), initrd: await hostFile(ARTIFACTS.initramfs.shell, "initramfs"), from: "" };
   const disk = async (mode: Mode) => {
     const bootext = join(work, `bootext-${mode}`);
     await mkdir(join(bootext, "config.d"), { recursive: true });
