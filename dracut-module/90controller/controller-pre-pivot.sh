@@ -21,9 +21,10 @@ if [ "$(getarg root=)" = "controller" ] && ismounted "$NEWROOT" && [ ! -e /run/i
     fi
     mkdir -p /run/initramfs/bin /run/initramfs/oldroot /run/initramfs/dev /run/initramfs/proc /run/initramfs/sys /run/initramfs/run
     cp /usr/lib/controller/busybox /run/initramfs/bin/busybox
-    for applet in $(/run/initramfs/bin/busybox --list); do
-        [ "$applet" = busybox ] || ln -sf busybox "/run/initramfs/bin/$applet"
-    done
+    # Its applets as hard links, made by busybox itself in one process: a loop of about 400
+    # `ln` runs took 14 s under TCG. Hard links, since symlinks to /run/initramfs/bin/busybox
+    # would dangle once systemd-shutdown has pivoted into /run/initramfs.
+    /run/initramfs/bin/busybox --install /run/initramfs/bin
     cp /usr/lib/controller/shutdown /run/initramfs/shutdown
     chmod 0755 /run/initramfs/shutdown
 fi
