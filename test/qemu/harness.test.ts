@@ -94,7 +94,7 @@ describe("the QEMU harness on a real kernel", () => {
     const message = (error as VmError).message;
     expect(message).toStartWith('timed out after 1000 ms waiting for "text that never appears" on the console');
     expect(message).toMatch(/\n--- last 60 console lines ---\n\[\s*\d+\.\d+\] /);
-    expect(message).toContain(`--- QEMU command line ---\nqemu-system-x86_64 -accel tcg -cpu Nehalem`);
+    expect(message).toContain(`--- QEMU command line ---\nqemu-system-x86_64 -accel tcg -cpu Nehalem,+rdrand`);
     expect(isRunning(pid)).toBe(false);
   }, BOOT_TIMEOUT_MS);
 });

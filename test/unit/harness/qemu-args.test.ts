@@ -9,11 +9,11 @@ function valuesOf(argv: readonly string[], flag: string): string[] {
 }
 
 describe("qemuArgv", () => {
-  test("always uses TCG with Nehalem, one CPU, no graphics, no reboot, no default devices", () => {
+  test("always uses TCG with Nehalem and RDRAND, one CPU, no graphics, no reboot, no default devices", () => {
     const argv = qemuArgv(BASE);
     expect(argv[0]).toBe("qemu-system-x86_64");
     expect(valuesOf(argv, "-accel")).toEqual(["tcg"]);
-    expect(valuesOf(argv, "-cpu")).toEqual(["Nehalem"]);
+    expect(valuesOf(argv, "-cpu")).toEqual(["Nehalem,+rdrand"]);
     expect(valuesOf(argv, "-smp")).toEqual(["1"]);
     expect(valuesOf(argv, "-m")).toEqual(["1536"]);
     expect(argv).toContain("-nographic");
