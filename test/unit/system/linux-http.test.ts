@@ -1,4 +1,4 @@
-// LinuxSystem's http (http-get.ts, bun's fetch) against real servers on 127.0.0.1: what the
+// LinuxSystem's http (http-get.ts, HTTP/1.1 on a socket of its own) against real servers on 127.0.0.1: what the
 // update stages rely on, which the fake cannot show. https is checked against
 // a throw-away CA made with openssl.
 
@@ -182,7 +182,7 @@ describe("LinuxSystem.httpGet", () => {
     await expect(system.httpGet(`http://127.0.0.1:${deadPort}/x`, options())).rejects.toThrow(/ECONNREFUSED|refused/i);
   });
 
-  test("a URL that is not http: or https: is refused before anything is read: bun's fetch would read file: and data: itself", async () => {
+  test("a URL that is not http: or https: is refused before anything is read: a client that read file: and data: itself would hand a local file over as the server's", async () => {
     const local = `file://${join(dir, "local-secret")}`;
     await expect(system.httpGet(local, options())).rejects.toThrow(`${local} is not an http:// or https:// URL (its scheme is file:); only those are fetched`);
     await expect(system.httpGet("data:text/plain,hello", options())).rejects.toThrow("data:text/plain,hello is not an http:// or https:// URL (its scheme is data:)");
