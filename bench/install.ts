@@ -231,7 +231,7 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
   const largest = SIZES[SIZES.length - 1];
   const growth = rss(largest?.name ?? first, "install (chunks)") - rss(first, "install (chunks)");
   const engines = [...new Set([...samples.values()].flat().flatMap((sample) => (sample.engine === undefined ? [] : [sample.engine])))].join(", ");
-  const baseline = BASELINE === undefined ? "" : ` *install (chunks), baseline* is the same install by the checkout in ${BASELINE}, measured in the same rounds.`;
+  const baseline = BASELINE === undefined ? "" : ` *install (chunks), baseline* is the same install by the checkout in ${BASELINE}, measured in the same rounds (a baseline whose install-entry.ts does not report the install stage alone shows its whole process in both CPU columns).`;
   return [
     "## Install throughput and memory",
     "",
