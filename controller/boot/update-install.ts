@@ -144,6 +144,9 @@ async function download(
             if (written < half && written + chunk.length >= half) await cuts.reach("download-half");
             written += chunk.length;
             counters.bytesFetched += chunk.length;
+            // each byte is hashed once, as read back from the file, never as it came from the network:
+            // that one pass checks what the server sent and what the file holds (a short or misplaced
+            // write fails it as a bad download would); the pages read are the ones the fsync below writes
             verifier.advance(written);
             if (verifier.problem !== undefined) throw new PieceFailure();
             progress(false);

@@ -1,4 +1,4 @@
-// LinuxSystem's http (http-get.ts, bun's fetch) against real servers on 127.0.0.1: what the
+// LinuxSystem's http (http-get.ts, HTTP/1.1 on a socket of its own) against real servers on 127.0.0.1: what the
 // update stages rely on, which the fake cannot show. https is checked against
 // a throw-away CA made with openssl.
 
@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deadlineProblem } from "../../../controller/system/http-get.ts";
+import { deadlineProblem, framingOf, parseHead } from "../../../controller/system/http-get.ts";
 import { LinuxSystem } from "../../../controller/system/linux-system.ts";
 import type { HttpRequestOptions } from "../../../controller/system/system.ts";
 import { memoryLogger } from "../../memory-log.ts";
@@ -62,6 +62,19 @@ function respond(request: Request): Response {
   if (path === "/to-file") return new Response(null, { status: 302, headers: { location: `file://${join(dir, "local-secret")}` } });
   if (path === "/to-plain") return new Response(null, { status: 302, headers: { location: `http://127.0.0.1:${plain.port}/image` } });
   if (path === "/to-secure") return new Response(null, { status: 302, headers: { location: `https://127.0.0.1:${secure.port}/image` } });
+  if (path === "/chunked") {
+    // a stream of unknown length goes out in chunked encoding, in pieces of odd sizes
+    let at = 0;
+    return new Response(
+      new ReadableStream({
+        pull(controller) {
+          if (at >= BODY.length) return controller.close();
+          controller.enqueue(BODY.subarray(at, at + 12_345));
+          at += 12_345;
+        },
+      }),
+    );
+  }
   if (path === "/gzip") return new Response(GZIPPED, { headers: { "content-encoding": "gzip" } });
   const range = /^bytes=(\d+)-$/.exec(request.headers.get("range") ?? "");
   if (range === null) return new Response(BODY);
@@ -104,6 +117,12 @@ describe("LinuxSystem.httpGet", () => {
     const response = await system.httpGet(`http://127.0.0.1:${plain.port}/image`, options());
     expect(response.status).toBe(200);
     expect(response.headers["content-length"]).toBe(String(BODY.length));
+    expect(await body(response)).toEqual(BODY);
+  });
+
+  test("a chunked body is decoded to the bytes sent, whatever the pieces", async () => {
+    const response = await system.httpGet(`http://127.0.0.1:${plain.port}/chunked`, options());
+    expect(response.headers["transfer-encoding"]).toBe("chunked");
     expect(await body(response)).toEqual(BODY);
   });
 
@@ -182,7 +201,7 @@ describe("LinuxSystem.httpGet", () => {
     await expect(system.httpGet(`http://127.0.0.1:${deadPort}/x`, options())).rejects.toThrow(/ECONNREFUSED|refused/i);
   });
 
-  test("a URL that is not http: or https: is refused before anything is read: bun's fetch would read file: and data: itself", async () => {
+  test("a URL that is not http: or https: is refused before anything is read: a client that read file: and data: itself would hand a local file over as the server's", async () => {
     const local = `file://${join(dir, "local-secret")}`;
     await expect(system.httpGet(local, options())).rejects.toThrow(`${local} is not an http:// or https:// URL (its scheme is file:); only those are fetched`);
     await expect(system.httpGet("data:text/plain,hello", options())).rejects.toThrow("data:text/plain,hello is not an http:// or https:// URL (its scheme is data:)");
@@ -277,5 +296,38 @@ describe("deadlineProblem", () => {
       `too slow: ${url} brought 9.8 KiB in 10 s, less than the 1 KiB/s`,
     );
     expect(deadlineProblem(url, rate, 0, { bytes: 50_000 + 10_000, windowStartMs: 20_000, windowStartBytes: 50_000 }, 30_000)).toBeUndefined();
+  });
+});
+
+describe("parseHead and framingOf: an answer's head, and how its body ends", () => {
+  test("the status and the headers, names in lowercase, a header sent twice joined", () => {
+    expect(parseHead("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-9/10\r\nVia: a\r\nvia: b")).toEqual({
+      status: 206,
+      headers: { "content-range": "bytes 5-9/10", via: "a, b" },
+    });
+    expect(parseHead("HTTP/1.0 200").status).toBe(200);
+  });
+
+  test("what is not an HTTP/1.x head is refused, saying what came", () => {
+    expect(() => parseHead("SSH-2.0-OpenSSH_9.2")).toThrow('the server did not answer in HTTP/1.1: its answer begins "SSH-2.0-OpenSSH_9.2"');
+    expect(() => parseHead("HTTP/2 200")).toThrow("did not answer in HTTP/1.1");
+    expect(() => parseHead("HTTP/1.1 200 OK\r\nno colon here")).toThrow('a header line that is not one: "no colon here"');
+    expect(() => parseHead("HTTP/1.1 200 OK\r\n: empty name")).toThrow("a header line that is not one");
+  });
+
+  test("Content-Length, chunked (which wins over a length), until the connection closes, nothing for 204 and 304", () => {
+    const head = (headers: Record<string, string>, status = 200) => ({ status, headers });
+    expect(framingOf(head({ "content-length": "4294971393" }))).toEqual({ kind: "length", left: 4294971393 });
+    expect(framingOf(head({ "content-length": "7, 7" }))).toEqual({ kind: "length", left: 7 });
+    expect(framingOf(head({ "transfer-encoding": "chunked", "content-length": "7" }))).toEqual({ kind: "chunked" });
+    expect(framingOf(head({ "transfer-encoding": "gzip" }))).toEqual({ kind: "close" });
+    expect(framingOf(head({}))).toEqual({ kind: "close" });
+    expect(framingOf(head({ "content-length": "7" }, 304))).toEqual({ kind: "length", left: 0 });
+  });
+
+  test("a Content-Length that is not one number of bytes is refused", () => {
+    for (const length of ["7, 8", "-1", "1e3", "", "99999999999999999"]) {
+      expect(() => framingOf({ status: 200, headers: { "content-length": length } })).toThrow(`the server sent Content-Length ${JSON.stringify(length)}, expected one number of bytes`);
+    }
   });
 });
