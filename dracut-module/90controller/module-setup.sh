@@ -6,8 +6,15 @@
 #   controller_config_dir  a config.d folder to bake into the initramfs as /etc/controller/config.d (optional)
 #   controller_busybox     a busybox with ip and udhcpc for the network stage (default /bin/busybox,
 #                          Debian's busybox-static)
-#   controller_early_cpio  yes (default) or no: whether the controller binary goes into dracut's
+#   controller_early_cpio  no (default) or yes: whether the controller binary goes into dracut's
 #                          early, uncompressed cpio (see controller_install_binary)
+#
+# Compression is dracut's own compress= (for the whole image); the default and the measured
+# choice is dracut's zstd (-15). bench/RESULTS.md and docs/initramfs.md have the measurements:
+# xz unpacks about 18 s slower under TCG (3.4 s of CPU natively) for 8 MiB less than zstd -15;
+# lz4 and zstd -3 are larger without a measurable gain; zstd -19 saves 7 MiB (0.6 s at 100 Mbit/s)
+# for builds several times as long. Fetching the image (PXE) costs 6.2 s at 100 Mbit/s and 0.6 s
+# at 1 Gbit/s for the lean default of about 74 MiB.
 #   controller_services    the services of the kernel command line's flags to install, words among
 #                          "ssh" (Debian's dropbear-bin) and "lldpd" (Debian's lldpd); default none:
 #                            controller_services+=" ssh lldpd "
@@ -104,8 +111,8 @@ controller_install_root_login() {
 
 # controller_early_cpio as yes or no, or an error naming the setting and what it expects.
 controller_early_cpio_asked() {
-    case ${controller_early_cpio:-yes} in
-        yes | no) echo "${controller_early_cpio:-yes}" ;;
+    case ${controller_early_cpio:-no} in
+        yes | no) echo "${controller_early_cpio:-no}" ;;
         *)
             derror "controller: Cannot read controller_early_cpio in dracut.conf.d: current value is \"$controller_early_cpio\", expected yes or no"
             return 1
@@ -117,13 +124,15 @@ controller_early_cpio_asked() {
 # ELF at the end of the build, and stripping a `bun build --compile` binary drops the program
 # appended to it (what is left is plain bun). strip's `find -executable` passes it by; the
 # mount hook gives the bits back before it runs the controller.
-# With controller_early_cpio=yes (the default) it goes into dracut's early cpio, the
-# uncompressed archive before the compressed one that otherwise holds early microcode: the
-# kernel unpacks every archive of an initramfs into the same rootfs, and copying the binary
-# out of an uncompressed archive is faster than decompressing it (bench/RESULTS.md, "Boot
-# overhead"). dracut has no setting for that: its early cpio is $early_cpio_dir/d, which it
-# writes when create_early_cpio is yes (dracut 059, /usr/bin/dracut), and modules' install()
-# runs in dracut's own shell, before it.
+# With controller_early_cpio=yes it goes into dracut's early cpio instead, the uncompressed
+# archive before the compressed one that otherwise holds early microcode: the kernel unpacks
+# every archive of an initramfs into the same rootfs, and copies the binary out of an
+# uncompressed archive instead of decompressing it. Not the default: the image grows by about
+# 62 MiB (5.2 s more to fetch at 100 Mbit/s, 0.5 s at 1 Gbit/s), while zstd decompresses the
+# whole image in about 0.3 s of CPU on a real machine; it pays only where the CPU is slow
+# against the link or disk (emulated VMs). dracut has no setting for it: its early cpio is
+# $early_cpio_dir/d, which it writes when create_early_cpio is yes (dracut 059,
+# /usr/bin/dracut), and modules' install() runs in dracut's own shell, before that.
 controller_install_binary() {
     local binary=$1 early
     early=$(controller_early_cpio_asked) || return 1
