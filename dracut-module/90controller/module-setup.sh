@@ -8,13 +8,6 @@
 #                          Debian's busybox-static)
 #   controller_early_cpio  no (default) or yes: whether the controller binary goes into dracut's
 #                          early, uncompressed cpio (see controller_install_binary)
-#
-# Compression is dracut's own compress= (for the whole image); the default and the measured
-# choice is dracut's zstd (-15). bench/RESULTS.md and docs/initramfs.md have the measurements:
-# xz unpacks about 18 s slower under TCG (3.4 s of CPU natively) for 8 MiB less than zstd -15;
-# lz4 and zstd -3 are larger without a measurable gain; zstd -19 saves 7 MiB (0.6 s at 100 Mbit/s)
-# for builds several times as long. Fetching the image (PXE) costs 6.2 s at 100 Mbit/s and 0.6 s
-# at 1 Gbit/s for the lean default of about 74 MiB.
 #   controller_services    the services of the kernel command line's flags to install, words among
 #                          "ssh" (Debian's dropbear-bin) and "lldpd" (Debian's lldpd); default none:
 #                            controller_services+=" ssh lldpd "
@@ -23,6 +16,13 @@
 #                          and ICU's data), RAM and unpack time on every boot for a flag few boots
 #                          use. A flag whose service is not installed says so at boot (and how to
 #                          get it) and the boot goes on.
+#
+# Compression is dracut's own compress= (for the whole image); the default and the measured
+# choice is dracut's zstd (-15). bench/RESULTS.md and docs/initramfs.md have the measurements:
+# xz unpacks about 18 s slower under TCG (3.4 s of CPU natively) for 8 MiB less than zstd -15;
+# lz4 and zstd -3 are larger without a measurable gain; zstd -19 saves 7 MiB (0.6 s at 100 Mbit/s)
+# for builds several times as long. Fetching the image (PXE) costs 6.2 s at 100 Mbit/s and 0.6 s
+# at 1 Gbit/s for the lean default of about 74 MiB.
 
 controller_binary_path() {
     echo "${controller_binary:-/usr/lib/controller/controller}"
