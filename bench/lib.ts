@@ -31,6 +31,18 @@ export function progress(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
 }
 
+/** How many runs a benchmark makes: the RUNS environment variable (a whole number, at least 1) when set, else `fallback`. */
+export function runsFrom(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  if (!/^[1-9][0-9]*$/.test(value)) throw new Error(`Cannot read RUNS from the environment: current value is "${value}", expected a whole number of at least 1`);
+  return Number(value);
+}
+
+/** Seconds to fetch `bytes` at `bitsPerSecond`, protocol overhead left out: what an image costs a PXE boot. */
+export function transferSeconds(bytes: number, bitsPerSecond: number): number {
+  return (bytes * 8) / bitsPerSecond;
+}
+
 export const MiB = 1024 * 1024;
 export const MB = 1_000_000;
 

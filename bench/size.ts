@@ -34,9 +34,28 @@ const VARIANTS: readonly Variant[] = [
 ];
 
 /** The initramfs flavours of scripts/build-initramfs, with the dracut options that make them. */
-const FLAVOURS: readonly { readonly name: string; readonly options: readonly string[] }[] = [
-  { name: "shell", options: ["--omit", "systemd systemd-initrd dracut-systemd"] },
-  { name: "systemd", options: [] },
+const FLAVOURS = {
+  shell: ["--omit", "systemd systemd-initrd dracut-systemd"],
+  systemd: [],
+} as const satisfies Record<string, readonly string[]>;
+
+/** The module's settings an image is built with (dracut-module/90controller/module-setup.sh). */
+interface ModuleSettings {
+  readonly name: string;
+  /** controller_services */
+  readonly services: string;
+  /** controller_early_cpio */
+  readonly early: boolean;
+}
+
+/** The module before issue 15 (every service), with only ssh, its defaults now (no service), and with the binary in the early cpio. */
+const BEFORE: ModuleSettings = { name: "before: services ssh lldpd", services: "ssh lldpd", early: false };
+const SSH_ONLY: ModuleSettings = { name: "services ssh", services: "ssh", early: false };
+const DEFAULTS: ModuleSettings = { name: "**defaults now**: no services", services: "", early: false };
+const EARLY: ModuleSettings = { name: "no services, binary in the early cpio", services: "", early: true };
+const IMAGES: readonly { readonly flavour: keyof typeof FLAVOURS; readonly settings: readonly ModuleSettings[] }[] = [
+  { flavour: "shell", settings: [BEFORE, SSH_ONLY, DEFAULTS, EARLY] },
+  { flavour: "systemd", settings: [BEFORE, DEFAULTS] },
 ];
 
 // ---- subprocesses
@@ -186,19 +205,21 @@ function kernelRelease(): string {
 
 /**
  * The dracut call of scripts/build-initramfs (a private copy of dracut with the
- * module linked in, generic, zstd), with or without `--add controller`.
+ * module linked in, generic, zstd), with the module and these settings, or without it.
  */
-function buildInitramfs(base: string, output: string, flavour: readonly string[], withModule: boolean): void {
+function buildInitramfs(base: string, output: string, flavour: readonly string[], settings: ModuleSettings | undefined): void {
   const release = kernelRelease();
   const command = [
     "dracut", "--quiet", "--force", "--no-hostonly", "--zstd",
     "--kver", release, "--kmoddir", join(KERNEL_MODULES, release),
-    ...(withModule ? ["--add", "controller"] : []), ...flavour, output,
+    ...(settings === undefined ? [] : ["--add", "controller"]), "--omit", "crypt", ...flavour, output,
   ];
   mustRun(command, {
     dracutbasedir: base,
     controller_binary: SHIPPED,
     controller_config_dir: join(REPO, "config.d"),
+    controller_services: settings?.services ?? "",
+    controller_early_cpio: settings?.early === true ? "yes" : "no",
   });
 }
 
@@ -236,30 +257,36 @@ function initramfsSection(): string {
   const rows: string[][] = [];
   const notes: string[] = [];
   try {
-    for (const flavour of FLAVOURS) {
-      const images = [true, false].map((withModule) => {
-        const output = join(WORK, `${flavour.name}${withModule ? "" : "-without-module"}.img`);
+    for (const { flavour, settings } of IMAGES) {
+      const build = (name: string, moduleSettings: ModuleSettings | undefined): Image => {
+        const output = join(WORK, `${flavour}-${name}.img`);
         progress(`dracut: building ${output}`);
-        buildInitramfs(base, output, flavour.options, withModule);
-        return measureImage(output);
+        buildInitramfs(base, output, FLAVOURS[flavour], moduleSettings);
+        const image = measureImage(output);
+        rmSync(output);
+        return image;
+      };
+      const without = build("without-module", undefined);
+      settings.forEach((setting, index) => {
+        const image = build(`module-${index}`, setting);
+        const modules = image.files.filter((file) => /^(usr\/)?lib\/modules\//.test(file.name)).reduce((sum, file) => sum + file.data.length, 0);
+        rows.push([
+          flavour, setting.name,
+          mib(image.compressed), mib(image.compressed - without.compressed),
+          mib(image.unpacked), mib(image.unpacked - without.unpacked),
+          percent(binary.length, image.unpacked), mib(modules),
+          `${image.files.length} / ${without.files.length}`,
+        ]);
+        notes.push(`- ${flavour}, ${setting.name}: /usr/bin/controller in the image is ${installedController(image, binary)}.`);
       });
-      const [withModule, without] = images as [Image, Image];
-      const modules = withModule.files.filter((file) => /^(usr\/)?lib\/modules\//.test(file.name)).reduce((sum, file) => sum + file.data.length, 0);
-      rows.push([
-        flavour.name,
-        mib(withModule.compressed), mib(without.compressed), mib(withModule.compressed - without.compressed),
-        mib(withModule.unpacked), mib(without.unpacked), mib(withModule.unpacked - without.unpacked),
-        percent(binary.length, withModule.unpacked), mib(modules),
-        `${withModule.files.length} / ${without.files.length}`,
-      ]);
-      notes.push(`- ${flavour.name}: /usr/bin/controller in the image is ${installedController(withModule, binary)}.`);
+      rows.push([flavour, "without the module", mib(without.compressed), "", mib(without.unpacked), "", "", "", String(without.files.length)]);
     }
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
   return [
     table(
-      ["flavour", "zstd, with module (MiB)", "without (MiB)", "module's cost (MiB)", "unpacked, with (MiB)", "without (MiB)", "module's cost (MiB)", "controller's share of unpacked", "kernel modules, with (MiB)", "files with / without"],
+      ["flavour", "module's settings", "image (MiB)", "module's cost (MiB)", "unpacked (MiB)", "module's cost unpacked (MiB)", "controller's share of unpacked", "kernel modules (MiB)", "files / without the module"],
       rows,
     ),
     "",
@@ -374,13 +401,19 @@ Measured on ${commit} (\`dist/controller\`, built by \`scripts/build-controller\
 
 Both flavours of \`scripts/build-initramfs\`, built again into build/bench/size
 by the same dracut call (generic, \`--zstd\`, which is \`zstd ${DRACUT_ZSTD.join(" ")}\`,
-dracut's strip included), once with \`--add controller\` and once without.
-*Unpacked* is the apparent size of every regular file in the image's cpio
-archives (read and decompressed here, hard links counted once): what the files
-take in the kernel's rootfs, which is RAM, for as long as the initramfs runs
-(the compressed image itself is in RAM too until the kernel has unpacked it).
-The module's cost is the controller binary plus what the module installs
-(busybox, dropbear, lldpd, kexec, its kernel modules and the libraries they need).
+dracut's strip included), without the module and with it in several settings:
+as it was before issue 15 (\`controller_services="ssh lldpd"\`), with ssh
+only, with its defaults now (no services), and with the binary alone in
+dracut's early uncompressed cpio (\`controller_early_cpio=yes\`, which the
+kernel copies instead of decompressing: the boot benchmark times it).
+*Image* is the file a PXE boot fetches; *unpacked* is the apparent size of
+every regular file in the image's cpio archives (read and decompressed here,
+hard links counted once): what the files take in the kernel's rootfs, which is
+RAM, for as long as the initramfs runs (the image itself is in RAM too until
+the kernel has unpacked it). The module's cost is the controller binary plus
+what the module installs (busybox, kexec, its kernel modules, the services
+asked for and the libraries they need): lldpd's come to about 42 MB unpacked
+(net-snmp, libperl, libxml2, ICU's data).
 
 ${initramfs}
 

@@ -6,14 +6,17 @@
 // machine, and asks it with lldpcli what it advertises. Neither is needed to
 // boot: a service that cannot start is an error in the log and the report,
 // and the boot goes on. Both are stopped before the handoff (stopServices);
-// the booted system runs its own.
+// the booted system runs its own. The dracut module installs them only when
+// its controller_services setting asks for them (each costs the initramfs's
+// size, unpack time and RAM on every boot): a flag whose service was left
+// out says how to get it, and the boot goes on.
 
 import type { Cmdline } from "../config/cmdline.ts";
 import type { Config } from "../config/schema.ts";
 import { chassisNameOf, lldpdArgv } from "../plans/lldpd.ts";
 import { dropbearArgv, parseAuthorizedKeys } from "../plans/ssh.ts";
 import type { Logger } from "../system/log.ts";
-import { DROPBEAR_HOST_KEY, LLDPD_CHROOT, ROOT_AUTHORIZED_KEYS, SERVICES_LOG_DIR, TOOLS } from "../system/paths.ts";
+import { DROPBEAR_HOST_KEY, INSTALLED_SERVICES, LLDPD_CHROOT, ROOT_AUTHORIZED_KEYS, SERVICES_LOG_DIR, TOOLS } from "../system/paths.ts";
 import type { Service, System } from "../system/system.ts";
 import { SSH_KEYS_MAX_BYTES } from "../update/limits.ts";
 import type { NetworkResult } from "./network.ts";
@@ -24,6 +27,59 @@ const LLDPD_ANSWER_MS = 10_000;
 const LLDPCLI_POLL_MS = 500;
 const LLDPCLI_TIMEOUT_MS = 5000;
 const DROPBEARKEY_TIMEOUT_MS = 30_000;
+
+/** The flags whose services the dracut module can install, with what each runs and the Debian package that has it. */
+const SERVICES = {
+  ssh: { programs: "dropbear", package: "dropbear-bin" },
+  lldpd: { programs: "lldpd", package: "lldpd" },
+} as const;
+
+export type ServiceFlag = keyof typeof SERVICES;
+
+function isServiceFlag(word: string): word is ServiceFlag {
+  return Object.hasOwn(SERVICES, word);
+}
+
+export interface InstalledServices {
+  readonly services: ReadonlySet<ServiceFlag>;
+  readonly problems: readonly string[];
+}
+
+/** The module's list of installed services (INSTALLED_SERVICES): one flag a line, blank lines ignored. */
+export function parseInstalledServices(text: string): InstalledServices {
+  const services = new Set<ServiceFlag>();
+  const problems: string[] = [];
+  text.split("\n").forEach((raw, index) => {
+    const word = raw.trim();
+    if (word === "") return;
+    if (isServiceFlag(word)) services.add(word);
+    else problems.push(`Cannot read ${INSTALLED_SERVICES}: line ${index + 1} is "${word}", expected one of ${Object.keys(SERVICES).join(", ")}`);
+  });
+  return { services, problems };
+}
+
+async function installedServices(system: System, log: Logger): Promise<ReadonlySet<ServiceFlag>> {
+  let text: string;
+  try {
+    text = await system.readText(INSTALLED_SERVICES);
+  } catch (error) {
+    log.warn(`Cannot read ${INSTALLED_SERVICES}: ${messageOf(error)}; taking it that no service was installed`);
+    return new Set();
+  }
+  const { services, problems } = parseInstalledServices(text);
+  for (const problem of problems) log.warn(problem);
+  return services;
+}
+
+/** What a flag whose service the initramfs was built without says: how to get it, and that the boot goes on. */
+export function notInstalledMessage(flag: ServiceFlag): string {
+  const service = SERVICES[flag];
+  return (
+    `The ${flag} flag needs ${service.programs}, which this initramfs was built without: add controller_services+=" ${flag} " ` +
+    `to a file in /etc/dracut.conf.d on the machine that builds the initramfs, install Debian's ${service.package} there ` +
+    `and build the initramfs again (update-initramfs -u, or dracut --force); the boot goes on without ${flag}`
+  );
+}
 
 export interface KeySource {
   /** "ssh.authorized_keys" or the URL */
@@ -36,7 +92,7 @@ export interface KeySource {
 }
 
 export interface SshOutcome {
-  readonly status: "running" | "failed" | "not-started";
+  readonly status: "running" | "failed" | "not-started" | "not-installed";
   readonly port: number;
   readonly keySources: readonly KeySource[];
   /** "ssh-ed25519 AAAA..." of this boot's host key, for a person's known_hosts */
@@ -47,7 +103,7 @@ export interface SshOutcome {
 }
 
 export interface LldpdOutcome {
-  readonly status: "running" | "failed";
+  readonly status: "running" | "failed" | "not-installed";
   /** the chassis name lldpd advertises, as lldpcli tells it */
   readonly chassis?: string;
   readonly detail: string;
@@ -88,10 +144,20 @@ export async function runServicesStage(
   if (!cmdline.ssh && cmdline.sshKeysUrl !== undefined) {
     log.warn(`ssh_keys_url=${cmdline.sshKeysUrl} without ssh: no SSH server runs to let those keys in; add ssh to the kernel command line`);
   }
-  if (cmdline.ssh) ssh = await startSsh(system, log, cmdline, config, policy, network, running);
-  if (cmdline.lldpd) lldpd = await startLldpd(system, log, running);
+  const installed = cmdline.ssh || cmdline.lldpd ? await installedServices(system, log) : new Set<ServiceFlag>();
+  if (cmdline.ssh) {
+    if (installed.has("ssh")) ssh = await startSsh(system, log, cmdline, config, policy, network, running);
+    else ssh = { status: "not-installed", port: config.ssh.port, keySources: [], detail: notInstalled(log, "ssh") };
+  }
+  if (cmdline.lldpd) lldpd = installed.has("lldpd") ? await startLldpd(system, log, running) : { status: "not-installed", detail: notInstalled(log, "lldpd") };
   if (ssh === undefined && lldpd === undefined) log.info("none asked for (ssh, lldpd)");
   return { report: { ...(ssh === undefined ? {} : { ssh }), ...(lldpd === undefined ? {} : { lldpd }) }, running };
+}
+
+function notInstalled(log: Logger, flag: ServiceFlag): string {
+  const detail = notInstalledMessage(flag);
+  log.error(detail);
+  return detail;
 }
 
 async function startSsh(

@@ -68,6 +68,11 @@ export const SYS_CLASS_NET = "/sys/class/net";
 /** The kernel's host name: "(none)" until someone sets it. */
 export const PROC_HOSTNAME = "/proc/sys/kernel/hostname";
 
+/**
+ * The services the dracut module installed, one flag a line (ssh, lldpd): it installs only those
+ * its controller_services setting asks for (dracut-module/90controller/module-setup.sh).
+ */
+export const INSTALLED_SERVICES = "/usr/lib/controller/services";
 /** Services the kernel command line starts (ssh, lldpd): one log file each, NAME.log. */
 export const SERVICES_LOG_DIR = `${RUN_DIR}/services`;
 /**

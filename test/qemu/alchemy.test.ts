@@ -1,9 +1,12 @@
-// Alchemy Linux's kernel command line flags in real boots, two of them:
-//  - shell initramfs, two NICs: `net` (both get a lease), `lldpd` (runs and
+// Alchemy Linux's kernel command line flags in real boots, two of them, both
+// from shell-services.img (the shell flavour built with controller_services
+// "ssh lldpd": the module leaves the services out by default, and one image
+// serves both tests):
+//  - two NICs: `net` (both get a lease), `lldpd` (runs and
 //    answers lldpcli), a signed `command_url=` (runs; its output on the console
 //    and in the report), and `shell` (a command typed on the serial console,
 //    then `exit`, and the boot goes on to the test system);
-//  - systemd initramfs: `ssh` with `ssh_keys_url=` (a signed keys file): the
+//  - `ssh` with `ssh_keys_url=` (a signed keys file): the
 //    host logs in through a hostfwd port on 127.0.0.1 with that key and says
 //    `controller continue`; an unsigned `command_url=` is refused.
 // Files are served by a small Bun.serve on 127.0.0.1 that the guest reaches
@@ -15,7 +18,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BootReport } from "../../controller/boot/report.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
-import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
+import { GUEST_FORWARD_ADDRESS, type VmNetwork, type VmOptions } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
 import { ARTIFACTS, BOOT_TIMEOUT_MS, type Boot, freePort, requireArtifacts, runFolder, SCENARIO_TIMEOUT_MS, scenarioDisks, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
@@ -97,6 +100,13 @@ function commandLines(console: string): string[] {
   });
 }
 
+/** The boot's options from shell-services.img, which has the flags' services, with this network. */
+function withServices(boot: Boot, network: VmNetwork): VmOptions {
+  const { append } = vmOptions(boot);
+  if (append === undefined) throw new Error("Cannot boot shell-services.img: vmOptions gave no kernel command line");
+  return { kernel: ARTIFACTS.kernel, initrd: ARTIFACTS.initramfsWithServices, append, disks: [boot.disk], network };
+}
+
 describe("Alchemy's flags", () => {
   test(
     "net with two NICs, lldpd, a signed command_url and shell: all in one boot, which goes on to the test system",
@@ -107,7 +117,7 @@ describe("Alchemy's flags", () => {
         disk: disks.standard,
         append: `net lldpd shell command_url=${url("run.sh")} controller.update.trusted_keys=['${world.trustedKey}']`,
       };
-      const options = { ...vmOptions(boot), network: { hostPorts: [world.port], extraNics: 1 } };
+      const options = withServices(boot, { hostPorts: [world.port], extraNics: 1 });
       await withVm(options, async (vm) => {
         await vm.waitFor("opening a shell on the console", BOOT_TIMEOUT_MS);
         await vm.waitFor(/# $/, STEP_TIMEOUT_MS);
@@ -154,13 +164,13 @@ describe("Alchemy's flags", () => {
       const disks = await scenarioDisks();
       const sshPort = await freePort();
       const boot: Boot = {
-        flavour: "systemd",
+        flavour: "shell",
         disk: disks.standard,
         append:
           `ssh ssh_keys_url=${url("keys")} command_url=${url("unsigned.sh")} ` +
           `controller.update.trusted_keys=['${world.trustedKey}'] controller.ssh.wait_seconds=400`,
       };
-      const options = { ...vmOptions(boot), network: { hostPorts: [world.port], hostForwards: [{ hostPort: sshPort, guestPort: 22 }] } };
+      const options = withServices(boot, { hostPorts: [world.port], hostForwards: [{ hostPort: sshPort, guestPort: 22 }] });
       await withVm(options, async (vm) => {
         await vm.waitFor("run `controller continue` there to go on", BOOT_TIMEOUT_MS);
         // timeout(1): a login that hangs fails the test instead of waiting for bun's limit

@@ -22,6 +22,8 @@ const BUILD = join(REPO, "build");
 export const ARTIFACTS = {
   kernel: join(BUILD, "kernel/vmlinuz"),
   initramfs: { shell: join(BUILD, "initramfs/shell.img"), systemd: join(BUILD, "initramfs/systemd.img") },
+  /** shell.img with the ssh and lldpd services (the module leaves them out by default): for the tests of those flags */
+  initramfsWithServices: join(BUILD, "initramfs/shell-services.img"),
   systemA: join(BUILD, "images/system-a.squashfs"),
   systemB: join(BUILD, "images/system-b.squashfs"),
   /** published as a new version by the update scenarios */

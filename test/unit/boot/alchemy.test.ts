@@ -10,7 +10,7 @@ import { fetchSignedContent } from "../../../controller/boot/remote-content.ts";
 import { formatStatus } from "../../../controller/boot/report-text.ts";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { runWaitStage } from "../../../controller/boot/services-wait.ts";
-import { runServicesStage, stopServices } from "../../../controller/boot/services.ts";
+import { notInstalledMessage, parseInstalledServices, runServicesStage, stopServices } from "../../../controller/boot/services.ts";
 import { parseCmdline } from "../../../controller/config/cmdline.ts";
 import { checkConfigLayer, type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { networkNeed } from "../../../controller/plans/network-need.ts";
@@ -22,6 +22,7 @@ import {
   COMMAND_SCRIPT,
   CONTINUE_FILE,
   DROPBEAR_HOST_KEY,
+  INSTALLED_SERVICES,
   NETWORK_DIR,
   ROOT_AUTHORIZED_KEYS,
   SYS_CLASS_NET,
@@ -268,8 +269,16 @@ describe("signed remote content", () => {
   });
 });
 
-/** The fake's dropbearkey writes a key and prints its public half, as the real one does. */
+/** The list the dracut module writes of the services it installed (controller_services). */
+function withServicesInstalled(fake: FakeSystem, list = "ssh\nlldpd\n"): FakeSystem {
+  const at = INSTALLED_SERVICES.lastIndexOf("/");
+  fake.addTree(INSTALLED_SERVICES.slice(0, at), { [INSTALLED_SERVICES.slice(at + 1)]: list });
+  return fake;
+}
+
+/** The fake's dropbearkey writes a key and prints its public half, as the real one does; the module installed dropbear. */
 function withSshTools(fake: FakeSystem): FakeSystem {
+  withServicesInstalled(fake);
   fake.commandHandlers.set(TOOLS.dropbearkey, async (argv) => {
     await fake.writeText(argv[argv.indexOf("-f") + 1] ?? "", "PRIVATE");
     return { stdout: "Public key portion is:\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey root@lab\nFingerprint: sha256:abc\n" };
@@ -280,6 +289,48 @@ function withSshTools(fake: FakeSystem): FakeSystem {
 function sshConfig(keys: string[] = [CONFIG_KEY]): Config {
   return configWith({ ssh: { authorized_keys: keys, wait_seconds: 30, port: 2222 } });
 }
+
+describe("services left out of the initramfs (the dracut module's controller_services)", () => {
+  test("the module's list: one flag a line, blank lines ignored, anything else named with its line", () => {
+    expect(parseInstalledServices("")).toEqual({ services: new Set(), problems: [] });
+    expect(parseInstalledServices("ssh\n\nlldpd\n")).toEqual({ services: new Set(["ssh", "lldpd"]), problems: [] });
+    expect(parseInstalledServices(" lldpd \ntelnet\n")).toEqual({
+      services: new Set(["lldpd"]),
+      problems: [`Cannot read ${INSTALLED_SERVICES}: line 2 is "telnet", expected one of ssh, lldpd`],
+    });
+  });
+
+  test("ssh and lldpd without their services: each says how to get it, nothing is started or fetched, the stage goes on", async () => {
+    const fake = withServicesInstalled(new FakeSystem(), "");
+    serve(fake, `${SERVER}/keys`, `${URL_KEY}\n`);
+    const { log, sink } = memoryLogger();
+    const result = await runServicesStage(fake, log, parseCmdline(`ssh lldpd ssh_keys_url=${SERVER}/keys`), sshConfig(), POLICY, NETWORK_UP);
+    expect(fake.services).toEqual([]);
+    expect(fake.httpRequests).toEqual([]);
+    expect(result.running).toEqual([]);
+    expect(result.report.ssh).toEqual({ status: "not-installed", port: 2222, keySources: [], detail: notInstalledMessage("ssh") });
+    expect(result.report.lldpd).toEqual({ status: "not-installed", detail: notInstalledMessage("lldpd") });
+    expect(sink.text()).toContain(
+      `ERROR: The ssh flag needs dropbear, which this initramfs was built without: add controller_services+=" ssh " to a file in /etc/dracut.conf.d ` +
+        "on the machine that builds the initramfs, install Debian's dropbear-bin there and build the initramfs again (update-initramfs -u, or dracut --force); " +
+        "the boot goes on without ssh",
+    );
+    expect(sink.text()).toContain(`ERROR: The lldpd flag needs lldpd, which this initramfs was built without: add controller_services+=" lldpd " to a file`);
+  });
+
+  test("only the service installed starts; no list at all counts as none installed, with a warning", async () => {
+    const fake = withServicesInstalled(new FakeSystem(), "lldpd\n");
+    fake.commandHandlers.set(TOOLS.lldpcli, () => ({ stdout: "local-chassis.chassis.name=lab-07\n" }));
+    const result = await runServicesStage(fake, memoryLogger().log, parseCmdline("ssh lldpd"), sshConfig(), POLICY, NETWORK_UP);
+    expect(result.report.ssh?.status).toBe("not-installed");
+    expect(result.report.lldpd).toMatchObject({ status: "running", chassis: "lab-07" });
+
+    const { log, sink } = memoryLogger();
+    const none = await runServicesStage(new FakeSystem(), log, parseCmdline("lldpd"), sshConfig(), POLICY, NETWORK_UP);
+    expect(none.report.lldpd?.status).toBe("not-installed");
+    expect(sink.text()).toContain(`WARNING: Cannot read ${INSTALLED_SERVICES}:`);
+  });
+});
 
 describe("services stage: ssh", () => {
   test("keys from config.d and a signed ssh_keys_url= go to root's authorized_keys; a fresh host key; dropbear with keys only", async () => {
@@ -343,7 +394,7 @@ describe("services stage: ssh", () => {
     expect(result.report.lldpd).toMatchObject({ status: "running", chassis: "lab-07" });
     expect(sink.text()).toContain("ERROR: Cannot start the SSH server: EXIT: dropbear: Failed listening on '2222': Address in use; the boot goes on without it");
 
-    const noKeygen = new FakeSystem();
+    const noKeygen = withServicesInstalled(new FakeSystem());
     const failed = await runServicesStage(noKeygen, memoryLogger().log, parseCmdline("ssh"), sshConfig(), POLICY, NETWORK_UP);
     expect(failed.report.ssh).toMatchObject({ status: "failed", detail: expect.stringContaining("dropbearkey") });
     expect(noKeygen.services).toEqual([]);
@@ -361,7 +412,7 @@ describe("services stage: ssh", () => {
 
 describe("services stage: lldpd", () => {
   test("started in the foreground; lldpcli asked until it answers with the chassis name", async () => {
-    const fake = new FakeSystem();
+    const fake = withServicesInstalled(new FakeSystem());
     let asked = 0;
     fake.commandHandlers.set(TOOLS.lldpcli, (argv) => {
       asked++;
@@ -376,7 +427,7 @@ describe("services stage: lldpd", () => {
   });
 
   test("lldpcli never answering: the wait ends at its deadline, lldpd still runs (and is stopped later)", async () => {
-    const fake = new FakeSystem();
+    const fake = withServicesInstalled(new FakeSystem());
     fake.commandHandlers.set(TOOLS.lldpcli, (argv) => {
       throw new CommandError(argv, 1, "cannot find lldpd socket", "exit status 1");
     });
@@ -387,7 +438,7 @@ describe("services stage: lldpd", () => {
   });
 
   test("lldpd failing to start: failed, the boot goes on", async () => {
-    const fake = new FakeSystem();
+    const fake = withServicesInstalled(new FakeSystem());
     fake.failingServices.set(TOOLS.lldpd, "lldpd: unable to find _lldpd user");
     const result = await runServicesStage(fake, memoryLogger().log, parseCmdline("lldpd"), DEFAULT_CONFIG, POLICY, NETWORK_UP);
     expect(result.report.lldpd).toMatchObject({ status: "failed", detail: expect.stringContaining("unable to find _lldpd user") });
@@ -586,6 +637,18 @@ describe("a whole boot with the flags", () => {
     for (const stage of ["services", "command", "wait", "stop-services"]) expect(stages).not.toContain(stage);
     expect(report.services).toBeUndefined();
     expect(report.update.network.status).toBe("not-needed");
+  });
+
+  test("ssh and lldpd on an initramfs built without their services: said in the report and on the console, no wait, the boot goes on", async () => {
+    const fake = flaggedMachine("net ssh lldpd");
+    withServicesInstalled(fake, "");
+    const { outcome, report } = await runBoot(fake, memoryLogger().log);
+    expect(outcome).toBe("handed-off");
+    expect(report.services).toMatchObject({ ssh: { status: "not-installed" }, lldpd: { status: "not-installed" } });
+    expect(report.stages.map((stage) => stage.stage)).not.toContain("wait");
+    expect(fake.services).toEqual([]);
+    expect(formatStatus(report)).toContain(`ssh: not-installed: ${notInstalledMessage("ssh")}`);
+    expect(fake.peek("/run/controller/handoff.env")).toBe("CONTROLLER_INIT=/sbin/init\n");
   });
 
   test("an unsigned command_url and a dropbear that will not start cost nothing but their report entries", async () => {
