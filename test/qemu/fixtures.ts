@@ -83,7 +83,7 @@ export function disklessAppend(serverPort: number, publicKey: string): string {
 }
 
 export async function requireArtifacts(): Promise<void> {
-  const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.systemC, ARTIFACTS.controller];
+  const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ARTIFACTS.initramfsWithServices, ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.systemC, ARTIFACTS.controller];
   for (const path of all) {
     try {
       await access(path);
