@@ -65,6 +65,8 @@ function errorCode(error: unknown): string | undefined {
 }
 
 export class LinuxSystem implements System {
+  private readonly started: string[] = [];
+
   constructor(
     private readonly log: Logger,
     private commandTimeoutMs: number,
@@ -257,7 +259,12 @@ export class LinuxSystem implements System {
     return httpGet(url, options);
   }
 
+  subprocesses(): readonly string[] {
+    return this.started;
+  }
+
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    this.started.push(argv[0] ?? "");
     return runCommand(this.log, this.commandTimeoutMs, argv, options);
   }
 
@@ -267,6 +274,7 @@ export class LinuxSystem implements System {
     const fd = openSync(tty, "r+");
     try {
       // setsid --ctty makes the console the shell's controlling terminal, so Ctrl-C works in it
+      this.started.push(TOOLS.setsid);
       const child = Bun.spawn([TOOLS.setsid, "--ctty", ...argv], { stdio: [fd, fd, fd] });
       return await child.exited;
     } finally {
@@ -280,6 +288,7 @@ export class LinuxSystem implements System {
     try {
       writeSync(fd, question);
       // a shell's `read` ends at the newline, and the child can be killed at the deadline; a blocking read here could not
+      this.started.push(TOOLS.shell);
       const child = Bun.spawn([TOOLS.shell, "-c", 'IFS= read -r answer && printf "%s" "$answer"'], {
         stdio: [fd, "pipe", "ignore"],
         timeout: timeoutMs,
@@ -301,6 +310,7 @@ export class LinuxSystem implements System {
     await fs.mkdir(dirname(logFile), { recursive: true });
     const output = openSync(logFile, "a");
     let child;
+    this.started.push(argv[0] ?? "");
     try {
       child = Bun.spawn([...argv], { stdio: ["ignore", output, output] });
     } catch (error) {

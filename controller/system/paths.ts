@@ -10,6 +10,9 @@ export const INITRD_RELEASE = "/etc/initrd-release";
 /** The kernel command line. */
 export const PROC_CMDLINE = "/proc/cmdline";
 
+/** The controller's own process: its field starttime says when bun started, before the bundle was loaded. */
+export const PROC_SELF_STAT = "/proc/self/stat";
+
 /** The kernel log; every console line is copied here. */
 export const DEV_KMSG = "/dev/kmsg";
 

@@ -180,6 +180,8 @@ export interface System {
   askOnConsole(question: string, timeoutMs: number): Promise<string | undefined>;
   /** Start a program that runs on in the background while the boot goes on; its output goes to logFile. */
   startService(argv: readonly string[], logFile: string): Promise<Service>;
+  /** The program (argv[0]) of every subprocess started so far, in order: the boot report counts them, each costs tens of ms under QEMU's TCG. */
+  subprocesses(): readonly string[];
 
   // kexec
   /** Load a kernel to boot next (kexec -l); throws with kexec's message when the kernel cannot be loaded. */
