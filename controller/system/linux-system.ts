@@ -1,13 +1,15 @@
 // The System port on a real Linux initramfs: files through node:fs, everything
 // else through the tools dracut installs (paths.ts TOOLS), each run by runCommand.
 
+import { CString, dlopen, FFIType, read } from "bun:ffi";
 import { closeSync, createReadStream, openSync, readFileSync, writeSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
-import { DEV_KMSG, PROC_PRINTK, PROC_SYSRQ_TRIGGER, TOOLS } from "./paths.ts";
+import { inUtab, type MountCall, mountCalls, remountCall } from "./mount-calls.ts";
+import { DEV_KMSG, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, SYS_MODULE, TOOLS } from "./paths.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 import type {
   BlockDevice,
@@ -58,6 +60,57 @@ export function parseBlkidExport(output: string): BlockDevice[] {
     devices.push({ device, ...(label === undefined ? {} : { label }), ...(fsType === undefined ? {} : { fsType }) });
   }
   return devices;
+}
+
+/** libc's mount(2) and umount2(2) through bun:ffi: a mount in this process instead of a mount(8) run (mount-calls.ts says why). */
+const libc = (() => {
+  let symbols: ReturnType<typeof openLibc> | undefined;
+  function openLibc() {
+    return dlopen("libc.so.6", {
+      mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+      umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+      __errno_location: { args: [], returns: FFIType.ptr },
+      strerror: { args: [FFIType.i32], returns: FFIType.ptr },
+    }).symbols;
+  }
+  /** A C string, or NULL for "". */
+  const cString = (text: string) => (text === "" ? null : Buffer.from(`${text}\0`));
+  /** errno of the call just made, as strerror says it: read before anything else can call into libc. */
+  function lastError(libc: ReturnType<typeof openLibc>): string {
+    const location = libc.__errno_location();
+    if (location === null) return "unknown error";
+    const errno = read.i32(location, 0);
+    const message = libc.strerror(errno);
+    return `${message === null ? "error" : new CString(message).toString()} (errno ${errno})`;
+  }
+  return {
+    /** Throws with the kernel's reason when mount(2) fails. */
+    mount(call: MountCall, what: string): void {
+      symbols ??= openLibc();
+      const result = symbols.mount(cString(call.source), cString(call.target), cString(call.fsType), call.flags, cString(call.data));
+      if (result !== 0) throw new Error(`Cannot ${what}: mount(2) failed: ${lastError(symbols)}`);
+    },
+    umount(target: string): void {
+      symbols ??= openLibc();
+      if (symbols.umount2(cString(target), 0) !== 0) throw new Error(`Cannot unmount ${target}: umount2(2) failed: ${lastError(symbols)}`);
+    },
+  };
+})();
+
+/** What a mount request does, for messages: "mount /dev/vda1 (ext4, ro) on /x". */
+function describeMount(request: MountRequest): string {
+  if (request.kind === "bind") return `bind-mount ${request.source} on ${request.target}${request.private === true ? " (private)" : ""}`;
+  const options = request.options.length === 0 ? "" : `, ${request.options.join(",")}`;
+  return `mount ${request.source} (${request.fsType}${options}) on ${request.target}`;
+}
+
+async function readIfThere(path: string): Promise<string> {
+  try {
+    return await fs.readFile(path, "utf8");
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return "";
+    throw error;
+  }
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -213,11 +266,17 @@ export class LinuxSystem implements System {
   }
 
   async loadKernelModules(names: readonly string[]): Promise<void> {
-    await this.exec([TOOLS.modprobe, "-a", ...names]);
+    // a module already loaded (dracut's udev loads ext4 for the partitions) needs no modprobe run
+    const missing: string[] = [];
+    for (const name of names) if ((await this.lstat(`${SYS_MODULE}/${name.replaceAll("-", "_")}`)) === undefined) missing.push(name);
+    if (missing.length > 0) await this.exec([TOOLS.modprobe, "-a", ...missing]);
   }
 
   async mount(request: MountRequest): Promise<void> {
-    await this.exec(mountArgv(request));
+    const calls = mountCalls(request);
+    // a loop device or an option kept in utab: only mount(8) does those
+    if (calls === undefined) await this.exec(mountArgv(request));
+    else for (const call of calls) libc.mount(call, describeMount(request));
   }
 
   setCommandTimeout(ms: number): void {
@@ -225,7 +284,9 @@ export class LinuxSystem implements System {
   }
 
   async unmount(target: string): Promise<void> {
-    await this.exec([TOOLS.umount, target]);
+    // umount(8) also removes the mount's utab entry, which a mount with an x- option has
+    if (inUtab(await readIfThere(RUN_MOUNT_UTAB), target)) await this.exec([TOOLS.umount, target]);
+    else libc.umount(target);
   }
 
   async checkFilesystem(device: BlockDevice): Promise<FilesystemCheck> {
@@ -245,7 +306,10 @@ export class LinuxSystem implements System {
   }
 
   async remount(target: string, readOnly: boolean): Promise<void> {
-    await this.exec([TOOLS.mount, "-o", `remount,${readOnly ? "ro" : "rw"}`, target]);
+    const what = `remount ${target} ${readOnly ? "read-only" : "read-write"}`;
+    const call = remountCall(await fs.readFile(PROC_SELF_MOUNTINFO, "utf8"), target, readOnly);
+    if (call === undefined) throw new Error(`Cannot ${what}: nothing is mounted there (${PROC_SELF_MOUNTINFO})`);
+    libc.mount(call, what);
   }
 
   async setLabel(device: BlockDevice, label: string): Promise<void> {

@@ -13,6 +13,12 @@ export const PROC_CMDLINE = "/proc/cmdline";
 /** The controller's own process: its field starttime says when bun started, before the bundle was loaded. */
 export const PROC_SELF_STAT = "/proc/self/stat";
 
+/** The mounts this process sees, with each mount's own flags (nosuid, nodev, ...): a remount keeps them. */
+export const PROC_SELF_MOUNTINFO = "/proc/self/mountinfo";
+
+/** Where mount(8) keeps the userspace options of its mounts, such as x-initrd.mount. */
+export const RUN_MOUNT_UTAB = "/run/mount/utab";
+
 /** The kernel log; every console line is copied here. */
 export const DEV_KMSG = "/dev/kmsg";
 
@@ -89,6 +95,9 @@ export const CONTINUE_FILE = `${RUN_DIR}/continue`;
 export const COMMAND_DIR = `${RUN_DIR}/command`;
 export const COMMAND_SCRIPT = `${COMMAND_DIR}/script`;
 export const COMMAND_OUTPUT = `${COMMAND_DIR}/output`;
+
+/** One folder per kernel module loaded (and per built-in one with parameters), named with underscores. */
+export const SYS_MODULE = "/sys/module";
 
 /** Kernel modules the controller needs; modprobe is harmless when one is built in. */
 export const KERNEL_MODULES = ["loop", "squashfs", "ext4"] as const;
