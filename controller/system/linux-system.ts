@@ -8,8 +8,9 @@ import { basename, dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
+import { devicePath, filesystemFromUdev } from "./udev-devices.ts";
 import { inUtab, type MountCall, mountCalls, remountCall } from "./mount-calls.ts";
-import { DEV_KMSG, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, SYS_MODULE, TOOLS } from "./paths.ts";
+import { DEV_KMSG, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, SYS_CLASS_BLOCK, SYS_MODULE, TOOLS, UDEV_DATA } from "./paths.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 import type {
   BlockDevice,
@@ -41,25 +42,6 @@ export function mountArgv(request: MountRequest): string[] {
     case "bind":
       return [TOOLS.mount, "--bind", ...(request.private === true ? ["--make-private"] : []), request.source, request.target];
   }
-}
-
-/** Parses `blkid -o export`: blank-line separated blocks of KEY=value, values backslash-escaped. */
-export function parseBlkidExport(output: string): BlockDevice[] {
-  const devices: BlockDevice[] = [];
-  for (const block of output.split(/\n\s*\n/)) {
-    const fields = new Map<string, string>();
-    for (const line of block.split("\n")) {
-      const eq = line.indexOf("=");
-      if (eq <= 0) continue;
-      fields.set(line.slice(0, eq).trim(), line.slice(eq + 1).replace(/\\(.)/g, "$1"));
-    }
-    const device = fields.get("DEVNAME");
-    if (device === undefined) continue;
-    const label = fields.get("LABEL");
-    const fsType = fields.get("TYPE");
-    devices.push({ device, ...(label === undefined ? {} : { label }), ...(fsType === undefined ? {} : { fsType }) });
-  }
-  return devices;
 }
 
 /** libc's mount(2) and umount2(2) through bun:ffi: a mount in this process instead of a mount(8) run (mount-calls.ts says why). */
@@ -102,6 +84,11 @@ function describeMount(request: MountRequest): string {
   if (request.kind === "bind") return `bind-mount ${request.source} on ${request.target}${request.private === true ? " (private)" : ""}`;
   const options = request.options.length === 0 ? "" : `, ${request.options.join(",")}`;
   return `mount ${request.source} (${request.fsType}${options}) on ${request.target}`;
+}
+
+/** vda2 before vda10: names in the order of their numbers, as the kernel made them. */
+function byNumbers(a: string, b: string): number {
+  return a.localeCompare(b, "en", { numeric: true });
 }
 
 async function readIfThere(path: string): Promise<string> {
@@ -244,15 +231,15 @@ export class LinuxSystem implements System {
   }
 
   async listBlockDevices(): Promise<BlockDevice[]> {
-    try {
-      // -c /dev/null: probe the devices now instead of trusting a cache from an earlier boot
-      const { stdout } = await this.exec([TOOLS.blkid, "-c", "/dev/null", "-o", "export"]);
-      return parseBlkidExport(stdout);
-    } catch (error) {
-      // blkid exits 2 when it finds no filesystem at all: that is an answer, not a failure
-      if (error instanceof CommandError && error.exitCode === 2) return [];
-      throw error;
+    const devices: BlockDevice[] = [];
+    for (const name of (await fs.readdir(SYS_CLASS_BLOCK)).sort(byNumbers)) {
+      // the device's numbers name its udev database entry; a device gone meanwhile is simply not listed
+      const numbers = (await readIfThere(`${SYS_CLASS_BLOCK}/${name}/dev`)).trim();
+      if (numbers === "") continue;
+      const filesystem = filesystemFromUdev(devicePath(name), await readIfThere(`${UDEV_DATA}/b${numbers}`));
+      if (filesystem !== undefined) devices.push(filesystem);
     }
+    return devices;
   }
 
   async settleDevices(timeoutMs: number): Promise<void> {

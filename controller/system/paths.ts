@@ -96,6 +96,12 @@ export const COMMAND_DIR = `${RUN_DIR}/command`;
 export const COMMAND_SCRIPT = `${COMMAND_DIR}/script`;
 export const COMMAND_OUTPUT = `${COMMAND_DIR}/output`;
 
+/** One entry per block device, disks and partitions; its file dev holds MAJOR:MINOR. */
+export const SYS_CLASS_BLOCK = "/sys/class/block";
+
+/** udev's database: bMAJOR:MINOR holds what udev's blkid probe found on that block device (ID_FS_TYPE, ID_FS_LABEL_ENC). */
+export const UDEV_DATA = "/run/udev/data";
+
 /** One folder per kernel module loaded (and per built-in one with parameters), named with underscores. */
 export const SYS_MODULE = "/sys/module";
 
@@ -117,7 +123,6 @@ export const HEDDLE_UPDATE_FILES = {
 
 /** External tools, by name: they are looked up on PATH inside the initramfs, where the dracut module installs them. */
 export const TOOLS = {
-  blkid: "blkid",
   /**
    * The host's static busybox, for ip and udhcpc; a full path, not on PATH, so it never
    * shadows the initramfs's own tools. controller-udhcpc.sh and module-setup.sh repeat it.

@@ -11,7 +11,7 @@ export interface FileInfo {
   readonly mode: number;
 }
 
-/** A block device with a filesystem, as blkid reports it. */
+/** A block device with a filesystem, as udev's blkid probe recorded it. */
 export interface BlockDevice {
   readonly device: string;
   readonly label?: string;
@@ -153,6 +153,7 @@ export interface System {
   freeBytes(path: string): Promise<number>;
 
   // disks and mounts
+  /** Every block device udev has found a filesystem on, so far. */
   listBlockDevices(): Promise<BlockDevice[]>;
   /** Wait until udev has processed the events it knows of, at most timeoutMs. */
   settleDevices(timeoutMs: number): Promise<void>;
