@@ -223,10 +223,12 @@ export class LinuxSystem implements System {
   }
 
   async copyTree(from: string, to: string): Promise<void> {
+    // cp -a, one run per tmpfs seeded: node:fs copies keep neither owners nor device nodes and sockets
     await this.exec([TOOLS.cp, "-a", `${from}/.`, `${to}/`]);
   }
 
   async decompressXz(from: string, to: string): Promise<void> {
+    // bun has no xz decoder; only a DIR_*.squashfs.xz overmount needs one
     await this.exec([TOOLS.xz, "--decompress", "--stdout", from], { stdoutFile: to });
   }
 
@@ -253,7 +255,8 @@ export class LinuxSystem implements System {
   }
 
   async loadKernelModules(names: readonly string[]): Promise<void> {
-    // a module already loaded (dracut's udev loads ext4 for the partitions) needs no modprobe run
+    // a module already loaded (dracut's udev loads ext4 for the partitions) needs no modprobe run; one
+    // that is not needs modprobe, which finds its file and dependencies and unpacks a compressed one
     const missing: string[] = [];
     for (const name of names) if ((await this.lstat(`${SYS_MODULE}/${name.replaceAll("-", "_")}`)) === undefined) missing.push(name);
     if (missing.length > 0) await this.exec([TOOLS.modprobe, "-a", ...missing]);
@@ -281,6 +284,7 @@ export class LinuxSystem implements System {
       return { clean: true, detail: `not checked: ${device.fsType ?? "unknown"} is not an ext2, ext3 or ext4 filesystem` };
     }
     try {
+      // no system call checks a filesystem: e2fsck is the checker (health.fsck; off, it does not run)
       await this.exec([TOOLS.e2fsck, "-p", device.device]);
       return { clean: true, detail: "clean" };
     } catch (error) {
