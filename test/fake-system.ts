@@ -472,6 +472,11 @@ export class FakeSystem implements System {
     return handler(argv);
   }
 
+  /** The programs of commands, then of services: what the Linux system would start as subprocesses. */
+  subprocesses(): readonly string[] {
+    return [...this.commands.map((argv) => (argv[0] === "<console>" ? argv[1] : argv[0]) ?? ""), ...this.services.map((service) => service.argv[0] ?? "")];
+  }
+
   async execOnConsole(argv: readonly string[]): Promise<number> {
     this.commands.push(["<console>", ...argv]);
     return this.consoleExitStatus;

@@ -3,7 +3,7 @@
 
 import { type Cmdline, parseCmdline } from "../config/cmdline.ts";
 import type { Logger } from "../system/log.ts";
-import { PROC_CMDLINE } from "../system/paths.ts";
+import { PROC_CMDLINE, PROC_SELF_STAT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import type { StageTiming } from "./report.ts";
 import { type StageRunner, stageRunner } from "./stage-runner.ts";
@@ -17,6 +17,8 @@ export interface BootContext {
   readonly startedAt: Date;
   readonly startMs: number;
   readonly kernelUptimeAtStart: number | undefined;
+  /** when the kernel made the controller's process: bun's own start is the time from here to kernelUptimeAtStart */
+  readonly kernelUptimeAtProcessStart: number | undefined;
   readonly stages: readonly StageTiming[];
   /** the report's decisions, added to by every part of the boot */
   readonly decisions: string[];
@@ -25,6 +27,25 @@ export interface BootContext {
 async function kernelUptime(system: System): Promise<number | undefined> {
   try {
     return Number.parseFloat((await system.readText("/proc/uptime")).split(" ")[0] ?? "");
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: the unit of /proc/PID/stat's times, 100 on every Linux architecture the controller runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** Field 22 of /proc/self/stat, starttime, in seconds: after the command name, which may hold spaces and parentheses. */
+export function processStartUptime(stat: string): number | undefined {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state)
+  const ticks = Number.parseInt(fields[22 - 3] ?? "", 10);
+  return Number.isFinite(ticks) ? ticks / CLOCK_TICKS_PER_SECOND : undefined;
+}
+
+async function processStart(system: System): Promise<number | undefined> {
+  try {
+    return processStartUptime(await system.readText(PROC_SELF_STAT));
   } catch {
     return undefined;
   }
@@ -55,8 +76,9 @@ export async function startBoot(system: System, baseLog: Logger): Promise<BootCo
   const startedAt = system.wallClock();
   const startMs = system.monotonicMs();
   const kernelUptimeAtStart = await kernelUptime(system);
+  const kernelUptimeAtProcessStart = await processStart(system);
   const stages: StageTiming[] = [];
   const cmdline = await readCmdline(system, stageRunner(system, baseLog, startMs, stages));
   const log = baseLog.withDebug(cmdline.debug);
-  return { system, log, stage: stageRunner(system, log, startMs, stages), cmdline, startedAt, startMs, kernelUptimeAtStart, stages, decisions: [] };
+  return { system, log, stage: stageRunner(system, log, startMs, stages), cmdline, startedAt, startMs, kernelUptimeAtStart, kernelUptimeAtProcessStart, stages, decisions: [] };
 }

@@ -27,7 +27,7 @@ export async function runBootextStage(system: System, log: Logger, devices: read
   }
   if (labelled.length > 1) log.warn(`${labelled.length} partitions are labelled ${label} (${labelled.map((d) => d.device).join(", ")}): using ${device.device}`);
   if (device.fsType === undefined) {
-    log.warn(`Cannot mount ${label} on ${device.device}: blkid reports no filesystem type`);
+    log.warn(`Cannot mount ${label} on ${device.device}: udev recorded no filesystem type for it`);
     return { readOnly, layers: [] };
   }
   try {

@@ -14,7 +14,7 @@ import { type HandoffResult, runHandoffStage } from "./handoff.ts";
 import type { NetworkResult } from "./network.ts";
 import type { TrustPolicy } from "./remote-content.ts";
 import { formatStatus } from "./report-text.ts";
-import { type BootOutcome, type BootReport, REPORT_HEADER, writeReport } from "./report.ts";
+import { type BootOutcome, type BootReport, countSubprocesses, describeSubprocesses, REPORT_HEADER, writeReport } from "./report.ts";
 import { runWaitStage, type WaitResult } from "./services-wait.ts";
 import { runServicesStage, type ServicesResult, stopServices } from "./services.ts";
 
@@ -61,6 +61,7 @@ function reportOf(context: BootContext, root: MountedRoot, ending: Ending): Boot
     startedAt: context.startedAt.toISOString(),
     finishedAt: context.system.wallClock().toISOString(),
     ...(context.kernelUptimeAtStart === undefined ? {} : { kernelUptimeAtStart: context.kernelUptimeAtStart }),
+    ...(context.kernelUptimeAtProcessStart === undefined ? {} : { kernelUptimeAtProcessStart: context.kernelUptimeAtProcessStart }),
     outcome: outcomeOf(root),
     decisions: context.decisions,
     cmdline: context.cmdline,
@@ -72,6 +73,7 @@ function reportOf(context: BootContext, root: MountedRoot, ending: Ending): Boot
     ...(handoff === undefined ? {} : { handoff }),
     notices: context.log.notices,
     stages: context.stages,
+    subprocesses: countSubprocesses(context.system.subprocesses()),
   };
 }
 
@@ -130,6 +132,7 @@ export async function finishBoot(context: BootContext, root: MountedRoot): Promi
   const configured = { path: config.boot.real_init, source: `boot.real_init from ${root.resolved.provenance["boot.real_init"] ?? "config"}` };
   ending.handoff = await stage("handoff", undefined, (stageLog) => runHandoffStage(system, stageLog, cmdline, configured, save));
   if (ending.handoff !== undefined) decisions.push(`init ${ending.handoff.init.path} (${ending.handoff.init.source})`);
-  log.info(`done in ${Math.round(system.monotonicMs() - context.startMs)} ms; report in ${REPORT_PATH}`);
+  const subprocesses = describeSubprocesses(countSubprocesses(system.subprocesses()));
+  log.info(`done in ${Math.round(system.monotonicMs() - context.startMs)} ms, ${subprocesses}; report in ${REPORT_PATH}`);
   return { outcome: outcomeOf(root), report: await save() };
 }

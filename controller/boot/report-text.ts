@@ -3,7 +3,7 @@
 import type { HealthRecord } from "../plans/slot-health.ts";
 import type { SlotSummary } from "../plans/slot.ts";
 import type { KernelSwitchResult } from "./kernel-switch.ts";
-import type { BootReport } from "./report.ts";
+import { type BootReport, describeSubprocesses } from "./report.ts";
 import { HEALTH_FILE, type LiveHealth } from "./slot-health.ts";
 
 function list<T>(items: readonly T[], line: (item: T) => string, none = "none"): string[] {
@@ -105,6 +105,7 @@ export function formatStatus(report: BootReport, live?: LiveHealth): string {
     ...list(report.notices, (n) => `${n.level}: ${n.scope === "" ? "" : `${n.scope}: `}${n.message}`),
     "stages (ms since the controller started):",
     ...list(report.stages, (s) => `${s.stage.padEnd(13)} at ${String(s.startMs).padStart(6)}  took ${String(s.durationMs).padStart(6)}  ${s.outcome}${s.error === undefined ? "" : `: ${s.error}`}`),
+    `subprocesses: ${describeSubprocesses(report.subprocesses)}`,
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -53,6 +53,26 @@ export interface UpdateReport {
   switched?: readonly string[];
 }
 
+/** The subprocesses a boot started: under QEMU's TCG each costs tens of ms, so the report keeps count. */
+export interface SubprocessCount {
+  readonly count: number;
+  /** program (argv[0]) to how many times it ran */
+  readonly programs: Readonly<Record<string, number>>;
+}
+
+export function countSubprocesses(programs: readonly string[]): SubprocessCount {
+  const tally: Record<string, number> = {};
+  for (const program of programs) tally[program] = (tally[program] ?? 0) + 1;
+  return { count: programs.length, programs: tally };
+}
+
+/** "9 subprocesses (mount 4, e2fsck 2, blkid 1, …)", most frequent first: the console's "done in" line. */
+export function describeSubprocesses(count: SubprocessCount): string {
+  const programs = Object.entries(count.programs).sort(([a, m], [b, n]) => n - m || (a < b ? -1 : 1));
+  const list = programs.map(([program, times]) => `${program} ${times}`).join(", ");
+  return `${count.count} ${count.count === 1 ? "subprocess" : "subprocesses"}${list === "" ? "" : ` (${list})`}`;
+}
+
 export type BootOutcome = "handed-off" | "nothing-bootable";
 
 export interface BootReport {
@@ -62,6 +82,11 @@ export interface BootReport {
   readonly finishedAt: string;
   /** seconds since the kernel started, when the controller started (from /proc/uptime) */
   readonly kernelUptimeAtStart?: number;
+  /**
+   * seconds since the kernel started, when the controller's process was made (/proc/self/stat, in
+   * 10 ms steps): kernelUptimeAtStart minus this is bun's own start, the runtime and the bundle's load
+   */
+  readonly kernelUptimeAtProcessStart?: number;
   readonly outcome: BootOutcome;
   readonly decisions: readonly string[];
   readonly cmdline: Cmdline;
@@ -100,6 +125,8 @@ export interface BootReport {
   readonly diskless?: DisklessReport;
   readonly notices: readonly Notice[];
   readonly stages: readonly StageTiming[];
+  /** every subprocess up to the report, handoff included */
+  readonly subprocesses: SubprocessCount;
 }
 
 export const REPORT_HEADER = { format: REPORT_FORMAT, controller: { version: VERSION, commit: COMMIT } } as const;

@@ -2,7 +2,7 @@
 // DEPRIVED. The slot repair, the rollback and the switch each plan their
 // changes as plain data; boot/relabel.ts carries any of them out, and the
 // stages learn the labels that result from what was written, never by asking
-// blkid again or by working it out a second time.
+// udev again or by working it out a second time.
 
 import type { Config } from "../config/schema.ts";
 import type { BlockDevice } from "../system/system.ts";

@@ -1,13 +1,16 @@
 // The System port on a real Linux initramfs: files through node:fs, everything
 // else through the tools dracut installs (paths.ts TOOLS), each run by runCommand.
 
+import { CString, dlopen, FFIType, read } from "bun:ffi";
 import { closeSync, createReadStream, openSync, readFileSync, writeSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
-import { DEV_KMSG, PROC_PRINTK, PROC_SYSRQ_TRIGGER, TOOLS } from "./paths.ts";
+import { devicePath, filesystemFromUdev } from "./udev-devices.ts";
+import { inUtab, type MountCall, mountCalls, remountCall } from "./mount-calls.ts";
+import { DEV_KMSG, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, SYS_CLASS_BLOCK, SYS_MODULE, TOOLS, UDEV_DATA } from "./paths.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 import type {
   BlockDevice,
@@ -41,23 +44,60 @@ export function mountArgv(request: MountRequest): string[] {
   }
 }
 
-/** Parses `blkid -o export`: blank-line separated blocks of KEY=value, values backslash-escaped. */
-export function parseBlkidExport(output: string): BlockDevice[] {
-  const devices: BlockDevice[] = [];
-  for (const block of output.split(/\n\s*\n/)) {
-    const fields = new Map<string, string>();
-    for (const line of block.split("\n")) {
-      const eq = line.indexOf("=");
-      if (eq <= 0) continue;
-      fields.set(line.slice(0, eq).trim(), line.slice(eq + 1).replace(/\\(.)/g, "$1"));
-    }
-    const device = fields.get("DEVNAME");
-    if (device === undefined) continue;
-    const label = fields.get("LABEL");
-    const fsType = fields.get("TYPE");
-    devices.push({ device, ...(label === undefined ? {} : { label }), ...(fsType === undefined ? {} : { fsType }) });
+/** libc's mount(2) and umount2(2) through bun:ffi: a mount in this process instead of a mount(8) run (mount-calls.ts says why). */
+const libc = (() => {
+  let symbols: ReturnType<typeof openLibc> | undefined;
+  function openLibc() {
+    return dlopen("libc.so.6", {
+      mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+      umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+      __errno_location: { args: [], returns: FFIType.ptr },
+      strerror: { args: [FFIType.i32], returns: FFIType.ptr },
+    }).symbols;
   }
-  return devices;
+  /** A C string, or NULL for "". */
+  const cString = (text: string) => (text === "" ? null : Buffer.from(`${text}\0`));
+  /** errno of the call just made, as strerror says it: read before anything else can call into libc. */
+  function lastError(libc: ReturnType<typeof openLibc>): string {
+    const location = libc.__errno_location();
+    if (location === null) return "unknown error";
+    const errno = read.i32(location, 0);
+    const message = libc.strerror(errno);
+    return `${message === null ? "error" : new CString(message).toString()} (errno ${errno})`;
+  }
+  return {
+    /** Throws with the kernel's reason when mount(2) fails. */
+    mount(call: MountCall, what: string): void {
+      symbols ??= openLibc();
+      const result = symbols.mount(cString(call.source), cString(call.target), cString(call.fsType), call.flags, cString(call.data));
+      if (result !== 0) throw new Error(`Cannot ${what}: mount(2) failed: ${lastError(symbols)}`);
+    },
+    umount(target: string): void {
+      symbols ??= openLibc();
+      if (symbols.umount2(cString(target), 0) !== 0) throw new Error(`Cannot unmount ${target}: umount2(2) failed: ${lastError(symbols)}`);
+    },
+  };
+})();
+
+/** What a mount request does, for messages: "mount /dev/vda1 (ext4, ro) on /x". */
+function describeMount(request: MountRequest): string {
+  if (request.kind === "bind") return `bind-mount ${request.source} on ${request.target}${request.private === true ? " (private)" : ""}`;
+  const options = request.options.length === 0 ? "" : `, ${request.options.join(",")}`;
+  return `mount ${request.source} (${request.fsType}${options}) on ${request.target}`;
+}
+
+/** vda2 before vda10: names in the order of their numbers, as the kernel made them. */
+function byNumbers(a: string, b: string): number {
+  return a.localeCompare(b, "en", { numeric: true });
+}
+
+async function readIfThere(path: string): Promise<string> {
+  try {
+    return await fs.readFile(path, "utf8");
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return "";
+    throw error;
+  }
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -65,6 +105,8 @@ function errorCode(error: unknown): string | undefined {
 }
 
 export class LinuxSystem implements System {
+  private readonly started: string[] = [];
+
   constructor(
     private readonly log: Logger,
     private commandTimeoutMs: number,
@@ -181,23 +223,25 @@ export class LinuxSystem implements System {
   }
 
   async copyTree(from: string, to: string): Promise<void> {
+    // cp -a, one run per tmpfs seeded: node:fs copies keep neither owners nor device nodes and sockets
     await this.exec([TOOLS.cp, "-a", `${from}/.`, `${to}/`]);
   }
 
   async decompressXz(from: string, to: string): Promise<void> {
+    // bun has no xz decoder; only a DIR_*.squashfs.xz overmount needs one
     await this.exec([TOOLS.xz, "--decompress", "--stdout", from], { stdoutFile: to });
   }
 
   async listBlockDevices(): Promise<BlockDevice[]> {
-    try {
-      // -c /dev/null: probe the devices now instead of trusting a cache from an earlier boot
-      const { stdout } = await this.exec([TOOLS.blkid, "-c", "/dev/null", "-o", "export"]);
-      return parseBlkidExport(stdout);
-    } catch (error) {
-      // blkid exits 2 when it finds no filesystem at all: that is an answer, not a failure
-      if (error instanceof CommandError && error.exitCode === 2) return [];
-      throw error;
+    const devices: BlockDevice[] = [];
+    for (const name of (await fs.readdir(SYS_CLASS_BLOCK)).sort(byNumbers)) {
+      // the device's numbers name its udev database entry; a device gone meanwhile is simply not listed
+      const numbers = (await readIfThere(`${SYS_CLASS_BLOCK}/${name}/dev`)).trim();
+      if (numbers === "") continue;
+      const filesystem = filesystemFromUdev(devicePath(name), await readIfThere(`${UDEV_DATA}/b${numbers}`));
+      if (filesystem !== undefined) devices.push(filesystem);
     }
+    return devices;
   }
 
   async settleDevices(timeoutMs: number): Promise<void> {
@@ -211,11 +255,18 @@ export class LinuxSystem implements System {
   }
 
   async loadKernelModules(names: readonly string[]): Promise<void> {
-    await this.exec([TOOLS.modprobe, "-a", ...names]);
+    // a module already loaded (dracut's udev loads ext4 for the partitions) needs no modprobe run; one
+    // that is not needs modprobe, which finds its file and dependencies and unpacks a compressed one
+    const missing: string[] = [];
+    for (const name of names) if ((await this.lstat(`${SYS_MODULE}/${name.replaceAll("-", "_")}`)) === undefined) missing.push(name);
+    if (missing.length > 0) await this.exec([TOOLS.modprobe, "-a", ...missing]);
   }
 
   async mount(request: MountRequest): Promise<void> {
-    await this.exec(mountArgv(request));
+    const calls = mountCalls(request);
+    // a loop device or an option kept in utab: only mount(8) does those
+    if (calls === undefined) await this.exec(mountArgv(request));
+    else for (const call of calls) libc.mount(call, describeMount(request));
   }
 
   setCommandTimeout(ms: number): void {
@@ -223,7 +274,9 @@ export class LinuxSystem implements System {
   }
 
   async unmount(target: string): Promise<void> {
-    await this.exec([TOOLS.umount, target]);
+    // umount(8) also removes the mount's utab entry, which a mount with an x- option has
+    if (inUtab(await readIfThere(RUN_MOUNT_UTAB), target)) await this.exec([TOOLS.umount, target]);
+    else libc.umount(target);
   }
 
   async checkFilesystem(device: BlockDevice): Promise<FilesystemCheck> {
@@ -231,6 +284,7 @@ export class LinuxSystem implements System {
       return { clean: true, detail: `not checked: ${device.fsType ?? "unknown"} is not an ext2, ext3 or ext4 filesystem` };
     }
     try {
+      // no system call checks a filesystem: e2fsck is the checker (health.fsck; off, it does not run)
       await this.exec([TOOLS.e2fsck, "-p", device.device]);
       return { clean: true, detail: "clean" };
     } catch (error) {
@@ -243,7 +297,10 @@ export class LinuxSystem implements System {
   }
 
   async remount(target: string, readOnly: boolean): Promise<void> {
-    await this.exec([TOOLS.mount, "-o", `remount,${readOnly ? "ro" : "rw"}`, target]);
+    const what = `remount ${target} ${readOnly ? "read-only" : "read-write"}`;
+    const call = remountCall(await fs.readFile(PROC_SELF_MOUNTINFO, "utf8"), target, readOnly);
+    if (call === undefined) throw new Error(`Cannot ${what}: nothing is mounted there (${PROC_SELF_MOUNTINFO})`);
+    libc.mount(call, what);
   }
 
   async setLabel(device: BlockDevice, label: string): Promise<void> {
@@ -257,7 +314,12 @@ export class LinuxSystem implements System {
     return httpGet(url, options);
   }
 
+  subprocesses(): readonly string[] {
+    return this.started;
+  }
+
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    this.started.push(argv[0] ?? "");
     return runCommand(this.log, this.commandTimeoutMs, argv, options);
   }
 
@@ -267,6 +329,7 @@ export class LinuxSystem implements System {
     const fd = openSync(tty, "r+");
     try {
       // setsid --ctty makes the console the shell's controlling terminal, so Ctrl-C works in it
+      this.started.push(TOOLS.setsid);
       const child = Bun.spawn([TOOLS.setsid, "--ctty", ...argv], { stdio: [fd, fd, fd] });
       return await child.exited;
     } finally {
@@ -280,6 +343,7 @@ export class LinuxSystem implements System {
     try {
       writeSync(fd, question);
       // a shell's `read` ends at the newline, and the child can be killed at the deadline; a blocking read here could not
+      this.started.push(TOOLS.shell);
       const child = Bun.spawn([TOOLS.shell, "-c", 'IFS= read -r answer && printf "%s" "$answer"'], {
         stdio: [fd, "pipe", "ignore"],
         timeout: timeoutMs,
@@ -301,6 +365,7 @@ export class LinuxSystem implements System {
     await fs.mkdir(dirname(logFile), { recursive: true });
     const output = openSync(logFile, "a");
     let child;
+    this.started.push(argv[0] ?? "");
     try {
       child = Bun.spawn([...argv], { stdio: ["ignore", output, output] });
     } catch (error) {

@@ -10,6 +10,15 @@ export const INITRD_RELEASE = "/etc/initrd-release";
 /** The kernel command line. */
 export const PROC_CMDLINE = "/proc/cmdline";
 
+/** The controller's own process: its field starttime says when bun started, before the bundle was loaded. */
+export const PROC_SELF_STAT = "/proc/self/stat";
+
+/** The mounts this process sees, with each mount's own flags (nosuid, nodev, ...): a remount keeps them. */
+export const PROC_SELF_MOUNTINFO = "/proc/self/mountinfo";
+
+/** Where mount(8) keeps the userspace options of its mounts, such as x-initrd.mount. */
+export const RUN_MOUNT_UTAB = "/run/mount/utab";
+
 /** The kernel log; every console line is copied here. */
 export const DEV_KMSG = "/dev/kmsg";
 
@@ -92,6 +101,15 @@ export const COMMAND_DIR = `${RUN_DIR}/command`;
 export const COMMAND_SCRIPT = `${COMMAND_DIR}/script`;
 export const COMMAND_OUTPUT = `${COMMAND_DIR}/output`;
 
+/** One entry per block device, disks and partitions; its file dev holds MAJOR:MINOR. */
+export const SYS_CLASS_BLOCK = "/sys/class/block";
+
+/** udev's database: bMAJOR:MINOR holds what udev's blkid probe found on that block device (ID_FS_TYPE, ID_FS_LABEL_ENC). */
+export const UDEV_DATA = "/run/udev/data";
+
+/** One folder per kernel module loaded (and per built-in one with parameters), named with underscores. */
+export const SYS_MODULE = "/sys/module";
+
 /** Kernel modules the controller needs; modprobe is harmless when one is built in. */
 export const KERNEL_MODULES = ["loop", "squashfs", "ext4"] as const;
 
@@ -110,7 +128,6 @@ export const HEDDLE_UPDATE_FILES = {
 
 /** External tools, by name: they are looked up on PATH inside the initramfs, where the dracut module installs them. */
 export const TOOLS = {
-  blkid: "blkid",
   /**
    * The host's static busybox, for ip and udhcpc; a full path, not on PATH, so it never
    * shadows the initramfs's own tools. controller-udhcpc.sh and module-setup.sh repeat it.

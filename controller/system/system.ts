@@ -11,7 +11,7 @@ export interface FileInfo {
   readonly mode: number;
 }
 
-/** A block device with a filesystem, as blkid reports it. */
+/** A block device with a filesystem, as udev's blkid probe recorded it. */
 export interface BlockDevice {
   readonly device: string;
   readonly label?: string;
@@ -153,6 +153,7 @@ export interface System {
   freeBytes(path: string): Promise<number>;
 
   // disks and mounts
+  /** Every block device udev has found a filesystem on, so far. */
   listBlockDevices(): Promise<BlockDevice[]>;
   /** Wait until udev has processed the events it knows of, at most timeoutMs. */
   settleDevices(timeoutMs: number): Promise<void>;
@@ -180,6 +181,8 @@ export interface System {
   askOnConsole(question: string, timeoutMs: number): Promise<string | undefined>;
   /** Start a program that runs on in the background while the boot goes on; its output goes to logFile. */
   startService(argv: readonly string[], logFile: string): Promise<Service>;
+  /** The program (argv[0]) of every subprocess started so far, in order: the boot report counts them, each costs tens of ms under QEMU's TCG. */
+  subprocesses(): readonly string[];
 
   // kexec
   /** Load a kernel to boot next (kexec -l); throws with kexec's message when the kernel cannot be loaded. */

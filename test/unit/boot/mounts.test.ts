@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { runMountsStage } from "../../../controller/boot/mounts.ts";
 import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
-import { mountArgv, parseBlkidExport } from "../../../controller/system/linux-system.ts";
+import { mountArgv } from "../../../controller/system/linux-system.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
@@ -9,22 +9,12 @@ const sysfs = { role: "system" as const, label: "SYSFS", device: "/dev/vda1", fs
 /** these tests mount no BOOTEXT: the image's /etc/machine-id stays (machine-id.test.ts has the rest) */
 const NO_BOOTEXT = { readOnly: false };
 
-describe("the mount and blkid commands", () => {
+describe("the mount command", () => {
   test("mount(8) argv for each kind of request", () => {
     expect(mountArgv({ kind: "filesystem", source: "tmpfs", target: "/t", fsType: "tmpfs", options: [] })).toEqual(["mount", "-t", "tmpfs", "tmpfs", "/t"]);
     expect(mountArgv({ kind: "filesystem", source: "/i", target: "/t", fsType: "squashfs", options: ["ro", "loop"] })).toEqual(["mount", "-t", "squashfs", "-o", "ro,loop", "/i", "/t"]);
     expect(mountArgv({ kind: "bind", source: "/a", target: "/b" })).toEqual(["mount", "--bind", "/a", "/b"]);
     expect(mountArgv({ kind: "bind", source: "/a", target: "/b", private: true })).toEqual(["mount", "--bind", "--make-private", "/a", "/b"]);
-  });
-
-  test("blkid -o export, escaped values and devices without a filesystem", () => {
-    const output = "DEVNAME=/dev/vda1\nLABEL=SYSFS\nUUID=1\nTYPE=ext4\n\nDEVNAME=/dev/vda2\nLABEL=my\\ disk\\=x\nTYPE=ext4\n\nDEVNAME=/dev/vdb\nPTTYPE=gpt\n";
-    expect(parseBlkidExport(output)).toEqual([
-      { device: "/dev/vda1", label: "SYSFS", fsType: "ext4" },
-      { device: "/dev/vda2", label: "my disk=x", fsType: "ext4" },
-      { device: "/dev/vdb" },
-    ]);
-    expect(parseBlkidExport("")).toEqual([]);
   });
 });
 

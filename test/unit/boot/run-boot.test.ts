@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { processStartUptime } from "../../../controller/boot/boot-start.ts";
+import { countSubprocesses, describeSubprocesses } from "../../../controller/boot/report.ts";
 import { isInitramfs, runBoot } from "../../../controller/boot/run-boot.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { FakeSystem } from "../../fake-system.ts";
@@ -60,6 +62,12 @@ describe("controller boot over the fake machine", () => {
       expect(sink.consoleLines.some((line) => line.startsWith(`controller: ${stage}: `))).toBe(true);
     }
     expect(sink.kmsgLines.length).toBeGreaterThanOrEqual(sink.consoleLines.length);
+    // every subprocess the boot started, counted in the report and on the "done in" line
+    expect(written.subprocesses).toEqual(countSubprocesses(fake.subprocesses()));
+    expect(written.subprocesses.count).toBe(fake.subprocesses().length);
+    expect(written.subprocesses.count).toBeGreaterThan(0);
+    const done = sink.consoleLines.find((line) => line.startsWith("controller: done in "));
+    expect(done).toMatch(new RegExp(`^controller: done in \\d+ ms, ${written.subprocesses.count} subprocesses \\(.+\\); report in /run/controller/report.json$`));
   });
 
   test("no SYSFS: BACKUPFS boots, loudly, and the report says why", async () => {
@@ -178,5 +186,22 @@ describe("isInitramfs", () => {
   test("true in a dracut initramfs, false in a booted system, where `controller boot` must not touch /sysroot", async () => {
     expect(await isInitramfs(labMachine())).toBe(true);
     expect(await isInitramfs(new FakeSystem())).toBe(false);
+  });
+});
+
+describe("the boot's own cost, in the report", () => {
+  test("subprocesses are counted by program, most frequent first on the console", () => {
+    const count = countSubprocesses(["mount", "e2fsck", "mount", "blkid", "e2fsck", "mount"]);
+    expect(count).toEqual({ count: 6, programs: { mount: 3, e2fsck: 2, blkid: 1 } });
+    expect(describeSubprocesses(count)).toBe("6 subprocesses (mount 3, e2fsck 2, blkid 1)");
+    expect(describeSubprocesses(countSubprocesses(["blkid"]))).toBe("1 subprocess (blkid 1)");
+    expect(describeSubprocesses(countSubprocesses([]))).toBe("0 subprocesses");
+  });
+
+  test("the process's start comes from /proc/self/stat's starttime, also when the command name has spaces and parentheses", () => {
+    const after = "S 1 1 1 0 -1 4194560 1000 0 0 0 10 5 0 0 20 0 9 0 2665 1000000 100";
+    expect(processStartUptime(`412 (controller) ${after}`)).toBe(26.65);
+    expect(processStartUptime(`412 (a b) c) ${after}`)).toBe(26.65);
+    expect(processStartUptime("412 (controller) S 1")).toBeUndefined();
   });
 });

@@ -1,0 +1,131 @@
+// Mount requests as mount(2) calls, so that the Linux system makes most
+// mounts in its own process: under QEMU's TCG every mount(8) run costs 100 ms
+// or more (fork, exec, the dynamic loader and libmount's libraries), and a
+// boot makes about twenty mounts. mount(8) stays for what only it does:
+// setting up loop devices and keeping userspace options such as
+// x-initrd.mount in /run/mount/utab, where the booted system's systemd reads them.
+
+import type { MountRequest } from "./system.ts";
+
+/** mount(2) flags, from <linux/mount.h>. */
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  SYNCHRONOUS: 16,
+  REMOUNT: 32,
+  DIRSYNC: 128,
+  NOSYMFOLLOW: 256,
+  NOATIME: 1024,
+  NODIRATIME: 2048,
+  BIND: 4096,
+  PRIVATE: 1 << 18,
+  RELATIME: 1 << 21,
+  STRICTATIME: 1 << 24,
+  LAZYTIME: 1 << 25,
+} as const;
+
+/** One mount(2) call: source and fsType may be empty ("none" for the kernel), data is the filesystem's own options. */
+export interface MountCall {
+  readonly source: string;
+  readonly target: string;
+  readonly fsType: string;
+  readonly flags: number;
+  readonly data: string;
+}
+
+/** mount(8)'s generic options: each sets or clears one flag; every other option is the filesystem's own (data). */
+const FLAG_OPTIONS: ReadonlyMap<string, { readonly set: boolean; readonly flag: number }> = new Map([
+  ["ro", { set: true, flag: MS.RDONLY }],
+  ["rw", { set: false, flag: MS.RDONLY }],
+  ["nosuid", { set: true, flag: MS.NOSUID }],
+  ["suid", { set: false, flag: MS.NOSUID }],
+  ["nodev", { set: true, flag: MS.NODEV }],
+  ["dev", { set: false, flag: MS.NODEV }],
+  ["noexec", { set: true, flag: MS.NOEXEC }],
+  ["exec", { set: false, flag: MS.NOEXEC }],
+  ["sync", { set: true, flag: MS.SYNCHRONOUS }],
+  ["async", { set: false, flag: MS.SYNCHRONOUS }],
+  ["dirsync", { set: true, flag: MS.DIRSYNC }],
+  ["nosymfollow", { set: true, flag: MS.NOSYMFOLLOW }],
+  ["noatime", { set: true, flag: MS.NOATIME }],
+  ["nodiratime", { set: true, flag: MS.NODIRATIME }],
+  ["relatime", { set: true, flag: MS.RELATIME }],
+  ["strictatime", { set: true, flag: MS.STRICTATIME }],
+  ["lazytime", { set: true, flag: MS.LAZYTIME }],
+  ["nolazytime", { set: false, flag: MS.LAZYTIME }],
+  ["defaults", { set: false, flag: 0 }],
+]);
+
+/** Options that only mount(8) understands: a loop device to set up, or something it keeps in utab. */
+function needsMount8(option: string): boolean {
+  const name = option.split("=")[0] ?? "";
+  return (
+    /^[xX]-/.test(name) ||
+    ["loop", "offset", "sizelimit", "encryption", "user", "users", "owner", "group", "auto", "noauto", "nofail", "_netdev", "comment", "helper", "uhelper"].includes(name)
+  );
+}
+
+/**
+ * The mount(2) calls that carry out a request, in order; undefined when it
+ * needs mount(8) (a loop device or a userspace option).
+ */
+export function mountCalls(request: MountRequest): MountCall[] | undefined {
+  if (request.kind === "bind") {
+    const bind: MountCall = { source: request.source, target: request.target, fsType: "", flags: MS.BIND, data: "" };
+    // the propagation type is its own call: the kernel ignores other flags next to MS_PRIVATE
+    return request.private === true ? [bind, { source: "", target: request.target, fsType: "", flags: MS.PRIVATE, data: "" }] : [bind];
+  }
+  if (request.options.some(needsMount8)) return undefined;
+  let flags = 0;
+  const data: string[] = [];
+  for (const option of request.options) {
+    const generic = FLAG_OPTIONS.get(option);
+    if (generic === undefined) data.push(option);
+    else flags = generic.set ? flags | generic.flag : flags & ~generic.flag;
+  }
+  return [{ source: request.source, target: request.target, fsType: request.fsType, flags, data: data.join(",") }];
+}
+
+/** Per-mount flags that a remount would clear unless it passes them again. */
+const KEPT_ON_REMOUNT: ReadonlyMap<string, number> = new Map([
+  ["nosuid", MS.NOSUID],
+  ["nodev", MS.NODEV],
+  ["noexec", MS.NOEXEC],
+  ["nosymfollow", MS.NOSYMFOLLOW],
+]);
+
+/** A path as /proc/self/mountinfo writes it: space, tab, newline and backslash as octal escapes. */
+function unescapeMountinfo(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+}
+
+/**
+ * The mount(2) call that makes the filesystem mounted at `target` read-only or
+ * writable in place, keeping the mount's nosuid, nodev, noexec and
+ * nosymfollow (the kernel resets what a remount leaves out; the atime flags it
+ * keeps by itself). `mountinfo` is /proc/self/mountinfo; undefined when
+ * nothing is mounted at `target`.
+ */
+export function remountCall(mountinfo: string, target: string, readOnly: boolean): MountCall | undefined {
+  let options: string | undefined;
+  for (const line of mountinfo.split("\n")) {
+    // ID PARENT MAJOR:MINOR ROOT MOUNT-POINT MOUNT-OPTIONS ...; the last match is the mount on top
+    const fields = line.split(" ");
+    if (fields.length > 5 && unescapeMountinfo(fields[4] ?? "") === target) options = fields[5];
+  }
+  if (options === undefined) return undefined;
+  let flags = MS.REMOUNT | (readOnly ? MS.RDONLY : 0);
+  for (const option of options.split(",")) flags |= KEPT_ON_REMOUNT.get(option) ?? 0;
+  return { source: "", target, fsType: "", flags, data: "" };
+}
+
+/**
+ * Whether mount(8) keeps an entry for `target` in /run/mount/utab (`utab` is
+ * its content): such a mount must be unmounted by umount(8), which removes the
+ * entry, or the booted system would see options of a mount that is gone.
+ */
+export function inUtab(utab: string, target: string): boolean {
+  return utab.split("\n").some((line) => line.split(" ").some((field) => field.startsWith("TARGET=") && unescapeMountinfo(field.slice("TARGET=".length)) === target));
+}
