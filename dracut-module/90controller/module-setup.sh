@@ -217,7 +217,7 @@ install() {
     inst_libdir_file "libcrypto.so.3" || dwarn "controller: no libcrypto.so.3 on this machine: images will hash slower; install Debian's libssl3"
 
     # every tool the controller runs (controller/system/paths.ts TOOLS)
-    inst_multiple blkid chmod cp e2fsck e2label fsfreeze modprobe mount setsid sh udevadm umount xz
+    inst_multiple chmod cp e2fsck e2label fsfreeze modprobe mount setsid sh udevadm umount xz
 
     # Heddle updates boot with kexec (Debian's kexec-tools). Optional: without it the
     # controller says it cannot load the update's kernel and boots the installed system.
