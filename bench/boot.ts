@@ -2,7 +2,7 @@
 // (a) through the controller (no update server configured) and (b) by dracut's
 // own dmsquash-live module (root=live:LABEL=SYSFS, rd.live.dir and
 // rd.live.squashimg naming the same file on the same partition), same kernel,
-// same QEMU settings (the harness's: TCG, Nehalem, one CPU), interleaved.
+// same QEMU settings (the harness's: TCG, Nehalem with RDRAND, one CPU), interleaved.
 // (b) comes in two initramfs images: dracut's plain one, which is what a
 // machine without the controller boots and what the goal is judged on, and
 // one that also carries the controller module, unused, which costs the same
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
     "## Boot overhead",
     "",
     `The test system image on the QEMU tests' standard disk (SYSFS holds it as system.squashfs), booted ${RUNS} times each, interleaved, ` +
-      "with the same kernel and QEMU settings (TCG, -cpu Nehalem, one CPU, dracut's shell flavour): " +
+      "with the same kernel and QEMU settings (TCG, -cpu Nehalem,+rdrand, one CPU, dracut's shell flavour): " +
       "(a) through the controller with no update server configured, (b) by dracut's dmsquash-live " +
       `(\`${LIVE_CMDLINE}\`) from dracut's plain initramfs, and (b') the same from an initramfs that also carries the controller module, unused. ` +
       "The figure is the guest's uptime when the real init prints its first line; the kernel's `Freeing initrd memory` line says when it had unpacked the initramfs, " +
