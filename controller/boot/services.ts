@@ -28,10 +28,10 @@ const LLDPCLI_POLL_MS = 500;
 const LLDPCLI_TIMEOUT_MS = 5000;
 const DROPBEARKEY_TIMEOUT_MS = 30_000;
 
-/** The flags whose services the dracut module can install, with what each runs and the Debian package that has it. */
+/** The flags whose services the dracut module can install, with the server each runs and the Debian package that has it. */
 const SERVICES = {
-  ssh: { programs: "dropbear", package: "dropbear-bin" },
-  lldpd: { programs: "lldpd", package: "lldpd" },
+  ssh: { program: "dropbear", package: "dropbear-bin" },
+  lldpd: { program: "lldpd", package: "lldpd" },
 } as const;
 
 export type ServiceFlag = keyof typeof SERVICES;
@@ -75,7 +75,7 @@ async function installedServices(system: System, log: Logger): Promise<ReadonlyS
 export function notInstalledMessage(flag: ServiceFlag): string {
   const service = SERVICES[flag];
   return (
-    `The ${flag} flag needs ${service.programs}, which this initramfs was built without: add controller_services+=" ${flag} " ` +
+    `The ${flag} flag needs ${service.program}, which this initramfs was built without: add controller_services+=" ${flag} " ` +
     `to a file in /etc/dracut.conf.d on the machine that builds the initramfs, install Debian's ${service.package} there ` +
     `and build the initramfs again (update-initramfs -u, or dracut --force); the boot goes on without ${flag}`
   );

@@ -19,8 +19,9 @@
 #
 # Compression is dracut's own compress= (for the whole image); the default and the measured
 # choice is dracut's zstd (-15). bench/RESULTS.md and docs/initramfs.md have the measurements:
-# xz unpacks about 18 s slower under TCG (3.4 s of CPU natively) for 8 MiB less than zstd -15;
-# lz4 and zstd -3 are larger without a measurable gain; zstd -19 saves 7 MiB (0.6 s at 100 Mbit/s)
+# xz unpacks 13-18 s slower under TCG (3.4 s of CPU natively) for 8 MiB less than zstd -15;
+# lz4 and zstd -3 are 25 and 10 MiB larger and unpack sooner under TCG, but natively zstd -15
+# unpacks the whole image in about 0.3 s, so they win tenths of a second; zstd -19 saves 7 MiB (0.6 s at 100 Mbit/s)
 # for builds several times as long. Fetching the image (PXE) costs 6.2 s at 100 Mbit/s and 0.6 s
 # at 1 Gbit/s for the lean default of about 74 MiB.
 
