@@ -57,11 +57,25 @@ export type VmBoot =
       readonly initrd: string;
       /** The kernel command line; must send the console to the serial port (console=ttyS0), which the harness reads. */
       readonly append: string;
+      /**
+       * How QEMU enters the kernel: "pvh" (the default) boots its uncompressed ELF, which
+       * startVm unpacks from the bzImage (pvh-kernel.ts says why); "bzimage" boots the
+       * file as given, through SeaBIOS and the kernel's decompressor, as a real machine does.
+       */
+      readonly kernelEntry?: "pvh" | "bzimage";
       readonly pxe?: undefined;
       readonly fromDisk?: undefined;
     }
   /** The command line is in what the bootfile loads; it too must say console=ttyS0. PXE needs a network. */
-  | { readonly pxe: PxeBoot; readonly network: VmNetwork; readonly kernel?: undefined; readonly initrd?: undefined; readonly append?: undefined; readonly fromDisk?: undefined }
+  | {
+      readonly pxe: PxeBoot;
+      readonly network: VmNetwork;
+      readonly kernel?: undefined;
+      readonly initrd?: undefined;
+      readonly append?: undefined;
+      readonly kernelEntry?: undefined;
+      readonly fromDisk?: undefined;
+    }
   /**
    * As a real machine boots: the BIOS (SeaBIOS) runs the first disk's boot code,
    * GRUB from qemu-harness/grub-disk.ts. The command line is in its grub.cfg and
@@ -75,6 +89,7 @@ export type VmBoot =
       readonly kernel?: undefined;
       readonly initrd?: undefined;
       readonly append?: undefined;
+      readonly kernelEntry?: undefined;
     };
 
 /** Debian's ovmf: code and variables in one image, for -bios; variables written at run time are not kept. */

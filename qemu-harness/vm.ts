@@ -10,6 +10,7 @@ import type { Subprocess } from "bun";
 import { formatArgv } from "../controller/system/exec.ts";
 import { spawnWithOutputFile } from "./command.ts";
 import { ConsoleText, lastLines } from "./console-text.ts";
+import { pvhKernel } from "./pvh-kernel.ts";
 import { qemuArgv, type VmOptions } from "./qemu-args.ts";
 
 export type { VmNetwork, VmOptions } from "./qemu-args.ts";
@@ -63,7 +64,8 @@ process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-export function startVm(options: VmOptions): Vm {
+export async function startVm(given: VmOptions): Promise<Vm> {
+  const options = given.kernel !== undefined && given.kernelEntry !== "bzimage" ? { ...given, kernel: await pvhKernel(given.kernel) } : given;
   const argv = qemuArgv(options);
   const commandLine = formatArgv(argv);
   // QEMU's console goes to a file the harness tails, not to a pipe: its serial
@@ -213,7 +215,7 @@ export function startVm(options: VmOptions): Vm {
  * cannot carry them.
  */
 export async function withVm<T>(options: VmOptions, body: (vm: Vm) => Promise<T>): Promise<T> {
-  const vm = startVm(options);
+  const vm = await startVm(options);
   try {
     return await body(vm);
   } catch (error) {

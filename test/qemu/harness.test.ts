@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDisk } from "../../qemu-harness/disk.ts";
+import { PVH_KERNEL_DIR } from "../../qemu-harness/pvh-kernel.ts";
 import { VmError, withVm } from "../../qemu-harness/vm.ts";
 import { ARTIFACTS, isRunning, requireArtifacts } from "./fixtures.ts";
 
@@ -22,7 +23,7 @@ const COMMAND_TIMEOUT_MS = 30_000;
 
 test("QEMU failing to start is reported with its stderr and the command line", async () => {
   const missing = join(tmpdir(), "harness-no-such-kernel");
-  const failing = withVm({ kernel: missing, initrd: missing, append: "console=ttyS0" }, (vm) =>
+  const failing = withVm({ kernel: missing, kernelEntry: "bzimage", initrd: missing, append: "console=ttyS0" }, (vm) =>
     vm.waitFor("Linux version", 30_000),
   );
   const error: unknown = await failing.catch((caught: unknown) => caught);
@@ -56,8 +57,10 @@ describe("the QEMU harness on a real kernel", () => {
         consoleLog: join(dir, "console.log"),
       };
       let pid = 0;
+      let commandLine = "";
       const exitCode = await withVm(options, async (vm) => {
         pid = vm.pid;
+        commandLine = vm.commandLine;
         // dracut's shell init prompts "pre-mount:/# "; its systemd flavour first has sulogin ask for Enter.
         const prompt = await vm.waitFor(/(?:pre-mount:\/# |Control-D to continue\): )$/, BOOT_TIMEOUT_MS);
         if (prompt[0].startsWith("Control-D")) {
@@ -75,6 +78,8 @@ describe("the QEMU harness on a real kernel", () => {
       });
       expect(exitCode).toBe(0);
       expect(isRunning(pid)).toBe(false);
+      // the PVH entry by default: QEMU was given the kernel's ELF, unpacked from the bzImage
+      expect(commandLine).toContain(` -kernel ${PVH_KERNEL_DIR}/`);
     },
     BOOT_TIMEOUT_MS + 3 * COMMAND_TIMEOUT_MS,
   );
@@ -82,7 +87,8 @@ describe("the QEMU harness on a real kernel", () => {
   test("a wait that fails shows the console and the command line, and QEMU is killed", async () => {
     let pid = 0;
     const failing = withVm(
-      { kernel, initrd, append: "console=ttyS0 root=controller rd.break=pre-mount" },
+      // the bzImage entry, which bench/boot.ts uses, boots too
+      { kernel, kernelEntry: "bzimage", initrd, append: "console=ttyS0 root=controller rd.break=pre-mount" },
       async (vm) => {
         pid = vm.pid;
         await vm.waitFor("Linux version", BOOT_TIMEOUT_MS);
@@ -95,6 +101,7 @@ describe("the QEMU harness on a real kernel", () => {
     expect(message).toStartWith('timed out after 1000 ms waiting for "text that never appears" on the console');
     expect(message).toMatch(/\n--- last 60 console lines ---\n\[\s*\d+\.\d+\] /);
     expect(message).toContain(`--- QEMU command line ---\nqemu-system-x86_64 -accel tcg -cpu Nehalem,+rdrand`);
+    expect(message).toContain(` -kernel ${kernel} `);
     expect(isRunning(pid)).toBe(false);
   }, BOOT_TIMEOUT_MS);
 });
