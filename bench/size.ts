@@ -204,8 +204,9 @@ function kernelRelease(): string {
 }
 
 /**
- * The dracut call of scripts/build-initramfs (a private copy of dracut with the
- * module linked in, generic, zstd), with the module and these settings, or without it.
+ * The dracut call of scripts/build-initrd (a private copy of dracut with the module
+ * linked in, generic) with its default compression, zstd, the module's documented
+ * default (the test images are lz4), with the module and these settings, or without it.
  */
 function buildInitramfs(base: string, output: string, flavour: readonly string[], settings: ModuleSettings | undefined): void {
   const release = kernelRelease();

@@ -9,6 +9,7 @@
 import { access, mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
+import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { makeRunFolder, runOwner } from "../../qemu-harness/run-folder.ts";
@@ -48,6 +49,16 @@ export function runFolder(): Promise<string> {
 }
 
 export type Flavour = keyof typeof ARTIFACTS.initramfs;
+
+/**
+ * `cpio ARGS` over a test initramfs's main archive (after the early microcode
+ * one), as a shell pipe; lz4, as scripts/build-initramfs compresses them.
+ * Returns cpio's standard output.
+ */
+export async function initramfsCpio(flavour: Flavour, args: string): Promise<string> {
+  const { stdout } = await runCommand(["sh", "-c", `/usr/lib/dracut/skipcpio '${ARTIFACTS.initramfs[flavour]}' | lz4 -dc | cpio --quiet ${args}`]);
+  return stdout;
+}
 
 /**
  * For a boot without a NIC on a disk whose config names update servers: the

@@ -6,21 +6,13 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "../../qemu-harness/command.ts";
-import { ARTIFACTS, type Flavour, requireArtifacts } from "./fixtures.ts";
+import { ARTIFACTS, initramfsCpio, requireArtifacts } from "./fixtures.ts";
 
 // Listing a 95 MB initramfs takes seconds, more on a busy 2-core machine than bun's 5 s default.
 setDefaultTimeout(60_000);
 
-const SKIPCPIO = "/usr/lib/dracut/skipcpio";
 
 beforeAll(requireArtifacts);
-
-/** `cpio` over the initramfs's main archive (after the early microcode one), with a shell pipe. */
-async function cpio(flavour: Flavour, args: string): Promise<string> {
-  const image = ARTIFACTS.initramfs[flavour];
-  const { stdout } = await runCommand(["sh", "-c", `${SKIPCPIO} '${image}' | zstd -dc | cpio --quiet ${args}`]);
-  return stdout;
-}
 
 async function sha256(path: string): Promise<string> {
   const hasher = new Bun.CryptoHasher("sha256");
@@ -39,10 +31,10 @@ describe.each(["shell", "systemd"] as const)("the %s initramfs", (flavour) => {
   test("holds the controller byte for byte, installed without execute bits so dracut's strip passed it by", async () => {
     const dir = await mkdtemp(join(tmpdir(), "initramfs-"));
     try {
-      const listing = await cpio(flavour, "-t -v usr/bin/controller");
+      const listing = await initramfsCpio(flavour, "-t -v usr/bin/controller");
       expect(listing).toMatch(/^-rw-r--r-- /);
       const extracted = join(dir, "controller");
-      await runCommand(["sh", "-c", `${SKIPCPIO} '${ARTIFACTS.initramfs[flavour]}' | zstd -dc | cpio --quiet -i --to-stdout usr/bin/controller > '${extracted}'`]);
+      await initramfsCpio(flavour, `-i --to-stdout usr/bin/controller > '${extracted}'`);
       expect(await sha256(extracted)).toBe(await sha256(ARTIFACTS.controller));
       expect(await version(extracted)).toStartWith("controller ");
     } finally {
@@ -51,7 +43,7 @@ describe.each(["shell", "systemd"] as const)("the %s initramfs", (flavour) => {
   });
 
   test("holds the module's hooks and the baked-in config.d", async () => {
-    const files = (await cpio(flavour, "-t")).split("\n");
+    const files = (await initramfsCpio(flavour, "-t")).split("\n");
     expect(files).toContain("usr/lib/dracut/hooks/cmdline/90-controller-cmdline.sh");
     // the hashing threads dlopen it (controller/system/sha512-worker.ts)
     expect(files.some((file) => file.endsWith("/libcrypto.so.3"))).toBe(true);

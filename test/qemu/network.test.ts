@@ -13,14 +13,13 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { BootReport } from "../../controller/boot/report.ts";
 import { parseLease } from "../../controller/plans/dhcp-lease.ts";
 import { NETWORK_DIR, TOOLS, UDHCPC_SCRIPT } from "../../controller/system/paths.ts";
-import { runCommand } from "../../qemu-harness/command.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
 import {
   ARTIFACTS,
   BOOT_TIMEOUT_MS,
   bootToTestSystem,
-  type Flavour,
+  initramfsCpio,
   requireArtifacts,
   SCENARIO_TIMEOUT_MS,
   scenarioDisks,
@@ -30,17 +29,10 @@ import {
 // Listing a 95 MB initramfs takes seconds, more on a busy 2-core machine than bun's 5 s default.
 setDefaultTimeout(60_000);
 
-const SKIPCPIO = "/usr/lib/dracut/skipcpio";
 const HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 const COMMAND_TIMEOUT_MS = 30_000;
 
 beforeAll(requireArtifacts);
-
-/** `cpio` over the initramfs's main archive (after the early microcode one). */
-async function cpio(flavour: Flavour, args: string): Promise<string> {
-  const { stdout } = await runCommand(["sh", "-c", `${SKIPCPIO} '${ARTIFACTS.initramfs[flavour]}' | zstd -dc | cpio --quiet ${args}`]);
-  return stdout;
-}
 
 /** The lines of the console that `marker` starts, without it: how the guest hands the test a file. */
 function markedLines(console: string, marker: string): string {
@@ -53,7 +45,7 @@ function markedLines(console: string, marker: string): string {
 
 describe.each(["shell", "systemd"] as const)("the %s initramfs", (flavour) => {
   test("holds busybox, the udhcpc script, e2label, the NIC drivers and the host's CA bundle", async () => {
-    const listing = (await cpio(flavour, "-t -v")).split("\n");
+    const listing = (await initramfsCpio(flavour, "-t -v")).split("\n");
     const entry = (path: string) => listing.find((line) => line.endsWith(` ${path}`) || line.includes(` ${path} -> `));
     expect(entry(TOOLS.busybox.slice(1))).toMatch(/^-rwxr-xr-x /);
     expect(entry(UDHCPC_SCRIPT.slice(1))).toMatch(/^-rwxr-xr-x /);
@@ -61,7 +53,7 @@ describe.each(["shell", "systemd"] as const)("the %s initramfs", (flavour) => {
     const modules = listing.filter((line) => /\/kernel\/drivers\/net\/.*\.ko(\.[a-z]+)?$/.test(line)).map((line) => line.replace(/^.*\/([^/]+)\.ko.*$/, "$1"));
     expect(modules).toEqual(expect.arrayContaining(["virtio_net", "e1000", "e1000e", "igb", "r8169"]));
     // byte for byte the build machine's bundle, at the path update.ca_bundle names by default
-    const bundle = await cpio(flavour, `-i --to-stdout ${HOST_CA_BUNDLE.slice(1)}`);
+    const bundle = await initramfsCpio(flavour, `-i --to-stdout ${HOST_CA_BUNDLE.slice(1)}`);
     expect(bundle.length).toBeGreaterThan(0);
     expect(bundle).toBe(await Bun.file(HOST_CA_BUNDLE).text());
   });
