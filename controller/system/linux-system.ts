@@ -9,7 +9,7 @@ import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { devicePath, filesystemFromUdev } from "./udev-devices.ts";
-import { inUtab, type MountCall, mountCalls, remountCall } from "./mount-calls.ts";
+import { inUtab, LOOP, loopConfig, loopMount, type MountCall, mountCalls, remountCall } from "./mount-calls.ts";
 import { DEV_KMSG, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, SYS_CLASS_BLOCK, SYS_MODULE, TOOLS, UDEV_DATA } from "./paths.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 import type {
@@ -44,24 +44,38 @@ export function mountArgv(request: MountRequest): string[] {
   }
 }
 
-/** libc's mount(2) and umount2(2) through bun:ffi: a mount in this process instead of a mount(8) run (mount-calls.ts says why). */
+const O_RDONLY = 0;
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+const EBUSY = 16;
+const LOOP_CONTROL = "/dev/loop-control";
+/** Free loop devices asked for before giving up, when others keep taking them first. */
+const LOOP_ATTEMPTS = 5;
+
+/** libc's mount(2), umount2(2) and the loop ioctls through bun:ffi: a mount in this process instead of a mount(8) run (mount-calls.ts says why). */
 const libc = (() => {
   let symbols: ReturnType<typeof openLibc> | undefined;
   function openLibc() {
     return dlopen("libc.so.6", {
       mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
       umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+      open: { args: [FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
+      close: { args: [FFIType.i32], returns: FFIType.i32 },
+      ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
       __errno_location: { args: [], returns: FFIType.ptr },
       strerror: { args: [FFIType.i32], returns: FFIType.ptr },
     }).symbols;
   }
   /** A C string, or NULL for "". */
   const cString = (text: string) => (text === "" ? null : Buffer.from(`${text}\0`));
-  /** errno of the call just made, as strerror says it: read before anything else can call into libc. */
-  function lastError(libc: ReturnType<typeof openLibc>): string {
+  /** errno of the call just made: read before anything else can call into libc. */
+  function lastErrno(libc: ReturnType<typeof openLibc>): number {
     const location = libc.__errno_location();
-    if (location === null) return "unknown error";
-    const errno = read.i32(location, 0);
+    return location === null ? 0 : read.i32(location, 0);
+  }
+  /** errno of the call just made, as strerror says it. */
+  function lastError(libc: ReturnType<typeof openLibc>): string {
+    const errno = lastErrno(libc);
     const message = libc.strerror(errno);
     return `${message === null ? "error" : new CString(message).toString()} (errno ${errno})`;
   }
@@ -75,6 +89,41 @@ const libc = (() => {
     umount(target: string): void {
       symbols ??= openLibc();
       if (symbols.umount2(cString(target), 0) !== 0) throw new Error(`Cannot unmount ${target}: umount2(2) failed: ${lastError(symbols)}`);
+    },
+    /**
+     * Attaches `file` to a free loop device (LOOP_CTL_GET_FREE, then LOOP_CONFIGURE, with
+     * autoclear); returns the device and the descriptor that holds it until closed.
+     */
+    attachLoop(file: string, readOnly: boolean): { device: string; fd: number } {
+      const libc = (symbols ??= openLibc());
+      const cannot = (why: string) => new Error(`Cannot attach ${file} to a loop device: ${why}`);
+      const mode = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+      const control = libc.open(cString(LOOP_CONTROL), O_RDWR | O_CLOEXEC, 0);
+      if (control < 0) throw cannot(`cannot open ${LOOP_CONTROL}: ${lastError(libc)}`);
+      const backing = libc.open(cString(file), mode, 0);
+      try {
+        if (backing < 0) throw cannot(`cannot open it: ${lastError(libc)}`);
+        for (let attempt = 1; ; attempt++) {
+          const number = libc.ioctl(control, LOOP.CTL_GET_FREE, null);
+          if (number < 0) throw cannot(`LOOP_CTL_GET_FREE failed: ${lastError(libc)}`);
+          const device = `/dev/loop${number}`;
+          const fd = libc.open(cString(device), mode, 0);
+          if (fd < 0) throw cannot(`cannot open ${device}: ${lastError(libc)}`);
+          if (libc.ioctl(fd, LOOP.CONFIGURE, loopConfig(backing, readOnly, file)) === 0) return { device, fd };
+          const errno = lastErrno(libc);
+          const error = lastError(libc);
+          libc.close(fd);
+          // another process took the free device before us: ask for the next one
+          if (errno !== EBUSY || attempt === LOOP_ATTEMPTS) throw cannot(`LOOP_CONFIGURE on ${device} failed: ${error}`);
+        }
+      } finally {
+        // the loop device holds the file itself once configured
+        if (backing >= 0) libc.close(backing);
+        libc.close(control);
+      }
+    },
+    close(fd: number): void {
+      (symbols ??= openLibc()).close(fd);
     },
   };
 })();
@@ -263,6 +312,25 @@ export class LinuxSystem implements System {
   }
 
   async mount(request: MountRequest): Promise<void> {
+    const loop = loopMount(request);
+    if (loop !== undefined) {
+      let attached: { device: string; fd: number };
+      try {
+        attached = libc.attachLoop(loop.file, loop.readOnly);
+      } catch (error) {
+        // a kernel without LOOP_CONFIGURE (before 5.8): losetup's older way, through mount(8)
+        this.log.debug(`${(error as Error).message}; mount(8) sets up the loop device instead`);
+        await this.exec(mountArgv(request));
+        return;
+      }
+      try {
+        libc.mount(loop.call(attached.device), `${describeMount(request)} through ${attached.device}`);
+      } finally {
+        // autoclear: the device detaches once its filesystem is unmounted, or now if the mount failed
+        libc.close(attached.fd);
+      }
+      return;
+    }
     const calls = mountCalls(request);
     // a loop device or an option kept in utab: only mount(8) does those
     if (calls === undefined) await this.exec(mountArgv(request));

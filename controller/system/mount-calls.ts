@@ -1,9 +1,10 @@
 // Mount requests as mount(2) calls, so that the Linux system makes most
 // mounts in its own process: under QEMU's TCG every mount(8) run costs 100 ms
 // or more (fork, exec, the dynamic loader and libmount's libraries), and a
-// boot makes about twenty mounts. mount(8) stays for what only it does:
-// setting up loop devices and keeping userspace options such as
-// x-initrd.mount in /run/mount/utab, where the booted system's systemd reads them.
+// boot makes about twenty mounts. Loop images too: LOOP_CONFIGURE attaches
+// one to a free loop device in one ioctl. mount(8) stays for what only it
+// does: keeping userspace options such as x-initrd.mount in /run/mount/utab,
+// where the booted system's systemd reads them, and a loop offset or size limit.
 
 import type { MountRequest } from "./system.ts";
 
@@ -86,6 +87,58 @@ export function mountCalls(request: MountRequest): MountCall[] | undefined {
     else flags = generic.set ? flags | generic.flag : flags & ~generic.flag;
   }
   return [{ source: request.source, target: request.target, fsType: request.fsType, flags, data: data.join(",") }];
+}
+
+/**
+ * A loop mount that this process can make itself: the image attached to a free
+ * loop device with the LOOP_CONFIGURE ioctl, then mount(2) of that device.
+ * `call` is the mount(2) call once the device is known. Undefined when the
+ * request is no loop mount, or asks for what only mount(8) does (an offset, a
+ * size limit, an x- option kept in utab).
+ */
+export interface LoopMount {
+  readonly file: string;
+  readonly readOnly: boolean;
+  call(device: string): MountCall;
+}
+
+export function loopMount(request: MountRequest): LoopMount | undefined {
+  if (request.kind !== "filesystem" || !request.options.includes("loop")) return undefined;
+  const rest = request.options.filter((option) => option !== "loop");
+  if (rest.some(needsMount8)) return undefined;
+  const [call] = mountCalls({ ...request, options: rest }) ?? [];
+  if (call === undefined) return undefined;
+  return { file: request.source, readOnly: (call.flags & MS.RDONLY) !== 0, call: (device) => ({ ...call, source: device }) };
+}
+
+/** From <linux/loop.h>. */
+export const LOOP = {
+  CTL_GET_FREE: 0x4c82,
+  CONFIGURE: 0x4c0a,
+  FLAGS_READ_ONLY: 1,
+  FLAGS_AUTOCLEAR: 4,
+} as const;
+/** struct loop_config: fd, block_size, struct loop_info64 (232 bytes), 8 reserved u64s. */
+export const LOOP_CONFIG_SIZE = 304;
+const LOOP_INFO_AT = 8;
+/** lo_flags and lo_file_name[64] inside struct loop_info64 */
+const LO_FLAGS_AT = 52;
+const LO_FILE_NAME_AT = 56;
+const LO_NAME_SIZE = 64;
+
+/**
+ * The struct loop_config for LOOP_CONFIGURE: the backing file's descriptor,
+ * read-only as asked, and autoclear, so the device detaches by itself once
+ * its filesystem is unmounted (as mount(8)'s loop option does). The file name
+ * is what losetup shows, cut to the kernel's 63 bytes.
+ */
+export function loopConfig(fileFd: number, readOnly: boolean, fileName: string): Uint8Array {
+  const bytes = new Uint8Array(LOOP_CONFIG_SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, fileFd, true);
+  view.setUint32(LOOP_INFO_AT + LO_FLAGS_AT, LOOP.FLAGS_AUTOCLEAR | (readOnly ? LOOP.FLAGS_READ_ONLY : 0), true);
+  bytes.set(new TextEncoder().encode(fileName).subarray(0, LO_NAME_SIZE - 1), LOOP_INFO_AT + LO_FILE_NAME_AT);
+  return bytes;
 }
 
 /** Per-mount flags that a remount would clear unless it passes them again. */

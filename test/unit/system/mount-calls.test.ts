@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { inUtab, MS, mountCalls, remountCall } from "../../../controller/system/mount-calls.ts";
+import { inUtab, LOOP, LOOP_CONFIG_SIZE, loopConfig, loopMount, MS, mountCalls, remountCall } from "../../../controller/system/mount-calls.ts";
 
 describe("mount requests as mount(2) calls", () => {
   test("generic options become flags, the filesystem's own options its data", () => {
@@ -26,6 +26,42 @@ describe("mount requests as mount(2) calls", () => {
       { source: "", target: "/run/controller/staging/etc", fsType: "", flags: MS.PRIVATE, data: "" },
     ]);
     expect(mountCalls({ kind: "bind", source: "/a", target: "/b" })).toEqual([{ source: "/a", target: "/b", fsType: "", flags: MS.BIND, data: "" }]);
+  });
+});
+
+describe("loop mounts made in this process", () => {
+  test("an image with ro,loop: the file, read-only, and the mount(2) call once the device is known", () => {
+    const loop = loopMount({ kind: "filesystem", source: "/s/system.squashfs", target: "/sysroot", fsType: "squashfs", options: ["ro", "loop"] });
+    expect(loop?.file).toBe("/s/system.squashfs");
+    expect(loop?.readOnly).toBe(true);
+    expect(loop?.call("/dev/loop3")).toEqual({ source: "/dev/loop3", target: "/sysroot", fsType: "squashfs", flags: MS.RDONLY, data: "" });
+    const writable = loopMount({ kind: "filesystem", source: "/i.img", target: "/m", fsType: "ext4", options: ["loop", "nosuid", "data=ordered"] });
+    expect(writable?.readOnly).toBe(false);
+    expect(writable?.call("/dev/loop0")).toEqual({ source: "/dev/loop0", target: "/m", fsType: "ext4", flags: MS.NOSUID, data: "data=ordered" });
+  });
+
+  test("no loop option, a bind, or what only mount(8) does (a named device, an offset, a utab option): not a loop mount of ours", () => {
+    expect(loopMount({ kind: "filesystem", source: "/dev/vda1", target: "/x", fsType: "ext4", options: ["ro"] })).toBeUndefined();
+    expect(loopMount({ kind: "bind", source: "/a", target: "/b" })).toBeUndefined();
+    for (const extra of ["loop=/dev/loop3", "offset=4096", "sizelimit=1048576", "x-initrd.mount"]) {
+      expect(loopMount({ kind: "filesystem", source: "/i.img", target: "/b", fsType: "squashfs", options: ["ro", "loop", extra] })).toBeUndefined();
+    }
+  });
+
+  test("struct loop_config: the file's descriptor, autoclear and read-only in lo_flags, the name cut to 63 bytes and NUL-ended", () => {
+    const bytes = loopConfig(7, true, "/run/controller/slots/SYSFS/system.squashfs");
+    const view = new DataView(bytes.buffer);
+    expect(bytes.length).toBe(LOOP_CONFIG_SIZE);
+    expect(view.getUint32(0, true)).toBe(7);
+    expect(view.getUint32(4, true)).toBe(0); // block size: the kernel's default
+    expect(view.getUint32(8 + 52, true)).toBe(LOOP.FLAGS_AUTOCLEAR | LOOP.FLAGS_READ_ONLY);
+    expect(new TextDecoder().decode(bytes.subarray(64, 64 + 43))).toBe("/run/controller/slots/SYSFS/system.squashfs");
+    expect(new DataView(loopConfig(3, false, "/i.img").buffer).getUint32(60, true)).toBe(LOOP.FLAGS_AUTOCLEAR);
+    const long = loopConfig(3, true, `/${"x".repeat(100)}`);
+    expect(long[64 + 62]).toBe("x".charCodeAt(0));
+    expect(long[64 + 63]).toBe(0);
+    // everything after lo_file_name (crypt name, key, init, reserved) stays zero
+    expect(long.subarray(64 + 64).every((byte) => byte === 0)).toBe(true);
   });
 });
 
