@@ -9,7 +9,7 @@ import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { devicePath, filesystemFromUdev } from "./udev-devices.ts";
-import { inUtab, LOOP, loopConfig, loopMount, type MountCall, mountCalls, remountCall } from "./mount-calls.ts";
+import { inUtab, LOOP, type LoopMount, loopConfig, loopMount, type MountCall, mountCalls, remountCall } from "./mount-calls.ts";
 import { DEV_KMSG, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, SYS_CLASS_BLOCK, SYS_MODULE, TOOLS, UDEV_DATA } from "./paths.ts";
 import { sha512Pool } from "./sha512-pool.ts";
 import type {
@@ -313,28 +313,33 @@ export class LinuxSystem implements System {
 
   async mount(request: MountRequest): Promise<void> {
     const loop = loopMount(request);
-    if (loop !== undefined) {
-      let attached: { device: string; fd: number };
-      try {
-        attached = libc.attachLoop(loop.file, loop.readOnly);
-      } catch (error) {
-        // a kernel without LOOP_CONFIGURE (before 5.8): losetup's older way, through mount(8)
-        this.log.debug(`${(error as Error).message}; mount(8) sets up the loop device instead`);
-        await this.exec(mountArgv(request));
-        return;
-      }
-      try {
-        libc.mount(loop.call(attached.device), `${describeMount(request)} through ${attached.device}`);
-      } finally {
-        // autoclear: the device detaches once its filesystem is unmounted, or now if the mount failed
-        libc.close(attached.fd);
-      }
-      return;
-    }
+    if (loop !== undefined) return this.mountLoop(loop, request);
     const calls = mountCalls(request);
     // a loop device or an option kept in utab: only mount(8) does those
     if (calls === undefined) await this.exec(mountArgv(request));
     else for (const call of calls) libc.mount(call, describeMount(request));
+  }
+
+  /**
+   * A loop image attached here and mounted by mount(2). Whatever keeps it from being
+   * attached (a kernel before 5.8 without LOOP_CONFIGURE, a missing file) leaves the
+   * mount to mount(8): losetup's older way, and an error of its own naming the file.
+   */
+  private async mountLoop(loop: LoopMount, request: MountRequest): Promise<void> {
+    let attached: { device: string; fd: number };
+    try {
+      attached = libc.attachLoop(loop.file, loop.readOnly);
+    } catch (error) {
+      this.log.debug(`${(error as Error).message}; mount(8) sets up the loop device instead`);
+      await this.exec(mountArgv(request));
+      return;
+    }
+    try {
+      libc.mount(loop.call(attached.device), `${describeMount(request)} through ${attached.device}`);
+    } finally {
+      // autoclear: the device detaches once its filesystem is unmounted, or now if the mount failed
+      libc.close(attached.fd);
+    }
   }
 
   setCommandTimeout(ms: number): void {

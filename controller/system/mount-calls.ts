@@ -104,9 +104,8 @@ export interface LoopMount {
 
 export function loopMount(request: MountRequest): LoopMount | undefined {
   if (request.kind !== "filesystem" || !request.options.includes("loop")) return undefined;
-  const rest = request.options.filter((option) => option !== "loop");
-  if (rest.some(needsMount8)) return undefined;
-  const [call] = mountCalls({ ...request, options: rest }) ?? [];
+  // mountCalls leaves out what only mount(8) does among the other options
+  const [call] = mountCalls({ ...request, options: request.options.filter((option) => option !== "loop") }) ?? [];
   if (call === undefined) return undefined;
   return { file: request.source, readOnly: (call.flags & MS.RDONLY) !== 0, call: (device) => ({ ...call, source: device }) };
 }
