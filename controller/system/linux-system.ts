@@ -6,6 +6,7 @@ import { closeSync, createReadStream, openSync, readFileSync, writeSync } from "
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
+import { SUPERBLOCK_BYTES, SUPERBLOCK_OFFSET, whyCheckNeeded } from "./ext-superblock.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { devicePath, filesystemFromUdev } from "./udev-devices.ts";
@@ -356,16 +357,34 @@ export class LinuxSystem implements System {
     if (device.fsType === undefined || !/^ext[234]$/.test(device.fsType)) {
       return { clean: true, detail: `not checked: ${device.fsType ?? "unknown"} is not an ext2, ext3 or ext4 filesystem` };
     }
+    const why = await this.whyCheckNeeded(device.device);
+    if (why === undefined) return { clean: true, detail: "clean by its superblock (unmounted cleanly, no errors, no journal to replay, no orphan inodes): e2fsck -p would stop there, so it did not run" };
     try {
       // no system call checks a filesystem: e2fsck is the checker (health.fsck; off, it does not run)
       await this.exec([TOOLS.e2fsck, "-p", device.device]);
-      return { clean: true, detail: "clean" };
+      return { clean: true, detail: `clean after e2fsck -p, run because ${why}` };
     } catch (error) {
       // e2fsck's exit status is a bit mask: 1 and 2 say it repaired errors, 4 and up that some are left or it failed
       if (error instanceof CommandError && error.exitCode !== null && error.exitCode < 4) {
-        return { clean: true, detail: `errors found and repaired (e2fsck exit status ${error.exitCode})` };
+        return { clean: true, detail: `errors found and repaired by e2fsck -p (exit status ${error.exitCode}), run because ${why}` };
       }
       return { clean: false, detail: (error as Error).message };
+    }
+  }
+
+  /** Why e2fsck must run on `device` (ext-superblock.ts); a superblock that cannot be read is e2fsck's to report. */
+  private async whyCheckNeeded(device: string): Promise<string | undefined> {
+    const superblock = new Uint8Array(SUPERBLOCK_BYTES);
+    try {
+      const handle = await fs.open(device, "r");
+      try {
+        const { bytesRead } = await handle.read(superblock, 0, SUPERBLOCK_BYTES, SUPERBLOCK_OFFSET);
+        return whyCheckNeeded(superblock.subarray(0, bytesRead));
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      return `its superblock could not be read (${(error as Error).message})`;
     }
   }
 
