@@ -109,11 +109,15 @@ export class FakeSystem implements System {
   private clockMs = 0;
   /** Every mount, in order, as the machine would show it. */
   readonly mounts: FakeMount[] = [];
+  /** Every mount request, in order, also those that failed. */
+  readonly mountRequests: MountRequest[] = [];
   /** Every command run through exec/execOnConsole. */
   readonly commands: string[][] = [];
   readonly loadedModules: string[] = [];
   /** Mount targets (exact paths) whose mount fails, to test how stages cope. */
   readonly failingMountTargets = new Set<string>();
+  /** Mount targets whose next so many mounts fail, then work again. */
+  readonly mountFailuresLeft = new Map<string, number>();
   consoleExitStatus = 0;
   /** Lines "typed" on the console, in order, one per askOnConsole. */
   readonly consoleAnswers: string[] = [];
@@ -380,8 +384,14 @@ export class FakeSystem implements System {
   }
 
   async mount(request: MountRequest): Promise<void> {
+    this.mountRequests.push(request);
     const target = this.resolve(request.target, true);
     if (this.failingMountTargets.has(target)) throw new FakeError("EIO", `mount: ${target}: failed on purpose`);
+    const failuresLeft = this.mountFailuresLeft.get(target) ?? 0;
+    if (failuresLeft > 0) {
+      this.mountFailuresLeft.set(target, failuresLeft - 1);
+      throw new FakeError("EIO", `mount: ${target}: failed on purpose`);
+    }
     const targetNode = this.nodes.get(target);
     if (targetNode === undefined) throw new FakeError("ENOENT", `mount: ${target}: mount point does not exist`);
     switch (request.kind) {

@@ -15,6 +15,7 @@ import { type BootextResult, runBootextStage } from "./bootext.ts";
 import { type HealthResult, runHealthStage } from "./health.ts";
 import { type CountedEarly, slotCountedEarly } from "./kernel-switch.ts";
 import { type HeddleResult, runHeddleStage } from "./heddle.ts";
+import { KeptSlotMount } from "./kept-slot-mount.ts";
 import type { UpdateReport } from "./report.ts";
 import { runSlotsStage, type SlotsResult } from "./slots.ts";
 
@@ -29,6 +30,8 @@ export interface DiskBoot {
   /** the filesystems, with the labels written so far */
   readonly devices: readonly BlockDevice[];
   readonly bootext: BootextResult;
+  /** the slot expected to boot, mounted once from the slots stage to the mounts stage */
+  readonly kept: KeptSlotMount;
 }
 
 export interface HeddleChecked extends DiskBoot {
@@ -60,7 +63,7 @@ export async function readBootext(context: BootContext, early: LocalConfig, devi
   const noBootext: BootextResult = { readOnly: early.resolved.config.bootext.read_only, layers: [] };
   const bootext = await context.stage("bootext", noBootext, (stageLog) => runBootextStage(context.system, stageLog, devices, early.resolved.config));
   const local = withBootextLayers(context, early, bootext);
-  return { context, cuts, local, resolved: local.resolved, devices, bootext };
+  return { context, cuts, local, resolved: local.resolved, devices, bootext, kept: new KeptSlotMount(context.system) };
 }
 
 /** Stage "heddle": Heddle's updates boot with kexec before anything on the disks is touched; this returns only when none does. */
@@ -76,7 +79,7 @@ export async function runHeddle(boot: DiskBoot): Promise<HeddleChecked> {
 export async function inspectSlots(boot: HeddleChecked): Promise<SlotsInspected> {
   const { context, local, devices } = boot;
   const noSlots: SlotsResult = { slots: [], devices, repairs: [], configLayers: [] };
-  const slots = await context.stage("slots", noSlots, (stageLog) => runSlotsStage(context.system, stageLog, devices, local.resolved.config));
+  const slots = await context.stage("slots", noSlots, (stageLog) => runSlotsStage(context.system, stageLog, boot.kept, devices, local.resolved.config));
   return withServerConfig({ ...boot, slots, devices: slots.devices }, slots.configLayers, "slots");
 }
 
@@ -89,7 +92,7 @@ export async function checkHealth(boot: SlotsInspected): Promise<HealthChecked> 
   const health = await context.stage("health", noHealth, async (stageLog) => {
     const mounted = boot.bootext.mountPoint === undefined ? undefined : { mountPoint: boot.bootext.mountPoint, readOnly: boot.bootext.readOnly };
     countedEarly = await slotCountedEarly(context.system, stageLog, context.cmdline, mounted, slots.slots, resolved.config.labels.system);
-    return runHealthStage(context.system, stageLog, slots.slots, devices, resolved.config, countedEarly?.device);
+    return runHealthStage(context.system, stageLog, boot.kept, slots.slots, devices, resolved.config, countedEarly?.device);
   });
   const bootingCandidate = health.plan.candidates[0];
   const booting = health.slots.find((slot) => slot.device.device === bootingCandidate?.device);

@@ -30,7 +30,7 @@ export async function mountSlot(boot: SlotsUpdated): Promise<MountedRoot> {
   // after a switch the new system, verified as it was installed, boots first
   const plan: BootPlan = update.switched === undefined ? boot.health.plan : planBoot(devices, config);
   const noMounts: MountsResult = { mounts: [], failedSlots: [], tmpfs: [] };
-  const mounted = await context.stage("mounts", noMounts, (stageLog) => runMountsStage(context.system, stageLog, config, plan.candidates, bootext, cuts));
+  const mounted = await context.stage("mounts", noMounts, (stageLog) => runMountsStage(context.system, stageLog, config, plan.candidates, bootext, boot.kept, cuts));
   const mounts = [...mounted.mounts];
   context.decisions.push(...plan.decisions);
   const booted = mounted.booted;

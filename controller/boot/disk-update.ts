@@ -109,7 +109,7 @@ async function switchToInstalled(offer: Offer, written: HealthChecked, installed
   const { context, cuts, devices } = written;
   const before = offer.boot.resolved.config;
   const steps = planSwitch(installed, running, before);
-  const switched = await context.stage("switch", devices, (stageLog) => runSwitchStage(context.system, stageLog, steps, devices, cuts));
+  const switched = await context.stage("switch", devices, (stageLog) => runSwitchStage(context.system, stageLog, steps, devices, written.kept, cuts));
   offer.report.switched = steps.map((step) => `${step.device.device} ${step.device.label ?? "(no label)"} -> ${step.to}`);
   context.decisions.push(`update: version ${offer.accepted.manifest.version} on ${installed.device} is now ${before.labels.system}`);
   return switched;

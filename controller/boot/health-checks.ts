@@ -11,6 +11,7 @@ import { resolveInRoot } from "../system/new-root-paths.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import { verifyImageFile } from "../update/image-verify.ts";
+import type { KeptSlotMount } from "./kept-slot-mount.ts";
 
 /** `image` is only read when there is a signed record to check it against. */
 async function imageHash(system: System, image: string, slot: InspectedSlot, config: Config): Promise<ConditionResult> {
@@ -40,8 +41,8 @@ function skipped(condition: ConditionResult["condition"], detail: string): Condi
   return { condition, result: "skipped", detail };
 }
 
-/** Every condition of one slot; the slot must not be mounted. */
-export async function checkSlot(system: System, slot: InspectedSlot, config: Config, countedEarly = false): Promise<ConditionResult[]> {
+/** Every condition of one slot; the slot is either the one kept mounted or not mounted at all. */
+export async function checkSlot(system: System, kept: KeptSlotMount, slot: InspectedSlot, config: Config, countedEarly = false): Promise<ConditionResult[]> {
   const cheap = cheapConditions(slot, config, countedEarly);
   if (cheap.some((result) => result.result === "fail")) {
     const why = "not checked: the slot is unhealthy already";
@@ -52,12 +53,15 @@ export async function checkSlot(system: System, slot: InspectedSlot, config: Con
   const noFiles = skipped("required-files", "none configured (health.required_files)");
   if (!hashNeeded && !filesNeeded) return [...cheap, await imageHash(system, "", slot, config), noFiles];
 
-  const slotDir = `${INSPECT_MOUNT}/health`;
+  const keptDir = kept.dirOf(slot.device.device);
+  const slotDir = keptDir ?? `${INSPECT_MOUNT}/health`;
   const imageRoot = `${INSPECT_MOUNT}/health-image`;
   const image = `${slotDir}/${config.slot.image}`;
-  await system.mkdir(slotDir);
   await system.mkdir(imageRoot);
-  await system.mount({ kind: "filesystem", source: slot.device.device, target: slotDir, fsType: config.slot.fs_type, options: ["ro"] });
+  if (keptDir === undefined) {
+    await system.mkdir(slotDir);
+    await system.mount({ kind: "filesystem", source: slot.device.device, target: slotDir, fsType: config.slot.fs_type, options: ["ro"] });
+  }
   try {
     const hash = await imageHash(system, image, slot, config);
     if (hash.result === "fail") return [...cheap, hash, skipped("required-files", "not checked: the image does not verify")];
@@ -73,6 +77,6 @@ export async function checkSlot(system: System, slot: InspectedSlot, config: Con
       await system.unmount(imageRoot);
     }
   } finally {
-    await system.unmount(slotDir);
+    if (keptDir === undefined) await system.unmount(slotDir);
   }
 }

@@ -17,6 +17,7 @@ import type { Logger } from "../system/log.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
 import type { BlockDevice, System } from "../system/system.ts";
 import { checkSlot } from "./health-checks.ts";
+import type { KeptSlotMount } from "./kept-slot-mount.ts";
 import { writeLabels } from "./relabel.ts";
 import { readHealth, writeHealth } from "./slot-health.ts";
 
@@ -45,6 +46,7 @@ async function recordDeprived(system: System, relabel: LabelChange, config: Conf
 export async function runHealthStage(
   system: System,
   log: Logger,
+  kept: KeptSlotMount,
   slots: readonly InspectedSlot[],
   devices: readonly BlockDevice[],
   config: Config,
@@ -60,7 +62,7 @@ export async function runHealthStage(
       verdicts.set(candidate.device, { device: candidate.device, conditions: [], healthy: true });
       break;
     }
-    const conditions = await checkSlot(system, slot, config, slot.device.device === countedEarly);
+    const conditions = await checkSlot(system, kept, slot, config, slot.device.device === countedEarly);
     const healthy = !conditions.some((result) => result.result === "fail");
     verdicts.set(candidate.device, { device: candidate.device, conditions, healthy });
     for (const result of conditions) log.debug(`${candidate.label} on ${candidate.device}: ${result.condition} ${result.result}: ${result.detail}`);
@@ -73,7 +75,7 @@ export async function runHealthStage(
   for (const warning of plan.warnings) log.warn(warning);
   for (const decision of plan.decisions) log.info(decision);
 
-  const { written, failure } = await writeLabels(system, log, plan.relabels, async (relabel) => {
+  const { written, failure } = await writeLabels(system, log, kept, plan.relabels, async (relabel) => {
     if (relabel.to !== config.labels.deprived) return;
     try {
       await recordDeprived(system, relabel, config);

@@ -13,6 +13,7 @@ import { type MountRecord, mayCreateBelow, resolveInRoot, type TmpfsOutcome } fr
 import { NEWROOT } from "../system/paths.ts";
 import type { MountRequest, System } from "../system/system.ts";
 import type { BootextResult } from "./bootext.ts";
+import type { KeptSlotMount } from "./kept-slot-mount.ts";
 import { type MachineIdResult, provideMachineId } from "./machine-id.ts";
 
 export interface BootedSlot extends BootCandidate {
@@ -59,6 +60,10 @@ export async function executeSteps(system: System, log: Logger, steps: readonly 
         await system.mount(step.request);
         mounts.push(recordOf(step.request, step.purpose));
         log.debug(`mounted ${step.purpose} at ${step.request.target}`);
+        break;
+      case "record-mount":
+        mounts.push(recordOf(step.request, step.purpose));
+        log.debug(`${step.purpose} is mounted at ${step.request.target} already`);
         break;
       case "unmount": {
         await system.unmount(step.target);
@@ -112,6 +117,7 @@ export async function runMountsStage(
   config: Config,
   candidates: readonly BootCandidate[],
   bootext: Pick<BootextResult, "mountPoint" | "readOnly">,
+  kept: KeptSlotMount,
   cuts: CutPoints = NO_CUTS,
 ): Promise<MountsResult> {
   const mounts: MountRecord[] = [];
@@ -119,7 +125,7 @@ export async function runMountsStage(
   let booted: BootedSlot | undefined;
   for (const candidate of candidates) {
     try {
-      await executeSteps(system, log, planRootMount(candidate, config), mounts);
+      await executeSteps(system, log, planRootMount(candidate, config, kept.takeOver(candidate.device)), mounts);
       booted = { ...candidate, image: `${slotMountPoint(candidate)}/${config.slot.image}` };
       break;
     } catch (error) {
@@ -128,6 +134,7 @@ export async function runMountsStage(
       failedSlots.push({ candidate, error: message });
     }
   }
+  await kept.releaseUnused();
   if (booted === undefined) return { mounts, failedSlots, tmpfs: [] };
 
   if (booted.role === "backup") {

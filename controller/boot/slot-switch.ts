@@ -13,6 +13,7 @@ import { type LabelChange, withWrittenLabels } from "../plans/labels.ts";
 import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
 import type { BlockDevice, System } from "../system/system.ts";
+import type { KeptSlotMount } from "./kept-slot-mount.ts";
 import { writeLabels } from "./relabel.ts";
 
 /**
@@ -24,10 +25,11 @@ export async function runSwitchStage(
   log: Logger,
   steps: readonly LabelChange[],
   devices: readonly BlockDevice[],
+  kept: KeptSlotMount,
   cuts: CutPoints = NO_CUTS,
 ): Promise<BlockDevice[]> {
   const points = ["switch-first-label", "switch-second-label"] as const;
-  const { written, failure } = await writeLabels(system, log, steps, async (_step, index) => {
+  const { written, failure } = await writeLabels(system, log, kept, steps, async (_step, index) => {
     const point = points[index];
     if (point !== undefined) await cuts.reach(point);
   });

@@ -13,6 +13,7 @@ import { type ConditionResult, type InspectedSlot, roleOf, type SlotRole, summar
 import type { Logger } from "../system/log.ts";
 import { INSPECT_MOUNT } from "../system/paths.ts";
 import type { BlockDevice, System } from "../system/system.ts";
+import type { KeptSlotMount } from "./kept-slot-mount.ts";
 import { writeLabels } from "./relabel.ts";
 import { readHealth } from "./slot-health.ts";
 import { loadSlotConfig, readSlotRecord } from "./slot-records.ts";
@@ -37,6 +38,11 @@ async function checkFilesystem(system: System, device: BlockDevice, config: Conf
   }
 }
 
+/**
+ * Reads the slot's record, health and config. `kept`: the slot expected to
+ * boot stays mounted for the stages after this one (kept-slot-mount.ts);
+ * any other is mounted at INSPECT_MOUNT/`index` and unmounted again.
+ */
 async function inspect(
   system: System,
   device: BlockDevice & { label: string },
@@ -44,12 +50,17 @@ async function inspect(
   index: number,
   config: Config,
   fsck: ConditionResult,
+  kept?: KeptSlotMount,
 ): Promise<{ slot: InspectedSlot; config: ConfigLayer[] }> {
-  const dir = `${INSPECT_MOUNT}/${index}`;
   const name = `${device.label} on ${device.device}`;
-  await system.mkdir(dir);
+  let dir = `${INSPECT_MOUNT}/${index}`;
   try {
-    await system.mount({ kind: "filesystem", source: device.device, target: dir, fsType: config.slot.fs_type, options: ["ro"] });
+    if (kept === undefined) {
+      await system.mkdir(dir);
+      await system.mount({ kind: "filesystem", source: device.device, target: dir, fsType: config.slot.fs_type, options: ["ro"] });
+    } else {
+      dir = await kept.mount({ device: device.device, label: device.label, fsType: config.slot.fs_type });
+    }
   } catch (error) {
     const problem = `Cannot read the record of ${name}: ${(error as Error).message}`;
     const unreadable = { status: "invalid", problem } as const;
@@ -61,7 +72,7 @@ async function inspect(
     const layers = role === "system" && record.status === "valid" ? await loadSlotConfig(system, dir, device.label, record.manifest) : [];
     return { slot: { device, role, record, health, fsck }, config: layers };
   } finally {
-    await system.unmount(dir);
+    if (kept === undefined) await system.unmount(dir);
   }
 }
 
@@ -80,13 +91,18 @@ export async function reinspectSlot(system: System, slot: InspectedSlot, config:
 }
 
 /** `config` is the local one (initramfs, BOOTEXT, command line): trust is never taken from what a slot says. */
-export async function runSlotsStage(system: System, log: Logger, devices: readonly BlockDevice[], config: Config): Promise<SlotsResult> {
+export async function runSlotsStage(system: System, log: Logger, kept: KeptSlotMount, devices: readonly BlockDevice[], config: Config): Promise<SlotsResult> {
   const inspected: { slot: InspectedSlot; config: ConfigLayer[] }[] = [];
+  const slotDevices = devices.filter((device) => roleOf(device.label, config) !== undefined && device.fsType === config.slot.fs_type);
+  // the one SYSFS is the slot expected to boot; two are a switch cut short, and the repair below picks one
+  const systemSlots = slotDevices.filter((device) => roleOf(device.label, config) === "system");
+  const toKeep = systemSlots.length === 1 ? systemSlots[0]?.device : undefined;
   for (const [index, device] of devices.entries()) {
     const role = roleOf(device.label, config);
-    if (role === undefined || device.label === undefined || device.fsType !== config.slot.fs_type) continue;
+    if (role === undefined || device.label === undefined || !slotDevices.includes(device)) continue;
     const labelled = { ...device, label: device.label };
-    const result = await inspect(system, labelled, role, index, config, await checkFilesystem(system, labelled, config));
+    const fsck = await checkFilesystem(system, labelled, config);
+    const result = await inspect(system, labelled, role, index, config, fsck, device.device === toKeep ? kept : undefined);
     inspected.push(result);
     const summary = summarizeSlot(result.slot);
     const what = summary.version !== undefined ? `version ${summary.version}` : summary.record === "none" ? "no signed record" : "a record that does not verify";
@@ -96,7 +112,7 @@ export async function runSlotsStage(system: System, log: Logger, devices: readon
 
   const slots = inspected.map((entry) => entry.slot);
   const repair = planLabelRepair(slots, config);
-  const { written, failure } = await writeLabels(system, log, repair);
+  const { written, failure } = await writeLabels(system, log, kept, repair);
   if (failure !== undefined) throw new Error(failure);
   const booting = inspected.find((entry) => written.get(entry.slot.device.device) === undefined && entry.slot.role === "system");
   return {

@@ -12,27 +12,36 @@ export type MountStep =
   /** the file must exist before the next step can use it */
   | { readonly kind: "require-file"; readonly path: string; readonly missing: string }
   | { readonly kind: "mount"; readonly request: MountRequest; readonly purpose: string }
+  /** a mount an earlier stage made, recorded as this stage's */
+  | { readonly kind: "record-mount"; readonly request: MountRequest; readonly purpose: string }
   | { readonly kind: "unmount"; readonly target: string }
   | { readonly kind: "copy"; readonly from: string; readonly to: string }
   | { readonly kind: "decompress-xz"; readonly from: string; readonly to: string }
   /** an empty file to bind-mount a file onto */
   | { readonly kind: "create-file"; readonly path: string };
 
-export function slotMountPoint(candidate: BootCandidate): string {
+export function slotMountPoint(candidate: Pick<BootCandidate, "label">): string {
   return `${SLOT_MOUNT}/${candidate.label}`;
 }
 
-/** Pure: the steps that mount one slot's system image at the new root. */
-export function planRootMount(candidate: BootCandidate, config: Config): MountStep[] {
+/** The slot partition, read-only at its mount point; kept mounted into the booted system (INITRD_MOUNT_OPTION). */
+export function slotMountRequest(slot: { readonly device: string; readonly label: string; readonly fsType: string }): MountRequest & { readonly kind: "filesystem" } {
+  return { kind: "filesystem", source: slot.device, target: slotMountPoint(slot), fsType: slot.fsType, options: ["ro", INITRD_MOUNT_OPTION] };
+}
+
+/**
+ * Pure: the steps that mount one slot's system image at the new root.
+ * `mounted` is the slot's partition mount when an earlier stage made it
+ * (boot/kept-slot-mount.ts): it is recorded, not made again.
+ */
+export function planRootMount(candidate: BootCandidate, config: Config, mounted?: MountRequest): MountStep[] {
   const slotDir = slotMountPoint(candidate);
   const image = `${slotDir}/${config.slot.image}`;
+  const purpose = `${candidate.label} slot partition`;
+  const slotMount: MountStep[] =
+    mounted === undefined ? [{ kind: "mkdir", path: slotDir }, { kind: "mount", request: slotMountRequest(candidate), purpose }] : [{ kind: "record-mount", request: mounted, purpose }];
   return [
-    { kind: "mkdir", path: slotDir },
-    {
-      kind: "mount",
-      request: { kind: "filesystem", source: candidate.device, target: slotDir, fsType: candidate.fsType, options: ["ro", INITRD_MOUNT_OPTION] },
-      purpose: `${candidate.label} slot partition`,
-    },
+    ...slotMount,
     { kind: "require-file", path: image, missing: `${candidate.label} on ${candidate.device} has no system image ${config.slot.image} (slot.image)` },
     {
       kind: "mount",

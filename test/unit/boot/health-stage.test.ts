@@ -127,7 +127,8 @@ describe("health at boot", () => {
 
   test("a slot the slots stage could not inspect still boots, unchecked", async () => {
     const fake = machine({ health: { attempts: 9, markedGood: false, cleanShutdown: false } });
-    fake.failingMountTargets.add("/run/controller/inspect/0");
+    // SYSFS is read where it will boot from (kept-slot-mount.ts): only that first mount fails
+    fake.mountFailuresLeft.set("/run/controller/slots/SYSFS", 1);
     fake.failingMountTargets.add("/run/controller/inspect/1");
     const { report } = await boot(fake);
     expect(report.outcome).toBe("handed-off");

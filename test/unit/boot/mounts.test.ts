@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { KeptSlotMount } from "../../../controller/boot/kept-slot-mount.ts";
 import { runMountsStage } from "../../../controller/boot/mounts.ts";
 import { DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { mountArgv } from "../../../controller/system/linux-system.ts";
@@ -21,7 +22,7 @@ describe("the mount command", () => {
 describe("mounts stage", () => {
   test("the aside bind is gone once the tmpfs is seeded", async () => {
     const fake = labMachine();
-    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs], NO_BOOTEXT);
+    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs], NO_BOOTEXT, new KeptSlotMount(fake));
     expect(result.mounts.map((m) => m.target)).toEqual(["/run/controller/slots/SYSFS", "/sysroot", "/sysroot/etc", "/sysroot/tmp", "/sysroot/var/log"]);
     expect(fake.peek("/run/controller/staging/etc")).toBe("<dir>");
     expect(await fake.readdir("/run/controller/staging/etc")).toEqual([]);
@@ -33,7 +34,7 @@ describe("mounts stage", () => {
     fake.failingMountTargets.add("/sysroot/tmp");
     const config = { ...DEFAULT_CONFIG, tmpfs: { ...DEFAULT_CONFIG.tmpfs, "/media": { enabled: true, size: "1m", mode: "0755", seed_from_image: false } } };
     const { log, sink } = memoryLogger();
-    const result = await runMountsStage(fake, log, config, [sysfs], NO_BOOTEXT);
+    const result = await runMountsStage(fake, log, config, [sysfs], NO_BOOTEXT, new KeptSlotMount(fake));
     expect(result.tmpfs.map((t) => [t.path, t.status])).toEqual([
       ["/etc", "mounted"],
       ["/media", "skipped"],
@@ -48,7 +49,7 @@ describe("mounts stage", () => {
     fake.failingMountTargets.add("/run/controller/slots/SYSFS");
     fake.failingMountTargets.add("/run/controller/slots/BACKUPFS");
     const backup = { role: "backup" as const, label: "BACKUPFS", device: "/dev/vda2", fsType: "ext4" };
-    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs, backup], NO_BOOTEXT);
+    const result = await runMountsStage(fake, memoryLogger().log, DEFAULT_CONFIG, [sysfs, backup], NO_BOOTEXT, new KeptSlotMount(fake));
     expect(result.booted).toBeUndefined();
     expect(result.failedSlots.map((f) => f.candidate.label)).toEqual(["SYSFS", "BACKUPFS"]);
     expect(result.tmpfs).toEqual([]);

@@ -1,6 +1,7 @@
 // The update stages over the fake: check, server config, install, switch, and
 // the slots stage that reads records and finishes a switch cut short.
 
+import { KeptSlotMount } from "../../../controller/boot/kept-slot-mount.ts";
 import { describe, expect, test } from "bun:test";
 import type { NetworkResult } from "../../../controller/boot/network.ts";
 import { runSwitchStage } from "../../../controller/boot/slot-switch.ts";
@@ -215,7 +216,7 @@ describe("server-config stage", () => {
 /** The slots stage and the spare plan of a running machine, as the boot would compute them. */
 async function slotsOf(fake: FakeSystem, config = updateConfig()) {
   const { log } = memoryLogger();
-  return runSlotsStage(fake, log, await fake.listBlockDevices(), config);
+  return runSlotsStage(fake, log, new KeptSlotMount(fake), await fake.listBlockDevices(), config);
 }
 
 async function install(fake: FakeSystem, config = updateConfig()) {
@@ -243,7 +244,8 @@ describe("install stage", () => {
     expect(tree["system.squashfs.partial"]).toBeUndefined();
     expect(text).toContain("100% of 0.1 MB");
     expect(text).toContain("written to /dev/vda2 and verified from the disk");
-    expect(fake.mounts).toEqual([]);
+    // the spare is unmounted again; SYSFS stays mounted read-only for the mounts stage (kept-slot-mount.ts)
+    expect(fake.mounts.map((mount) => [mount.source, mount.target, mount.readOnly])).toEqual([["/dev/vda1", "/run/controller/slots/SYSFS", true]]);
   });
 
   test("a slot without room for two images is relabelled DEPRIVED and emptied before the download", async () => {
@@ -500,7 +502,7 @@ describe("switch and repair", () => {
     fake.addDevice({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, installedSlot({ version: "2.0" }));
     const steps = planSwitch({ device: "/dev/vda3", label: "DEPRIVED", fsType: "ext4" }, { device: "/dev/vda1", label: "SYSFS", fsType: "ext4" }, updateConfig());
     const { log } = memoryLogger();
-    const devices = await runSwitchStage(fake, log, steps, await fake.listBlockDevices());
+    const devices = await runSwitchStage(fake, log, steps, await fake.listBlockDevices(), new KeptSlotMount(fake));
     expect(fake.labelChanges).toEqual(["/dev/vda3 DEPRIVED -> SYSFS", "/dev/vda1 SYSFS -> BACKUPFS"]);
     expect(devices.map((device) => device.label)).toEqual(["BACKUPFS", "BACKUPFS", "SYSFS"]);
   });
@@ -513,7 +515,7 @@ describe("switch and repair", () => {
     fake.addTree("/run/held", {});
     await fake.mount({ kind: "filesystem", source: "/dev/vda1", target: "/run/held", fsType: "ext4", options: [] });
     const { log, sink } = memoryLogger();
-    const devices = await runSwitchStage(fake, log, steps, await fake.listBlockDevices());
+    const devices = await runSwitchStage(fake, log, steps, await fake.listBlockDevices(), new KeptSlotMount(fake));
     expect(fake.labelChanges).toEqual(["/dev/vda3 DEPRIVED -> SYSFS"]);
     expect(devices.map((device) => `${device.device} ${device.label}`)).toEqual(["/dev/vda1 SYSFS", "/dev/vda2 BACKUPFS", "/dev/vda3 SYSFS"]);
     expect(sink.text()).toContain("Cannot label /dev/vda1 BACKUPFS: EBUSY: e2label: /dev/vda1 is mounted; the boot goes on with the labels as they are");
@@ -524,7 +526,7 @@ describe("switch and repair", () => {
     fake.addDevice({ device: "/dev/vda1", label: "SYSFS", fsType: "ext4" }, installedSlot({ version: "1.0" }));
     fake.addDevice({ device: "/dev/vda2", label: "SYSFS", fsType: "ext4" }, installedSlot({ version: "2.0" }));
     const { log, sink } = memoryLogger();
-    const result = await runSlotsStage(fake, log, await fake.listBlockDevices(), updateConfig());
+    const result = await runSlotsStage(fake, log, new KeptSlotMount(fake), await fake.listBlockDevices(), updateConfig());
     expect(fake.labelChanges).toEqual(["/dev/vda1 SYSFS -> BACKUPFS"]);
     expect(result.devices.map((device) => device.label)).toEqual(["BACKUPFS", "SYSFS"]);
     expect(result.repairs[0]).toContain("/dev/vda2 (version 2.0) stays SYSFS");
@@ -546,6 +548,7 @@ describe("switch and repair", () => {
       ["server:SYSFS/controller/config.d/50-a.toml", "parsed"],
       ["server:SYSFS/controller/config.d/60-extra.toml", "rejected"],
     ]);
-    expect(fake.mounts).toEqual([]);
+    // BACKUPFS is unmounted again; SYSFS stays mounted read-only for the mounts stage (kept-slot-mount.ts)
+    expect(fake.mounts.map((mount) => [mount.source, mount.target, mount.readOnly])).toEqual([["/dev/vda1", "/run/controller/slots/SYSFS", true]]);
   });
 });
