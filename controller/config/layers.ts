@@ -9,8 +9,8 @@ import { BOOTEXT_MOUNT, INITRAMFS_CONFIG_DIR } from "../system/paths.ts";
 import type { FileType, System } from "../system/system.ts";
 import type { ConfigOverride } from "./cmdline.ts";
 import {
-  checkConfig,
   checkConfigLayer,
+  checkMergedConfig,
   type Config,
   type ConfigLayerValues,
   DEFAULT_CONFIG,
@@ -100,7 +100,11 @@ export function resolveConfig(layers: readonly ConfigLayer[]): ResolvedConfig {
 
 type Merged = { ok: true; config: Config; setPaths: string[][] } | { ok: false; problems: string[] };
 
-/** The config with one layer on top, checked whole: some rules need the layers below (a new tmpfs, distinct labels). */
+/**
+ * The config with one layer on top, checked as a whole: some rules need the
+ * layers below (a new tmpfs, distinct labels). `values` passed checkConfigLayer
+ * (a layer is "parsed" only then), so checkMergedConfig checks the rest.
+ */
 function mergeLayer(config: Config, values: ConfigLayerValues): Merged {
   const candidate: Record<string, unknown> = structuredClone(config);
   const tmpfs = candidate["tmpfs"] as Record<string, unknown>;
@@ -127,7 +131,7 @@ function mergeLayer(config: Config, values: ConfigLayerValues): Merged {
     setLeaf(candidate, path, valueAt(values, path));
     setPaths.push(path);
   }
-  const checked = checkConfig(candidate);
+  const checked = checkMergedConfig(candidate as Config);
   if (!checked.ok) problems.push(...checked.problems);
   return checked.ok && problems.length === 0 ? { ok: true, config: checked.value, setPaths } : { ok: false, problems };
 }

@@ -261,16 +261,19 @@ const SECTION_SHAPES = {
 
 const LABEL_KEYS = Object.keys(labelsShape) as (keyof typeof labelsShape)[];
 
+const labelsSchema = table(labelsShape).superRefine((labels, context) => {
+  // Two roles on one label would make the controller mount one partition as both.
+  LABEL_KEYS.forEach((key, index) => {
+    const earlier = LABEL_KEYS.slice(0, index).find((other) => labels[other] === labels[key]);
+    if (earlier !== undefined) {
+      context.addIssue({ code: "custom", path: [key], message: `a label different from labels.${earlier}` });
+    }
+  });
+});
+
+/** The whole configuration; its type is Config. */
 const configSchema = table({
-  labels: table(labelsShape).superRefine((labels, context) => {
-    // Two roles on one label would make the controller mount one partition as both.
-    LABEL_KEYS.forEach((key, index) => {
-      const earlier = LABEL_KEYS.slice(0, index).find((other) => labels[other] === labels[key]);
-      if (earlier !== undefined) {
-        context.addIssue({ code: "custom", path: [key], message: `a label different from labels.${earlier}` });
-      }
-    });
-  }),
+  labels: labelsSchema,
   slot: table(slotShape),
   boot: table(bootShape),
   timeouts: table(timeoutsShape),
@@ -354,9 +357,21 @@ export function checkConfigLayer(input: unknown): Checked<ConfigLayerValues> {
   return check(configLayerSchema, input);
 }
 
-/** Check a whole merged configuration. */
-export function checkConfig(input: unknown): Checked<Config> {
-  return check(configSchema, input);
+/** The rules of configSchema that span keys, which no single layer's check can see. */
+const crossKeySchema = table({ labels: labelsSchema });
+
+/**
+ * Check a configuration merged from the defaults and layers that each passed
+ * checkConfigLayer. Every value is then one its key accepts, so what is left
+ * of checking it whole against configSchema is the rule across keys (no two
+ * roles on one label), with the same problems in the same words. Checking
+ * only that matters under TCG, where a boot merges over a dozen layers,
+ * twice or three times: the whole check of each cost about 10 ms, and its
+ * first run 130–170 ms.
+ */
+export function checkMergedConfig(input: Config): Checked<Config> {
+  const checked = check(crossKeySchema, { labels: input.labels });
+  return checked.ok ? { ok: true, value: input } : checked;
 }
 
 function check<T>(schema: z.ZodType<T>, input: unknown): Checked<T> {

@@ -13,7 +13,7 @@ import {
   parseConfigLayer,
   resolveConfig,
 } from "../../../controller/config/layers.ts";
-import { checkConfig, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
+import { checkConfigLayer, checkMergedConfig, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
 
 // --- helpers -----------------------------------------------------------------
@@ -118,8 +118,17 @@ const DEFAULT_PROVENANCE_KEYS = [
 // --- the defaults ------------------------------------------------------------
 
 describe("the built-in defaults", () => {
-  test("pass the full schema", () => {
-    expect(checkConfig(DEFAULT_CONFIG)).toEqual({ ok: true, value: DEFAULT_CONFIG });
+  test("pass the full schema: every value its key's check, and the rule across keys", () => {
+    expect(checkConfigLayer(DEFAULT_CONFIG)).toEqual({ ok: true, value: DEFAULT_CONFIG });
+    expect(checkMergedConfig(DEFAULT_CONFIG)).toEqual({ ok: true, value: DEFAULT_CONFIG });
+  });
+
+  test("the rule across keys: two roles on one label, in the words of a whole check", () => {
+    const clash = { ...DEFAULT_CONFIG, labels: { ...DEFAULT_CONFIG.labels, deprived: "SYSFS", bootext: "BACKUPFS" } };
+    expect(checkMergedConfig(clash)).toEqual({
+      ok: false,
+      problems: ['key labels.deprived: expected a label different from labels.system, got "SYSFS"', 'key labels.bootext: expected a label different from labels.backup, got "BACKUPFS"'],
+    });
   });
 
   test("are the result when there is no layer, every key from the defaults", () => {
