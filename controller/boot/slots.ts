@@ -106,7 +106,8 @@ export async function runSlotsStage(system: System, log: Logger, kept: KeptSlotM
     inspected.push(result);
     const summary = summarizeSlot(result.slot);
     const what = summary.version !== undefined ? `version ${summary.version}` : summary.record === "none" ? "no signed record" : "a record that does not verify";
-    log.info(`${summary.label} on ${summary.device}: ${what}; fsck ${result.slot.fsck.result}: ${result.slot.fsck.detail}`);
+    log.info(`${summary.label} on ${summary.device}: ${what}`);
+    log.info(`${summary.label} on ${summary.device}: fsck ${fsck.result}: ${fsck.detail}`);
     if (summary.problem !== undefined) log.warn(summary.problem);
   }
 

@@ -61,7 +61,7 @@ async function bootToEnd(boot: Boot, last = false): Promise<{ markers: TestMarke
 
 /** "BACKUPFS: its journal needs recovery" for each slot the slots stage ran e2fsck on (its console lines), or "none". */
 function e2fsckRuns(console: string): string {
-  const runs = [...console.matchAll(/controller: slots: (\S+) on \S+: [^\n]*; fsck \w+: [^\n]*e2fsck -p[^\n]*, run because ([^\n]*)/g)];
+  const runs = [...console.matchAll(/controller: slots: (\S+) on \S+: fsck \w+: [^\n]*e2fsck -p[^\n]*, run because ([^\n]*)/g)];
   return runs.length === 0 ? "none" : runs.map(([, label, why]) => `${label}: ${why?.trim()}`).join("; ");
 }
 
