@@ -96,13 +96,14 @@ export async function runSlotsStage(system: System, log: Logger, kept: KeptSlotM
   const slotDevices = devices.filter((device) => roleOf(device.label, config) !== undefined && device.fsType === config.slot.fs_type);
   // the one SYSFS is the slot expected to boot; two are a switch cut short, and the repair below picks one
   const systemSlots = slotDevices.filter((device) => roleOf(device.label, config) === "system");
-  const toKeep = systemSlots.length === 1 ? systemSlots[0]?.device : undefined;
+  const toKeep = systemSlots.length === 1 ? systemSlots[0] : undefined;
   for (const [index, device] of devices.entries()) {
     const role = roleOf(device.label, config);
-    if (role === undefined || device.label === undefined || !slotDevices.includes(device)) continue;
+    // every slot device has a role and a label; checking them again narrows their types
+    if (!slotDevices.includes(device) || role === undefined || device.label === undefined) continue;
     const labelled = { ...device, label: device.label };
     const fsck = await checkFilesystem(system, labelled, config);
-    const result = await inspect(system, labelled, role, index, config, fsck, device.device === toKeep ? kept : undefined);
+    const result = await inspect(system, labelled, role, index, config, fsck, device === toKeep ? kept : undefined);
     inspected.push(result);
     const summary = summarizeSlot(result.slot);
     const what = summary.version !== undefined ? `version ${summary.version}` : summary.record === "none" ? "no signed record" : "a record that does not verify";
