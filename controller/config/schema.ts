@@ -4,7 +4,7 @@
 // that tells a person what it expects, so a problem reads
 // `key timeouts.devices_seconds: expected an integer from 1 to 3600, got "ten"`.
 
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { valueAt } from "./value-at.ts";
 
 const HOSTNAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9-]{1,63})*$/;

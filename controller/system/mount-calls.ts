@@ -1,10 +1,11 @@
-// Mount requests as mount(2) calls, so that the Linux system makes most
-// mounts in its own process: under QEMU's TCG every mount(8) run costs 100 ms
-// or more (fork, exec, the dynamic loader and libmount's libraries), and a
-// boot makes about twenty mounts. Loop images too: LOOP_CONFIGURE attaches
-// one to a free loop device in one ioctl. mount(8) stays for what only it
-// does: keeping userspace options such as x-initrd.mount in /run/mount/utab,
-// where the booted system's systemd reads them, and a loop offset or size limit.
+// Mount requests as mount(2) calls, so that the Linux system makes its mounts
+// in its own process: under QEMU's TCG every mount(8) run costs 100 ms or more
+// (fork, exec, the dynamic loader and libmount's libraries), and a boot makes
+// about twenty mounts. Loop images too: LOOP_CONFIGURE attaches one to a free
+// loop device in one ioctl. A userspace option such as x-initrd.mount goes
+// where mount(8) keeps it, a line in /run/mount/utab that the booted system's
+// systemd reads. mount(8) stays for what only it does: a loop offset or size
+// limit, a named loop device, an option for its helpers.
 
 import type { MountRequest } from "./system.ts";
 
@@ -59,18 +60,24 @@ const FLAG_OPTIONS: ReadonlyMap<string, { readonly set: boolean; readonly flag: 
   ["defaults", { set: false, flag: 0 }],
 ]);
 
-/** Options that only mount(8) understands: a loop device to set up, or something it keeps in utab. */
+/** A userspace option, which libmount keeps in utab instead of passing it to the kernel. */
+function isUtabOption(option: string): boolean {
+  return option.startsWith("x-");
+}
+
+/** Options that only mount(8) understands: a loop device to set up, or an option of fstab's or of a mount helper's. */
 function needsMount8(option: string): boolean {
   const name = option.split("=")[0] ?? "";
   return (
-    /^[xX]-/.test(name) ||
+    name.startsWith("X-") ||
     ["loop", "offset", "sizelimit", "encryption", "user", "users", "owner", "group", "auto", "noauto", "nofail", "_netdev", "comment", "helper", "uhelper"].includes(name)
   );
 }
 
 /**
  * The mount(2) calls that carry out a request, in order; undefined when it
- * needs mount(8) (a loop device or a userspace option).
+ * needs mount(8) (a loop device, or an option of its own). A userspace option
+ * (x-) is no call's: utabEntry records it.
  */
 export function mountCalls(request: MountRequest): MountCall[] | undefined {
   if (request.kind === "bind") {
@@ -82,6 +89,7 @@ export function mountCalls(request: MountRequest): MountCall[] | undefined {
   let flags = 0;
   const data: string[] = [];
   for (const option of request.options) {
+    if (isUtabOption(option)) continue;
     const generic = FLAG_OPTIONS.get(option);
     if (generic === undefined) data.push(option);
     else flags = generic.set ? flags | generic.flag : flags & ~generic.flag;
@@ -94,7 +102,7 @@ export function mountCalls(request: MountRequest): MountCall[] | undefined {
  * loop device with the LOOP_CONFIGURE ioctl, then mount(2) of that device.
  * `call` is the mount(2) call once the device is known. Undefined when the
  * request is no loop mount, or asks for what only mount(8) does (an offset, a
- * size limit, an x- option kept in utab).
+ * size limit) or for a utab entry, whose source mount(8) names its own way.
  */
 export interface LoopMount {
   readonly file: string;
@@ -103,7 +111,7 @@ export interface LoopMount {
 }
 
 export function loopMount(request: MountRequest): LoopMount | undefined {
-  if (request.kind !== "filesystem" || !request.options.includes("loop")) return undefined;
+  if (request.kind !== "filesystem" || !request.options.includes("loop") || request.options.some(isUtabOption)) return undefined;
   // mountCalls leaves out what only mount(8) does among the other options
   const [call] = mountCalls({ ...request, options: request.options.filter((option) => option !== "loop") }) ?? [];
   if (call === undefined) return undefined;
@@ -173,11 +181,36 @@ export function remountCall(mountinfo: string, target: string, readOnly: boolean
   return { source: "", target, fsType: "", flags, data: "" };
 }
 
+/** A path or option list as libmount writes it into utab: space, tab, newline and backslash as octal escapes. */
+function mangle(text: string): string {
+  return text.replace(/[ \t\n\\]/g, (char) => `\\${char.charCodeAt(0).toString(8).padStart(3, "0")}`);
+}
+
 /**
- * Whether mount(8) keeps an entry for `target` in /run/mount/utab (`utab` is
- * its content): such a mount must be unmounted by umount(8), which removes the
- * entry, or the booted system would see options of a mount that is gone.
+ * The line mount(8) adds to /run/mount/utab for a filesystem mounted with
+ * userspace options, in libmount's format; undefined when the request has
+ * none. ROOT is "/": the whole filesystem, as for every mount but a bind.
  */
+export function utabEntry(request: MountRequest): string | undefined {
+  if (request.kind !== "filesystem") return undefined;
+  const options = request.options.filter(isUtabOption);
+  if (options.length === 0) return undefined;
+  return `SRC=${mangle(request.source)} TARGET=${mangle(request.target)} ROOT=/ OPTS=${mangle(options.join(","))}\n`;
+}
+
+/** Whether a utab line is the entry of the mount at `target`. */
+function isEntryOf(line: string, target: string): boolean {
+  return line.split(" ").some((field) => field.startsWith("TARGET=") && unescapeMountinfo(field.slice("TARGET=".length)) === target);
+}
+
+/** Whether /run/mount/utab (`utab` is its content) has an entry for `target`, which an unmount must take out with it. */
 export function inUtab(utab: string, target: string): boolean {
-  return utab.split("\n").some((line) => line.split(" ").some((field) => field.startsWith("TARGET=") && unescapeMountinfo(field.slice("TARGET=".length)) === target));
+  return utab.split("\n").some((line) => isEntryOf(line, target));
+}
+
+/** utab without the entry of the mount at `target`: the last one, the mount on top, as umount(8) takes it out. */
+export function withoutUtabEntry(utab: string, target: string): string {
+  const lines = utab.split("\n");
+  const last = lines.findLastIndex((line) => isEntryOf(line, target));
+  return last < 0 ? utab : [...lines.slice(0, last), ...lines.slice(last + 1)].join("\n");
 }

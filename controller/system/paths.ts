@@ -18,6 +18,8 @@ export const PROC_SELF_MOUNTINFO = "/proc/self/mountinfo";
 
 /** Where mount(8) keeps the userspace options of its mounts, such as x-initrd.mount. */
 export const RUN_MOUNT_UTAB = "/run/mount/utab";
+/** libmount's lock on utab: whoever changes utab holds flock(LOCK_EX) on this file. */
+export const RUN_MOUNT_UTAB_LOCK = "/run/mount/utab.lock";
 
 /** The kernel log; every console line is copied here. */
 export const DEV_KMSG = "/dev/kmsg";
@@ -150,7 +152,6 @@ export const TOOLS = {
   setsid: "setsid",
   shell: "sh",
   udevadm: "udevadm",
-  umount: "umount",
   /** squashfs-tools, on the workstation only: `publish` and `verify` look inside an image with it (never in the initramfs). */
   unsquashfs: "unsquashfs",
   xz: "xz",

@@ -4,7 +4,7 @@
 // so a publisher can never write one that a controller would refuse.
 // docs/updates.md tells the repository format and the threats these rules meet.
 
-import { z } from "zod";
+import { z } from "../config/zod.ts";
 import { isHostname } from "../config/schema.ts";
 import { valueAt } from "../config/value-at.ts";
 import { chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";

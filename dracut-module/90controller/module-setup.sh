@@ -217,7 +217,8 @@ install() {
     # back to bun's own sha512, correct but about a third as fast.
     inst_libdir_file "libcrypto.so.3" || dwarn "controller: no libcrypto.so.3 on this machine: images will hash slower; install Debian's libssl3"
 
-    # every tool the controller runs (controller/system/paths.ts TOOLS)
+    # every tool the controller runs (controller/system/paths.ts TOOLS), and those of
+    # the module's own scripts (chmod in the hooks, umount in controller-shutdown.sh)
     inst_multiple chmod cp e2fsck e2label fsfreeze modprobe mount setsid sh udevadm umount xz
 
     # Heddle updates boot with kexec (Debian's kexec-tools). Optional: without it the

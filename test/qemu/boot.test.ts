@@ -83,7 +83,8 @@ async function expectStandardBoot(flavour: Flavour) {
     for (const stage of STAGES) expect(console).toMatch(new RegExp(`controller: ${stage}: `));
     expect(markers.kmsgControllerLines).toBeGreaterThanOrEqual(STAGES.length);
 
-    // The shutdown: mount(8) recorded x-initrd.mount for the slot and BOOTEXT, so a booted
+    // The shutdown: the controller recorded x-initrd.mount for the slot and BOOTEXT in utab, in
+    // libmount's format (mount-calls.ts utabEntry), so a booted
     // systemd leaves them mounted until its end; then the test init, as systemd-shutdown does,
     // runs the shutdown environment in /run/initramfs, which unmounts the root, the slot and
     // BOOTEXT, with nothing failing through power-off.

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { inUtab, LOOP, LOOP_CONFIG_SIZE, loopConfig, loopMount, MS, mountCalls, remountCall } from "../../../controller/system/mount-calls.ts";
+import { inUtab, LOOP, LOOP_CONFIG_SIZE, loopConfig, loopMount, MS, mountCalls, remountCall, utabEntry, withoutUtabEntry } from "../../../controller/system/mount-calls.ts";
 
 describe("mount requests as mount(2) calls", () => {
   test("generic options become flags, the filesystem's own options its data", () => {
@@ -14,10 +14,17 @@ describe("mount requests as mount(2) calls", () => {
     expect(mountCalls({ kind: "filesystem", source: "/dev/vda1", target: "/x", fsType: "ext4", options: [] })?.[0]?.flags).toBe(0);
   });
 
-  test("a loop device or an option kept in utab is left to mount(8)", () => {
+  test("a loop device, or an option of fstab's or of a mount helper's, is left to mount(8)", () => {
     expect(mountCalls({ kind: "filesystem", source: "/s/system.squashfs", target: "/sysroot", fsType: "squashfs", options: ["ro", "loop"] })).toBeUndefined();
-    expect(mountCalls({ kind: "filesystem", source: "/dev/vda3", target: "/b", fsType: "ext4", options: ["rw", "x-initrd.mount"] })).toBeUndefined();
     expect(mountCalls({ kind: "filesystem", source: "/i.img", target: "/b", fsType: "ext4", options: ["loop=/dev/loop3"] })).toBeUndefined();
+    expect(mountCalls({ kind: "filesystem", source: "/dev/vda3", target: "/b", fsType: "ext4", options: ["X-mount.mkdir"] })).toBeUndefined();
+    expect(mountCalls({ kind: "filesystem", source: "/dev/vda3", target: "/b", fsType: "ext4", options: ["nofail"] })).toBeUndefined();
+  });
+
+  test("a userspace option (x-) is no part of the call: utab keeps it", () => {
+    expect(mountCalls({ kind: "filesystem", source: "/dev/vda3", target: "/b", fsType: "ext4", options: ["rw", "x-initrd.mount", "noatime"] })).toEqual([
+      { source: "/dev/vda3", target: "/b", fsType: "ext4", flags: MS.NOATIME, data: "" },
+    ]);
   });
 
   test("a private bind is a bind, then its propagation type on its own", () => {
@@ -89,6 +96,27 @@ describe("remount in place", () => {
 });
 
 describe("utab", () => {
+  test("an entry as libmount writes it, for a filesystem with userspace options only", () => {
+    expect(utabEntry({ kind: "filesystem", source: "/dev/vda1", target: "/run/controller/slots/SYSFS", fsType: "ext4", options: ["ro", "x-initrd.mount"] })).toBe(
+      "SRC=/dev/vda1 TARGET=/run/controller/slots/SYSFS ROOT=/ OPTS=x-initrd.mount\n",
+    );
+    expect(utabEntry({ kind: "filesystem", source: "/dev/vda3", target: "/run/a b", fsType: "ext4", options: ["x-initrd.mount", "rw", "x-a=b\\c"] })).toBe(
+      "SRC=/dev/vda3 TARGET=/run/a\\040b ROOT=/ OPTS=x-initrd.mount,x-a=b\\134c\n",
+    );
+    expect(utabEntry({ kind: "filesystem", source: "/dev/vda3", target: "/b", fsType: "ext4", options: ["rw"] })).toBeUndefined();
+    expect(utabEntry({ kind: "bind", source: "/a", target: "/b" })).toBeUndefined();
+  });
+
+  test("an unmount takes out the target's entry, the last one when it is mounted twice, and leaves the others", () => {
+    const bootext = "SRC=/dev/vda3 TARGET=/run/controller/bootext ROOT=/ OPTS=x-initrd.mount";
+    const slot = "SRC=/dev/vda1 TARGET=/run/a\\040b ROOT=/ OPTS=x-initrd.mount";
+    const again = "SRC=/dev/vda2 TARGET=/run/a\\040b ROOT=/ OPTS=x-initrd.mount";
+    expect(withoutUtabEntry(`${bootext}\n${slot}\n`, "/run/a b")).toBe(`${bootext}\n`);
+    expect(withoutUtabEntry(`${slot}\n${bootext}\n${again}\n`, "/run/a b")).toBe(`${slot}\n${bootext}\n`);
+    expect(withoutUtabEntry(`${bootext}\n`, "/run/controller")).toBe(`${bootext}\n`);
+    expect(withoutUtabEntry("", "/run/controller/bootext")).toBe("");
+  });
+
   test("a target mount(8) keeps an entry for, escaped as libmount writes it", () => {
     const utab = "SRC=/dev/vda3 TARGET=/run/controller/bootext ROOT=/ OPTIONS=x-initrd.mount\nSRC=/dev/vda1 TARGET=/run/a\\040b ROOT=/ OPTIONS=x-initrd.mount\n";
     expect(inUtab(utab, "/run/controller/bootext")).toBe(true);
