@@ -96,6 +96,12 @@ describe("Debian with systemd through the controller", () => {
         const failed = marker(markers, "failed-units");
         const failedUnits = failed === "none" ? [] : (failed ?? "missing").split(",");
         expect(failedUnits.filter((unit) => !allowedFailures.includes(unit))).toEqual([]);
+        // The shutdown: systemd read the slot's x-initrd.mount from the utab entry the controller
+        // wrote (mount-calls.ts utabEntry), so it left the slot its root sits on mounted instead of
+        // failing to unmount it, and the shutdown environment unmounted it at the very end.
+        const shutdown = vm.console().slice(vm.console().indexOf("@@TEST done"));
+        expect(shutdown).not.toMatch(/Failed unmounting|Not all loop devices detached/);
+        expect(shutdown).toContain("controller: shutdown: unmounted /oldsys/run/controller/slots/SYSFS");
       });
     },
     DEBIAN_BOOT_TIMEOUT_MS + DEBIAN_SHUTDOWN_TIMEOUT_MS + 10_000,
