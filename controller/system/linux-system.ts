@@ -378,9 +378,7 @@ export class LinuxSystem implements System {
     mkdirSync(dirname(RUN_MOUNT_UTAB), { recursive: true });
     const lock = libc.lock(RUN_MOUNT_UTAB_LOCK);
     try {
-      const next = `${RUN_MOUNT_UTAB}.controller`;
-      writeFileSync(next, change(readIfThere(RUN_MOUNT_UTAB)), { mode: 0o644 });
-      renameSync(next, RUN_MOUNT_UTAB);
+      await this.writeAtomically(RUN_MOUNT_UTAB, change(readIfThere(RUN_MOUNT_UTAB)));
     } finally {
       libc.close(lock);
     }
