@@ -36,7 +36,7 @@ function machineIdOf(markers: TestMarkers): string | undefined {
 
 /** (a) and (g): SYSFS boots through the controller, whichever dracut flavour runs it. */
 async function expectStandardBoot(flavour: Flavour) {
-  await bootToTestSystem({ flavour, disk: disks.standard, append: "test.cat=/etc/os-release,/run/mount/utab" }, ({ markers, console }) => {
+  await bootToTestSystem({ flavour, disk: disks.standard, append: "test.status test.cat=/etc/os-release,/run/mount/utab" }, ({ markers, console }) => {
     expect(markers.initStarted?.path).toBe("/sbin/init");
     expect(markers.imageId).toBe("system-a");
     // / is the read-only image, loop-mounted from the SYSFS partition

@@ -9,10 +9,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DiskLayout } from "../../qemu-harness/disk.ts";
 import { addGrubFiles, buildGrubDisk, type Firmware, type GrubBootextSpec } from "../../qemu-harness/grub-disk.ts";
-import { ARTIFACTS, requireArtifacts, runFolder, SITE_CONFIG } from "./fixtures.ts";
+import { ARTIFACTS, requireArtifacts, runFolder, SCENARIO_CMDLINE, SITE_CONFIG } from "./fixtures.ts";
 
 /** The command line the -kernel scenarios use (fixtures.ts vmOptions), and /proc/cmdline printed by the test system. */
-export const GRUB_APPEND = "console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline";
+export const GRUB_APPEND = `${SCENARIO_CMDLINE} test.cat=/proc/cmdline`;
 
 export interface GrubDisk {
   readonly layout: DiskLayout;

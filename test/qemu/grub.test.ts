@@ -18,6 +18,7 @@ import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-mark
 import { type Vm, withVm } from "../../qemu-harness/vm.ts";
 import { addRecoveryPair, blankDisk, bootextFile, type FleetRepo, fleetRepo, type MadeDisk, setGrubenv } from "./blank-disk-fixtures.ts";
 import { BOOT_TIMEOUT_MS, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS } from "./fixtures.ts";
+import { GRUB_APPEND } from "./grub-fixtures.ts";
 
 let repo: FleetRepo;
 let bios: MadeDisk;
@@ -87,7 +88,7 @@ describe("a disk scripts/blank-disk made", () => {
       expect(console).toContain("grub: booting active: /Kernel/active-kernel /Kernel/active-initrd");
       // the pair blank-disk wrote has the shell initramfs: no systemd in the initrd
       expect(console).not.toContain("systemd[1]: Running in initrd.");
-      expect(cmdlineOf(markers)).toBe("BOOT_IMAGE=/Kernel/active-kernel console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline");
+      expect(cmdlineOf(markers)).toBe(`BOOT_IMAGE=/Kernel/active-kernel ${GRUB_APPEND}`);
       expect(markers.imageId).toBe("system-a");
       const report = reportOf(markers);
       expect(report.outcome).toBe("handed-off");
@@ -125,7 +126,7 @@ describe("a disk scripts/blank-disk made", () => {
       expect(console).toContain("grub: booting recovery: /Kernel/recovery-kernel /Kernel/recovery-initrd");
       // the recovery pair has the systemd initramfs: the files the recovery links name were the ones booted
       expect(console).toContain("systemd[1]: Running in initrd.");
-      expect(cmdlineOf(markers)).toBe("BOOT_IMAGE=/Kernel/recovery-kernel console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline");
+      expect(cmdlineOf(markers)).toBe(`BOOT_IMAGE=/Kernel/recovery-kernel ${GRUB_APPEND}`);
       expect(markers.imageId).toBe("system-a");
       const report = reportOf(markers);
       expect(report.outcome).toBe("handed-off");

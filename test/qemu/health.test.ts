@@ -98,7 +98,7 @@ describe("health checks and rollback in QEMU", () => {
           expect(marker(markers, "mark-good")).toBe("mark-good skipped");
         });
       }
-      await bootToTestSystem(boot(disk, "test.no_mark_good"), ({ markers, console }) => {
+      await bootToTestSystem(boot(disk, "test.no_mark_good test.status"), ({ markers, console }) => {
         expect(markers.imageId).toBe("system-a");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(ROLLED_BACK);

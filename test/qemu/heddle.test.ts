@@ -15,11 +15,11 @@ import { buildDisk } from "../../qemu-harness/disk.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { ARTIFACTS, type Boot, BOOT_TIMEOUT_MS, bootToTestSystem, requireArtifacts, runFolder, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
+import { ARTIFACTS, type Boot, BOOT_TIMEOUT_MS, bootToTestSystem, requireArtifacts, runFolder, SCENARIO_CMDLINE, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, vmOptions } from "./fixtures.ts";
 
 const FLAVOUR = "shell";
 /** What an update's cmdline file holds besides its name: what vmOptions gives every boot, and the file to print. */
-const UPDATE_CMDLINE = "console=ttyS0 root=controller panic=-1 test.cat=/proc/cmdline";
+const UPDATE_CMDLINE = `${SCENARIO_CMDLINE} test.cat=/proc/cmdline`;
 
 let disk: string;
 

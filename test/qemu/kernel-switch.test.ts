@@ -33,7 +33,7 @@ import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-mark
 import { type VmOptions, withVm } from "../../qemu-harness/vm.ts";
 import { blankDisk, bootextFile, type FleetRepo, markSysfsGood } from "./blank-disk-fixtures.ts";
 import { DEBIAN, marker, publishDebianImages } from "./debian-fixtures.ts";
-import { disklessAppend, NO_NIC_WAIT, runFolder } from "./fixtures.ts";
+import { disklessAppend, NO_NIC_WAIT, runFolder, SCENARIO_CMDLINE } from "./fixtures.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
 /** A K1 boot, the update's download and check, the kexec, a second controller and Debian's systemd, under TCG on a busy host. */
@@ -128,7 +128,7 @@ function kernelBoot(disk: string, append = "", hostPorts?: readonly number[], wr
   return {
     kernel: kernel === "K1" ? DEBIAN.v1Kernel : DEBIAN.v2Kernel,
     initrd: kernel === "K1" ? DEBIAN.v1Initrd : DEBIAN.v2Initrd,
-    append: `console=ttyS0 root=controller panic=-1${append === "" ? "" : ` ${append}`}`,
+    append: `${SCENARIO_CMDLINE}${append === "" ? "" : ` ${append}`}`,
     disks: [disk],
     ...(hostPorts === undefined ? {} : { network: { hostPorts } }),
     ...(writeDisks ? { writeDisks } : {}),

@@ -42,7 +42,7 @@ beforeAll(async () => {
   world = await updateWorld();
   serverUrl = `http://${GUEST_FORWARD_ADDRESS}:${world.server.port}/`;
   pxeDir = join(world.work, "pxe");
-  await runCommand([BUILD_PXE, "--server", serverUrl, "--key", world.publicKey, "--append", "console=ttyS0 panic=-1", "--initramfs", ARTIFACTS.initramfs.shell, pxeDir]);
+  await runCommand([BUILD_PXE, "--server", serverUrl, "--key", world.publicKey, "--append", "console=ttyS0 panic=-1 mitigations=off", "--initramfs", ARTIFACTS.initramfs.shell, pxeDir]);
 
   const huge = join(world.work, "huge.squashfs");
   // a squashfs magic, then 2 GiB of holes: publish takes it, no VM here can hold it

@@ -78,7 +78,7 @@ describe("signed updates in QEMU", () => {
       const disk = join(world.work, "scenario-h.img");
       await copyFile(world.disk, disk);
       let machineId: string | undefined;
-      await bootToTestSystem(online("newer", { disk, writeDisks: true }), ({ markers, console }) => {
+      await bootToTestSystem(online("newer", { disk, writeDisks: true, append: "test.status" }), ({ markers, console }) => {
         expectInstalledAndBooted(markers, console);
         // publish signs chunk hashes: the image was verified chunk by chunk
         expect(reportOf(markers).update.install?.pieces).toBeGreaterThan(1);
