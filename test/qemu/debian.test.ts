@@ -60,7 +60,8 @@ describe("Debian with systemd through the controller", () => {
     "%s %s initramfs: SYSFS holds a debootstrapped Debian; systemd reaches multi-user, marks the slot good, and the markers say which kernel runs",
     async (_name, flavour: Flavour) => {
       const started = Date.now();
-      await withVm(vmOptions({ flavour, disk }), async (vm) => {
+      // test.blame: systemd-analyze blame's slowest units on the console too (here only: it costs seconds)
+      await withVm(vmOptions({ flavour, disk, append: "test.blame" }), async (vm) => {
         await vm.waitFor("@@TEST done", DEBIAN_BOOT_TIMEOUT_MS);
         const upMs = Date.now() - started;
         await vm.waitForExit(DEBIAN_SHUTDOWN_TIMEOUT_MS);
