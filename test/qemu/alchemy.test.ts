@@ -1,7 +1,6 @@
-// Alchemy Linux's kernel command line flags in real boots, two of them, both
-// from shell-services.img (the shell flavour built with controller_services
-// "ssh lldpd": the module leaves the services out by default, and one image
-// serves both tests):
+// Alchemy Linux's kernel command line flags in real boots, from the images
+// built with controller_services "ssh lldpd" (the module leaves the services
+// out by default): shell-services.img, and for ssh also systemd-services.img:
 //  - two NICs: `net` (both get a lease), `lldpd` (runs and
 //    answers lldpcli), a signed `command_url=` (runs; its output on the console
 //    and in the report), and `shell` (a command typed on the serial console,
@@ -100,11 +99,12 @@ function commandLines(console: string): string[] {
   });
 }
 
-/** The boot's options from shell-services.img, which has the flags' services, with this network. */
+/** The boot's options from its flavour's image with the flags' services (shell-services.img, systemd-services.img), with this network. */
 function withServices(boot: Boot, network: VmNetwork): VmOptions {
   const { append } = vmOptions(boot);
-  if (append === undefined) throw new Error("Cannot boot shell-services.img: vmOptions gave no kernel command line");
-  return { kernel: ARTIFACTS.kernel, initrd: ARTIFACTS.initramfsWithServices, append, disks: [boot.disk], network };
+  const initrd = ARTIFACTS.initramfsWithServices[boot.flavour];
+  if (append === undefined) throw new Error(`Cannot boot ${initrd}: vmOptions gave no kernel command line`);
+  return { kernel: ARTIFACTS.kernel, initrd, append, disks: [boot.disk], network };
 }
 
 describe("Alchemy's flags", () => {
@@ -158,13 +158,14 @@ describe("Alchemy's flags", () => {
     SCENARIO_TIMEOUT_MS + STEP_TIMEOUT_MS,
   );
 
-  test(
-    "ssh with a signed ssh_keys_url: the host logs in through hostfwd and says continue; an unsigned command_url is refused",
-    async () => {
+  // dropbear under both inits: in the systemd initrd the controller (and the dropbear it starts) run in a unit
+  test.each([["shell"], ["systemd"]] as const)(
+    "ssh (%s initramfs) with a signed ssh_keys_url: the host logs in through hostfwd and says continue; an unsigned command_url is refused",
+    async (flavour) => {
       const disks = await scenarioDisks();
       const sshPort = await freePort();
       const boot: Boot = {
-        flavour: "shell",
+        flavour,
         disk: disks.standard,
         append:
           `ssh ssh_keys_url=${url("keys")} command_url=${url("unsigned.sh")} ` +

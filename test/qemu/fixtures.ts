@@ -23,8 +23,8 @@ const BUILD = join(REPO, "build");
 export const ARTIFACTS = {
   kernel: join(BUILD, "kernel/vmlinuz"),
   initramfs: { shell: join(BUILD, "initramfs/shell.img"), systemd: join(BUILD, "initramfs/systemd.img") },
-  /** shell.img with the ssh and lldpd services (the module leaves them out by default): for the tests of those flags */
-  initramfsWithServices: join(BUILD, "initramfs/shell-services.img"),
+  /** both flavours with the ssh and lldpd services (the module leaves them out by default): for the tests of those flags */
+  initramfsWithServices: { shell: join(BUILD, "initramfs/shell-services.img"), systemd: join(BUILD, "initramfs/systemd-services.img") },
   systemA: join(BUILD, "images/system-a.squashfs"),
   systemB: join(BUILD, "images/system-b.squashfs"),
   /** published as a new version by the update scenarios */
@@ -105,7 +105,7 @@ export function disklessAppend(serverPort: number, publicKey: string): string {
 }
 
 export async function requireArtifacts(): Promise<void> {
-  const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ARTIFACTS.initramfsWithServices, ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.systemC, ARTIFACTS.controller];
+  const all = [ARTIFACTS.kernel, ...Object.values(ARTIFACTS.initramfs), ...Object.values(ARTIFACTS.initramfsWithServices), ARTIFACTS.systemA, ARTIFACTS.systemB, ARTIFACTS.systemC, ARTIFACTS.controller];
   for (const path of all) {
     try {
       await access(path);
