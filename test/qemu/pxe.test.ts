@@ -17,7 +17,7 @@ import { runCommand } from "../../qemu-harness/command.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
-import { ARTIFACTS, BOOT_TIMEOUT_MS, disklessAppend, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS } from "./fixtures.ts";
+import { ARTIFACTS, BOOT_TIMEOUT_MS, disklessAppend, SCENARIO_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, TCG_KERNEL_PARAMS } from "./fixtures.ts";
 import { type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 const BUILD_PXE = resolve(import.meta.dir, "../../scripts/build-pxe");
@@ -42,7 +42,7 @@ beforeAll(async () => {
   world = await updateWorld();
   serverUrl = `http://${GUEST_FORWARD_ADDRESS}:${world.server.port}/`;
   pxeDir = join(world.work, "pxe");
-  await runCommand([BUILD_PXE, "--server", serverUrl, "--key", world.publicKey, "--append", "console=ttyS0 panic=-1 mitigations=off", "--initramfs", ARTIFACTS.initramfs.shell, pxeDir]);
+  await runCommand([BUILD_PXE, "--server", serverUrl, "--key", world.publicKey, "--append", `console=ttyS0 panic=-1 ${TCG_KERNEL_PARAMS}`, "--initramfs", ARTIFACTS.initramfs.shell, pxeDir]);
 
   const huge = join(world.work, "huge.squashfs");
   // a squashfs magic, then 2 GiB of holes: publish takes it, no VM here can hold it
