@@ -13,6 +13,15 @@ export interface QueuedFile {
   readonly vms: number;
 }
 
+/**
+ * Whether a test file boots the Debian test images (scripts/build-debian-images),
+ * which scripts/test builds beside the first QEMU files: those reach them through
+ * test/qemu/debian-fixtures.ts, so a file importing it waits for that build.
+ */
+export function bootsDebianImages(source: string): boolean {
+  return /^import [^;]* from "\.\/debian-fixtures\.ts";/m.test(source);
+}
+
 export interface FileEstimate {
   readonly expectedSeconds: number;
   readonly vms: number;
@@ -60,13 +69,13 @@ export function queueLongestFirst(paths: readonly string[], estimates: Readonly<
 }
 
 /**
- * The file to start now, if any: the head of the queue once there are VMs free
- * for it (a file wanting more VMs than the machine runs gets them all). The
- * head is never passed over, so a file wanting two VMs is not starved by
- * short files that fit in one.
+ * The file to start now, if any: the first of the queue that is not held (its
+ * images still building) once there are VMs free for it (a file wanting more
+ * VMs than the machine runs gets them all). That file is never passed over, so
+ * a file wanting two VMs is not starved by short files that fit in one.
  */
-export function nextToStart(queue: readonly QueuedFile[], freeVms: number, maxVms: number): QueuedFile | undefined {
-  const head = queue[0];
+export function nextToStart(queue: readonly QueuedFile[], freeVms: number, maxVms: number, held: (file: QueuedFile) => boolean = () => false): QueuedFile | undefined {
+  const head = queue.find((file) => !held(file));
   if (head === undefined) return undefined;
   return Math.min(head.vms, maxVms) <= freeVms ? head : undefined;
 }

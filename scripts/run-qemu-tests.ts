@@ -5,7 +5,12 @@
 // whole when the file ends (with its wall time), so two files' lines never mix;
 // the last line is the total, "N passed, N failed". Exits 1 when any file fails.
 //
-//   bun scripts/run-qemu-tests.ts [--vms N] [--logs DIR] [FILE...]
+// With --debian-images-job DIR (scripts/test), the Debian test images are still
+// building in the background, in a folder that holds the job's pid, its log and,
+// once it has ended, its exit-code: the files that boot those images wait for
+// it, and are failed with its log if it failed; the others start at once.
+//
+//   bun scripts/run-qemu-tests.ts [--vms N] [--logs DIR] [--debian-images-job DIR] [FILE...]
 //   (default: every test/qemu/*.test.ts, 2 VMs, logs in build/qemu-test-logs)
 
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
@@ -13,23 +18,47 @@ import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
 import { RUN_OWNER_ENV } from "../qemu-harness/run-folder.ts";
-import { type FileResult, failuresOf, formatDuration, nextToStart, parseBunCounts, type QueuedFile, queueLongestFirst, summary } from "../qemu-harness/test-queue.ts";
+import { bootsDebianImages, type FileResult, failuresOf, formatDuration, nextToStart, parseBunCounts, type QueuedFile, queueLongestFirst, summary } from "../qemu-harness/test-queue.ts";
 
 const REPO = resolve(import.meta.dir, "..");
 const DEFAULT_LOG_DIR = join(REPO, "build/qemu-test-logs");
 const DEFAULT_VMS = 2;
 
-function options(): { vms: number; logDir: string; files: string[] } {
+function options(): { vms: number; logDir: string; files: string[]; debianImagesJob: string | undefined } {
   const { values, positionals } = parseArgs({
     args: process.argv.slice(2),
-    options: { vms: { type: "string" }, logs: { type: "string" } },
+    options: { vms: { type: "string" }, logs: { type: "string" }, "debian-images-job": { type: "string" } },
     allowPositionals: true,
   });
   const vmsText = values.vms ?? String(DEFAULT_VMS);
   if (!/^[1-9]\d*$/.test(vmsText)) throw new Error(`Cannot use --vms ${JSON.stringify(vmsText)}: expected a whole number of at least 1`);
   const files = positionals.length > 0 ? positionals.map((file) => resolve(file)) : [...new Bun.Glob("test/qemu/*.test.ts").scanSync({ cwd: REPO, absolute: true })];
   if (files.length === 0) throw new Error(`Cannot run the QEMU tests: no test/qemu/*.test.ts in ${REPO}`);
-  return { vms: Number(vmsText), logDir: resolve(values.logs ?? DEFAULT_LOG_DIR), files };
+  const job = values["debian-images-job"];
+  return { vms: Number(vmsText), logDir: resolve(values.logs ?? DEFAULT_LOG_DIR), files, debianImagesJob: job === undefined ? undefined : resolve(job) };
+}
+
+type JobState = { readonly ended: false } | { readonly ended: true; readonly failure: string | undefined };
+
+/** Where the background build of the Debian images stands, from its folder (see the top of this file). */
+function debianImagesJobState(dir: string): JobState {
+  const read = (name: string) => {
+    try {
+      return readFileSync(join(dir, name), "utf8").trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const exitCode = read("exit-code");
+  if (exitCode !== undefined) return { ended: true, failure: exitCode === "0" ? undefined : `scripts/build-debian-images exited with code ${exitCode}` };
+  const pid = Number(read("pid"));
+  if (!Number.isInteger(pid) || pid <= 0) return { ended: false };
+  try {
+    process.kill(pid, 0);
+    return { ended: false };
+  } catch {
+    return { ended: true, failure: `scripts/build-debian-images (pid ${pid}) ended without writing ${join(dir, "exit-code")}` };
+  }
 }
 
 const running = new Set<Subprocess>();
@@ -74,17 +103,26 @@ async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
 }
 
 async function main(): Promise<number> {
-  const { vms, logDir, files } = options();
+  const { vms, logDir, files, debianImagesJob } = options();
   mkdirSync(logDir, { recursive: true });
   const queue = queueLongestFirst(files);
+  const bootingDebian = new Set(queue.filter((file) => bootsDebianImages(readFileSync(file.path, "utf8"))).map((file) => file.path));
   say(`${queue.length} QEMU test files, ${vms} VMs at a time, longest first: ${queue.map((file) => basename(file.path)).join(", ")}`);
   const started = performance.now();
   const results: FileResult[] = [];
   let freeVms = vms;
+  let debianImages: JobState = { ended: true, failure: undefined };
+  if (debianImagesJob !== undefined) {
+    debianImages = debianImagesJobState(debianImagesJob);
+    if (!debianImages.ended && bootingDebian.size > 0) {
+      say(`held until the Debian test images are built: ${[...bootingDebian].map((path) => basename(path)).join(", ")}`);
+    }
+  }
   await new Promise<void>((done) => {
     const startWhatFits = () => {
-      for (let file = nextToStart(queue, freeVms, vms); file !== undefined; file = nextToStart(queue, freeVms, vms)) {
-        queue.shift();
+      const held = (file: QueuedFile) => !debianImages.ended && bootingDebian.has(file.path);
+      for (let file = nextToStart(queue, freeVms, vms, held); file !== undefined; file = nextToStart(queue, freeVms, vms, held)) {
+        queue.splice(queue.indexOf(file), 1);
         const taken = Math.min(file.vms, vms);
         freeVms -= taken;
         void runFile(file, logDir).then((result) => {
@@ -95,6 +133,36 @@ async function main(): Promise<number> {
         });
       }
     };
+    /** Once the job has ended: its log, whole; if it failed, the files waiting for it fail without running. */
+    const jobEnded = (job: string, state: JobState & { ended: true }) => {
+      const log = join(job, "log");
+      let text = "(no log was written)";
+      try {
+        text = readFileSync(log, "utf8").trimEnd();
+      } catch {}
+      const verdict = state.failure === undefined ? "built" : `NOT built: ${state.failure}`;
+      process.stderr.write(`\n==> Debian test images ${verdict}, ${formatDuration((performance.now() - started) / 1000)} into the QEMU tests (log: ${log})\n${text}\n==> end of the Debian test images' log\n\n`);
+      if (state.failure === undefined) return;
+      for (const file of queue.filter((queued) => bootingDebian.has(queued.path))) {
+        queue.splice(queue.indexOf(file), 1);
+        say(`${relative(REPO, file.path)}: FAILED, not run: it boots the Debian test images, which did not build (${state.failure}; their log is above)`);
+        results.push({ path: file.path, exitCode: 1, seconds: 0, counts: undefined });
+      }
+      if (results.length === files.length) done();
+    };
+    if (debianImagesJob !== undefined) {
+      if (debianImages.ended) jobEnded(debianImagesJob, debianImages);
+      else {
+        const poll = setInterval(() => {
+          const state = debianImagesJobState(debianImagesJob);
+          if (!state.ended) return;
+          clearInterval(poll);
+          debianImages = state;
+          jobEnded(debianImagesJob, state);
+          startWhatFits();
+        }, 2000);
+      }
+    }
     startWhatFits();
   });
   const lines = summary(results, (performance.now() - started) / 1000, vms);

@@ -13,13 +13,14 @@
 
 import { beforeAll, describe, expect, test } from "bun:test";
 import { access, mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { buildDisk } from "../../qemu-harness/disk.ts";
-import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
+import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
+import { DEBIAN, marker } from "./debian-fixtures.ts";
 import { type Flavour, runFolder, SITE_CONFIG, vmOptions } from "./fixtures.ts";
 
-const DEBIAN_IMAGE = resolve(import.meta.dir, "../../build/images/debian-1.0.squashfs");
+const DEBIAN_IMAGE = DEBIAN.v1;
 /**
  * To the markers: 176-212 s here with other VMs on the host (systemd's userspace alone
  * 2 min 12 s, the guest losing the CPU for up to 15 s at a time); a margin above that.
@@ -33,7 +34,7 @@ beforeAll(async () => {
   try {
     await access(DEBIAN_IMAGE);
   } catch {
-    throw new Error(`Cannot run the Debian scenario: ${DEBIAN_IMAGE} is missing; run scripts/build-debian-image build/images debian-1.0 dist/controller`);
+    throw new Error(`Cannot run the Debian scenario: ${DEBIAN_IMAGE} is missing; run scripts/build-debian-images`);
   }
   const work = await runFolder();
   const sysfs = join(work, "debian-sysfs");
@@ -46,11 +47,6 @@ beforeAll(async () => {
   disk = join(work, "debian.img");
   await buildDisk({ path: disk, partitions: [{ label: "SYSFS", sizeMiB, content: sysfs }, { label: "BOOTEXT", sizeMiB: 16, content: bootext }] });
 }, 180_000);
-
-/** The text after "@@TEST NAME " on the first such line, or undefined. */
-function marker(markers: TestMarkers, name: string): string | undefined {
-  return markers.lines.find((line) => line.startsWith(`${name} `))?.slice(name.length + 1);
-}
 
 describe("Debian with systemd through the controller", () => {
   // The systemd initrd (it loads autofs4 itself, and it stays loaded). The same on dracut's shell

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { ESTIMATES, failuresOf, type FileResult, formatDuration, nextToStart, parseBunCounts, queueLongestFirst, summary, UNKNOWN_FILE } from "../../../qemu-harness/test-queue.ts";
+import { bootsDebianImages, ESTIMATES, failuresOf, type FileResult, formatDuration, nextToStart, parseBunCounts, queueLongestFirst, summary, UNKNOWN_FILE } from "../../../qemu-harness/test-queue.ts";
 
 const RUNNER = resolve(import.meta.dir, "../../../scripts/run-qemu-tests.ts");
 
@@ -43,6 +43,32 @@ describe("nextToStart", () => {
 
   test("with fewer VMs allowed than a file runs, it gets them all", () => {
     expect(nextToStart([powerCut], 1, 1)).toBe(powerCut);
+  });
+
+  test("a held file (its images still building) is passed over; the first one not held is not", () => {
+    const kernelPowerCut = { path: "kernel-power-cut.test.ts", expectedSeconds: 400, vms: 2 };
+    const held = (file: { path: string }) => file.path === kernelPowerCut.path;
+    expect(nextToStart([kernelPowerCut, boot], 1, 2, held)).toBe(boot);
+    expect(nextToStart([kernelPowerCut, powerCut, boot], 1, 2, held)).toBeUndefined();
+    expect(nextToStart([kernelPowerCut], 2, 2, held)).toBeUndefined();
+    expect(nextToStart([kernelPowerCut, boot], 2, 2, () => false)).toBe(kernelPowerCut);
+  });
+});
+
+describe("bootsDebianImages", () => {
+  test("a file importing debian-fixtures.ts waits for the Debian images; a comment naming it does not make one", () => {
+    expect(bootsDebianImages('import { expect } from "bun:test";\nimport { DEBIAN, marker } from "./debian-fixtures.ts";\n')).toBe(true);
+    expect(bootsDebianImages('// the images (debian-fixtures.ts) carry their own kernel\nimport { ARTIFACTS } from "./fixtures.ts";\n')).toBe(false);
+    expect(bootsDebianImages('import { x } from "../other/debian-fixtures.ts";\n')).toBe(false);
+  });
+
+  test("the repository's files: those that boot debian-1.0 or debian-2.0, and no other", async () => {
+    const dir = resolve(import.meta.dir, "../../qemu");
+    const booting = [];
+    for (const name of [...new Bun.Glob("*.test.ts").scanSync({ cwd: dir })].sort()) {
+      if (bootsDebianImages(await Bun.file(join(dir, name)).text())) booting.push(name);
+    }
+    expect(booting).toEqual(["debian.test.ts", "kernel-power-cut.test.ts", "kernel-switch.test.ts"]);
   });
 });
 
@@ -100,6 +126,8 @@ describe("scripts/run-qemu-tests", () => {
     await file("runner-a-passes.test.ts", 'test("a", async () => { await Bun.sleep(300); expect(1).toBe(1); });');
     await file("runner-b-fails.test.ts", 'test("b1", () => expect(1).toBe(1));\ntest("b2", async () => { await Bun.sleep(300); expect(1).toBe(2); });');
     await file("runner-c-crashes.test.ts", 'throw new Error("fixture missing");');
+    await writeFile(join(dir, "debian-fixtures.ts"), "export const DEBIAN = { v1: 'debian-1.0.squashfs' };\n");
+    await file("runner-d-boots-debian.test.ts", 'import { DEBIAN } from "./debian-fixtures.ts";\ntest("d", () => expect(DEBIAN.v1).toContain("debian"));');
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -130,6 +158,56 @@ describe("scripts/run-qemu-tests", () => {
     const events = output.split("\n").filter((line) => /^==> (start |.*runner-.*: \d+m?\d*s, )/.test(line));
     expect(events.map((line) => line.startsWith("==> start "))).toEqual([true, false, true, false]);
     expect(output.trimEnd().split("\n").at(-1)).toBe("2 passed, 1 failed");
+  }, 60_000);
+
+  /** A job folder as scripts/test makes it for the Debian images, whose build ends after `endsAfterMs` with `exitCode`. */
+  async function debianJob(name: string, exitCode: number, endsAfterMs: number): Promise<string> {
+    const job = join(dir, name);
+    await mkdir(job, { recursive: true });
+    await writeFile(join(job, "pid"), String(process.pid));
+    setTimeout(() => {
+      void writeFile(join(job, "log"), `==> debootstrap bookworm\n${exitCode === 0 ? "" : "ERROR: debootstrap failed\n"}`).then(() => writeFile(join(job, "exit-code"), `${exitCode}\n`));
+    }, endsAfterMs);
+    return job;
+  }
+
+  test("--debian-images-job: a file importing debian-fixtures.ts starts once the images are built, the others at once", async () => {
+    const job = await debianJob("job-builds", 0, 1500);
+    const { exitCode, output } = await run("--debian-images-job", job, join(dir, "runner-d-boots-debian.test.ts"), join(dir, "runner-a-passes.test.ts"));
+    expect(exitCode).toBe(0);
+    expect(output).toContain("held until the Debian test images are built: runner-d-boots-debian.test.ts\n");
+    const order = output.split("\n").filter((line) => /^==> (start |Debian test images )/.test(line));
+    expect(order.map((line) => line.replace(/, \d+s into .*| \(log: .*|[^ ]*(runner-\w)[^ ]*/g, "$1"))).toEqual([
+      "==> start runner-a",
+      "==> Debian test images built",
+      "==> start runner-d",
+    ]);
+    expect(output).toContain("==> debootstrap bookworm\n==> end of the Debian test images' log");
+    expect(output.trimEnd().split("\n").at(-1)).toBe("2 passed, 0 failed");
+  }, 60_000);
+
+  test("--debian-images-job: when the images did not build, the files booting them fail unrun, with the build's log", async () => {
+    const job = await debianJob("job-fails", 1, 0);
+    await Bun.sleep(200);
+    const { exitCode, output } = await run("--debian-images-job", job, join(dir, "runner-d-boots-debian.test.ts"), join(dir, "runner-a-passes.test.ts"));
+    expect(exitCode).toBe(1);
+    expect(output).toContain("==> Debian test images NOT built: scripts/build-debian-images exited with code 1");
+    expect(output).toContain("ERROR: debootstrap failed\n==> end of the Debian test images' log");
+    expect(output).toMatch(/runner-d-boots-debian\.test\.ts: FAILED, not run: it boots the Debian test images, which did not build/);
+    expect(output).not.toContain("start " + join(dir, "runner-d"));
+    expect(output.trimEnd().split("\n").at(-1)).toBe("1 passed, 1 failed");
+  }, 60_000);
+
+  test("--debian-images-job: a build that died without an exit code fails the files waiting for it instead of hanging", async () => {
+    const job = join(dir, "job-died");
+    await mkdir(job, { recursive: true });
+    const dead = Bun.spawn(["true"]);
+    await dead.exited;
+    await writeFile(join(job, "pid"), String(dead.pid));
+    const { exitCode, output } = await run("--debian-images-job", job, join(dir, "runner-d-boots-debian.test.ts"));
+    expect(exitCode).toBe(1);
+    expect(output).toContain(`scripts/build-debian-images (pid ${dead.pid}) ended without writing`);
+    expect(output.trimEnd().split("\n").at(-1)).toBe("0 passed, 1 failed");
   }, 60_000);
 
   test("a bad --vms is refused with what was expected", async () => {
