@@ -98,10 +98,23 @@ export const OVMF_IMAGE = "/usr/share/ovmf/OVMF.fd";
 export type VmOptions = VmBoot & VmDevices;
 
 export interface VmDevices {
-  /** Raw disk images, attached as virtio-blk in this order: /dev/vda, /dev/vdb, ... */
+  /** Disk images, attached as virtio-blk in this order: /dev/vda, /dev/vdb, ... */
   readonly disks?: readonly string[];
+  /**
+   * The disks' format: "raw" (the default) or "qcow2", the one QEMU keeps a VM's
+   * saved state in (savevm, for Vm.saveState and resumeState).
+   */
+  readonly diskFormat?: "raw" | "qcow2";
   /** Let the guest's writes reach the disk files. By default they go to a throw-away overlay (snapshot=on). */
   readonly writeDisks?: boolean;
+  /** A unix socket for QEMU's human monitor, which Vm.saveState talks to. */
+  readonly monitorSocket?: string;
+  /**
+   * Start from the VM state saved under this name in the qcow2 disks (QEMU's
+   * -loadvm): the guest goes on from the instant it was saved instead of
+   * booting. The rest of the options must be those of the VM that saved it.
+   */
+  readonly resumeState?: string;
   readonly memoryMiB?: number;
   /** No network unless given. */
   readonly network?: VmNetwork;
@@ -151,10 +164,21 @@ export function qemuArgv(options: VmOptions): string[] {
     ...withPxe(networkArgs(options.network), options.pxe),
     ...(options.disks ?? []).flatMap((disk) => [
       "-drive",
-      `file=${optionValue(disk)},format=raw,if=virtio,snapshot=${options.writeDisks === true ? "off" : "on"}`,
+      `file=${optionValue(disk)},format=${options.diskFormat ?? "raw"},if=virtio,snapshot=${options.writeDisks === true ? "off" : "on"}`,
     ]),
+    ...(options.monitorSocket === undefined ? [] : ["-monitor", `unix:${optionValue(options.monitorSocket)},server=on,wait=off`]),
+    ...(options.resumeState === undefined ? [] : resumeArgs(options, options.resumeState)),
     ...bootArgs(options),
   ];
+}
+
+/** QEMU saves a VM's state into its qcow2 disks, written to: the VM that resumes it needs the same. */
+function resumeArgs(options: VmOptions, name: string): string[] {
+  if (options.diskFormat !== "qcow2" || options.writeDisks !== true || (options.disks ?? []).length === 0) {
+    throw new Error(`Cannot resume the VM state "${name}": it lives in qcow2 disks the VM writes to; give diskFormat "qcow2" and writeDisks`);
+  }
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`Cannot resume the VM state ${JSON.stringify(name)}: expected a name of letters, digits, ".", "_" and "-"`);
+  return ["-loadvm", name];
 }
 
 function bootArgs(options: VmOptions): string[] {

@@ -34,7 +34,7 @@ export interface FileEstimate {
  * its own.
  */
 export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
-  // 16 rows of three boots each, two VMs itself
+  // 16 rows of three boots each (the cut boots resumed from one saved VM state), two VMs itself
   "power-cut.test.ts": { expectedSeconds: 690, vms: 2 },
   "health.test.ts": { expectedSeconds: 315, vms: 1 },
   "update.test.ts": { expectedSeconds: 380, vms: 1 },

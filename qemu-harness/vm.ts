@@ -10,6 +10,7 @@ import type { Subprocess } from "bun";
 import { formatArgv } from "../controller/system/exec.ts";
 import { spawnWithOutputFile } from "./command.ts";
 import { ConsoleText, lastLines } from "./console-text.ts";
+import { monitorCommand } from "./monitor.ts";
 import { pvhKernel } from "./pvh-kernel.ts";
 import { qemuArgv, type VmOptions } from "./qemu-args.ts";
 
@@ -51,6 +52,13 @@ export interface Vm {
   rawConsole(): string;
   /** SIGKILL QEMU (if it still runs) and wait until it is gone. Safe to call any number of times. */
   kill(): Promise<void>;
+  /**
+   * Save the whole VM, memory and devices, into its qcow2 disks under `name`
+   * (the monitor's savevm; the VM pauses meanwhile and then goes on): a VM
+   * started with the same options and resumeState `name` goes on from this instant.
+   * Needs monitorSocket, diskFormat "qcow2" and writeDisks.
+   */
+  saveState(name: string, timeoutMs: number): Promise<void>;
 }
 
 /** A failure that already carries the console and the QEMU command line. */
@@ -204,6 +212,19 @@ export async function startVm(given: VmOptions): Promise<Vm> {
     async kill() {
       if (exitCode === undefined) child.kill("SIGKILL");
       await exited;
+    },
+
+    async saveState(name, timeoutMs) {
+      if (options.monitorSocket === undefined || options.diskFormat !== "qcow2" || options.writeDisks !== true) {
+        throw failure(`Cannot save the VM state "${name}": the VM needs monitorSocket, diskFormat "qcow2" and writeDisks`);
+      }
+      let output: string;
+      try {
+        output = await monitorCommand(options.monitorSocket, `savevm ${name}`, timeoutMs);
+      } catch (error) {
+        throw failure((error as Error).message);
+      }
+      if (/error/i.test(output)) throw failure(`Cannot save the VM state "${name}": QEMU's monitor said: ${output.trim()}`);
     },
   };
 }

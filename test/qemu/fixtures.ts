@@ -212,6 +212,8 @@ export interface Boot {
   readonly hostPorts?: readonly number[];
   /** keep the guest's writes in the disk file, for a scenario of several boots */
   readonly writeDisks?: boolean;
+  /** "raw" unless the disk is a qcow2 file (a power-cut row's, saved-cut-boot.ts) */
+  readonly diskFormat?: "raw" | "qcow2";
 }
 
 export function vmOptions(boot: Boot): VmOptions {
@@ -222,6 +224,7 @@ export function vmOptions(boot: Boot): VmOptions {
     disks: [boot.disk],
     ...(boot.hostPorts === undefined ? {} : { network: { hostPorts: boot.hostPorts } }),
     ...(boot.writeDisks === undefined ? {} : { writeDisks: boot.writeDisks }),
+    ...(boot.diskFormat === undefined ? {} : { diskFormat: boot.diskFormat }),
   };
 }
 

@@ -19,20 +19,23 @@
 // The boot that is cut starts K1 and debian-1.0's initrd with QEMU's -kernel,
 // the same bytes GRUB's active entry holds: the cut point goes on the kernel
 // command line, and GRUB's own command line lives on BOOTEXT, whose state is
-// what the rows test. Every boot after the cut is GRUB's. Two VMs at a time.
+// what the rows test. It resumes a VM state saved once per mode at dracut's
+// pre-mount break, before the controller starts (saved-cut-boot.ts), on a copy
+// of the disk it was saved with. Every boot after the cut is GRUB's, from
+// nothing. Two VMs at a time.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GRUB_DIR, grubenv } from "../../controller/plans/grub-config.ts";
-import { type KernelSwitchCutPoint, KERNEL_SWITCH_CUT_POINTS, cutMarker } from "../../controller/system/cut-points.ts";
-import { runCommand } from "../../qemu-harness/command.ts";
+import { type KernelSwitchCutPoint, KERNEL_SWITCH_CUT_POINTS } from "../../controller/system/cut-points.ts";
 import { addGrubLoader, buildGrubDisk } from "../../qemu-harness/grub-disk.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
 import { hostFile, writeKernelDir } from "../../scripts/disk/kernel-pair.ts";
 import { DEBIAN, publishDebianImages } from "./debian-fixtures.ts";
 import { ARTIFACTS, runFolder, textTable } from "./fixtures.ts";
 import { GRUB_APPEND } from "./grub-fixtures.ts";
+import { cutFromSavedBoot, type SavedCutBoot, saveCutBoot } from "./saved-cut-boot.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
 const PARALLEL_VMS = 2;
@@ -59,7 +62,8 @@ interface World {
   readonly k1: string;
   readonly k2: string;
   readonly work: string;
-  readonly disks: Readonly<Record<Mode, string>>;
+  /** each mode's disk, with the cut boot saved at the break */
+  readonly saved: Readonly<Record<Mode, SavedCutBoot>>;
 }
 
 let world: World;
@@ -96,8 +100,12 @@ beforeAll(async () => {
     ]);
     return path;
   };
-  world = { k1: v1.release, k2: v2.release, work, disks: { reboot: await disk("reboot"), kexec: await disk("kexec") } };
-}, 600_000);
+  // the boot every row's cut resumes: K1 and debian-1.0's initrd, as GRUB's active entry starts them
+  const save = async (mode: Mode) =>
+    saveCutBoot({ kernel: DEBIAN.v1Kernel, initrd: DEBIAN.v1Initrd, append: GRUB_APPEND, disks: [await disk(mode)] }, work, `saved-${mode}`, BOOT_TIMEOUT_MS);
+  const [reboot, kexec] = await Promise.all([save("reboot"), save("kexec")]);
+  world = { k1: v1.release, k2: v2.release, work, saved: { reboot, kexec } };
+}, 600_000 + BOOT_TIMEOUT_MS);
 
 interface Row {
   readonly cut: Cut;
@@ -147,23 +155,18 @@ function lastController(console: string): { kernel?: string; version?: string; h
 }
 
 async function cutAndRecover(cut: Cut): Promise<Row> {
-  const disk = join(world.work, `cut-${cut.mode}-${cut.point}.img`);
-  await runCommand(["cp", "--sparse=always", world.disks[cut.mode], disk]);
+  const disk = join(world.work, `cut-${cut.mode}-${cut.point}.qcow2`);
   const problems: string[] = [];
   const boots: string[] = [];
   let reached = "not reached";
   let ended = "nothing";
   try {
-    const cutBoot = { kernel: DEBIAN.v1Kernel, initrd: DEBIAN.v1Initrd, append: `${GRUB_APPEND} rd.controller.cut=${cut.point}`, disks: [disk], writeDisks: true };
-    await withVm(cutBoot, async (vm) => {
-      await vm.waitFor(cutMarker(cut.point), BOOT_TIMEOUT_MS);
-      await vm.kill();
-      reached = "killed there";
-    });
+    await cutFromSavedBoot(world.saved[cut.mode], disk, cut.point, BOOT_TIMEOUT_MS);
+    reached = "killed there";
     // a switch takes one reboot at most; a third boot would be a loop
     for (let boot = 1; boot <= 3; boot++) {
       const started = performance.now();
-      const { console, rebooted } = await withVm({ fromDisk: true, firmware: "bios", disks: [disk], writeDisks: true }, async (vm) => {
+      const { console, rebooted } = await withVm({ fromDisk: true, firmware: "bios", disks: [disk], diskFormat: "qcow2", writeDisks: true }, async (vm) => {
         const end = await vm.waitFor(new RegExp(`${SYSTEMD_STARTED.source}|${REBOOT_LINE}`), BOOT_TIMEOUT_MS);
         const reset = end[0] === REBOOT_LINE;
         // QEMU runs with -no-reboot: the reset ends this VM, and the next start is the reboot

@@ -42,6 +42,23 @@ describe("qemuArgv", () => {
     ]);
   });
 
+  test("qcow2 disks, a monitor socket, and resuming a saved VM state", () => {
+    const saving = { ...BASE, disks: ["/d/row.qcow2"], diskFormat: "qcow2" as const, writeDisks: true, monitorSocket: "/run/a,b.sock" };
+    expect(valuesOf(qemuArgv(saving), "-drive")).toEqual(["file=/d/row.qcow2,format=qcow2,if=virtio,snapshot=off"]);
+    expect(valuesOf(qemuArgv(saving), "-monitor")).toEqual(["unix:/run/a,,b.sock,server=on,wait=off"]);
+    expect(valuesOf(qemuArgv(BASE), "-monitor")).toEqual([]);
+    expect(valuesOf(qemuArgv(BASE), "-loadvm")).toEqual([]);
+    expect(valuesOf(qemuArgv({ ...saving, resumeState: "before-the-controller" }), "-loadvm")).toEqual(["before-the-controller"]);
+  });
+
+  test("a saved state is resumed only from qcow2 disks the VM writes to, under a plain name", () => {
+    const qcow2 = { ...BASE, disks: ["/d/row.qcow2"], diskFormat: "qcow2" as const, writeDisks: true };
+    expect(() => qemuArgv({ ...qcow2, diskFormat: "raw", resumeState: "s" })).toThrow('Cannot resume the VM state "s": it lives in qcow2 disks the VM writes to');
+    expect(() => qemuArgv({ ...qcow2, writeDisks: false, resumeState: "s" })).toThrow("give diskFormat \"qcow2\" and writeDisks");
+    expect(() => qemuArgv({ ...qcow2, disks: [], resumeState: "s" })).toThrow("it lives in qcow2 disks");
+    expect(() => qemuArgv({ ...qcow2, resumeState: "a b" })).toThrow('Cannot resume the VM state "a b": expected a name of letters, digits');
+  });
+
   test("has no network by default, and restricted user networking with forwarded ports when asked", () => {
     expect(valuesOf(qemuArgv(BASE), "-nic")).toEqual(["none"]);
     const argv = qemuArgv({ ...BASE, network: { hostPorts: [8080, 9000] } });
