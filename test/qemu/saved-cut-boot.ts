@@ -11,7 +11,8 @@
 // killed there. What a row proves comes after: the cut on its own disk, and
 // the boots that follow it, which start from nothing.
 
-import { copyFile } from "node:fs/promises";
+import { copyFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CutPoint, cutMarker } from "../../controller/system/cut-points.ts";
 import { runCommand } from "../../qemu-harness/command.ts";
@@ -47,12 +48,17 @@ export async function saveCutBoot(options: VmOptions, work: string, name: string
     disks: [disk],
     diskFormat: "qcow2",
     writeDisks: true,
-    monitorSocket: join(work, `${name}.monitor`),
+    // in /tmp: a unix socket's path has room for 107 bytes, and the run folder may be deep
+    monitorSocket: join(tmpdir(), `qemu-monitor-${process.pid}-${name}.sock`),
   };
-  await withVm(saving, async (vm) => {
-    await vm.waitFor(BREAK_PROMPT, timeoutMs);
-    await vm.saveState(STATE, SAVE_TIMEOUT_MS);
-  });
+  try {
+    await withVm(saving, async (vm) => {
+      await vm.waitFor(BREAK_PROMPT, timeoutMs);
+      await vm.saveState(STATE, SAVE_TIMEOUT_MS);
+    });
+  } finally {
+    if (saving.monitorSocket !== undefined) await rm(saving.monitorSocket, { force: true });
+  }
   return { disk, options: saving };
 }
 
