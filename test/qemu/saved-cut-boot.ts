@@ -42,22 +42,16 @@ export async function saveCutBoot(options: VmOptions, work: string, name: string
   }
   const disk = join(work, `${name}.qcow2`);
   await runCommand(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, disk]);
-  const saving: VmOptions = {
-    ...options,
-    append: `${options.append} rd.break=pre-mount`,
-    disks: [disk],
-    diskFormat: "qcow2",
-    writeDisks: true,
-    // in /tmp: a unix socket's path has room for 107 bytes, and the run folder may be deep
-    monitorSocket: join(tmpdir(), `qemu-monitor-${process.pid}-${name}.sock`),
-  };
+  // in /tmp: a unix socket's path has room for 107 bytes, and the run folder may be deep
+  const monitorSocket = join(tmpdir(), `qemu-monitor-${process.pid}-${name}.sock`);
+  const saving: VmOptions = { ...options, append: `${options.append} rd.break=pre-mount`, disks: [disk], diskFormat: "qcow2", writeDisks: true, monitorSocket };
   try {
     await withVm(saving, async (vm) => {
       await vm.waitFor(BREAK_PROMPT, timeoutMs);
       await vm.saveState(STATE, SAVE_TIMEOUT_MS);
     });
   } finally {
-    if (saving.monitorSocket !== undefined) await rm(saving.monitorSocket, { force: true });
+    await rm(monitorSocket, { force: true });
   }
   return { disk, options: saving };
 }
