@@ -1,6 +1,7 @@
 // QEMU scenarios: a real Debian kernel, an initramfs built by the real dracut
 // with this project's module, and the test system, whose init prints what it
-// finds (test/image/init). Each scenario is its own boot.
+// finds (test/image/init). Each scenario is its own boot; (a) and (g) follow it
+// to the poweroff, the others end at the boot report (fixtures.ts, BootEnd).
 
 import { beforeAll, describe, expect, test } from "bun:test";
 import type { BootReport } from "../../controller/boot/report.ts";
@@ -127,7 +128,7 @@ describe("QEMU scenarios", () => {
         expect(outcomes["DIR_usr_share_not-in-image"]).toMatchObject({ status: "skipped", detail: expect.stringContaining("does not exist in the read-only image") });
         expect(outcomes["DIR_.._escape"]?.status).toBe("refused");
         expect(outcomes["README"]?.status).toBe("ignored");
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -138,7 +139,7 @@ describe("QEMU scenarios", () => {
       await bootToTestSystem({ flavour: "shell", disk: disks.standard, append: "real_init=/sbin/alt-init" }, ({ markers }) => {
         expect(markers.initStarted?.path).toBe("/sbin/alt-init");
         expect(reportOf(markers).handoff?.init).toEqual({ path: "/sbin/alt-init", source: "cmdline real_init=" });
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -156,7 +157,7 @@ describe("QEMU scenarios", () => {
         expect(mountAt(markers, "/tmp")?.options.some((o) => o === "size=16384k")).toBe(false);
         expect(mountAt(markers, "/var/log")?.options).toContain("size=32768k");
         expect(report.config.provenance['tmpfs."/tmp".size']).toBe("built-in defaults");
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -172,7 +173,7 @@ describe("QEMU scenarios", () => {
         expect(report.boot.booted).toMatchObject({ label: "BACKUPFS", role: "backup" });
         expect(report.decisions.join("\n")).toContain("boot the backup BACKUPFS on /dev/vda1 because no partition is labelled SYSFS");
         expect(report.config.provenance["timeouts.devices_seconds"]).toBe("cmdline:controller.timeouts.devices_seconds");
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -201,7 +202,7 @@ describe("QEMU scenarios", () => {
     async () => {
       await bootToTestSystem({ flavour: "systemd", disk: disks.standard, append: "real_init=/sbin/alt-init" }, ({ markers }) => {
         expect(markers.initStarted?.path).toBe("/sbin/alt-init");
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );

@@ -3,7 +3,7 @@
 // marks itself good once it has printed its markers, unless the command line
 // says test.no_mark_good, and marks a clean shutdown before it powers off,
 // unless it says test.unclean_shutdown. Scenarios of several boots write to
-// their own copy of a disk.
+// their own copy of a disk; a scenario's last boot ends at its report.
 
 import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
@@ -86,6 +86,14 @@ function boot(disk: string, append?: string): Boot {
   return { flavour: "shell", disk, writeDisks: true, ...(append === undefined ? {} : { append }) };
 }
 
+/**
+ * A scenario's last boot of `disk`: no boot starts from what it leaves, so its
+ * writes go to a snapshot and it ends at its report (fixtures.ts, BootEnd).
+ */
+function lastBoot(disk: string, append?: string): Boot {
+  return { ...boot(disk, append), writeDisks: false };
+}
+
 describe("health checks and rollback in QEMU", () => {
   test(
     "(a) a new image that never marks itself good: after the attempt limit the machine rolls back on its own",
@@ -98,7 +106,7 @@ describe("health checks and rollback in QEMU", () => {
           expect(marker(markers, "mark-good")).toBe("mark-good skipped");
         });
       }
-      await bootToTestSystem(boot(disk, "test.no_mark_good test.status"), ({ markers, console }) => {
+      await bootToTestSystem(lastBoot(disk, "test.no_mark_good test.status"), ({ markers, console }) => {
         expect(markers.imageId).toBe("system-a");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(ROLLED_BACK);
@@ -106,7 +114,7 @@ describe("health checks and rollback in QEMU", () => {
         expect(console).toContain("controller: health: WARNING: ROLLBACK: rollback: SYSFS on /dev/vda1 unhealthy; BACKUPFS on /dev/vda2 becomes SYSFS and boots");
         expect(markers.status?.output).toContain("DEPRIVED");
         expect(markers.status?.output).toContain("attempts: fail (2 boots without a mark-good, the limit is 2 (health.max_attempts))");
-      });
+      }, "report");
     },
     3 * SCENARIO_TIMEOUT_MS,
   );
@@ -119,13 +127,13 @@ describe("health checks and rollback in QEMU", () => {
         expect(markers.imageId).toBe("system-c");
         expect(marker(markers, "mark-good")).toBe("mark-good exit=0");
       });
-      await bootToTestSystem(boot(disk), ({ markers }) => {
+      await bootToTestSystem(lastBoot(disk), ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(UNCHANGED);
         expect(report.update.slots.find((slot) => slot.device === "/dev/vda1")?.health).toMatchObject({ attempts: 0, markedGood: true, cleanShutdown: true });
         expect(report.boot.health).toMatchObject({ attempts: 1, markedGood: true });
-      });
+      }, "report");
     },
     2 * SCENARIO_TIMEOUT_MS,
   );
@@ -139,17 +147,17 @@ describe("health checks and rollback in QEMU", () => {
         expect(marker(markers, "mark-shutdown")).toBe("mark-shutdown skipped");
       });
       const lenient = await copyOf(disk, "scenario-c-lenient");
-      await bootToTestSystem(boot(lenient), ({ markers }) => {
+      await bootToTestSystem(lastBoot(lenient), ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
         expect(labels(reportOf(markers))).toEqual(UNCHANGED);
-      });
-      await bootToTestSystem(boot(disk, "controller.health.require_clean_shutdown=true"), ({ markers }) => {
+      }, "report");
+      await bootToTestSystem(lastBoot(disk, "controller.health.require_clean_shutdown=true"), ({ markers }) => {
         expect(markers.imageId).toBe("system-a");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(ROLLED_BACK);
         const conditions = report.update.slots.find((slot) => slot.device === "/dev/vda1")?.conditions;
         expect(conditions?.find((c) => c.condition === "clean-shutdown")?.result).toBe("fail");
-      });
+      }, "report");
     },
     3 * SCENARIO_TIMEOUT_MS,
   );
@@ -157,7 +165,7 @@ describe("health checks and rollback in QEMU", () => {
   test(
     "(d) the running image's file corrupted on the disk: detected before it is mounted, rollback",
     async () => {
-      await bootToTestSystem(boot(await copyOf(disks.corrupt, "scenario-d")), ({ markers, console }) => {
+      await bootToTestSystem(lastBoot(await copyOf(disks.corrupt, "scenario-d")), ({ markers, console }) => {
         expect(markers.imageId).toBe("system-a");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(ROLLED_BACK);
@@ -167,7 +175,7 @@ describe("health checks and rollback in QEMU", () => {
         // the corrupt image was never the root: the loop device of / holds the backup's image
         expect(report.mounts.find((mount) => mount.target === "/sysroot")?.source).toBe("/run/controller/slots/SYSFS/system.squashfs");
         expect(report.boot.booted?.device).toBe("/dev/vda2");
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -175,12 +183,12 @@ describe("health checks and rollback in QEMU", () => {
   test(
     "(e) both slots bad: the newest boots anyway by default; with both_unhealthy = shell, dracut's emergency shell and the report",
     async () => {
-      await bootToTestSystem(boot(await copyOf(disks.bothBad, "scenario-e")), ({ markers }) => {
+      await bootToTestSystem(lastBoot(await copyOf(disks.bothBad, "scenario-e")), ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(UNCHANGED);
         expect(report.boot.warnings).toEqual(expect.arrayContaining([expect.stringContaining('every slot is unhealthy: booting SYSFS on /dev/vda1 anyway (health.both_unhealthy = "newest")')]));
-      });
+      }, "report");
       const options = vmOptions(boot(await copyOf(disks.bothBad, "scenario-e-shell"), "controller.health.both_unhealthy=shell"));
       await withVm(options, async (vm) => {
         await vm.waitFor('every slot is unhealthy: stopping in the emergency shell (health.both_unhealthy = "shell")', BOOT_TIMEOUT_MS);

@@ -132,7 +132,7 @@ describe("Heddle updates booted with kexec", () => {
         expect(kernelBanners(console)).toBe(1);
         expect(procCmdline(markers)).not.toContain("rd.controller.kexec");
         expect(reportOf(markers).heddle).toMatchObject({ status: "installed", reason: "heddle_boot=dist: booting the installed system, updates ignored" });
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -148,7 +148,7 @@ describe("Heddle updates booted with kexec", () => {
           questions: [],
           reason: "heddle_update=update11: it has no BOOT file, its copy may be incomplete; heddle_fallback=1: booting the installed system",
         });
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );

@@ -172,7 +172,7 @@ test(
       const warnings = console.split("\n").filter((line) => line.includes("controller: network: WARNING:"));
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/No network after 3(\.\d)? s \(no Ethernet interface appeared\): booting the local system without an update check$/);
-    });
+    }, "report");
   },
   SCENARIO_TIMEOUT_MS,
 );

@@ -2,7 +2,8 @@
 // 127.0.0.1 and the VM reaches it only through guestfwd. SYSFS runs system-a as
 // version 1.0; the "newer" repository publishes system-c as 2.0 with a fleet
 // config file. Every scenario is its own boot from the same disk (its writes go
-// to a snapshot) unless it says otherwise.
+// to a snapshot) unless it says otherwise; such a boot ends at the test system's
+// boot report, all it reads (fixtures.ts, BootEnd).
 
 import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFile } from "node:fs/promises";
@@ -116,7 +117,7 @@ describe("signed updates in QEMU", () => {
       await bootToTestSystem(online("unchunked", { flavour: "systemd" satisfies Flavour }), ({ markers, console }) => {
         expectInstalledAndBooted(markers, console);
         expect(reportOf(markers).update.install?.pieces).toBe(1);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -129,7 +130,7 @@ describe("signed updates in QEMU", () => {
         expect(report.update.check.decision).toBe("refused");
         expect(console).toContain("the signature is not valid for the trusted key");
         expect(imageRequests()).toEqual([]);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -144,7 +145,7 @@ describe("signed updates in QEMU", () => {
         // the flipped byte is in the middle: its chunk is named, and the download stopped there
         expect(report.update.install?.detail).toMatch(/read back from \/dev\/vda2: chunk \d+ of \d+ \(bytes \d+–\d+\) has sha512 .*, the manifest signs .*; nothing was switched/);
         expect(console).toContain("nothing was switched");
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -157,7 +158,7 @@ describe("signed updates in QEMU", () => {
         expect(report.update.check.decision).toBe("refused");
         expect(report.update.check.attempts[0]?.detail).toContain("Cannot install version 0.5 from channel stable: it is lower than the installed version 1.0");
         expect(imageRequests()).toEqual([]);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -171,7 +172,7 @@ describe("signed updates in QEMU", () => {
         // the signature's expiry is the manifest's own, and the signature is checked first
         expect(report.update.check.attempts[0]?.detail).toMatch(/the signature expired at \S+ \(it is now \S+\): publish a new version \(the server is frozen or replays an old manifest, or this machine's clock is wrong\)/);
         expect(imageRequests()).toEqual([]);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -189,7 +190,7 @@ describe("signed updates in QEMU", () => {
         // timeouts.server_seconds = 10 on the disk's BOOTEXT
         expect(check?.durationMs).toBeLessThan(10_000 + 5_000);
         expect(world.server.accessLog).toEqual([]);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -205,7 +206,7 @@ describe("signed updates in QEMU", () => {
         expect(report.update.install?.resumes).toBe(1);
         expect(console).toMatch(/broke at byte \d+/);
         expect(imageRequests().some((line) => line.includes(" 206 "))).toBe(true);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -218,7 +219,7 @@ describe("signed updates in QEMU", () => {
         expect(report.update.check.decision).toBe("up-to-date");
         expect(report.update.install).toBeUndefined();
         expect(imageRequests()).toEqual([]);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -250,7 +251,7 @@ describe("signed updates in QEMU", () => {
         expect(check?.durationMs).toBeGreaterThanOrEqual(5_000);
         expect(check?.durationMs).toBeLessThan(5_000 + 4_000);
         expect(imageRequests()).toEqual([]);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
@@ -270,7 +271,7 @@ describe("signed updates in QEMU", () => {
         // a signature request would carry the sha512 of the local file back to the server
         expect(world.server.accessLog.length).toBeGreaterThan(0);
         expect(world.server.accessLog.every((line) => line.includes("/manifest.json"))).toBe(true);
-      });
+      }, "report");
     },
     SCENARIO_TIMEOUT_MS,
   );
