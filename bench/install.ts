@@ -20,7 +20,7 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { manifestPath } from "../controller/update/manifest.ts";
 import { publishWithoutChunks } from "../test/unchunked-manifest.ts";
-import { fixed, freePort, goal, median, MB, MiB, progress, run, table } from "./lib.ts";
+import { fixed, freePort, goal, leastSquaresLine, median, MB, MiB, progress, run, table } from "./lib.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const CONTROLLER = join(REPO_ROOT, "dist/controller");
@@ -228,6 +228,8 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
     ...INSTALLS.map((method) => fixed(perGB(size, method, (sample) => sample.cpuSeconds), 2)),
     goal(stage(size, "install (chunks)") <= CPU_GOAL_SECONDS_PER_GB),
   ]);
+  const line = leastSquaresLine(SIZES.flatMap((size) => of(size.name, "install (chunks)").map((sample) => ({ x: size.bytes / 1e9, y: sample.installCpuSeconds ?? 0 }))));
+  const hashingPerGB = median(SIZES.map((size) => 1e3 / rate(size, "openssl dgst -sha512")));
   const largest = SIZES[SIZES.length - 1];
   const growth = rss(largest?.name ?? first, "install (chunks)") - rss(first, "install (chunks)");
   const engines = [...new Set([...samples.values()].flat().flatMap((sample) => (sample.engine === undefined ? [] : [sample.engine])))].join(", ");
@@ -251,6 +253,10 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
       ],
       cpuRows,
     ),
+    "",
+    line === undefined
+      ? "One size only: the stage's CPU is not split into what each GB costs and what any install costs once."
+      : `What the stage's CPU is made of, from a least-squares line through every install (chunks) above (CPU seconds against GB): each GB cost ${fixed(line.slope, 2)} s, and ${fixed(line.intercept, 2)} s went on what any install does once (starting the hashing threads, compiling the download path on first use, mounting and the records), which is ${fixed(line.intercept / ((SIZES[0]?.bytes ?? 1) / 1e9), 2)} s/GB of the ${first} figure. Hashing alone costs ${fixed(hashingPerGB, 2)} s/GB on one core (1000 / the openssl column); the rest of each GB is receiving it, writing it into the page cache and reading it back.`,
     "",
     `Peak RSS of the install process (MiB; bun, the controller and its hashing threads), median of ${ROUNDS}:`,
     "",
