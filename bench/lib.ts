@@ -20,17 +20,6 @@ export function percentile(values: readonly number[], p: number): number {
   return lowValue + (highValue - lowValue) * (rank - low);
 }
 
-/** The least-squares line through some points; undefined when their x do not differ (no slope to find). */
-export function leastSquaresLine(points: readonly { x: number; y: number }[]): { slope: number; intercept: number } | undefined {
-  if (points.length < 2) return undefined;
-  const meanX = points.reduce((sum, point) => sum + point.x, 0) / points.length;
-  const meanY = points.reduce((sum, point) => sum + point.y, 0) / points.length;
-  const spread = points.reduce((sum, point) => sum + (point.x - meanX) ** 2, 0);
-  if (spread === 0) return undefined;
-  const slope = points.reduce((sum, point) => sum + (point.x - meanX) * (point.y - meanY), 0) / spread;
-  return { slope, intercept: meanY - slope * meanX };
-}
-
 /** A markdown table; every cell is already text. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;

@@ -1,7 +1,7 @@
 // The figures the benchmarks print: medians and percentiles by interpolation, and markdown tables.
 
 import { describe, expect, test } from "bun:test";
-import { leastSquaresLine, median, percentile, runsFrom, table, transferSeconds } from "../../bench/lib.ts";
+import { median, percentile, runsFrom, table, transferSeconds } from "../../bench/lib.ts";
 
 describe("bench figures", () => {
   test("median: the middle figure, or the mean of the two middle ones; order does not matter", () => {
@@ -17,16 +17,6 @@ describe("bench figures", () => {
     expect(percentile(values, 99)).toBeCloseTo(49.6);
     expect(percentile(values, 25)).toBe(20);
     expect(() => percentile([], 50)).toThrow("Cannot take a percentile of no figures");
-  });
-
-  test("leastSquaresLine: the slope and intercept of points on a line, and of scattered ones; none without two different x", () => {
-    expect(leastSquaresLine([{ x: 0.25, y: 1.5 }, { x: 1, y: 3 }, { x: 4, y: 9 }])).toEqual({ slope: 2, intercept: 1 });
-    const scattered = leastSquaresLine([{ x: 1, y: 1 }, { x: 1, y: 3 }, { x: 3, y: 5 }, { x: 3, y: 7 }]);
-    expect(scattered?.slope).toBeCloseTo(2);
-    expect(scattered?.intercept).toBeCloseTo(0);
-    expect(leastSquaresLine([])).toBeUndefined();
-    expect(leastSquaresLine([{ x: 1, y: 2 }])).toBeUndefined();
-    expect(leastSquaresLine([{ x: 1, y: 2 }, { x: 1, y: 4 }])).toBeUndefined();
   });
 
   test("table: a header, its rule and one line per row", () => {
