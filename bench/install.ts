@@ -145,23 +145,23 @@ async function main(): Promise<void> {
     if (publicKey === undefined) throw new Error(`Cannot read the public key that ${CONTROLLER} keygen printed`);
     const repo = join(work, "repo");
     const images: Record<string, { file: string; url: string; sha512: string }> = {};
-    for (const [index, size] of SIZES.entries()) {
-      progress(`making and publishing the ${size.name} image`);
+    /** An image of `bytes` made, published on `channel` of the repository and removed from where it was made. */
+    const publishImage = async (name: string, bytes: number, channel: string) => {
+      progress(`making and publishing the ${name} image`);
       const source = join(work, "image.squashfs");
-      makeImage(source, size.bytes);
-      const channel = `size${index}`;
+      makeImage(source, bytes);
       run([CONTROLLER, "publish", "--repo", repo, "--channel", channel, "--version", "1.0", "--image", source, "--key", `${key}.secret`]);
       await rm(source);
+    };
+    for (const [index, size] of SIZES.entries()) {
+      const channel = `size${index}`;
+      await publishImage(size.name, size.bytes, channel);
       await publishWithoutChunks(repo, `${key}.secret`, channel, `${channel}-whole`);
       const manifest = JSON.parse(await Bun.file(join(repo, manifestPath(channel))).text()) as { image: { url: string; sha512: string } };
       images[channel] = { file: join(repo, manifest.image.url), url: manifest.image.url, sha512: manifest.image.sha512 };
     }
 
-    progress(`making and publishing the ${SMALL.name} image`);
-    const small = join(work, "image.squashfs");
-    makeImage(small, SMALL.bytes);
-    run([CONTROLLER, "publish", "--repo", repo, "--channel", SMALL.channel, "--version", "1.0", "--image", small, "--key", `${key}.secret`]);
-    await rm(small);
+    await publishImage(SMALL.name, SMALL.bytes, SMALL.channel);
 
     const port = await freePort();
     const base = `http://127.0.0.1:${port}/`;

@@ -91,7 +91,7 @@ function boot(disk: string, append?: string): Boot {
  * A boot no later boot starts from: its writes go to a snapshot, so it needs no
  * copy of the disk, and it ends at its report (fixtures.ts, BootEnd).
  */
-function lastBoot(disk: string, append?: string): Boot {
+function snapshotBoot(disk: string, append?: string): Boot {
   return { ...boot(disk, append), writeDisks: false };
 }
 
@@ -107,7 +107,7 @@ describe("health checks and rollback in QEMU", () => {
           expect(marker(markers, "mark-good")).toBe("mark-good skipped");
         });
       }
-      await bootToTestSystem(lastBoot(disk, "test.no_mark_good test.status"), ({ markers, console }) => {
+      await bootToTestSystem(snapshotBoot(disk, "test.no_mark_good test.status"), ({ markers, console }) => {
         expect(markers.imageId).toBe("system-a");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(ROLLED_BACK);
@@ -128,7 +128,7 @@ describe("health checks and rollback in QEMU", () => {
         expect(markers.imageId).toBe("system-c");
         expect(marker(markers, "mark-good")).toBe("mark-good exit=0");
       });
-      await bootToTestSystem(lastBoot(disk), ({ markers }) => {
+      await bootToTestSystem(snapshotBoot(disk), ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(UNCHANGED);
@@ -148,11 +148,11 @@ describe("health checks and rollback in QEMU", () => {
         expect(marker(markers, "mark-shutdown")).toBe("mark-shutdown skipped");
       });
       // both boots after the first on snapshots: each starts from what the unclean one left
-      await bootToTestSystem(lastBoot(disk), ({ markers }) => {
+      await bootToTestSystem(snapshotBoot(disk), ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
         expect(labels(reportOf(markers))).toEqual(UNCHANGED);
       }, "report");
-      await bootToTestSystem(lastBoot(disk, "controller.health.require_clean_shutdown=true"), ({ markers }) => {
+      await bootToTestSystem(snapshotBoot(disk, "controller.health.require_clean_shutdown=true"), ({ markers }) => {
         expect(markers.imageId).toBe("system-a");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(ROLLED_BACK);
@@ -166,7 +166,7 @@ describe("health checks and rollback in QEMU", () => {
   test(
     "(d) the running image's file corrupted on the disk: detected before it is mounted, rollback",
     async () => {
-      await bootToTestSystem(lastBoot(disks.corrupt), ({ markers, console }) => {
+      await bootToTestSystem(snapshotBoot(disks.corrupt), ({ markers, console }) => {
         expect(markers.imageId).toBe("system-a");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(ROLLED_BACK);
@@ -184,13 +184,13 @@ describe("health checks and rollback in QEMU", () => {
   test(
     "(e) both slots bad: the newest boots anyway by default; with both_unhealthy = shell, dracut's emergency shell and the report",
     async () => {
-      await bootToTestSystem(lastBoot(disks.bothBad), ({ markers }) => {
+      await bootToTestSystem(snapshotBoot(disks.bothBad), ({ markers }) => {
         expect(markers.imageId).toBe("system-c");
         const report = reportOf(markers);
         expect(labels(report)).toEqual(UNCHANGED);
         expect(report.boot.warnings).toEqual(expect.arrayContaining([expect.stringContaining('every slot is unhealthy: booting SYSFS on /dev/vda1 anyway (health.both_unhealthy = "newest")')]));
       }, "report");
-      const options = vmOptions(lastBoot(disks.bothBad, "controller.health.both_unhealthy=shell"));
+      const options = vmOptions(snapshotBoot(disks.bothBad, "controller.health.both_unhealthy=shell"));
       await withVm(options, async (vm) => {
         await vm.waitFor('every slot is unhealthy: stopping in the emergency shell (health.both_unhealthy = "shell")', BOOT_TIMEOUT_MS);
         await vm.waitFor("NOTHING TO BOOT.", 30_000);
