@@ -3,7 +3,7 @@
 // runInstallStage writes the image into the spare slot (a loop device with a
 // BACKUPFS filesystem), verifying it as it does at boot. Prints one JSON line:
 // what the stage reported, its peak RSS, the CPU time of the whole process
-// (hashing threads included) and of the install stage alone, and which sha512
+// (hashing threads included) and of the install stage alone, and which hashing
 // its threads ran.
 // Usage: bun bench/install-entry.ts --server URL --channel NAME --key PUBLIC_KEY --device /dev/loopN
 
@@ -15,7 +15,7 @@ import { DEFAULT_CONFIG } from "../controller/config/schema.ts";
 import type { InspectedSlot } from "../controller/plans/slot.ts";
 import { LinuxSystem } from "../controller/system/linux-system.ts";
 import { Logger, type LogSink } from "../controller/system/log.ts";
-import { sha512Pool } from "../controller/system/sha512-pool.ts";
+import { hashPool } from "../controller/system/hash-pool.ts";
 
 const { values } = parseArgs({ options: { server: { type: "string" }, channel: { type: "string" }, key: { type: "string" }, device: { type: "string" } } });
 const { server, channel, key, device } = values;
@@ -49,5 +49,5 @@ const usage = process.resourceUsage();
 const cpuSeconds = cpuOf(usage);
 // the install stage alone: without bun's start, the sources' transpiling and the check stage, which an image's size does not change
 const installCpuSeconds = cpuSeconds - cpuOf(beforeInstall);
-process.stdout.write(`${JSON.stringify({ ...result, peakRssKiB: usage.maxRSS, cpuSeconds, installCpuSeconds, engine: sha512Pool().engine })}\n`);
+process.stdout.write(`${JSON.stringify({ ...result, peakRssKiB: usage.maxRSS, cpuSeconds, installCpuSeconds, engine: hashPool().engine })}\n`);
 process.exit(result.status === "installed" ? 0 : 1);

@@ -5,7 +5,9 @@
 // loop device backed by RAM, so a disk's speed does not stand in for the
 // controller's. Side by side, in interleaved rounds: the same image fetched
 // with `curl | tee TARGET | sha512sum` into the same filesystem, and
-// `openssl dgst -sha512` over the image file (the hashing limit). Both
+// `openssl dgst` -sha512 and -sha256 over the image file (the hashing limit;
+// the install checks a chunk's sha256 where the CPU has the SHA extensions,
+// its sha512 where not: update/chunks.ts). Both
 // manifest kinds are measured: with chunk hashes (what publish writes) and
 // without (as publish wrote them before chunks). A 16 MiB image, installed
 // first in every round, shows what any install costs once, whatever its size.
@@ -45,7 +47,14 @@ const CPU_GOAL_SECONDS_PER_GB = 2.5;
 const MEMORY_GOAL_MIB = 16;
 const CORES = availableParallelism();
 
-type Method = "install (chunks)" | "install (chunks), baseline" | "install (whole image)" | "curl > /dev/null" | "curl | tee | sha512sum" | "openssl dgst -sha512";
+type Method =
+  | "install (chunks)"
+  | "install (chunks), baseline"
+  | "install (whole image)"
+  | "curl > /dev/null"
+  | "curl | tee | sha512sum"
+  | "openssl dgst -sha512"
+  | "openssl dgst -sha256";
 const METHODS: readonly Method[] = [
   "install (chunks)",
   ...(BASELINE === undefined ? [] : (["install (chunks), baseline"] as const)),
@@ -53,6 +62,7 @@ const METHODS: readonly Method[] = [
   "curl > /dev/null",
   "curl | tee | sha512sum",
   "openssl dgst -sha512",
+  "openssl dgst -sha256",
 ];
 const INSTALLS = METHODS.filter((method) => method.startsWith("install"));
 
@@ -65,6 +75,7 @@ interface InstallReport {
   readonly cpuSeconds: number;
   readonly installCpuSeconds: number;
   readonly engine?: string;
+  readonly pieceHash?: string;
 }
 
 interface Sample {
@@ -73,6 +84,8 @@ interface Sample {
   readonly cpuSeconds?: number;
   readonly installCpuSeconds?: number;
   readonly engine?: string;
+  /** the hash the install checked its pieces by */
+  readonly pieceHash?: string;
 }
 
 /** "hsqs" (what publish checks for), then bytes from AES-CTR over zeros: random-looking, made at GB/s. */
@@ -109,6 +122,7 @@ function install(server: string, channel: string, key: string, device: string, c
     // a baseline from before install-entry.ts reported the stage alone has only the whole process's
     installCpuSeconds: report.installCpuSeconds ?? report.cpuSeconds,
     ...(report.engine === undefined ? {} : { engine: report.engine }),
+    ...(report.pieceHash === undefined ? {} : { pieceHash: report.pieceHash }),
   };
 }
 
@@ -128,8 +142,8 @@ function curlNull(url: string): Sample {
   return { seconds: timed(() => run(["curl", "-sf", "-o", "/dev/null", url])) };
 }
 
-function opensslDgst(file: string): Sample {
-  return { seconds: timed(() => run(["openssl", "dgst", "-sha512", file])) };
+function opensslDgst(file: string, algorithm: "sha512" | "sha256"): Sample {
+  return { seconds: timed(() => run(["openssl", "dgst", `-${algorithm}`, file])) };
 }
 
 async function main(): Promise<void> {
@@ -191,7 +205,8 @@ async function main(): Promise<void> {
         add(size.name, "install (whole image)", install(base, `${channel}-whole`, publicKey, device));
         add(size.name, "curl > /dev/null", curlNull(`${base}${image.url}`));
         add(size.name, "curl | tee | sha512sum", curlTee(`${base}${image.url}`, device, mountPoint));
-        add(size.name, "openssl dgst -sha512", opensslDgst(image.file));
+        add(size.name, "openssl dgst -sha512", opensslDgst(image.file, "sha512"));
+        add(size.name, "openssl dgst -sha256", opensslDgst(image.file, "sha256"));
       }
     }
 
@@ -232,14 +247,17 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
   const perGB = (size: (typeof SIZES)[number], method: Method, figure: (sample: Sample) => number | undefined) =>
     median(of(size.name, method).map((sample) => figure(sample) ?? 0)) / (size.bytes / 1e9);
   const stage = (size: (typeof SIZES)[number], method: Method) => perGB(size, method, (sample) => sample.installCpuSeconds);
+  const once = median(of(SMALL.name, "install (chunks)").map((sample) => sample.installCpuSeconds ?? 0));
   const cpuRows = SIZES.map((size) => [
     size.name,
     ...INSTALLS.map((method) => fixed(stage(size, method), 2)),
     ...INSTALLS.map((method) => fixed(perGB(size, method, (sample) => sample.cpuSeconds), 2)),
+    fixed(stage(size, "install (chunks)") - once / (size.bytes / 1e9), 2),
     goal(stage(size, "install (chunks)") <= CPU_GOAL_SECONDS_PER_GB),
   ]);
-  const once = median(of(SMALL.name, "install (chunks)").map((sample) => sample.installCpuSeconds ?? 0));
-  const hashingPerGB = median(SIZES.map((size) => 1e3 / rate(size, "openssl dgst -sha512")));
+  const chunkHashes = [...new Set(SIZES.flatMap((size) => of(size.name, "install (chunks)").flatMap((sample) => (sample.pieceHash === undefined ? [] : [sample.pieceHash]))))];
+  const chunkHash = chunkHashes.length === 1 && chunkHashes[0] === "sha256" ? "sha256" : "sha512";
+  const hashingPerGB = median(SIZES.map((size) => 1e3 / rate(size, `openssl dgst -${chunkHash}`)));
   const largest = SIZES[SIZES.length - 1];
   const growth = rss(largest?.name ?? first, "install (chunks)") - rss(first, "install (chunks)");
   const engines = [...new Set([...samples.values()].flat().flatMap((sample) => (sample.engine === undefined ? [] : [sample.engine])))].join(", ");
@@ -247,7 +265,7 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
   return [
     "## Install throughput and memory",
     "",
-    `The controller's check and install stages (bench/install-entry.ts, run with bun from the sources) fetch each image from \`controller serve\` on 127.0.0.1 into a BACKUPFS ext4 on a RAM-backed loop device, and verify it; its hashing threads ran ${engines}, one per core: ${CORES} cores, which the install shares with the server, curl, the page cache and the loop device. Side by side: \`curl -o /dev/null\` (what the server and loopback deliver at all), \`curl | tee TARGET | sha512sum\` into the same filesystem, and \`openssl dgst -sha512\` over the served file (one core's hashing limit). Figures are MB/s (10^6 bytes per second), medians of ${ROUNDS} interleaved rounds; the install's time is its stage's own (mount, download, verification, fsync, records, unmount).${baseline} The goal of install (chunks) / curl is judged on a machine with cores to spare: with hashing on every core, a machine with few has none for the receiving and writing.`,
+    `The controller's check and install stages (bench/install-entry.ts, run with bun from the sources) fetch each image from \`controller serve\` on 127.0.0.1 into a BACKUPFS ext4 on a RAM-backed loop device, and verify it; its hashing threads ran ${engines}, one per core, and checked the chunks' ${chunkHashes.join(" and ") || "hashes"} (${chunkHash === "sha256" ? "this CPU has the SHA extensions" : "this CPU lacks the SHA extensions, or the manifests sign no sha256s"}): ${CORES} cores, which the install shares with the server, curl, the page cache and the loop device. Side by side: \`curl -o /dev/null\` (what the server and loopback deliver at all), \`curl | tee TARGET | sha512sum\` into the same filesystem, and \`openssl dgst\` -sha512 and -sha256 over the served file (one core's hashing limit). Figures are MB/s (10^6 bytes per second), medians of ${ROUNDS} interleaved rounds; the install's time is its stage's own (mount, download, verification, fsync, records, unmount).${baseline} The goal of install (chunks) / curl is judged on a machine with cores to spare: with hashing on every core, a machine with few has none for the receiving and writing.`,
     "",
     // a "|" inside a cell would end it
     table(["image", ...METHODS.map((method) => method.replaceAll("|", "\\|")), "install (chunks) / curl > /dev/null", `goal ≥ ${THROUGHPUT_GOAL} (${CORES} cores)`], throughputRows),
@@ -259,12 +277,13 @@ function report(samples: Map<string, Sample[]>, largestVerified: boolean): strin
         "image",
         ...INSTALLS.map((method) => `${method}, stage CPU s/GB`),
         ...INSTALLS.map((method) => `${method}, process CPU s/GB`),
+        `install (chunks), stage CPU s/GB beyond the ${SMALL.name} install's`,
         `goal: install (chunks) stage ≤ ${CPU_GOAL_SECONDS_PER_GB}`,
       ],
       cpuRows,
     ),
     "",
-    `What any install costs once, whatever its size: the install stage of a ${SMALL.name} image (chunks, in every round before the others) took ${fixed(once, 2)} CPU s, median, nearly all of it work that does not grow with the image (mounting, starting the hashing threads, compiling the download path on first use, the records and their fsyncs); that alone is ${fixed(once / ((SIZES[0]?.bytes ?? 1) / 1e9), 2)} s/GB of the ${first} figure above. Hashing alone costs ${fixed(hashingPerGB, 2)} s/GB on one core (1000 / the openssl column); the rest of each GB is receiving it, writing it into the page cache and reading it back. The whole-image install hashes its one piece after the download, alone on the machine; install (chunks) hashes while it downloads, both cores busy at once, which here costs more CPU per byte and takes less time.`,
+    `What any install costs once, whatever its size: the install stage of a ${SMALL.name} image (chunks, in every round before the others) took ${fixed(once, 2)} CPU s, median, nearly all of it work that does not grow with the image (mounting, starting the hashing threads, compiling the download path on first use, the records and their fsyncs); that alone is ${fixed(once / ((SIZES[0]?.bytes ?? 1) / 1e9), 2)} s/GB of the ${first} figure above, and the column *beyond the ${SMALL.name} install's* takes it away from every size: what each further GB costs. Hashing alone costs ${fixed(hashingPerGB, 2)} s/GB on one core (1000 / the \`openssl dgst -${chunkHash}\` column, the hash the chunked install checked); the rest of each GB is receiving it, writing it into the page cache and reading it back. The whole-image install hashes its one piece after the download, alone on the machine; install (chunks) hashes while it downloads, both cores busy at once, which here costs more CPU per byte and takes less time.`,
     "",
     `Peak RSS of the install process (MiB; bun, the controller and its hashing threads), median of ${ROUNDS}:`,
     "",

@@ -1,9 +1,10 @@
 // An update repository on the fake's network: signed manifests, images the
 // fake can mount, config files; and slot records as an install leaves them.
 
+import { createHash } from "node:crypto";
 import { type Config, DEFAULT_CONFIG } from "../controller/config/schema.ts";
 import { formatHealth, type HealthRecord } from "../controller/plans/slot-health.ts";
-import { chunkRanges } from "../controller/update/chunks.ts";
+import { chunkRanges, type SignedChunks } from "../controller/update/chunks.ts";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL, type Manifest, manifestPath, signaturePath } from "../controller/update/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signContent } from "../controller/update/signing.ts";
 import { systemImage } from "./fake-machine.ts";
@@ -36,8 +37,10 @@ export interface Release {
   readonly signWith?: KeyPair;
   /** image size in bytes; the default is a few kB */
   readonly imageSize?: number;
-  /** sign a sha512 per chunk of this many bytes besides the whole image's; none when absent, as manifests had before chunks */
+  /** sign a sha512 and a sha256 per chunk of this many bytes besides the whole image's, as publish does; none when absent, as manifests had before chunks */
   readonly chunkSize?: number;
+  /** sign only the chunks' sha512s, as publish did before the sha256s */
+  readonly chunkSha512Only?: boolean;
   /** the image carries this kernel (manifest format 2): /boot/vmlinuz-RELEASE, /boot/initrd.img-RELEASE, /lib/modules/RELEASE */
   readonly kernel?: ImageKernel;
 }
@@ -96,8 +99,10 @@ function configEntry(server: string, name: string, text: string, fake: FakeSyste
   return { name, url, size: content.length, sha512: hash };
 }
 
-function chunksOf(image: Uint8Array, chunkSize: number): { size: number; sha512: string[] } {
-  return { size: chunkSize, sha512: chunkRanges(image.length, chunkSize).map(({ offset, length }) => sha512Hex(image.subarray(offset, offset + length))) };
+function chunksOf(image: Uint8Array, chunkSize: number, sha512Only: boolean): SignedChunks {
+  const chunks = chunkRanges(image.length, chunkSize).map(({ offset, length }) => image.subarray(offset, offset + length));
+  const sha512 = chunks.map(sha512Hex);
+  return sha512Only ? { size: chunkSize, sha512 } : { size: chunkSize, sha512, sha256: chunks.map((chunk) => createHash("sha256").update(chunk).digest("hex")) };
 }
 
 /** Signs a release and puts it on the fake's network at `server`. */
@@ -120,7 +125,7 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
       size: image.length,
       sha512: imageHash,
       format: "squashfs",
-      ...(release.chunkSize === undefined ? {} : { chunks: chunksOf(image, release.chunkSize) }),
+      ...(release.chunkSize === undefined ? {} : { chunks: chunksOf(image, release.chunkSize, release.chunkSha512Only === true) }),
     },
     config: {
       fleet: Object.entries(release.fleetConfig ?? {}).map(([name, text]) => configEntry(server, name, text, fake)),

@@ -5,6 +5,7 @@
 // the kernel's shared mounts only a QEMU boot can tell.
 
 import { createHash } from "node:crypto";
+import type { HashAlgorithm } from "../controller/system/hash-worker.ts";
 import type {
   BlockDevice,
   ExecOptions,
@@ -150,8 +151,10 @@ export class FakeSystem implements System {
   readonly labelChanges: string[] = [];
   /** Every path syncPath synced, in order. */
   readonly syncedPaths: string[] = [];
-  /** Every byte range hashed with sha512OfRange, in order. */
-  readonly hashedRanges: { path: string; offset: number; length: number }[] = [];
+  /** Every byte range hashed with hashOfRange, in order. */
+  readonly hashedRanges: { path: string; offset: number; length: number; algorithm: HashAlgorithm }[] = [];
+  /** What cpuFlags answers: none, as on a CPU without the SHA extensions, unless a test sets them. */
+  cpuFlagSet: ReadonlySet<string> = new Set();
 
   // ---- building the machine -------------------------------------------------
 
@@ -295,11 +298,15 @@ export class FakeSystem implements System {
     for (let offset = 0; offset < bytes.length; offset += 4096) yield bytes.subarray(offset, offset + 4096);
   }
 
-  async sha512OfRange(path: string, offset: number, length: number): Promise<string> {
-    this.hashedRanges.push({ path, offset, length });
+  async hashOfRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string> {
+    this.hashedRanges.push({ path, offset, length, algorithm });
     const bytes = textToBytes(await this.readText(path));
     if (offset + length > bytes.length) throw new FakeError("EIO", `${path} ends at byte ${bytes.length}, before the end of bytes ${offset}–${offset + length - 1}`);
-    return createHash("sha512").update(bytes.subarray(offset, offset + length)).digest("hex");
+    return createHash(algorithm).update(bytes.subarray(offset, offset + length)).digest("hex");
+  }
+
+  async cpuFlags(): Promise<ReadonlySet<string>> {
+    return this.cpuFlagSet;
   }
 
   async writeBytes(path: string, content: Uint8Array): Promise<void> {

@@ -54,7 +54,7 @@ async function pairState(system: System, folder: string, id: string): Promise<"w
     const info = await system.lstat(path);
     if (info?.type !== "file") return "broken";
     try {
-      if (!(await system.sha512OfRange(path, 0, info.size)).startsWith(expected)) return "broken";
+      if (!(await system.hashOfRange(path, 0, info.size, "sha512")).startsWith(expected)) return "broken";
     } catch {
       // unreadable is as good as wrong: the plan writes the pair again
       return "broken";

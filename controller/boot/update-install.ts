@@ -1,7 +1,7 @@
 // Stage "install": write the accepted image into the spare slot, never into the
 // SYSFS that runs. The image streams from the server straight into a file
 // beside the slot's current image (an initramfs lives in RAM and images are
-// GiBs); each piece the manifest signs a sha512 for (chunks.ts) is hashed back
+// GiBs); each piece the manifest signs a hash for (chunks.ts) is hashed back
 // from the file as soon as it is written, on every CPU, while the download
 // goes on; a dropped connection is resumed with a Range request. Only then does the slot
 // change: its record goes, the new image replaces the old one by rename, and
@@ -17,11 +17,12 @@
 import type { Config } from "../config/schema.ts";
 import type { InspectedSlot } from "../plans/slot.ts";
 import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
+import type { HashAlgorithm } from "../system/hash-worker.ts";
 import type { Logger } from "../system/log.ts";
 import { INSTALL_MOUNT } from "../system/paths.ts";
 import { HttpRefusal, type System } from "../system/system.ts";
-import { type Piece, piecesWithin, type SignedImage, verificationPieces } from "../update/chunks.ts";
-import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, verifyImageFile } from "../update/image-verify.ts";
+import { describeVerification, type Piece, piecesWithin, type SignedImage } from "../update/chunks.ts";
+import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, piecesToVerify, verifyImageFile } from "../update/image-verify.ts";
 import { type Manifest, resolveRepoUrl } from "../update/manifest.ts";
 import { imageRequestOptions } from "./http-fetch.ts";
 import { HEALTH_FILE } from "./slot-health.ts";
@@ -50,6 +51,8 @@ export interface InstallResult {
   readonly throughputMBps?: number;
   /** what the image was verified in: the manifest's chunks, or 1 piece when it signs only the whole image; absent when the stage itself failed */
   readonly pieces?: number;
+  /** the hash the pieces were checked by: sha256 where the CPU has the SHA extensions and the manifest signs it (chunks.ts) */
+  readonly pieceHash?: HashAlgorithm;
 }
 
 /** What the slot says about an install into it that has not finished. */
@@ -200,7 +203,8 @@ export async function downloadVerifiedImage(
   counters: DownloadCounters,
   cuts: CutPoints = NO_CUTS,
 ): Promise<ImageCheck> {
-  const pieces = verificationPieces(image);
+  const pieces = await piecesToVerify(system, image);
+  log.info(`verifying ${describeVerification(pieces, image)} as it is written`);
   for (let from = offset; ; ) {
     const verifier = new PieceVerifier(system, partial, pieces, from);
     let problem: string | undefined;
@@ -265,7 +269,7 @@ async function startDownload(
   const state = await readInstallState(system, statePath);
   const partialInfo = await system.lstat(partial);
   if (state?.sha512 === manifest.image.sha512 && partialInfo?.type === "file" && partialInfo.size <= manifest.image.size) {
-    const offset = await verifiedPrefix(system, partial, verificationPieces(manifest.image), partialInfo.size);
+    const offset = await verifiedPrefix(system, partial, await piecesToVerify(system, manifest.image), partialInfo.size);
     const dropped = offset < partialInfo.size ? ` (bytes ${offset}–${partialInfo.size - 1} did not verify and are fetched again)` : "";
     log.info(`resuming the install of version ${manifest.version} cut short on an earlier boot, at byte ${offset}${dropped}`);
     return offset;
@@ -289,6 +293,8 @@ async function verifiedPrefix(system: System, partial: string, pieces: readonly 
 /** One install as it goes: what its result reports, and the spare it writes into. */
 interface InstallRun {
   readonly manifest: Manifest;
+  /** what the image is verified in on this machine */
+  readonly pieces: readonly Piece[];
   readonly began: number;
   readonly counters: DownloadCounters;
   resumedFromByte: number;
@@ -315,7 +321,8 @@ function installResult(system: System, log: Logger, run: InstallRun, status: Ins
     resumes: counters.resumes,
     durationMs,
     ...(throughput === undefined ? {} : { throughputMBps: Math.round(throughput * 10) / 10 }),
-    pieces: verificationPieces(run.manifest.image).length,
+    pieces: run.pieces.length,
+    ...(run.pieces[0] === undefined ? {} : { pieceHash: run.pieces[0].algorithm }),
   };
 }
 
@@ -390,7 +397,15 @@ export async function runInstallStage(
   cuts: CutPoints = NO_CUTS,
 ): Promise<InstallResult> {
   const { manifest } = accepted;
-  const run: InstallRun = { manifest, began: system.monotonicMs(), counters: { bytesFetched: 0, resumes: 0 }, resumedFromByte: 0, device: spare.device, mounted: false };
+  const run: InstallRun = {
+    manifest,
+    pieces: await piecesToVerify(system, manifest.image),
+    began: system.monotonicMs(),
+    counters: { bytesFetched: 0, resumes: 0 },
+    resumedFromByte: 0,
+    device: spare.device,
+    mounted: false,
+  };
   const image = `${INSTALL_MOUNT}/${config.slot.image}`;
   const partial = `${image}${PARTIAL_SUFFIX}`;
   const url = resolveRepoUrl(accepted.server, manifest.image.url);

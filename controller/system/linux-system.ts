@@ -23,14 +23,16 @@ import {
 } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { cpuFlagsIn } from "./cpu-flags.ts";
 import { CommandError, formatArgv, runCommand } from "./exec.ts";
 import { SUPERBLOCK_BYTES, SUPERBLOCK_OFFSET, whyCheckNeeded } from "./ext-superblock.ts";
+import { hashPool } from "./hash-pool.ts";
+import type { HashAlgorithm } from "./hash-worker.ts";
 import { httpGet } from "./http-get.ts";
 import type { LogSink, Logger } from "./log.ts";
 import { devicePath, filesystemFromUdev } from "./udev-devices.ts";
 import { inUtab, LOOP, type LoopMount, loopConfig, loopMount, type MountCall, mountCalls, remountCall, utabEntry, withoutUtabEntry } from "./mount-calls.ts";
-import { DEV_KMSG, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, RUN_MOUNT_UTAB_LOCK, SYS_CLASS_BLOCK, SYS_MODULE, TOOLS, UDEV_DATA } from "./paths.ts";
-import { sha512Pool } from "./sha512-pool.ts";
+import { DEV_KMSG, PROC_CPUINFO, PROC_PRINTK, PROC_SELF_MOUNTINFO, PROC_SYSRQ_TRIGGER, RUN_MOUNT_UTAB, RUN_MOUNT_UTAB_LOCK, SYS_CLASS_BLOCK, SYS_MODULE, TOOLS, UDEV_DATA } from "./paths.ts";
 import type {
   BlockDevice,
   ExecOptions,
@@ -197,6 +199,7 @@ function errorCode(error: unknown): string | undefined {
  */
 export class LinuxSystem implements System {
   private readonly started: string[] = [];
+  private cpuFlagsRead: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly log: Logger,
@@ -240,8 +243,20 @@ export class LinuxSystem implements System {
     for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
   }
 
-  sha512OfRange(path: string, offset: number, length: number): Promise<string> {
-    return sha512Pool().hashRange(path, offset, length);
+  hashOfRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string> {
+    return hashPool().hashRange(path, offset, length, algorithm);
+  }
+
+  async cpuFlags(): Promise<ReadonlySet<string>> {
+    if (this.cpuFlagsRead === undefined) {
+      try {
+        this.cpuFlagsRead = cpuFlagsIn(readFileSync(PROC_CPUINFO, "utf8"));
+      } catch {
+        // without /proc the install checks sha512, which every CPU can
+        this.cpuFlagsRead = new Set();
+      }
+    }
+    return this.cpuFlagsRead;
   }
 
   async writeBytes(path: string, content: Uint8Array): Promise<void> {

@@ -37,6 +37,9 @@ export const PROC_SYSRQ_TRIGGER = "/proc/sysrq-trigger";
 /** MemAvailable here says whether a diskless boot's image fits in RAM. */
 export const PROC_MEMINFO = "/proc/meminfo";
 
+/** The CPU's feature flags: whether it hashes sha256 in hardware decides which chunk hashes an install checks (update/chunks.ts). */
+export const PROC_CPUINFO = "/proc/cpuinfo";
+
 /** The config.d that the dracut module bakes into the initramfs. */
 export const INITRAMFS_CONFIG_DIR = "/etc/controller/config.d";
 
@@ -159,7 +162,7 @@ export const TOOLS = {
 
 /**
  * OpenSSL's libcrypto, loaded with dlopen to hash images at its speed
- * (sha512-worker.ts); the dracut module installs it, the dynamic loader finds it.
+ * (hash-worker.ts); the dracut module installs it, the dynamic loader finds it.
  */
 export const LIBCRYPTO = "libcrypto.so.3";
 

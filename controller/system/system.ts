@@ -2,6 +2,8 @@
 // talk to the machine through this interface: linux-system.ts implements it for
 // an initramfs, test/fake-system.ts in memory for the unit tests.
 
+import type { HashAlgorithm } from "./hash-worker.ts";
+
 export type FileType = "file" | "directory" | "symlink" | "other";
 
 export interface FileInfo {
@@ -136,8 +138,10 @@ export interface System {
   readBytes(path: string, maxBytes: number): Promise<Uint8Array>;
   /** A file's bytes in pieces, for files too big to hold in memory. */
   readChunks(path: string): AsyncIterable<Uint8Array>;
-  /** The sha512 (hex) of `length` bytes of a file from `offset` on; hashes may run on every CPU at once. Throws when the file is shorter. */
-  sha512OfRange(path: string, offset: number, length: number): Promise<string>;
+  /** The hash (hex) of `length` bytes of a file from `offset` on; hashes may run on every CPU at once. Throws when the file is shorter. */
+  hashOfRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string>;
+  /** The CPU's feature flags (/proc/cpuinfo "flags"); none when they cannot be read. */
+  cpuFlags(): Promise<ReadonlySet<string>>;
   /** Write a whole file atomically and durably (temporary file, fsync, rename). */
   writeBytes(path: string, content: Uint8Array): Promise<void>;
   /** Open a file for writing from `offset` on, cutting off anything after it; creates it when missing. */

@@ -1,21 +1,26 @@
 // Verifying an image from where it was written, piece by piece (chunks.ts):
 // while it downloads, as each piece is complete; before a resumed download,
 // the pieces a power cut left; and a whole image on a slot. Hashes run through
-// the System port's sha512OfRange, on every CPU at once.
+// the System port's hashOfRange, on every CPU at once.
 
 import type { System } from "../system/system.ts";
 import { describePiece, end, type Piece, piecesWithin, type SignedImage, verificationPieces } from "./chunks.ts";
 
-/** A piece that did not verify, said as a sentence without its subject: "has sha512 …, the manifest signs …". */
+/** A piece that did not verify, said as a sentence without its subject: "has sha256 …, the manifest signs …". */
 async function checkPiece(system: System, path: string, piece: Piece, pieces: readonly Piece[]): Promise<string | undefined> {
   let actual: string;
   try {
-    actual = await system.sha512OfRange(path, piece.offset, piece.length);
+    actual = await system.hashOfRange(path, piece.offset, piece.length, piece.algorithm);
   } catch (error) {
     return `${describePiece(piece, pieces)} cannot be read back: ${(error as Error).message}`;
   }
-  if (actual === piece.sha512) return undefined;
-  return `${describePiece(piece, pieces)} has sha512 ${actual.slice(0, 16)}…, the manifest signs ${piece.sha512.slice(0, 16)}…`;
+  if (actual === piece.hash) return undefined;
+  return `${describePiece(piece, pieces)} has ${piece.algorithm} ${actual.slice(0, 16)}…, the manifest signs ${piece.hash.slice(0, 16)}…`;
+}
+
+/** The pieces of `image` to verify on this machine, with the chunk hashes its CPU checks faster (chunks.ts). */
+export async function piecesToVerify(system: System, image: SignedImage): Promise<Piece[]> {
+  return verificationPieces(image, await system.cpuFlags());
 }
 
 /** A piece that did not verify, and why. */
@@ -92,6 +97,6 @@ export async function verifyImageFile(system: System, path: string, image: Signe
   const info = await system.lstat(path);
   if (info?.type !== "file") return { ok: false, problem: "there is no such file" };
   if (info.size !== image.size) return { ok: false, problem: `it has ${info.size} bytes, the manifest signs ${image.size}` };
-  const bad = await firstBadPiece(system, path, verificationPieces(image));
+  const bad = await firstBadPiece(system, path, await piecesToVerify(system, image));
   return bad === undefined ? { ok: true } : { ok: false, problem: bad.problem };
 }

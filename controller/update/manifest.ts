@@ -34,6 +34,7 @@ const CHANNEL = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const VERSION = /^(?:0|[1-9][0-9]{0,8})(?:\.(?:0|[1-9][0-9]{0,8})){0,3}$/;
 const VERSION_EXPECTED = 'a version such as "1.2.0" (1 to 4 dot-separated numbers of at most 9 digits, no leading zeros)';
 const SHA512 = /^[0-9a-f]{128}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
 const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 const CONFIG_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*\.toml$/;
 const CONFIG_FILE_NAME_MAX = 128;
@@ -112,6 +113,7 @@ function list<Item extends z.ZodType>(item: Item, expected: string) {
 }
 
 const sha512 = text("128 lowercase hex characters (a sha512)", (value) => SHA512.test(value));
+const sha256 = text("64 lowercase hex characters (a sha256)", (value) => SHA256.test(value));
 
 const url = text(
   'a URL relative to the server such as "images/<sha512>.squashfs" (letters, digits, ".", "_", "~", "+", "-" and "/" only; ' +
@@ -124,14 +126,16 @@ const timestamp = text('a UTC time such as "2026-11-23T10:00:00.000Z"', isUtcTim
 /**
  * Optional, and no new format: a controller that predates chunks drops the key
  * and verifies the whole image's sha512, so a fleet can take a manifest with
- * chunks before all its machines run a controller that reads them.
+ * chunks before all its machines run a controller that reads them. The same
+ * holds for the sha256 list within (chunks.ts says which list a machine checks).
  */
 const chunksSchema = object(
   {
     size: integer(MIN_CHUNK_BYTES, Number.MAX_SAFE_INTEGER, "the chunk size in bytes"),
     sha512: list(sha512, "a list of sha512s, one per chunk"),
+    sha256: list(sha256, "a list of sha256s, one per chunk").optional(),
   },
-  "an object with size and sha512 (a list of the sha512 of every chunk)",
+  "an object with size and sha512 (a list of the sha512 of every chunk), and optionally sha256 (the same for sha256)",
 );
 
 const imageSchema = object(
@@ -146,12 +150,14 @@ const imageSchema = object(
 ).superRefine((image, context) => {
   if (image.chunks === undefined) return;
   const count = chunkCount(image.size, image.chunks.size);
-  if (image.chunks.sha512.length !== count) {
+  for (const algorithm of ["sha512", "sha256"] as const) {
+    const hashes = image.chunks[algorithm];
+    if (hashes === undefined || hashes.length === count) continue;
     context.addIssue({
       code: "custom",
-      path: ["chunks", "sha512"],
-      message: `${count} sha512s: the image's ${image.size} bytes in chunks of ${image.chunks.size}`,
-      params: { got: `${image.chunks.sha512.length}` },
+      path: ["chunks", algorithm],
+      message: `${count} ${algorithm}s: the image's ${image.size} bytes in chunks of ${image.chunks.size}`,
+      params: { got: `${hashes.length}` },
     });
   }
 });

@@ -13,8 +13,8 @@ import { UPDATE_NAME } from "../config/cmdline.ts";
 import { parseConfigLayer } from "../config/layers.ts";
 import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
 import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
-import { sha512Pool } from "../system/sha512-pool.ts";
-import { chunkRanges, end, publishChunkSize, type SignedImage, verificationPieces } from "./chunks.ts";
+import { hashPool } from "../system/hash-pool.ts";
+import { chunkRanges, publishChunkSize, type SignedChunks, type SignedImage } from "./chunks.ts";
 import { checkSignedKernel, type ImageKernel, readImageKernel } from "./image-kernel-files.ts";
 import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
@@ -190,28 +190,30 @@ async function storeContentAddressed(
 }
 
 /**
- * Store the image under its sha512 in REPO/images, with the sha512 of every
- * chunk (chunks.ts) for controllers to verify it in pieces on every CPU;
- * the whole hash and the chunks' are computed at once.
+ * Store the image under its sha512 in REPO/images, with the sha512 and the
+ * sha256 of every chunk (chunks.ts) for controllers to verify it in pieces on
+ * every CPU, each with the hash its CPU computes faster; the whole hash and
+ * the chunks' are computed at once, each chunk read once for both.
  */
-async function storeImage(repo: string, imagePath: string): Promise<Omit<ManifestFile, "name"> & { chunks: { size: number; sha512: string[] } }> {
+async function storeImage(repo: string, imagePath: string): Promise<Omit<ManifestFile, "name"> & { chunks: Required<SignedChunks> }> {
   const folder = join(repo, "images");
   const temp = await writeTemp(folder, createReadStream(imagePath, { highWaterMark: 1 << 20 }));
   const { size } = await stat(temp);
   const chunkSize = publishChunkSize(size);
-  const pool = sha512Pool();
-  const [sha512, ...chunkHashes] = await Promise.all([
-    pool.hashRange(temp, 0, size),
-    ...chunkRanges(size, chunkSize).map((chunk) => pool.hashRange(temp, chunk.offset, chunk.length)),
+  const pool = hashPool();
+  const [sha512, chunkHashes] = await Promise.all([
+    pool.hashRange(temp, 0, size, "sha512"),
+    Promise.all(chunkRanges(size, chunkSize).map((chunk) => pool.hashesOfRange(temp, chunk.offset, chunk.length, ["sha512", "sha256"]))),
   ]);
   const url = `images/${sha512}.squashfs`;
   await rename(temp, join(repo, url));
   await syncFolder(folder);
-  return { url, size, sha512: sha512 as string, chunks: { size: chunkSize, sha512: chunkHashes } };
+  const chunks = { size: chunkSize, sha512: chunkHashes.map(([hash]) => hash as string), sha256: chunkHashes.map(([, hash]) => hash as string) };
+  return { url, size, sha512, chunks };
 }
 
 function hashFile(path: string, size: number): Promise<string> {
-  return sha512Pool().hashRange(path, 0, size);
+  return hashPool().hashRange(path, 0, size, "sha512");
 }
 
 /** A new file that must not replace an existing one; `wx` refuses even a dangling symlink in the way. */
@@ -828,12 +830,23 @@ async function checkFile(
   return actual === file.sha512 ? [] : [`${path}: expected sha512 ${file.sha512} (${key}.sha512 in ${manifestFile}), got ${actual}`];
 }
 
-/** The image's chunks, when the manifest signs them: a controller that reads them refuses the image at the first bad one. */
+/**
+ * The image's chunks, when the manifest signs them, by every hash list it
+ * signs: a controller refuses the image at the first bad chunk of the list its
+ * CPU checks (chunks.ts), and machines differ in which list that is.
+ */
 async function checkChunks(path: string, image: SignedImage, manifestFile: string): Promise<string[]> {
-  if (image.chunks === undefined) return [];
-  const pieces = verificationPieces(image);
-  const hashes = await Promise.all(pieces.map((piece) => sha512Pool().hashRange(path, piece.offset, piece.length)));
-  return pieces.flatMap((piece, index) =>
-    hashes[index] === piece.sha512 ? [] : [`${path}: expected sha512 ${piece.sha512} for bytes ${piece.offset}–${end(piece) - 1} (image.chunks.sha512[${index}] in ${manifestFile}), got ${hashes[index]}`],
+  const chunks = image.chunks;
+  if (chunks === undefined) return [];
+  const algorithms = (["sha512", "sha256"] as const).filter((algorithm) => chunks[algorithm] !== undefined);
+  const ranges = chunkRanges(image.size, chunks.size);
+  const actual = await Promise.all(ranges.map((range) => hashPool().hashesOfRange(path, range.offset, range.length, algorithms)));
+  return ranges.flatMap((range, index) =>
+    algorithms.flatMap((algorithm, which) => {
+      const expected = chunks[algorithm]?.[index];
+      const got = actual[index]?.[which];
+      if (expected === got) return [];
+      return [`${path}: expected ${algorithm} ${expected} for bytes ${range.offset}–${range.offset + range.length - 1} (image.chunks.${algorithm}[${index}] in ${manifestFile}), got ${got}`];
+    }),
   );
 }

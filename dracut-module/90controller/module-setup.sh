@@ -213,7 +213,7 @@ install() {
     done
 
     # OpenSSL's libcrypto: the controller dlopens it to hash images at its speed
-    # (controller/system/sha512-worker.ts; paths.ts LIBCRYPTO). Without it hashing falls
+    # (controller/system/hash-worker.ts; paths.ts LIBCRYPTO). Without it hashing falls
     # back to bun's own sha512, correct but about a third as fast.
     inst_libdir_file "libcrypto.so.3" || dwarn "controller: no libcrypto.so.3 on this machine: images will hash slower; install Debian's libssl3"
 

@@ -45,7 +45,7 @@ describe.each(["shell", "systemd"] as const)("the %s initramfs", (flavour) => {
   test("holds the module's hooks and the baked-in config.d", async () => {
     const files = (await initramfsCpio(flavour, "-t")).split("\n");
     expect(files).toContain("usr/lib/dracut/hooks/cmdline/90-controller-cmdline.sh");
-    // the hashing threads dlopen it (controller/system/sha512-worker.ts)
+    // the hashing threads dlopen it (controller/system/hash-worker.ts)
     expect(files.some((file) => file.endsWith("/libcrypto.so.3"))).toBe(true);
     expect(files).toContain("usr/lib/dracut/hooks/mount/90-controller-mount.sh");
     expect(files).toContain("etc/controller/config.d/10-labels.toml");

@@ -374,12 +374,48 @@ describe("install stage: chunked images", () => {
     expect(fake.deviceTree("/dev/vda2")?.["system.squashfs"]).toEqual({ text: bytesToText(published.imageBytes), mode: 0o644 });
   });
 
+  test("a CPU with the SHA extensions checks the chunks' sha256s, one without them their sha512s; both say so", async () => {
+    for (const [flags, algorithm, said] of [
+      [["fpu", "sha_ni", "avx"], "sha256", "verifying 4 chunks of 1 MiB by their sha256, which this CPU hashes in hardware"],
+      [["fpu", "avx"], "sha512", "verifying 4 chunks of 1 MiB by their sha512 (without the SHA extensions this CPU hashes sha512 faster)"],
+    ] as const) {
+      const fake = runningMachine();
+      fake.cpuFlagSet = new Set(flags);
+      publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+      const { installed, text } = await install(fake);
+      expect(installed).toMatchObject({ status: "installed", pieces: 4, pieceHash: algorithm });
+      expect(fake.hashedRanges.map((range) => range.algorithm)).toEqual([algorithm, algorithm, algorithm, algorithm]);
+      expect(text).toContain(said);
+    }
+  });
+
+  test("a manifest that signs only the chunks' sha512s (publish before sha256s) is checked by them on any CPU", async () => {
+    const fake = runningMachine();
+    fake.cpuFlagSet = new Set(["sha_ni"]);
+    publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB, chunkSha512Only: true });
+    const { installed, text } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", pieces: 4, pieceHash: "sha512" });
+    expect(text).toContain("verifying 4 chunks of 1 MiB by their sha512 (the manifest signs no sha256s)");
+  });
+
+  test("a bad chunk is named by the sha256 the manifest signs for it on a CPU that checks sha256s", async () => {
+    const fake = runningMachine();
+    fake.cpuFlagSet = new Set(["sha_ni"]);
+    const published = publish(fake, { version: "2.0", imageSize: size, chunkSize: MiB });
+    const corrupted = new Uint8Array(published.imageBytes);
+    corrupted[2 * MiB] = (corrupted[2 * MiB] ?? 0) ^ 0x01;
+    fake.http.set(published.imageUrl, { body: corrupted });
+    const { installed } = await install(fake);
+    expect(installed.detail).toMatch(/chunk 2 of 4 \(bytes 2097152–3145727\) has sha256 [0-9a-f]{16}…, the manifest signs [0-9a-f]{16}…; nothing was switched$/);
+    expect(fake.deviceTree("/dev/vda2")?.["system.squashfs.partial"]).toBeUndefined();
+  });
+
   test("a manifest without chunks: the whole image is one piece, hashed once", async () => {
     const fake = runningMachine();
     publish(fake, { version: "2.0", imageSize: size });
     const { installed } = await install(fake);
-    expect(installed).toMatchObject({ status: "installed", pieces: 1 });
-    expect(fake.hashedRanges.map((range) => [range.offset, range.length])).toEqual([[0, size]]);
+    expect(installed).toMatchObject({ status: "installed", pieces: 1, pieceHash: "sha512" });
+    expect(fake.hashedRanges.map((range) => [range.offset, range.length, range.algorithm])).toEqual([[0, size, "sha512"]]);
   });
 
   test("a bad chunk stops the download before the end: the chunk is named, the partial file removed, the backup untouched", async () => {

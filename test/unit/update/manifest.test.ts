@@ -218,6 +218,27 @@ describe("parseManifest", () => {
     expect(problemsOf((input) => (input["image"]["chunks"] = { size: 2 ** 20 }))[0]).toStartWith("key image.chunks.sha512: expected a list of sha512s");
   });
 
+  test("chunks.sha256: optional beside the sha512s, one 64-hex-character sha256 per chunk", () => {
+    const HASH_C = "c".repeat(64);
+    const chunked = (input: Record<string, any>, sha256: unknown) => {
+      input["image"]["size"] = 2 * 2 ** 20 + 1;
+      input["image"]["chunks"] = { size: 2 ** 20, sha512: [HASH_B, HASH_B, HASH_B], sha256 };
+    };
+    const input = validInput();
+    chunked(input, [HASH_C, HASH_C, HASH_C]);
+    expect(manifestOf(input).image.chunks).toEqual({ size: 2 ** 20, sha512: [HASH_B, HASH_B, HASH_B], sha256: [HASH_C, HASH_C, HASH_C] });
+    expect(problemsOf((input) => chunked(input, [HASH_C, HASH_C]))).toEqual([
+      `key image.chunks.sha256: expected 3 sha256s: the image's ${2 * 2 ** 20 + 1} bytes in chunks of ${2 ** 20}, got 2`,
+    ]);
+    expect(problemsOf((input) => chunked(input, [HASH_C, HASH_C, "C".repeat(64)]))).toEqual([
+      `key image.chunks.sha256[2]: expected 64 lowercase hex characters (a sha256), got "${"C".repeat(64)}"`,
+    ]);
+    expect(problemsOf((input) => chunked(input, [HASH_C, HASH_C, HASH_B]))[0]).toStartWith("key image.chunks.sha256[2]: expected 64 lowercase hex characters (a sha256), got");
+    expect(problemsOf((input) => chunked(input, HASH_C))[0]).toStartWith("key image.chunks.sha256: expected a list of sha256s");
+    // the sha256s do not stand in for the sha512s, which controllers before them read
+    expect(problemsOf((input) => (input["image"]["chunks"] = { size: 2 ** 20, sha256: [HASH_C] }))[0]).toStartWith("key image.chunks.sha512: expected a list of sha512s");
+  });
+
   test("sizes: integers within bounds", () => {
     expect(problemsOf((input) => (input["image"]["size"] = 0))[0]).toEndWith("an integer from 1 to 9007199254740991, got 0");
     expect(problemsOf((input) => (input["image"]["size"] = 1.5))[0]).toEndWith("got 1.5");

@@ -2,6 +2,7 @@
 // commands as a person runs them.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,8 +108,8 @@ describe("publish", () => {
       size: imageBytes.length,
       sha512: sha512Hex(imageBytes),
       format: "squashfs",
-      // one short chunk: the image is smaller than a chunk
-      chunks: { size: 8 << 20, sha512: [sha512Hex(imageBytes)] },
+      // one short chunk: the image is smaller than a chunk; its sha256 for CPUs that hash sha256 in hardware
+      chunks: { size: 8 << 20, sha512: [sha512Hex(imageBytes)], sha256: [createHash("sha256").update(imageBytes).digest("hex")] },
     });
     expect(await readFile(join(repo, manifest.image.url))).toEqual(imageBytes);
     expect(manifest.config.fleet.map((file) => file.name)).toEqual(["50-fleet.toml"]);
@@ -284,6 +285,23 @@ describe("verifyRepo", () => {
     expect(problems[0]).toMatch(
       new RegExp(`^REPO/${imageUrl}: expected sha512 [0-9a-f]{128} \\(image\\.sha512 in REPO/channels/stable/manifest\\.json\\), got [0-9a-f]{128}$`),
     );
+  });
+
+  test("a wrong chunk sha256 under a valid signature: found, though the sha512s all match (machines differ in which list they check)", async () => {
+    const problems = await problemsAfter(async (copy) => {
+      const file = join(copy, "channels/stable/manifest.json");
+      const manifest = JSON.parse(await readFile(file, "utf8"));
+      manifest.image.chunks.sha256[0] = "0".repeat(64);
+      await writeFile(file, `${JSON.stringify(manifest, null, 2)}\n`);
+      const resigned = await resignManifest({ repo: copy, channel: "stable", secretKeyFile, now: NOW });
+      expect(resigned.ok).toBe(true);
+    });
+    const imageUrl = imagePath.slice(repo.length + 1);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        new RegExp(`^REPO/${imageUrl}: expected sha256 0{64} for bytes 0–5003 \\(image\\.chunks\\.sha256\\[0\\] in REPO/channels/stable/manifest\\.json\\), got [0-9a-f]{64}$`),
+      ),
+    ]);
   });
 
   test("a truncated, missing or replaced file", async () => {

@@ -1,37 +1,43 @@
-// sha512 of byte ranges of files, on worker threads, one per CPU: images are
+// Hashes of byte ranges of files, on worker threads, one per CPU: images are
 // GiBs, and one core cannot hash as fast as a network and a disk deliver.
 // Workers start on first use and never keep the process alive.
 
 import { availableParallelism } from "node:os";
-import type { HashAnswer, HashEngine, HashJob } from "./sha512-worker.ts";
+import type { HashAlgorithm, HashAnswer, HashEngine, HashJob } from "./hash-worker.ts";
 
-// scripts/build-controller names sha512-worker.ts as the binary's second entry point. Inside the
+// scripts/build-controller names hash-worker.ts as the binary's second entry point. Inside the
 // binary every module's import.meta.url is the binary's own, at the root of its file tree, and the
 // worker sits at system/ below it, where controller/ has it; from source (bun test, bun run) this
 // module's URL is its own file's, beside the worker.
-const WORKER_URL = (import.meta.path.endsWith("/sha512-pool.ts") ? new URL("./sha512-worker.ts", import.meta.url) : new URL("./system/sha512-worker.ts", import.meta.url)).href;
+const WORKER_URL = (import.meta.path.endsWith("/hash-pool.ts") ? new URL("./hash-worker.ts", import.meta.url) : new URL("./system/hash-worker.ts", import.meta.url)).href;
 
 interface Waiting {
   readonly job: HashJob;
-  resolve(sha512: string): void;
+  resolve(digests: readonly string[]): void;
   reject(error: Error): void;
 }
 
-export class Sha512Pool {
+export class HashPool {
   private readonly idle: Worker[] = [];
   private readonly busy = new Map<Worker, Waiting>();
   private readonly queue: Waiting[] = [];
   private started = 0;
   private nextId = 0;
-  /** The sha512 the workers run, once one has answered. */
+  /** The hashing the workers run, once one has answered. */
   engine: HashEngine | undefined;
 
   constructor(private readonly size: number) {}
 
-  /** The sha512 (hex) of `length` bytes of `path` from `offset` on; rejects when the file is shorter or unreadable. */
-  hashRange(path: string, offset: number, length: number): Promise<string> {
+  /** The `algorithm` hash (hex) of `length` bytes of `path` from `offset` on; rejects when the file is shorter or unreadable. */
+  async hashRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string> {
+    const [digest] = await this.hashesOfRange(path, offset, length, [algorithm]);
+    return digest as string;
+  }
+
+  /** One hash (hex) per algorithm, in their order, of the same bytes read once. */
+  hashesOfRange(path: string, offset: number, length: number, algorithms: readonly HashAlgorithm[]): Promise<readonly string[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { id: this.nextId++, path, offset, length }, resolve, reject });
+      this.queue.push({ job: { id: this.nextId++, path, offset, length, algorithms }, resolve, reject });
       this.dispatch();
     });
   }
@@ -60,7 +66,7 @@ export class Sha512Pool {
     this.release(worker);
     this.engine = answer.engine;
     if (waiting === undefined) return;
-    if ("sha512" in answer) waiting.resolve(answer.sha512);
+    if ("digests" in answer) waiting.resolve(answer.digests);
     else waiting.reject(new Error(answer.error));
   }
 
@@ -83,10 +89,10 @@ export class Sha512Pool {
   }
 }
 
-let shared: Sha512Pool | undefined;
+let shared: HashPool | undefined;
 
 /** The process's pool, one worker per CPU. */
-export function sha512Pool(): Sha512Pool {
-  shared ??= new Sha512Pool(availableParallelism());
+export function hashPool(): HashPool {
+  shared ??= new HashPool(availableParallelism());
   return shared;
 }
