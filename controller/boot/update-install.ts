@@ -262,6 +262,7 @@ async function startDownload(
   log: Logger,
   partial: string,
   accepted: AcceptedManifest,
+  pieces: readonly Piece[],
   cuts: CutPoints,
 ): Promise<number> {
   const { manifest } = accepted;
@@ -269,7 +270,7 @@ async function startDownload(
   const state = await readInstallState(system, statePath);
   const partialInfo = await system.lstat(partial);
   if (state?.sha512 === manifest.image.sha512 && partialInfo?.type === "file" && partialInfo.size <= manifest.image.size) {
-    const offset = await verifiedPrefix(system, partial, await piecesToVerify(system, manifest.image), partialInfo.size);
+    const offset = await verifiedPrefix(system, partial, pieces, partialInfo.size);
     const dropped = offset < partialInfo.size ? ` (bytes ${offset}–${partialInfo.size - 1} did not verify and are fetched again)` : "";
     log.info(`resuming the install of version ${manifest.version} cut short on an earlier boot, at byte ${offset}${dropped}`);
     return offset;
@@ -416,7 +417,7 @@ export async function runInstallStage(
     if (await alreadyInstalled(system, accepted, image, run.device)) {
       return result("installed", `version ${manifest.version} is already on ${run.device.device} and verifies: no download needed`);
     }
-    const start = await startDownload(system, log, partial, accepted, cuts);
+    const start = await startDownload(system, log, partial, accepted, run.pieces, cuts);
     run.resumedFromByte = start;
     const noRoom = await makeRoom(system, log, config, run, image, manifest.image.size - start);
     if (noRoom !== undefined) return result("failed", noRoom);

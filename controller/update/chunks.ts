@@ -24,6 +24,9 @@ export interface Piece {
   readonly hash: string;
 }
 
+/** The chunk hash lists a manifest may sign, sha512 first: every manifest with chunks signs it. */
+export const CHUNK_HASHES = ["sha512", "sha256"] as const satisfies readonly HashAlgorithm[];
+
 /** The chunk hashes a manifest signs: sha512 always, sha256 as well since publish wrote both. */
 export interface SignedChunks {
   readonly size: number;

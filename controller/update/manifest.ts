@@ -7,7 +7,7 @@
 import { z } from "../config/zod.ts";
 import { isHostname } from "../config/schema.ts";
 import { valueAt } from "../config/value-at.ts";
-import { chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
+import { CHUNK_HASHES, chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
 import { isKernelRelease, RELEASE_EXPECTED } from "./kernel-release.ts";
 
 /**
@@ -150,7 +150,7 @@ const imageSchema = object(
 ).superRefine((image, context) => {
   if (image.chunks === undefined) return;
   const count = chunkCount(image.size, image.chunks.size);
-  for (const algorithm of ["sha512", "sha256"] as const) {
+  for (const algorithm of CHUNK_HASHES) {
     const hashes = image.chunks[algorithm];
     if (hashes === undefined || hashes.length === count) continue;
     context.addIssue({

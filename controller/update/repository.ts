@@ -14,7 +14,7 @@ import { parseConfigLayer } from "../config/layers.ts";
 import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
 import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
 import { hashPool } from "../system/hash-pool.ts";
-import { chunkRanges, publishChunkSize, type SignedChunks, type SignedImage } from "./chunks.ts";
+import { CHUNK_HASHES, chunkRanges, publishChunkSize, type SignedChunks, type SignedImage } from "./chunks.ts";
 import { checkSignedKernel, type ImageKernel, readImageKernel } from "./image-kernel-files.ts";
 import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
@@ -203,7 +203,7 @@ async function storeImage(repo: string, imagePath: string): Promise<Omit<Manifes
   const pool = hashPool();
   const [sha512, chunkHashes] = await Promise.all([
     pool.hashRange(temp, 0, size, "sha512"),
-    Promise.all(chunkRanges(size, chunkSize).map((chunk) => pool.hashesOfRange(temp, chunk.offset, chunk.length, ["sha512", "sha256"]))),
+    Promise.all(chunkRanges(size, chunkSize).map((chunk) => pool.hashesOfRange(temp, chunk.offset, chunk.length, CHUNK_HASHES))),
   ]);
   const url = `images/${sha512}.squashfs`;
   await rename(temp, join(repo, url));
@@ -838,7 +838,7 @@ async function checkFile(
 async function checkChunks(path: string, image: SignedImage, manifestFile: string): Promise<string[]> {
   const chunks = image.chunks;
   if (chunks === undefined) return [];
-  const algorithms = (["sha512", "sha256"] as const).filter((algorithm) => chunks[algorithm] !== undefined);
+  const algorithms = CHUNK_HASHES.filter((algorithm) => chunks[algorithm] !== undefined);
   const ranges = chunkRanges(image.size, chunks.size);
   const actual = await Promise.all(ranges.map((range) => hashPool().hashesOfRange(path, range.offset, range.length, algorithms)));
   return ranges.flatMap((range, index) =>
