@@ -7,6 +7,7 @@
 import { z } from "../config/zod.ts";
 import { isHostname } from "../config/schema.ts";
 import { valueAt } from "../config/value-at.ts";
+import { chunkIndexMaxBytes } from "./chunk-index.ts";
 import { CHUNK_HASHES, chunkCount, MIN_CHUNK_BYTES } from "./chunks.ts";
 import { isKernelRelease, RELEASE_EXPECTED } from "./kernel-release.ts";
 
@@ -138,6 +139,16 @@ const chunksSchema = object(
   "an object with size and sha512 (a list of the sha512 of every chunk), and optionally sha256 (the same for sha256)",
 );
 
+/**
+ * The image's chunk index (chunk-index.ts), for delta installs. Optional, and
+ * no new format, as with chunks: a controller that predates delta installs
+ * drops the key and downloads the whole image.
+ */
+const indexSchema = object(
+  { url, size: integer(1, Number.MAX_SAFE_INTEGER, "the index size in bytes"), sha512 },
+  "an object with url, size and sha512 (of the image's chunk index file)",
+);
+
 const imageSchema = object(
   {
     url,
@@ -145,9 +156,18 @@ const imageSchema = object(
     sha512,
     format: z.literal("squashfs", { error: '"squashfs"' }),
     chunks: chunksSchema.optional(),
+    index: indexSchema.optional(),
   },
-  "an object with url, size, sha512 and format, and optionally chunks",
+  "an object with url, size, sha512 and format, and optionally chunks and index",
 ).superRefine((image, context) => {
+  if (image.index !== undefined && image.index.size > chunkIndexMaxBytes(image.size)) {
+    context.addIssue({
+      code: "custom",
+      path: ["index", "size"],
+      message: `at most ${chunkIndexMaxBytes(image.size)} bytes (the largest index of an image of ${image.size} bytes)`,
+      params: { got: `${image.index.size}` },
+    });
+  }
   if (image.chunks === undefined) return;
   const count = chunkCount(image.size, image.chunks.size);
   for (const algorithm of CHUNK_HASHES) {

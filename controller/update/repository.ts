@@ -14,7 +14,11 @@ import { parseConfigLayer } from "../config/layers.ts";
 import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
 import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
 import { hashPool } from "../system/hash-pool.ts";
+import { type ChunkIndex, chunkIndexMaxBytes, chunkOffsets, encodeChunkIndex, parseChunkIndex } from "./chunk-index.ts";
 import { CHUNK_HASHES, chunkRanges, publishChunkSize, type SignedChunks, type SignedImage } from "./chunks.ts";
+import { PUBLISH_CHUNK_SIZES } from "./content-chunker.ts";
+import { describeShared, planDelta } from "./delta-plan.ts";
+import { chunksNotMatching, indexImage } from "./image-index.ts";
 import { checkSignedKernel, type ImageKernel, readImageKernel } from "./image-kernel-files.ts";
 import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
@@ -48,6 +52,9 @@ import {
 } from "./signing.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A verify that finds chunks of an image not matching its index names this many. */
+const MAX_CHUNKS_SHOWN = 5;
 /**
  * A manifest that lives for years would make a frozen or replayed server
  * unnoticeable for as long; no controller takes one valid for longer than this.
@@ -189,27 +196,38 @@ async function storeContentAddressed(
   return { url, size, sha512 };
 }
 
+interface StoredImage extends Omit<ManifestFile, "name"> {
+  readonly chunks: Required<SignedChunks>;
+  /** the chunk index file, as the manifest names it */
+  readonly index: Omit<ManifestFile, "name">;
+  readonly chunkIndex: ChunkIndex;
+}
+
 /**
  * Store the image under its sha512 in REPO/images, with the sha512 and the
  * sha256 of every chunk (chunks.ts) for controllers to verify it in pieces on
  * every CPU, each with the hash its CPU computes faster; the whole hash and
- * the chunks' are computed at once, each chunk read once for both.
+ * the chunks' are computed at once, each chunk read once for both. Beside it,
+ * under its own sha512, the image's chunk index for delta installs, cut on
+ * this thread while the hashing threads work.
  */
-async function storeImage(repo: string, imagePath: string): Promise<Omit<ManifestFile, "name"> & { chunks: Required<SignedChunks> }> {
+async function storeImage(repo: string, imagePath: string): Promise<StoredImage> {
   const folder = join(repo, "images");
   const temp = await writeTemp(folder, createReadStream(imagePath, { highWaterMark: 1 << 20 }));
   const { size } = await stat(temp);
   const chunkSize = publishChunkSize(size);
   const pool = hashPool();
-  const [sha512, chunkHashes] = await Promise.all([
+  const [sha512, chunkHashes, chunkIndex] = await Promise.all([
     pool.hashRange(temp, 0, size, "sha512"),
     Promise.all(chunkRanges(size, chunkSize).map((chunk) => pool.hashesOfRange(temp, chunk.offset, chunk.length, CHUNK_HASHES))),
+    indexImage(createReadStream(temp, { highWaterMark: 1 << 20 }), PUBLISH_CHUNK_SIZES),
   ]);
   const url = `images/${sha512}.squashfs`;
   await rename(temp, join(repo, url));
   await syncFolder(folder);
+  const index = await storeContentAddressed(repo, "images", "index", [encodeChunkIndex(chunkIndex)]);
   const chunks = { size: chunkSize, sha512: chunkHashes.map(([hash]) => hash as string), sha256: chunkHashes.map(([, hash]) => hash as string) };
-  return { url, size, sha512, chunks };
+  return { url, size, sha512, chunks, index, chunkIndex };
 }
 
 function hashFile(path: string, size: number): Promise<string> {
@@ -325,7 +343,7 @@ export async function publish(options: PublishOptions): Promise<Published> {
   if (problems.length > 0) return refused();
 
   const secretKey = await readSecretKey(options.secretKeyFile, problems, warnings);
-  await checkVersionGoesUp(repo, channel, version, problems);
+  const previous = await currentManifestBelow(repo, channel, version, problems);
   const imageProblems = problems.length;
   await checkImage(options.image, problems);
   const imageKernel = problems.length === imageProblems ? await readImageKernel(options.image) : undefined;
@@ -358,7 +376,7 @@ export async function publish(options: PublishOptions): Promise<Published> {
     version,
     created: now.toISOString(),
     expires: new Date(now.getTime() + days * DAY_MS).toISOString(),
-    image: { url: image.url, size: image.size, sha512: image.sha512, format: "squashfs", chunks: image.chunks },
+    image: { url: image.url, size: image.size, sha512: image.sha512, format: "squashfs", chunks: image.chunks, index: image.index },
     ...(kernel === undefined ? {} : { kernel }),
     config: {
       fleet: await Promise.all(fleet.map(store)),
@@ -375,6 +393,7 @@ export async function publish(options: PublishOptions): Promise<Published> {
   }
   await writeManifestSignature(repo, channel, bytes, parsed.manifest, secretKey);
   await writeAtomically(manifestFile, bytes);
+  if (previous !== undefined) notes.push(await describeShareWithPrevious(repo, previous, image.chunkIndex, warnings));
   return { ok: true, manifest: parsed.manifest, manifestFile, publicKey: encodePublicKey(publicKeyOf(secretKey)), notes, warnings };
 }
 
@@ -587,13 +606,14 @@ async function readSecretKey(file: string, problems: string[], warnings: string[
   }
 }
 
-async function checkVersionGoesUp(repo: string, channel: string, version: string, problems: string[]): Promise<void> {
+/** The channel's current manifest, if it has one, checked to be of a version below `version`. */
+async function currentManifestBelow(repo: string, channel: string, version: string, problems: string[]): Promise<Manifest | undefined> {
   const file = join(repo, manifestPath(channel));
   const read = await readRegularFile(file, MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES");
-  if (read.status === "missing") return;
+  if (read.status === "missing") return undefined;
   if (read.status === "refused") {
     problems.push(`Cannot publish version ${version} to channel ${channel}: a downgrade cannot be ruled out: ${read.problem}`);
-    return;
+    return undefined;
   }
   const current = parseManifest(read.bytes, file);
   if (!current.ok) {
@@ -601,7 +621,7 @@ async function checkVersionGoesUp(repo: string, channel: string, version: string
       `Cannot publish version ${version} to channel ${channel}: the channel's current manifest cannot be read, so a downgrade ` +
         `cannot be ruled out (fix or remove ${file}): ${current.problems.join("; ")}`,
     );
-    return;
+    return undefined;
   }
   const currentVersion = current.manifest.version;
   if (compareVersions(version, currentVersion) <= 0) {
@@ -610,6 +630,34 @@ async function checkVersionGoesUp(repo: string, channel: string, version: string
         "(machines refuse to go down and ignore the same version again; to roll back, publish the old image under a new version)",
     );
   }
+  return current.manifest;
+}
+
+/**
+ * How much of the new image the channel's previous version already holds, from
+ * the two chunk indexes: what a delta install from it copies instead of
+ * fetching, which an admin sees before any machine pays for the update. A
+ * previous index that cannot be read is a warning, never a refusal: the
+ * update is published all the same.
+ */
+async function describeShareWithPrevious(repo: string, previous: Manifest, index: ChunkIndex, warnings: string[]): Promise<string> {
+  const version = `version ${previous.version} (the channel's previous version)`;
+  const signed = previous.image.index;
+  if (signed === undefined) return `Version ${previous.version} (the channel's previous version) was published without a chunk index: how much of this image it holds is not known.`;
+  if (/^https?:/i.test(signed.url)) return `How much of this image ${version} holds is not known: its chunk index is on another server (${signed.url}).`;
+  const file = join(repo, signed.url);
+  const read = await readRegularFile(file, chunkIndexMaxBytes(previous.image.size), "the largest index of its image");
+  const problem =
+    read.status === "missing" ? `there is no ${file}`
+    : read.status === "refused" ? read.problem
+    : sha512Hex(read.bytes) !== signed.sha512 ? `${file} does not have the sha512 its manifest signs`
+    : undefined;
+  const parsed = read.status === "read" && problem === undefined ? parseChunkIndex(read.bytes, previous.image.size, file) : undefined;
+  if (parsed?.ok !== true) {
+    warnings.push(`Cannot say how much of this image ${version} holds: ${problem ?? (parsed?.ok === false ? parsed.problem : "")}`);
+    return `How much of this image ${version} holds is not known (see the warning).`;
+  }
+  return `Version ${previous.version} (the channel's previous version) ${describeShared(planDelta(index, [parsed.index]), index.imageSize)}.`;
 }
 
 async function checkImage(path: string, problems: string[]): Promise<void> {
@@ -776,6 +824,7 @@ export async function verifyRepo(options: {
   }
   const references: { key: string; file: Omit<ManifestFile, "name"> }[] = [
     { key: "image", file: manifest.image },
+    ...(manifest.image.index === undefined ? [] : [{ key: "image.index", file: manifest.image.index }]),
     ...manifest.config.fleet.map((file, index) => ({ key: `config.fleet[${index}]`, file })),
     ...manifest.config.machines.flatMap((entry, machine) =>
       entry.files.map((file, index) => ({ key: `config.machines[${machine}].files[${index}]`, file })),
@@ -783,6 +832,7 @@ export async function verifyRepo(options: {
   ];
   let elsewhere = 0;
   let kernelChecked = false;
+  let imageMatches = false;
   const hashes = new Map<string, Promise<string>>();
   for (const { key, file } of references) {
     if (/^https?:/i.test(file.url)) {
@@ -792,6 +842,11 @@ export async function verifyRepo(options: {
     const problems = await checkFile(join(repo, file.url), key, file, manifestFile, hashes);
     // the chunks of an image whose whole hash is already wrong would only repeat that
     if (key === "image" && problems.length === 0) problems.push(...(await checkChunks(join(repo, file.url), manifest.image, manifestFile)));
+    if (key === "image") imageMatches = problems.length === 0;
+    // an index is checked against an image known to be the signed one, else every chunk would be wrong
+    if (key === "image.index" && problems.length === 0 && imageMatches && !/^https?:/i.test(manifest.image.url)) {
+      problems.push(...(await checkIndex(join(repo, file.url), join(repo, manifest.image.url), manifest.image.size, manifestFile)));
+    }
     // even in an image whose hash is wrong: a kernel that changed too is worth knowing
     if (key === "image" && manifest.kernel !== undefined && (await isRegularFile(join(repo, file.url)))) {
       problems.push(...(await checkSignedKernel(join(repo, file.url), manifest.kernel, manifestFile)));
@@ -828,6 +883,23 @@ async function checkFile(
   hashes.set(path, hash);
   const actual = await hash;
   return actual === file.sha512 ? [] : [`${path}: expected sha512 ${file.sha512} (${key}.sha512 in ${manifestFile}), got ${actual}`];
+}
+
+/** The image's chunk index: a file a controller reads, whose chunks have the sha256s it lists in the image. */
+async function checkIndex(indexPath: string, imagePath: string, imageSize: number, manifestFile: string): Promise<string[]> {
+  const read = await readRegularFile(indexPath, chunkIndexMaxBytes(imageSize), "the largest index of its image");
+  if (read.status !== "read") return [read.status === "refused" ? read.problem : `${indexPath}: missing, named by image.index.url in ${manifestFile}`];
+  const parsed = parseChunkIndex(read.bytes, imageSize, indexPath);
+  if (!parsed.ok) return [parsed.problem];
+  const wrong = await chunksNotMatching(parsed.index, createReadStream(imagePath, { highWaterMark: 1 << 20 }));
+  if (wrong.length === 0) return [];
+  const offsets = chunkOffsets(parsed.index);
+  const shown = wrong.slice(0, MAX_CHUNKS_SHOWN).map((chunk) => {
+    const offset = offsets[chunk] as number;
+    return `chunk ${chunk} (bytes ${offset}–${offset + (parsed.index.lengths[chunk] as number) - 1})`;
+  });
+  const more = wrong.length > MAX_CHUNKS_SHOWN ? ` and ${wrong.length - MAX_CHUNKS_SHOWN} more` : "";
+  return [`${imagePath}: ${wrong.length} of its chunks do not have the sha256 ${indexPath} lists (image.index in ${manifestFile}): ${shown.join(", ")}${more}`];
 }
 
 /**

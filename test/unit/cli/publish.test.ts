@@ -42,7 +42,7 @@ test("an image with its kernel: what was signed is printed, and verify checks it
     "",
   ]);
   const verified = await controller("verify", "--repo", repo, "--channel", "stable", "--key", join(dir, "lab.pub"));
-  expect(verified).toMatchObject({ code: 0, stdout: expect.stringContaining("checked 1 files and the kernel and initrd in the image\n") });
+  expect(verified).toMatchObject({ code: 0, stdout: expect.stringContaining("checked 2 files and the kernel and initrd in the image\n") });
 }, CLI_TIMEOUT_MS);
 
 test("kernel and modules that disagree: exit status 1, the problem on stderr, nothing in the repository", async () => {

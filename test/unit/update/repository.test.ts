@@ -110,6 +110,8 @@ describe("publish", () => {
       format: "squashfs",
       // one short chunk: the image is smaller than a chunk; its sha256 for CPUs that hash sha256 in hardware
       chunks: { size: 8 << 20, sha512: [sha512Hex(imageBytes)], sha256: [createHash("sha256").update(imageBytes).digest("hex")] },
+      // one content-defined chunk too (repository-index.test.ts has images of many)
+      index: { url: expect.stringMatching(/^images\/[0-9a-f]{128}\.index$/), size: 72, sha512: expect.stringMatching(/^[0-9a-f]{128}$/) },
     });
     expect(await readFile(join(repo, manifest.image.url))).toEqual(imageBytes);
     expect(manifest.config.fleet.map((file) => file.name)).toEqual(["50-fleet.toml"]);
@@ -129,7 +131,7 @@ describe("publish", () => {
     const check = await verify(repo);
     expect(check.problems).toEqual([]);
     expect(check.summary).toBe(
-      `${repo}/channels/stable/manifest.json: version 1.0.0 of channel stable, signed by ${publicKey}, expires 2026-12-23T10:00:00.000Z; checked 3 files`,
+      `${repo}/channels/stable/manifest.json: version 1.0.0 of channel stable, signed by ${publicKey}, expires 2026-12-23T10:00:00.000Z; checked 4 files`,
     );
   });
 
