@@ -1,6 +1,7 @@
 // An image's chunk index (chunk-index.ts), computed from its bytes: the cuts
 // of content-chunker.ts and the sha256 of every chunk, in one pass over the
-// bytes in whatever pieces they are read.
+// bytes in whatever pieces they come (publish feeds it as it copies the image
+// into the repository); and the check of an image against its index.
 
 import { createHash, type Hash } from "node:crypto";
 import { CHUNK_HASH_BYTES, type ChunkIndex, chunkHash } from "./chunk-index.ts";
@@ -46,12 +47,6 @@ export class ImageIndexer {
     this.hash = createHash("sha256");
     this.lengths.push(length);
   }
-}
-
-export async function indexImage(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, sizes: ChunkSizes): Promise<ChunkIndex> {
-  const indexer = new ImageIndexer(sizes);
-  for await (const piece of bytes) indexer.push(piece);
-  return indexer.finish();
 }
 
 /** The chunks of `index` whose sha256 the image's bytes do not have, by number; a chunk the bytes end before is one. */

@@ -14,11 +14,11 @@ import { parseConfigLayer } from "../config/layers.ts";
 import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
 import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
 import { hashPool } from "../system/hash-pool.ts";
-import { type ChunkIndex, chunkIndexMaxBytes, chunkOffsets, encodeChunkIndex, parseChunkIndex } from "./chunk-index.ts";
+import { type ChunkIndex, chunkIndexMaxBytes, chunkOffsets, encodeChunkIndex, type ParsedChunkIndex, parseChunkIndex } from "./chunk-index.ts";
 import { CHUNK_HASHES, chunkRanges, publishChunkSize, type SignedChunks, type SignedImage } from "./chunks.ts";
 import { PUBLISH_CHUNK_SIZES } from "./content-chunker.ts";
 import { describeShared, planDelta } from "./delta-plan.ts";
-import { chunksNotMatching, indexImage } from "./image-index.ts";
+import { chunksNotMatching, ImageIndexer } from "./image-index.ts";
 import { checkSignedKernel, type ImageKernel, readImageKernel } from "./image-kernel-files.ts";
 import { COMMAND_SCRIPT_MAX_BYTES, SSH_KEYS_MAX_BYTES, SUMS_MAX_BYTES } from "./limits.ts";
 import {
@@ -208,19 +208,20 @@ interface StoredImage extends Omit<ManifestFile, "name"> {
  * sha256 of every chunk (chunks.ts) for controllers to verify it in pieces on
  * every CPU, each with the hash its CPU computes faster; the whole hash and
  * the chunks' are computed at once, each chunk read once for both. Beside it,
- * under its own sha512, the image's chunk index for delta installs, cut on
- * this thread while the hashing threads work.
+ * under its own sha512, the image's chunk index for delta installs, cut from
+ * the bytes as they are copied in.
  */
 async function storeImage(repo: string, imagePath: string): Promise<StoredImage> {
   const folder = join(repo, "images");
-  const temp = await writeTemp(folder, createReadStream(imagePath, { highWaterMark: 1 << 20 }));
+  const indexer = new ImageIndexer(PUBLISH_CHUNK_SIZES);
+  const temp = await writeTemp(folder, createReadStream(imagePath, { highWaterMark: 1 << 20 }), (bytes) => indexer.push(bytes));
+  const chunkIndex = indexer.finish();
   const { size } = await stat(temp);
   const chunkSize = publishChunkSize(size);
   const pool = hashPool();
-  const [sha512, chunkHashes, chunkIndex] = await Promise.all([
+  const [sha512, chunkHashes] = await Promise.all([
     pool.hashRange(temp, 0, size, "sha512"),
     Promise.all(chunkRanges(size, chunkSize).map((chunk) => pool.hashesOfRange(temp, chunk.offset, chunk.length, CHUNK_HASHES))),
-    indexImage(createReadStream(temp, { highWaterMark: 1 << 20 }), PUBLISH_CHUNK_SIZES),
   ]);
   const url = `images/${sha512}.squashfs`;
   await rename(temp, join(repo, url));
@@ -645,16 +646,9 @@ async function describeShareWithPrevious(repo: string, previous: Manifest, index
   const signed = previous.image.index;
   if (signed === undefined) return `Version ${previous.version} (the channel's previous version) was published without a chunk index: how much of this image it holds is not known.`;
   if (/^https?:/i.test(signed.url)) return `How much of this image ${version} holds is not known: its chunk index is on another server (${signed.url}).`;
-  const file = join(repo, signed.url);
-  const read = await readRegularFile(file, chunkIndexMaxBytes(previous.image.size), "the largest index of its image");
-  const problem =
-    read.status === "missing" ? `there is no ${file}`
-    : read.status === "refused" ? read.problem
-    : sha512Hex(read.bytes) !== signed.sha512 ? `${file} does not have the sha512 its manifest signs`
-    : undefined;
-  const parsed = read.status === "read" && problem === undefined ? parseChunkIndex(read.bytes, previous.image.size, file) : undefined;
-  if (parsed?.ok !== true) {
-    warnings.push(`Cannot say how much of this image ${version} holds: ${problem ?? (parsed?.ok === false ? parsed.problem : "")}`);
+  const parsed = await readChunkIndexFile(join(repo, signed.url), previous.image.size, signed.sha512);
+  if (!parsed.ok) {
+    warnings.push(`Cannot say how much of this image ${version} holds: ${parsed.problem}`);
     return `How much of this image ${version} holds is not known (see the warning).`;
   }
   return `Version ${previous.version} (the channel's previous version) ${describeShared(planDelta(index, [parsed.index]), index.imageSize)}.`;
@@ -844,7 +838,7 @@ export async function verifyRepo(options: {
     if (key === "image" && problems.length === 0) problems.push(...(await checkChunks(join(repo, file.url), manifest.image, manifestFile)));
     if (key === "image") imageMatches = problems.length === 0;
     // an index is checked against an image known to be the signed one, else every chunk would be wrong
-    if (key === "image.index" && problems.length === 0 && imageMatches && !/^https?:/i.test(manifest.image.url)) {
+    if (key === "image.index" && problems.length === 0 && imageMatches) {
       problems.push(...(await checkIndex(join(repo, file.url), join(repo, manifest.image.url), manifest.image.size, manifestFile)));
     }
     // even in an image whose hash is wrong: a kernel that changed too is worth knowing
@@ -885,11 +879,21 @@ async function checkFile(
   return actual === file.sha512 ? [] : [`${path}: expected sha512 ${file.sha512} (${key}.sha512 in ${manifestFile}), got ${actual}`];
 }
 
-/** The image's chunk index: a file a controller reads, whose chunks have the sha256s it lists in the image. */
+/**
+ * A chunk index file of the repository, read under its cap and parsed for an
+ * image of `imageSize` bytes; with `sha512`, only when it has that hash.
+ */
+async function readChunkIndexFile(path: string, imageSize: number, sha512?: string): Promise<ParsedChunkIndex> {
+  const read = await readRegularFile(path, chunkIndexMaxBytes(imageSize), "the largest index of its image");
+  if (read.status === "missing") return { ok: false, problem: `there is no ${path}` };
+  if (read.status === "refused") return { ok: false, problem: read.problem };
+  if (sha512 !== undefined && sha512Hex(read.bytes) !== sha512) return { ok: false, problem: `${path} does not have the sha512 its manifest signs` };
+  return parseChunkIndex(read.bytes, imageSize, path);
+}
+
+/** The image's chunk index (its size and sha512 checked already): a file a controller reads, whose chunks have the sha256s it lists in the image. */
 async function checkIndex(indexPath: string, imagePath: string, imageSize: number, manifestFile: string): Promise<string[]> {
-  const read = await readRegularFile(indexPath, chunkIndexMaxBytes(imageSize), "the largest index of its image");
-  if (read.status !== "read") return [read.status === "refused" ? read.problem : `${indexPath}: missing, named by image.index.url in ${manifestFile}`];
-  const parsed = parseChunkIndex(read.bytes, imageSize, indexPath);
+  const parsed = await readChunkIndexFile(indexPath, imageSize);
   if (!parsed.ok) return [parsed.problem];
   const wrong = await chunksNotMatching(parsed.index, createReadStream(imagePath, { highWaterMark: 1 << 20 }));
   if (wrong.length === 0) return [];

@@ -14,7 +14,7 @@ import {
   parseChunkIndex,
 } from "../../../controller/update/chunk-index.ts";
 import { PUBLISH_CHUNK_SIZES } from "../../../controller/update/content-chunker.ts";
-import { indexImage } from "../../../controller/update/image-index.ts";
+import { ImageIndexer } from "../../../controller/update/image-index.ts";
 
 /** Chunk `chunk`'s sha256 in hex. */
 function hashHex(index: ChunkIndex, chunk: number): string {
@@ -101,10 +101,17 @@ describe("encodeChunkIndex and parseChunkIndex", () => {
   });
 });
 
-describe("indexImage", () => {
+/** The index of bytes that come in these pieces. */
+function indexImage(pieces: readonly Uint8Array[], sizes: typeof SIZES): ChunkIndex {
+  const indexer = new ImageIndexer(sizes);
+  for (const piece of pieces) indexer.push(piece);
+  return indexer.finish();
+}
+
+describe("ImageIndexer", () => {
   test("each chunk's sha256 is that of its bytes, however the bytes are split", async () => {
     const image = new Uint8Array(400_000).map((_, at) => (at * 2654435761) >>> 24);
-    const whole = await indexImage([image], SIZES);
+    const whole = indexImage([image], SIZES);
     expect(whole.imageSize).toBe(400_000);
     expect(whole.lengths.reduce((sum, length) => sum + length, 0)).toBe(400_000);
     const offsets = chunkOffsets(whole);
@@ -117,12 +124,12 @@ describe("indexImage", () => {
       return [...list, image.subarray(from, from + length)];
     }, []);
     pieces.push(image.subarray(pieces.reduce((sum, piece) => sum + piece.length, 0)));
-    expect(await indexImage(pieces, SIZES)).toEqual(whole);
+    expect(indexImage(pieces, SIZES)).toEqual(whole);
   });
 
   test("an empty image has no chunks; a tiny one has one", async () => {
-    expect((await indexImage([], SIZES)).lengths.length).toBe(0);
-    const tiny = await indexImage([new Uint8Array([1, 2, 3])], SIZES);
+    expect((indexImage([], SIZES)).lengths.length).toBe(0);
+    const tiny = indexImage([new Uint8Array([1, 2, 3])], SIZES);
     expect(Array.from(tiny.lengths)).toEqual([3]);
     expect(hashHex(tiny, 0)).toBe(createHash("sha256").update(new Uint8Array([1, 2, 3])).digest("hex"));
   });
