@@ -43,7 +43,8 @@ const spare: InspectedSlot = {
 };
 const cpuOf = (usage: NodeJS.ResourceUsage) => (usage.userCPUTime + usage.systemCPUTime) / 1e6;
 const beforeInstall = process.resourceUsage();
-const result = await runInstallStage(system, log.forScope("install"), config, check.accepted, [], spare);
+// no running system to copy chunks from: the whole image comes from the server, as on a machine's first update
+const result = await runInstallStage(system, log.forScope("install"), config, check.accepted, [], spare, undefined);
 // maxRSS is in KiB and counts the hashing threads: they are this process
 const usage = process.resourceUsage();
 const cpuSeconds = cpuOf(usage);

@@ -4,7 +4,10 @@
 import { createHash } from "node:crypto";
 import { type Config, DEFAULT_CONFIG } from "../controller/config/schema.ts";
 import { formatHealth, type HealthRecord } from "../controller/plans/slot-health.ts";
+import { encodeChunkIndex } from "../controller/update/chunk-index.ts";
 import { chunkRanges, type SignedChunks } from "../controller/update/chunks.ts";
+import type { ChunkSizes } from "../controller/update/content-chunker.ts";
+import { ImageIndexer } from "../controller/update/image-index.ts";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL, type Manifest, manifestPath, signaturePath } from "../controller/update/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signContent } from "../controller/update/signing.ts";
 import { systemImage } from "./fake-machine.ts";
@@ -37,6 +40,10 @@ export interface Release {
   readonly signWith?: KeyPair;
   /** image size in bytes; the default is a few kB */
   readonly imageSize?: number;
+  /** the image's bytes, instead of ones made from the version: images that share chunks */
+  readonly image?: Uint8Array;
+  /** publish a chunk index of the image (cut at TEST_CHUNK_SIZES), as publish does; installedSlot keeps it in the record */
+  readonly index?: boolean;
   /** sign a sha512 and a sha256 per chunk of this many bytes besides the whole image's, as publish does; none when absent, as manifests had before chunks */
   readonly chunkSize?: number;
   /** sign only the chunks' sha512s, as publish did before the sha256s */
@@ -77,6 +84,18 @@ export interface Published {
   readonly signature: string;
   readonly imageBytes: Uint8Array;
   readonly imageUrl: string;
+  /** the chunk index file and its URL, when the release has one */
+  readonly indexBytes?: Uint8Array;
+  readonly indexUrl?: string;
+}
+
+/** Chunks as small as an index allows, so images of a few hundred kB have a dozen. */
+export const TEST_CHUNK_SIZES: ChunkSizes = { min: 4096, avg: 16384, max: 65536 };
+
+function indexOf(image: Uint8Array): Uint8Array {
+  const indexer = new ImageIndexer(TEST_CHUNK_SIZES);
+  indexer.push(image);
+  return encodeChunkIndex(indexer.finish());
 }
 
 /** Bytes that stand for an image: unique per version, and mountable in the fake as a system image saying `system-VERSION`. */
@@ -107,10 +126,13 @@ function chunksOf(image: Uint8Array, chunkSize: number, sha512Only: boolean): Si
 
 /** Signs a release and puts it on the fake's network at `server`. */
 export function publish(fake: FakeSystem, release: Release, server = SERVER): Published {
-  const image = imageBytes(release.version, release.imageSize);
+  const image = release.image ?? imageBytes(release.version, release.imageSize);
   const imageHash = sha512Hex(image);
   const imageUrl = `images/${imageHash}.squashfs`;
   fake.http.set(`${server}${imageUrl}`, { body: image });
+  const indexBytes = release.index === true ? indexOf(image) : undefined;
+  const index = indexBytes === undefined ? undefined : { bytes: indexBytes, url: `images/${sha512Hex(indexBytes)}.index`, size: indexBytes.length, sha512: sha512Hex(indexBytes) };
+  if (index !== undefined) fake.http.set(`${server}${index.url}`, { body: index.bytes });
   const kernel = release.kernel === undefined ? undefined : imageKernelFiles(release.kernel);
   FakeSystem.registerImage(image, { ...imageTree(release.version), ...kernel?.tree });
   const channel = release.channel ?? "stable";
@@ -126,6 +148,7 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
       sha512: imageHash,
       format: "squashfs",
       ...(release.chunkSize === undefined ? {} : { chunks: chunksOf(image, release.chunkSize, release.chunkSha512Only === true) }),
+      ...(index === undefined ? {} : { index: { url: index.url, size: index.size, sha512: index.sha512 } }),
     },
     config: {
       fleet: Object.entries(release.fleetConfig ?? {}).map(([name, text]) => configEntry(server, name, text, fake)),
@@ -140,7 +163,13 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
   const signature = signContent(manifestBytes, (release.signWith ?? KEYS).secretKey, { purpose: "manifest", target: manifest.channel, expires: manifest.expires });
   fake.http.set(`${server}${manifestPath("stable")}`, { body: manifestBytes });
   fake.http.set(`${server}${signaturePath("stable", sha512Hex(manifestBytes))}`, { body: new TextEncoder().encode(signature) });
-  return { manifestBytes, signature, imageBytes: image, imageUrl: `${server}${imageUrl}` };
+  return {
+    manifestBytes,
+    signature,
+    imageBytes: image,
+    imageUrl: `${server}${imageUrl}`,
+    ...(index === undefined ? {} : { indexBytes: index.bytes, indexUrl: `${server}${index.url}` }),
+  };
 }
 
 /**
@@ -153,6 +182,7 @@ export function installedSlot(release: Release, health: HealthRecord | undefined
     "system.squashfs": { text: bytesToText(published.imageBytes), mode: 0o644 },
     "controller/manifest.json": bytesToText(published.manifestBytes),
     "controller/manifest.sig": published.signature,
+    ...(published.indexBytes === undefined ? {} : { "controller/image.index": bytesToText(published.indexBytes) }),
     ...(health === undefined ? {} : { "controller/health.json": formatHealth(health) }),
   };
   for (const [name, text] of Object.entries(release.fleetConfig ?? {})) tree[`controller/config.d/${name}`] = text;

@@ -298,6 +298,14 @@ export class FakeSystem implements System {
     for (let offset = 0; offset < bytes.length; offset += 4096) yield bytes.subarray(offset, offset + 4096);
   }
 
+  /** Every range read with readRange, as "PATH OFFSET+LENGTH", in order. */
+  readonly readRanges: string[] = [];
+
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    this.readRanges.push(`${path} ${offset}+${length}`);
+    return textToBytes(await this.readText(path)).slice(offset, offset + length);
+  }
+
   async hashOfRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string> {
     this.hashedRanges.push({ path, offset, length, algorithm });
     const bytes = textToBytes(await this.readText(path));
@@ -452,18 +460,21 @@ export class FakeSystem implements System {
 
   async httpGet(url: string, options: HttpRequestOptions): Promise<HttpResponse> {
     const from = options.fromByte ?? 0;
-    this.httpRequests.push(from > 0 ? `${url} from ${from}` : url);
+    const to = options.toByte;
+    const ranged = from > 0 || to !== undefined;
+    this.httpRequests.push(to !== undefined ? `${url} bytes ${from}-${to}` : from > 0 ? `${url} from ${from}` : url);
     const origin = new URL(url).origin;
     const serverKnown = [...this.http.keys()].some((known) => new URL(known).origin === origin);
     if (!serverKnown) throw new FakeError("ECONNREFUSED", `connect ECONNREFUSED ${origin}`);
     const resource = this.http.get(url) ?? { body: new Uint8Array(), status: 404 };
     const requestNumber = this.httpRequests.filter((request) => request.split(" ")[0] === url).length;
     const drops = resource.dropAfterBytes !== undefined && requestNumber <= (resource.dropTimes ?? 1);
-    const status = resource.status ?? (from > 0 && resource.ignoresRange !== true ? 206 : 200);
-    const body = status === 206 ? resource.body.subarray(from) : status < 300 ? resource.body : new Uint8Array();
+    const status = resource.status ?? (ranged && resource.ignoresRange !== true ? 206 : 200);
+    const last = Math.min(to ?? resource.body.length - 1, resource.body.length - 1);
+    const body = status === 206 ? resource.body.subarray(from, last + 1) : status < 300 ? resource.body : new Uint8Array();
     const sent = drops ? body.subarray(0, resource.dropAfterBytes) : body;
     const headers: Record<string, string> = { "content-length": String(body.length) };
-    if (status === 206) headers["content-range"] = `bytes ${from}-${resource.body.length - 1}/${resource.body.length}`;
+    if (status === 206) headers["content-range"] = `bytes ${from}-${last}/${resource.body.length}`;
     return {
       status,
       headers,

@@ -9,6 +9,7 @@ import { healthOf } from "../plans/slot-health.ts";
 import { type InspectedSlot, versionFloor, versionOf } from "../plans/slot.ts";
 import { planSpare } from "../plans/spare.ts";
 import type { BlockDevice } from "../system/system.ts";
+import { slotImage } from "./delta-sources.ts";
 import { type HealthChecked, type SlotsUpdated, slotSummaries, verdictOf, withServerConfig } from "./disk-boot.ts";
 import type { UpdateReport } from "./report.ts";
 import { runSwitchStage } from "./slot-switch.ts";
@@ -82,11 +83,16 @@ async function installOnSpare(offer: Offer, serverConfig: FetchedServerConfig): 
     detail: "the install stage failed",
     version: accepted.manifest.version,
     bytesFetched: 0,
+    bytesCopied: 0,
+    chunksRefetched: 0,
     resumedFromByte: 0,
     resumes: 0,
     durationMs: 0,
   };
-  const install = await context.stage("install", noInstall, (stageLog) => runInstallStage(context.system, stageLog, before, accepted, serverConfig.files, spare.spare, boot.cuts));
+  // the SYSFS that runs stays mounted read-only from the slots stage on: a delta install copies chunks of its image
+  const runningDir = boot.kept.dirOf(booting.device.device);
+  const runningImage = runningDir === undefined ? undefined : slotImage(`${booting.device.label} on ${booting.device.device}`, runningDir, before);
+  const install = await context.stage("install", noInstall, (stageLog) => runInstallStage(context.system, stageLog, before, accepted, serverConfig.files, spare.spare, runningImage, boot.cuts));
   report.install = install;
   const written = await rereadSpare(boot, spare.spare, install);
   context.decisions.push(`update: ${install.detail}`);

@@ -30,7 +30,7 @@ import type { NetworkResult } from "./network.ts";
 import type { UpdateReport } from "./report.ts";
 import { type AcceptedManifest, summarizeCheck } from "./update-check.ts";
 import { summarizeServerConfig } from "./update-config.ts";
-import { type DownloadCounters, downloadVerifiedImage } from "./update-install.ts";
+import { type DownloadCounters, downloadVerifiedImage, newCounters, wholeImage } from "./image-download.ts";
 import { checkServers, fetchServerConfig } from "./update-servers.ts";
 
 const MB = 1_000_000;
@@ -49,7 +49,7 @@ export interface DisklessStageResult {
 export async function runDisklessStage(system: System, log: Logger, config: Config, accepted: AcceptedManifest, cuts: CutPoints): Promise<DisklessStageResult> {
   const { manifest } = accepted;
   const began = system.monotonicMs();
-  const counters: DownloadCounters = { bytesFetched: 0, resumes: 0 };
+  const counters: DownloadCounters = newCounters();
   const image = `${config.diskless.dir}/${config.slot.image}`;
   const mounts: MountRecord[] = [];
   let ram: RamNeed | undefined;
@@ -120,7 +120,7 @@ async function loadIntoRam(load: RamLoad, tmpfsMiB: number): Promise<Loaded> {
   await executeSteps(system, log, planRamDisk(dir, tmpfsMiB), mounts);
   const url = resolveRepoUrl(accepted.server, manifest.image.url);
   log.info(`fetching version ${manifest.version} (${(manifest.image.size / MB).toFixed(1)} MB) from ${url} into RAM at ${dir}`);
-  const verified = await downloadVerifiedImage(system, log, config, url, image, manifest.image, `RAM (${dir})`, 0, counters, cuts);
+  const verified = await downloadVerifiedImage(system, log, config, wholeImage(url, manifest.image), image, manifest.image, `RAM (${dir})`, 0, counters, cuts);
   if (!verified.ok) {
     // the RAM goes back to whoever uses the emergency shell
     await system.unmount(dir);

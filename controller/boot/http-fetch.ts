@@ -29,19 +29,20 @@ function requestOptions(config: Config): HttpRequestOptions {
 }
 
 /**
- * An image's request, from `fromByte` on. Not one total deadline: an image is
+ * An image's request, from `fromByte` on, up to `toByte` (inclusive) for a part of it. Not one total deadline: an image is
  * GiBs and the network's speed unknown, so any fixed figure is too short for
  * some lab or lets a trickle hold the boot for hours. A minimum average rate
  * over every window ends a trickle after one window and lets an image of any
  * size finish at any speed above it; a request's time stays below
  * size / rate + one window.
  */
-export function imageRequestOptions(config: Config, fromByte: number): HttpRequestOptions {
+export function imageRequestOptions(config: Config, fromByte: number, toByte?: number): HttpRequestOptions {
   const { image_min_kib_per_second, image_window_seconds } = config.timeouts;
   return {
     ...requestOptions(config),
     deadline: { kind: "rate", minBytesPerSecond: image_min_kib_per_second * 1024, windowMs: image_window_seconds * 1000 },
     fromByte,
+    ...(toByte === undefined ? {} : { toByte }),
   };
 }
 

@@ -6,6 +6,7 @@
 //   SLOT/controller/manifest.json         exact bytes as signed
 //   SLOT/controller/manifest.sig          the detached signature
 //   SLOT/controller/config.d/NAME.toml    this machine's config files from that manifest
+//   SLOT/controller/image.index           the image's chunk index, as the manifest signs it, when it names one
 //   SLOT/controller/install.json          only while an install into this slot is under way
 //   SLOT/system.squashfs.partial          only while an install into this slot is under way
 //
@@ -23,6 +24,8 @@ export const RECORD_MANIFEST = `${RECORD_DIR}/manifest.json`;
 export const RECORD_SIGNATURE = `${RECORD_DIR}/manifest.sig`;
 export const RECORD_CONFIG_DIR = `${RECORD_DIR}/config.d`;
 export const RECORD_INSTALL_STATE = `${RECORD_DIR}/install.json`;
+/** Where a delta install finds which chunks the slot's image holds (delta-sources.ts). */
+export const RECORD_INDEX = `${RECORD_DIR}/image.index`;
 export const PARTIAL_SUFFIX = ".partial";
 
 /** Reads and verifies the record of a slot mounted at `slotDir`; `name` says which slot in messages. */

@@ -1,9 +1,11 @@
 // Stage "install": write the accepted image into the spare slot, never into the
-// SYSFS that runs. The image streams from the server straight into a file
-// beside the slot's current image (an initramfs lives in RAM and images are
-// GiBs); each piece the manifest signs a hash for (chunks.ts) is hashed back
-// from the file as soon as it is written, on every CPU, while the download
-// goes on; a dropped connection is resumed with a Range request. Only then does the slot
+// SYSFS that runs. The image is written straight into a file beside the
+// slot's current image (an initramfs lives in RAM and images are GiBs): the
+// chunks this machine's slots already hold are copied from them, the rest
+// streams from the server (delta-sources.ts, image-download.ts); each piece the
+// manifest signs a hash for (chunks.ts) is hashed back from the file as soon as
+// it is written, on every CPU, while the rest still comes; a dropped
+// connection is resumed with a Range request. Only then does the slot
 // change: its record goes, the new image replaces the old one by rename, and
 // the signed manifest and config are written next to it, the manifest last.
 // So the spare holds a whole image at every instant, and a server that sends
@@ -20,17 +22,26 @@ import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import type { HashAlgorithm } from "../system/hash-worker.ts";
 import type { Logger } from "../system/log.ts";
 import { INSTALL_MOUNT } from "../system/paths.ts";
-import { HttpRefusal, type System } from "../system/system.ts";
-import { describeVerification, type Piece, piecesWithin, type SignedImage } from "../update/chunks.ts";
-import { type BadPiece, firstBadPiece, type ImageCheck, PieceVerifier, piecesToVerify, verifyImageFile } from "../update/image-verify.ts";
+import type { System } from "../system/system.ts";
+import { type Piece, piecesWithin } from "../update/chunks.ts";
+import { firstBadPiece, piecesToVerify, verifyImageFile } from "../update/image-verify.ts";
 import { type Manifest, resolveRepoUrl } from "../update/manifest.ts";
-import { imageRequestOptions } from "./http-fetch.ts";
+import { chooseImageSource, type DeltaSummary, type LocalImage, slotImage } from "./delta-sources.ts";
+import { type DownloadCounters, downloadVerifiedImage, formatMB, newCounters } from "./image-download.ts";
 import { HEALTH_FILE } from "./slot-health.ts";
-import { PARTIAL_SUFFIX, RECORD_CONFIG_DIR, RECORD_DIR, RECORD_INSTALL_STATE, RECORD_MANIFEST, RECORD_SIGNATURE, readSlotRecord } from "./slot-records.ts";
+import {
+  PARTIAL_SUFFIX,
+  RECORD_CONFIG_DIR,
+  RECORD_DIR,
+  RECORD_INDEX,
+  RECORD_INSTALL_STATE,
+  RECORD_MANIFEST,
+  RECORD_SIGNATURE,
+  readSlotRecord,
+} from "./slot-records.ts";
 import type { AcceptedManifest } from "./update-check.ts";
 import type { FetchedConfigFile } from "./update-config.ts";
 
-const PROGRESS_INTERVAL_MS = 2000;
 const MB = 1_000_000;
 
 export interface InstallResult {
@@ -42,6 +53,12 @@ export interface InstallResult {
   readonly label?: string;
   /** bytes of image that came over the network on this boot */
   readonly bytesFetched: number;
+  /** bytes of image copied from this machine's own slots on this boot (a delta install) */
+  readonly bytesCopied: number;
+  /** chunks of a local image that did not have the sha256 the new index lists, fetched instead */
+  readonly chunksRefetched: number;
+  /** the delta install's plan; absent when the whole image was fetched */
+  readonly delta?: DeltaSummary;
   /** where the download started: above 0 when an install cut short on an earlier boot was resumed */
   readonly resumedFromByte: number;
   /** dropped connections resumed with a Range request */
@@ -62,18 +79,6 @@ interface InstallState {
   readonly size: number;
 }
 
-/** A download that cannot succeed on this boot, whatever a retry would do. */
-class DownloadFailure extends Error {}
-
-/** A piece written did not verify: the download stops, and the verifier says why. */
-class PieceFailure extends DownloadFailure {}
-
-/** Bytes of image that came over the network, and dropped connections resumed with a Range request. */
-export interface DownloadCounters {
-  bytesFetched: number;
-  resumes: number;
-}
-
 async function readInstallState(system: System, path: string): Promise<InstallState | undefined> {
   try {
     const state = JSON.parse(await system.readText(path)) as Partial<InstallState>;
@@ -86,155 +91,12 @@ async function readInstallState(system: System, path: string): Promise<InstallSt
   return undefined;
 }
 
-function formatMB(bytes: number): string {
-  return `${(bytes / MB).toFixed(1)} MB`;
-}
-
-/**
- * Streams the image into `partial` from `offset` on, resuming dropped
- * connections, and has `verifier` hash each piece once it is written; stops
- * at the first piece that does not verify.
- */
-async function download(
-  system: System,
-  log: Logger,
-  config: Config,
-  url: string,
-  partial: string,
-  expected: { size: number },
-  offset: number,
-  verifier: PieceVerifier,
-  counters: DownloadCounters,
-  cuts: CutPoints,
-): Promise<void> {
-  let written = offset;
-  let writer = await system.openForWrite(partial, written);
-  const began = system.monotonicMs();
-  let lastProgress = began;
-  const progress = (force: boolean) => {
-    const now = system.monotonicMs();
-    if (!force && now - lastProgress < PROGRESS_INTERVAL_MS) return;
-    lastProgress = now;
-    const seconds = Math.max((now - began) / 1000, 0.001);
-    const rate = counters.bytesFetched / MB / seconds;
-    const eta = rate > 0 ? Math.ceil((expected.size - written) / MB / rate) : undefined;
-    const percent = Math.floor((written / expected.size) * 100);
-    log.info(`${percent}% of ${formatMB(expected.size)}, ${rate.toFixed(1)} MB/s${eta === undefined || written === expected.size ? "" : `, ETA ${eta} s`}`);
-  };
-  try {
-    while (written < expected.size) {
-      try {
-        const response = await system.httpGet(url, imageRequestOptions(config, written));
-        try {
-          if (written > 0 && response.status === 200) {
-            // the server ignored the Range header: what comes is the whole image again
-            log.warn(`${url} does not resume downloads (it answered 200 to a Range request): starting over`);
-            await writer.close();
-            await verifier.restart();
-            writer = await system.openForWrite(partial, 0);
-            written = 0;
-          } else if (response.status !== 200 && response.status !== 206) {
-            throw new Error(`the server answered HTTP ${response.status}`);
-          } else if (response.status === 206 && !(response.headers["content-range"] ?? "").startsWith(`bytes ${written}-`)) {
-            throw new Error(`the server answered a Range request for byte ${written} with ${response.headers["content-range"] ?? "no Content-Range"}`);
-          }
-          for await (const chunk of response.body) {
-            if (written + chunk.length > expected.size) {
-              throw new DownloadFailure(`the server sent more than the ${expected.size} bytes the manifest signs for ${url}`);
-            }
-            await writer.write(chunk);
-            const half = expected.size / 2;
-            if (written < half && written + chunk.length >= half) await cuts.reach("download-half");
-            written += chunk.length;
-            counters.bytesFetched += chunk.length;
-            // each byte is hashed once, as read back from the file, never as it came from the network:
-            // that one pass checks what the server sent and what the file holds (a short or misplaced
-            // write fails it as a bad download would); the pages read are the ones the fsync below writes
-            verifier.advance(written);
-            if (verifier.problem !== undefined) throw new PieceFailure();
-            progress(false);
-          }
-        } finally {
-          await response.discard();
-        }
-        if (written < expected.size) throw new Error(`the connection ended after ${written} of ${expected.size} bytes`);
-      } catch (error) {
-        if (error instanceof DownloadFailure) throw error;
-        if (error instanceof HttpRefusal) throw new DownloadFailure(`the download of ${url} was refused: ${error.message}`);
-        counters.resumes++;
-        if (counters.resumes > config.update.resume_attempts) {
-          throw new DownloadFailure(
-            `the download of ${url} broke: ${(error as Error).message}; gave up after ${config.update.resume_attempts} resumes (update.resume_attempts)`,
-          );
-        }
-        log.warn(`download of ${url} broke at byte ${written}: ${(error as Error).message}; resuming (${counters.resumes} of ${config.update.resume_attempts})`);
-        await system.sleep(Math.min(counters.resumes, 5) * 1000);
-      }
-    }
-    progress(true);
-    await cuts.reach("download-written");
-    await writer.sync();
-    await cuts.reach("download-synced");
-  } finally {
-    await writer.close();
-  }
-}
-
-/**
- * Streams a signed image into `partial` from byte `offset` on and verifies it
- * as the manifest signs it: every piece (chunks.ts) is read back from where it
- * was written (`where` names that place in messages) and hashed, while the
- * rest still downloads. Every piece that ends by `offset` must have been
- * verified already; the piece that straddles `offset` began on an earlier
- * boot, and a power cut may have lost its bytes before they reached the disk,
- * so when it does not verify it is fetched again, whole, once. A file with a
- * piece that does not verify otherwise is removed. Installs and diskless
- * boots both fetch images with it.
- */
-export async function downloadVerifiedImage(
-  system: System,
-  log: Logger,
-  config: Config,
-  url: string,
-  partial: string,
-  image: SignedImage,
-  where: string,
-  offset: number,
-  counters: DownloadCounters,
-  cuts: CutPoints = NO_CUTS,
-): Promise<ImageCheck> {
-  const pieces = await piecesToVerify(system, image);
-  log.info(`verifying ${describeVerification(pieces, image)} as it is written`);
-  for (let from = offset; ; ) {
-    const verifier = new PieceVerifier(system, partial, pieces, from);
-    let problem: string | undefined;
-    let bad: BadPiece | undefined;
-    try {
-      await download(system, log, config, url, partial, { size: image.size }, from, verifier, counters, cuts);
-    } catch (error) {
-      if (!(error instanceof DownloadFailure)) throw error;
-      if (!(error instanceof PieceFailure)) problem = error.message;
-    } finally {
-      // no hash may still be reading the file when it is removed or renamed
-      bad = await verifier.settle();
-    }
-    if (bad === undefined) return problem === undefined ? { ok: true } : { ok: false, problem };
-    if (problem === undefined && bad.piece.offset < from) {
-      log.warn(`${bad.problem}; it holds bytes written before this boot, which a power cut can leave unwritten: fetching it again from byte ${bad.piece.offset}`);
-      from = bad.piece.offset;
-      continue;
-    }
-    await system.remove(partial);
-    // a download refused for another reason (more bytes than signed) says that first
-    return { ok: false, problem: problem ?? `the image from ${url}, read back from ${where}: ${bad.problem}` };
-  }
-}
-
 async function writeRecords(
   system: System,
   slotDir: string,
   accepted: AcceptedManifest,
   configFiles: readonly FetchedConfigFile[],
+  indexBytes: Uint8Array | undefined,
   cuts: CutPoints,
 ): Promise<void> {
   const configDir = `${slotDir}/${RECORD_CONFIG_DIR}`;
@@ -242,6 +104,11 @@ async function writeRecords(
   await system.mkdir(configDir);
   for (const file of configFiles) await system.writeBytes(`${configDir}/${file.name}`, file.content);
   await cuts.reach("config-written");
+  // the next update's delta finds this image's chunks by it
+  if (indexBytes !== undefined) {
+    await system.writeBytes(`${slotDir}/${RECORD_INDEX}`, indexBytes);
+    await cuts.reach("index-written");
+  }
   await system.writeBytes(`${slotDir}/${RECORD_SIGNATURE}`, new TextEncoder().encode(accepted.signature));
   await cuts.reach("signature-written");
   // last: from here on the slot claims this version
@@ -299,6 +166,7 @@ interface InstallRun {
   readonly began: number;
   readonly counters: DownloadCounters;
   resumedFromByte: number;
+  delta?: DeltaSummary;
   /** the slot written to, with the label it has now */
   device: InspectedSlot["device"];
   /** whether the spare is mounted read-write at INSTALL_MOUNT */
@@ -309,7 +177,8 @@ interface InstallRun {
 function installResult(system: System, log: Logger, run: InstallRun, status: InstallResult["status"], detail: string): InstallResult {
   const { counters, device } = run;
   const durationMs = Math.round(system.monotonicMs() - run.began);
-  const throughput = counters.bytesFetched > 0 && durationMs > 0 ? counters.bytesFetched / MB / (durationMs / 1000) : undefined;
+  const written = counters.bytesFetched + counters.bytesCopied;
+  const throughput = written > 0 && durationMs > 0 ? written / MB / (durationMs / 1000) : undefined;
   (status === "installed" ? log.info : log.error).call(log, detail);
   return {
     status,
@@ -318,6 +187,9 @@ function installResult(system: System, log: Logger, run: InstallRun, status: Ins
     device: device.device,
     ...(device.label === undefined ? {} : { label: device.label }),
     bytesFetched: counters.bytesFetched,
+    bytesCopied: counters.bytesCopied,
+    chunksRefetched: counters.chunksRefetched,
+    ...(run.delta === undefined ? {} : { delta: run.delta }),
     resumedFromByte: run.resumedFromByte,
     resumes: counters.resumes,
     durationMs,
@@ -375,6 +247,7 @@ async function replaceImage(
   system: System,
   accepted: AcceptedManifest,
   configFiles: readonly FetchedConfigFile[],
+  indexBytes: Uint8Array | undefined,
   partial: string,
   image: string,
   cuts: CutPoints,
@@ -382,12 +255,19 @@ async function replaceImage(
   // the slot stops claiming its old version before its image changes; its life cycle starts anew
   await system.remove(`${INSTALL_MOUNT}/${RECORD_MANIFEST}`);
   await system.remove(`${INSTALL_MOUNT}/${HEALTH_FILE}`);
+  await system.remove(`${INSTALL_MOUNT}/${RECORD_INDEX}`);
   await cuts.reach("old-record-removed");
   await system.rename(partial, image);
   await cuts.reach("image-renamed");
-  await writeRecords(system, INSTALL_MOUNT, accepted, configFiles, cuts);
+  await writeRecords(system, INSTALL_MOUNT, accepted, configFiles, indexBytes, cuts);
 }
 
+/**
+ * Writes the accepted image into `spare`. `running` is the image of the
+ * SYSFS that runs, where it is mounted (undefined in the install benchmark):
+ * it and the image the spare holds lend the chunks they share with the new
+ * one to a delta install.
+ */
 export async function runInstallStage(
   system: System,
   log: Logger,
@@ -395,6 +275,7 @@ export async function runInstallStage(
   accepted: AcceptedManifest,
   configFiles: readonly FetchedConfigFile[],
   spare: InspectedSlot,
+  running: LocalImage | undefined,
   cuts: CutPoints = NO_CUTS,
 ): Promise<InstallResult> {
   const { manifest } = accepted;
@@ -402,7 +283,7 @@ export async function runInstallStage(
     manifest,
     pieces: await piecesToVerify(system, manifest.image),
     began: system.monotonicMs(),
-    counters: { bytesFetched: 0, resumes: 0 },
+    counters: newCounters(),
     resumedFromByte: 0,
     device: spare.device,
     mounted: false,
@@ -421,13 +302,19 @@ export async function runInstallStage(
     run.resumedFromByte = start;
     const noRoom = await makeRoom(system, log, config, run, image, manifest.image.size - start);
     if (noRoom !== undefined) return result("failed", noRoom);
+    // the spare's own image too, unless it had to go to make room
+    const spareImage = slotImage(`${run.device.label} on ${run.device.device}`, INSTALL_MOUNT, config);
+    const chosen = await chooseImageSource(system, log, config, accepted, url, [...(running === undefined ? [] : [running]), spareImage]);
+    if (chosen.delta !== undefined) run.delta = chosen.delta;
     log.info(`writing version ${manifest.version} (${formatMB(manifest.image.size)}) from ${url} to ${run.device.device}`);
-    const verified = await downloadVerifiedImage(system, log, config, url, partial, manifest.image, run.device.device, start, run.counters, cuts);
+    const verified = await downloadVerifiedImage(system, log, config, chosen.source, partial, manifest.image, run.device.device, start, run.counters, cuts);
     if (!verified.ok) return result("failed", `Cannot install version ${manifest.version}: ${verified.problem}; nothing was switched`);
     await cuts.reach("image-verified");
-    await replaceImage(system, accepted, configFiles, partial, image, cuts);
-    const fetched = run.counters.bytesFetched > 0 ? `, ${formatMB(run.counters.bytesFetched)} fetched` : "";
-    return result("installed", `version ${manifest.version} written to ${run.device.device} and verified from the disk${fetched}`);
+    await replaceImage(system, accepted, configFiles, chosen.indexBytes, partial, image, cuts);
+    const { bytesFetched, bytesCopied } = run.counters;
+    const fetched = bytesFetched > 0 ? `, ${formatMB(bytesFetched)} fetched` : "";
+    const copied = bytesCopied > 0 ? `, ${formatMB(bytesCopied)} copied from this machine` : "";
+    return result("installed", `version ${manifest.version} written to ${run.device.device} and verified from the disk${fetched}${copied}`);
   } catch (error) {
     return result("failed", `Cannot install version ${manifest.version} to ${run.device.device}: ${(error as Error).message}`);
   } finally {

@@ -18,6 +18,8 @@ const UPDATE_CUT_POINTS = [
   "old-record-removed",
   "image-renamed",
   "config-written",
+  // a delta install's index kept with the record (an install whose manifest names one)
+  "index-written",
   "signature-written",
   "manifest-written",
   "install-state-removed",

@@ -416,8 +416,9 @@ class Exchange {
 }
 
 /** The request's bytes: a GET on a connection of its own, for the body as sent. */
-function requestFor(url: URL, fromByte: number | undefined): string {
-  const range = fromByte !== undefined && fromByte > 0 ? `range: bytes=${fromByte}-\r\n` : "";
+function requestFor(url: URL, fromByte: number | undefined, toByte: number | undefined): string {
+  const from = fromByte ?? 0;
+  const range = from > 0 || toByte !== undefined ? `range: bytes=${from}-${toByte ?? ""}\r\n` : "";
   return `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\nuser-agent: controller\r\naccept-encoding: identity\r\n${range}connection: close\r\n\r\n`;
 }
 
@@ -426,7 +427,7 @@ async function requestFollowing(url: string, options: HttpRequestOptions, signal
   let current = firstHop(url);
   for (let redirects = 0; ; redirects++) {
     const ca = current.protocol === "https:" ? await readCaBundle(current.href, options.caBundle) : undefined;
-    const exchange = new Exchange(current, requestFor(current, options.fromByte));
+    const exchange = new Exchange(current, requestFor(current, options.fromByte, options.toByte));
     const stop = () => exchange.fail(signal.reason as Error);
     signal.addEventListener("abort", stop, { once: true });
     await exchange.connect(ca);

@@ -74,6 +74,8 @@ export interface HttpRequestOptions {
   readonly deadline: HttpDeadline;
   /** Ask only for the bytes from this offset on (a Range request, to resume a download). */
   readonly fromByte?: number;
+  /** Ask only for the bytes up to this offset, inclusive (a Range request for part of an image, as a delta install makes). */
+  readonly toByte?: number;
   /** PEM file of the CA certificates an https server must chain to. */
   readonly caBundle: string;
   /** Follow a redirect from an https: URL to a plain http: one (update.allow_redirect_to_http). */
@@ -138,6 +140,8 @@ export interface System {
   readBytes(path: string, maxBytes: number): Promise<Uint8Array>;
   /** A file's bytes in pieces, for files too big to hold in memory. */
   readChunks(path: string): AsyncIterable<Uint8Array>;
+  /** `length` bytes of a file from `offset` on; fewer only where the file ends. */
+  readRange(path: string, offset: number, length: number): Promise<Uint8Array>;
   /** The hash (hex) of `length` bytes of a file from `offset` on; hashes may run on every CPU at once. Throws when the file is shorter. */
   hashOfRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string>;
   /** The CPU's feature flags (/proc/cpuinfo "flags"); none when they cannot be read. */

@@ -4,15 +4,17 @@
 // channel and expiry, the fleet's config files against their signed sha512,
 // the image streamed to a file and every piece checked against the signed
 // sha512s. The slot folder then holds what the controller's install leaves
-// in a slot: the image, controller/config.d/, manifest.sig and manifest.json.
+// in a slot: the image, controller/config.d/, the image's chunk index (so the
+// machine's first update is a delta already), manifest.sig and manifest.json.
 
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fetchCapped } from "../../controller/boot/http-fetch.ts";
-import { RECORD_CONFIG_DIR, RECORD_MANIFEST, RECORD_SIGNATURE } from "../../controller/boot/slot-records.ts";
+import { chooseImageSource } from "../../controller/boot/delta-sources.ts";
+import { downloadVerifiedImage, newCounters } from "../../controller/boot/image-download.ts";
+import { RECORD_CONFIG_DIR, RECORD_INDEX, RECORD_MANIFEST, RECORD_SIGNATURE } from "../../controller/boot/slot-records.ts";
 import type { AcceptedManifest } from "../../controller/boot/update-check.ts";
 import { runServerConfigStage } from "../../controller/boot/update-config.ts";
-import { downloadVerifiedImage } from "../../controller/boot/update-install.ts";
 import type { Config } from "../../controller/config/schema.ts";
 import { LinuxSystem } from "../../controller/system/linux-system.ts";
 import { Logger } from "../../controller/system/log.ts";
@@ -86,10 +88,12 @@ export async function fetchFirstImage(
   const partial = `${image}.partial`;
   const url = resolveRepoUrl(repo, manifest.image.url);
   log.info(`fetching ${url} (${(manifest.image.size / 1e6).toFixed(1)} MB)`);
-  const verified = await downloadVerifiedImage(system, log, withChannel, url, partial, manifest.image, partial, 0, { bytesFetched: 0, resumes: 0 });
+  const chosen = await chooseImageSource(system, log, withChannel, accepted, url, []);
+  const verified = await downloadVerifiedImage(system, log, withChannel, chosen.source, partial, manifest.image, partial, 0, newCounters());
   if (!verified.ok) throw new Error(`Cannot use version ${manifest.version}: ${verified.problem}`);
   await rename(partial, image);
   for (const file of configFiles.files) await writeFile(join(slotDir, RECORD_CONFIG_DIR, file.name), file.content);
+  if (chosen.indexBytes !== undefined) await writeFile(join(slotDir, RECORD_INDEX), chosen.indexBytes);
   await writeFile(join(slotDir, RECORD_SIGNATURE), accepted.signature);
   await writeFile(join(slotDir, RECORD_MANIFEST), accepted.manifestBytes);
   log.info(`version ${manifest.version} verified: ${manifest.image.size} bytes, sha512 ${manifest.image.sha512.slice(0, 16)}…`);

@@ -8,7 +8,7 @@
 //
 // Each row's cut boot resumes one VM state saved at dracut's pre-mount break,
 // before the controller starts (saved-cut-boot.ts), on a copy of the disk it
-// was saved with: the 16 rows boot the kernel, dracut and udev once, not 16
+// was saved with: the 17 rows boot the kernel, dracut and udev once, not 17
 // times. The boots after the cut start from nothing.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";

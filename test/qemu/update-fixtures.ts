@@ -6,6 +6,7 @@
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { HEALTH_FILE } from "../../controller/boot/slot-health.ts";
+import { RECORD_INDEX } from "../../controller/boot/slot-records.ts";
 import { formatHealth, type HealthRecord } from "../../controller/plans/slot-health.ts";
 import { repoHandler } from "../../controller/update/dev-server.ts";
 import { manifestPath, signaturePath } from "../../controller/update/manifest.ts";
@@ -28,6 +29,10 @@ export interface UpdateWorld {
   readonly repos: Readonly<Record<RepoName, string>>;
   /** SYSFS: system-a as version 1.0 with its signed record, marked good; BACKUPFS: system-b, no record; BOOTEXT: config.d naming the server and key */
   readonly disk: string;
+  /** the repository SYSFS's record comes from: system-a as version 1.0 */
+  readonly localRepo: string;
+  /** BOOTEXT's files: config.d naming the server and key */
+  readonly bootext: string;
   readonly server: UpdateServer;
   /** a forwarded port where nothing listens: a server that is down */
   readonly deadPort: number;
@@ -40,8 +45,8 @@ export interface UpdateServer {
   readonly port: number;
   /** the repository served from now on */
   serve(repo: RepoName): void;
-  /** the next GET of an image (without Range) is cut off after this many bytes */
-  dropNextImageAfter(bytes: number): void;
+  /** the next GET of an image file (without Range, or with one when `ranged`) is cut off after this many bytes */
+  dropNextImageAfter(bytes: number, ranged?: boolean): void;
   /** every manifest request gets this answer instead (still in the access log) until the next serve() */
   answerManifestsWith(answer: () => Response): void;
   /** access log lines since the last serve() */
@@ -55,7 +60,7 @@ async function controller(...args: string[]): Promise<string> {
 
 function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
   let current: RepoName = "newer";
-  let dropAfter: number | undefined;
+  let dropAfter: { bytes: number; ranged: boolean } | undefined;
   let manifestAnswer: (() => Response) | undefined;
   const accessLog: string[] = [];
   const handlers = new Map(REPOS.map((name) => [name, repoHandler(repos[name], (line: string) => accessLog.push(line))]));
@@ -73,8 +78,9 @@ function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
         await response.body?.cancel();
         return manifestAnswer();
       }
-      if (dropAfter !== undefined && path.startsWith("/images/") && !request.headers.has("range") && response.body !== null) {
-        const bytes = dropAfter;
+      // images only: the chunk index beside each image is fetched first
+      if (dropAfter !== undefined && path.startsWith("/images/") && path.endsWith(".squashfs") && request.headers.has("range") === dropAfter.ranged && response.body !== null) {
+        const { bytes } = dropAfter;
         dropAfter = undefined;
         // a VM under TCG reads slowly: a second for the bytes before the cut to reach it
         return new Response(cutOff(response.body, bytes, 1000), { status: response.status, headers: response.headers });
@@ -92,8 +98,8 @@ function startServer(repos: Readonly<Record<RepoName, string>>): UpdateServer {
       manifestAnswer = undefined;
       accessLog.length = 0;
     },
-    dropNextImageAfter(bytes) {
-      dropAfter = bytes;
+    dropNextImageAfter(bytes, ranged = false) {
+      dropAfter = { bytes, ranged };
     },
     answerManifestsWith(answer) {
       manifestAnswer = answer;
@@ -111,6 +117,8 @@ export interface SlotContent {
   readonly health?: HealthRecord;
   /** flip one byte in the middle of the image after it is copied: a disk that went bad */
   readonly corruptImage?: boolean;
+  /** keep the repository's chunk index of the image with the record, as an install does since delta updates */
+  readonly index?: boolean;
 }
 
 /** A slot partition's files, in a folder for buildDisk: the image, its signed record, its health. */
@@ -128,6 +136,8 @@ export async function slotFolder(dir: string, content: SlotContent): Promise<str
     const manifestBytes = new Uint8Array(await Bun.file(join(content.repo, manifestPath("stable"))).arrayBuffer());
     await Bun.write(join(dir, "controller/manifest.json"), manifestBytes);
     await copyFile(join(content.repo, signaturePath("stable", sha512Hex(manifestBytes))), join(dir, "controller/manifest.sig"));
+    const index = (JSON.parse(new TextDecoder().decode(manifestBytes)) as { image: { index?: { url: string } } }).image.index;
+    if (content.index === true && index !== undefined) await copyFile(join(content.repo, index.url), join(dir, RECORD_INDEX));
   }
   if (content.health !== undefined) await writeFile(join(dir, HEALTH_FILE), formatHealth(content.health));
   return dir;
@@ -210,7 +220,7 @@ export function updateWorld(): Promise<UpdateWorld> {
         { label: "BOOTEXT", sizeMiB: 16, content: bootext },
       ],
     });
-    return { repos, disk, server, deadPort: await deadPort(), work, publicKey };
+    return { repos, disk, localRepo: repo("local"), bootext, server, deadPort: await deadPort(), work, publicKey };
   })();
   return built;
 }

@@ -9,6 +9,7 @@ import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { CUT_POINTS, type CutPoint } from "../../../controller/system/cut-points.ts";
 import { connectToNetwork, labMachine } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
+import { concatBytes, noiseBytes } from "../../bytes.ts";
 import { type FakeSystem, type Tree } from "../../fake-system.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
@@ -16,13 +17,17 @@ const UPDATE_CONFIG: Tree = {
   "config.d/60-update.toml": `[update]\nservers = ["${SERVER}"]\ntrusted_keys = ["${PUBLIC_KEY}"]\n`,
 };
 
+/** 1.0's image and 2.0's, which shares all but 5 kB of it: the update is a delta install, copying from SYSFS. */
+const V1 = noiseBytes(60_000, 11);
+const V2 = concatBytes(V1.subarray(0, 30_000), noiseBytes(5000, 12), V1.subarray(35_000));
+
 /** A machine with these disks, as labMachine builds the rest. */
 function machineWith(devices: ReturnType<FakeSystem["snapshotDevices"]>, online: boolean): FakeSystem {
   const fake = labMachine({ labels: [] });
   for (const { device, tree } of devices) fake.addDevice(device, tree);
   if (online) {
     connectToNetwork(fake);
-    publish(fake, { version: "2.0", imageSize: 50_000, fleetConfig: { "50-fleet.toml": "[timeouts]\ndevices_seconds = 25\n" } });
+    publish(fake, { version: "2.0", image: V2, index: true, fleetConfig: { "50-fleet.toml": "[timeouts]\ndevices_seconds = 25\n" } });
   }
   return fake;
 }
@@ -30,7 +35,7 @@ function machineWith(devices: ReturnType<FakeSystem["snapshotDevices"]>, online:
 function runningMachine(): FakeSystem {
   return machineWith(
     [
-      { device: { device: "/dev/vda1", label: "SYSFS", fsType: "ext4" }, tree: installedSlot({ version: "1.0" }) },
+      { device: { device: "/dev/vda1", label: "SYSFS", fsType: "ext4" }, tree: installedSlot({ version: "1.0", image: V1, index: true }) },
       { device: { device: "/dev/vda2", label: "BACKUPFS", fsType: "ext4" }, tree: installedSlot({ version: "0.9" }) },
       { device: { device: "/dev/vda3", label: "BOOTEXT", fsType: "ext4" }, tree: UPDATE_CONFIG },
     ],

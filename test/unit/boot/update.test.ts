@@ -226,7 +226,7 @@ async function install(fake: FakeSystem, config = updateConfig()) {
   const spare = planSpare(slots.slots, "/dev/vda1", config);
   if (!spare.ok) throw new Error(spare.reason);
   const { log, sink } = memoryLogger();
-  const installed = await runInstallStage(fake, log, config, result.accepted, [], spare.spare);
+  const installed = await runInstallStage(fake, log, config, result.accepted, [], spare.spare, undefined);
   return { installed, text: sink.text(), spare: spare.spare };
 }
 
@@ -480,7 +480,7 @@ describe("install stage: chunked images", () => {
     });
     const { installed, text } = await install(fake);
     expect(installed).toMatchObject({ status: "installed", device: "/dev/vda3", resumedFromByte: 2 * MiB, bytesFetched: size - 2 * MiB + size, pieces: 1 });
-    expect(text).toMatch(/the image has sha512 [0-9a-f]{16}…, the manifest signs [0-9a-f]{16}…; it holds bytes written before this boot, .*: fetching it again from byte 0/);
+    expect(text).toMatch(/the image has sha512 [0-9a-f]{16}…, the manifest signs [0-9a-f]{16}…; it holds bytes written before this boot, .*: writing it again from byte 0/);
     expect(fake.httpRequests.filter((url) => url.startsWith(published.imageUrl))).toEqual([`${published.imageUrl} from ${2 * MiB}`, published.imageUrl]);
     expect(fake.deviceTree("/dev/vda3")?.["system.squashfs"]).toEqual({ text: bytesToText(published.imageBytes), mode: 0o644 });
   });
@@ -498,7 +498,7 @@ describe("install stage: chunked images", () => {
     const { installed, text } = await install(fake);
     expect(installed).toMatchObject({ status: "installed", resumedFromByte: 2 * MiB + MiB / 2, pieces: 4 });
     expect(text).toContain(`chunk 2 of 4 (bytes ${2 * MiB}–${3 * MiB - 1}) has sha512`);
-    expect(text).toContain(`fetching it again from byte ${2 * MiB}`);
+    expect(text).toContain(`writing it again from byte ${2 * MiB}`);
     expect(fake.httpRequests.filter((url) => url.startsWith(published.imageUrl))).toEqual([`${published.imageUrl} from ${2 * MiB + MiB / 2}`, `${published.imageUrl} from ${2 * MiB}`]);
     expect(fake.deviceTree("/dev/vda3")?.["system.squashfs"]).toEqual({ text: bytesToText(published.imageBytes), mode: 0o644 });
   });

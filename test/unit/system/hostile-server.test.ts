@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { FetchError, fetchCapped } from "../../../controller/boot/http-fetch.ts";
 import type { NetworkResult } from "../../../controller/boot/network.ts";
 import { runCheckStage } from "../../../controller/boot/update-check.ts";
-import { downloadVerifiedImage } from "../../../controller/boot/update-install.ts";
+import { downloadVerifiedImage, newCounters, wholeImage } from "../../../controller/boot/image-download.ts";
 import { type Config, DEFAULT_CONFIG } from "../../../controller/config/schema.ts";
 import { LinuxSystem } from "../../../controller/system/linux-system.ts";
 import { MANIFEST_MAX_BYTES, manifestPath } from "../../../controller/update/manifest.ts";
@@ -412,10 +412,10 @@ describe("images, as the install and diskless stages download them (1 KiB/s over
     const offset = options.offset ?? 0;
     await writeFile(partial, IMAGE.subarray(0, offset));
     const { log, sink } = memoryLogger();
-    const counters = { bytesFetched: 0, resumes: 0 };
+    const counters = newCounters();
     const withResumes = { ...config, update: { ...config.update, resume_attempts: options.resumes ?? 0 } };
     const began = performance.now();
-    const check = await downloadVerifiedImage(system, log, withResumes, url(path), partial, IMAGE_SIGNED, "a test folder", offset, counters);
+    const check = await downloadVerifiedImage(system, log, withResumes, wholeImage(url(path), IMAGE_SIGNED), partial, IMAGE_SIGNED, "a test folder", offset, counters);
     return { check, ms: performance.now() - began, partial, counters, console: sink.text() };
   }
 
@@ -440,7 +440,7 @@ describe("images, as the install and diskless stages download them (1 KiB/s over
     const { check, partial, console } = await download("/image-ignores-range/image.squashfs", { offset: 1000 });
     expect(check).toEqual({ ok: true });
     expect(new Uint8Array(await readFile(partial))).toEqual(IMAGE);
-    expect(console).toContain("does not resume downloads (it answered 200 to a Range request): starting over");
+    expect(console).toContain("does not resume downloads or send parts (it answered 200 to a Range request): starting over with the whole image");
   });
 
   test("an image that goes on past its signed size: refused at the signed size", async () => {

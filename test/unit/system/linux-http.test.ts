@@ -76,10 +76,11 @@ function respond(request: Request): Response {
     );
   }
   if (path === "/gzip") return new Response(GZIPPED, { headers: { "content-encoding": "gzip" } });
-  const range = /^bytes=(\d+)-$/.exec(request.headers.get("range") ?? "");
+  const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers.get("range") ?? "");
   if (range === null) return new Response(BODY);
   const start = Number(range[1]);
-  return new Response(BODY.subarray(start), { status: 206, headers: { "content-range": `bytes ${start}-${BODY.length - 1}/${BODY.length}` } });
+  const end = range[2] === "" ? BODY.length - 1 : Number(range[2]);
+  return new Response(BODY.subarray(start, end + 1), { status: 206, headers: { "content-range": `bytes ${start}-${end}/${BODY.length}` } });
 }
 
 async function body(response: { body: AsyncIterable<Uint8Array> }): Promise<Uint8Array> {
@@ -131,6 +132,16 @@ describe("LinuxSystem.httpGet", () => {
     expect(response.status).toBe(206);
     expect(response.headers["content-range"]).toBe(`bytes 1000-${BODY.length - 1}/${BODY.length}`);
     expect(await body(response)).toEqual(BODY.subarray(1000));
+  });
+
+  test("toByte asks for a part of the file, also from its first byte (a delta install's request)", async () => {
+    const middle = await system.httpGet(`http://127.0.0.1:${plain.port}/image`, options({ fromByte: 1000, toByte: 1999 }));
+    expect(middle.status).toBe(206);
+    expect(middle.headers["content-range"]).toBe(`bytes 1000-1999/${BODY.length}`);
+    expect(await body(middle)).toEqual(BODY.subarray(1000, 2000));
+    const start = await system.httpGet(`http://127.0.0.1:${plain.port}/image`, options({ fromByte: 0, toByte: 99 }));
+    expect(start.headers["content-range"]).toBe(`bytes 0-99/${BODY.length}`);
+    expect(await body(start)).toEqual(BODY.subarray(0, 100));
   });
 
   test("a body that stalls longer than the time limit throws while it is read", async () => {

@@ -4,20 +4,10 @@
 
 import { describe, expect, test } from "bun:test";
 import { chunkSizesProblem, ContentChunker, PUBLISH_CHUNK_SIZES } from "../../../controller/update/content-chunker.ts";
-import { noiseBytes } from "../../noise-bytes.ts";
+import { concatBytes, noiseBytes } from "../../bytes.ts";
 
 const KiB = 1024;
 const SMALL = { min: 256, avg: 1024, max: 4096 };
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const joined = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
-}
 
 function cut(bytes: Uint8Array, sizes = SMALL, pieceLength = bytes.length): number[] {
   const chunker = new ContentChunker(sizes);
@@ -101,8 +91,8 @@ describe("ContentChunker", () => {
   test("an insertion or a deletion changes only the chunks around it", () => {
     const original = noiseBytes(1 << 20, 5);
     const middle = 600_000;
-    const inserted = concat(original.subarray(0, middle), noiseBytes(100, 9), original.subarray(middle));
-    const deleted = concat(original.subarray(0, middle), original.subarray(middle + 3000));
+    const inserted = concatBytes(original.subarray(0, middle), noiseBytes(100, 9), original.subarray(middle));
+    const deleted = concatBytes(original.subarray(0, middle), original.subarray(middle + 3000));
     const lengths = cut(original);
     const before = chunkContents(original, lengths);
     // a cut depends only on the bytes before it: every chunk that ends before the change stays as it was
@@ -119,7 +109,7 @@ describe("ContentChunker", () => {
 
   test("publish's sizes: the same stability on a few MiB", () => {
     const original = noiseBytes(8 << 20, 21);
-    const changed = concat(original.subarray(0, 5_000_000), Uint8Array.of(1, 2, 3), original.subarray(5_000_000));
+    const changed = concatBytes(original.subarray(0, 5_000_000), Uint8Array.of(1, 2, 3), original.subarray(5_000_000));
     const before = chunkContents(original, cut(original, PUBLISH_CHUNK_SIZES, 1 << 20));
     const after = chunkContents(changed, cut(changed, PUBLISH_CHUNK_SIZES, 1 << 20));
     expect(shared(after, before)).toBeGreaterThanOrEqual(before.length - 3);

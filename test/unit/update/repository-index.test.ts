@@ -11,7 +11,7 @@ import { type ChunkIndex, chunkHash, chunkOffsets, encodeChunkIndex, parseChunkI
 import { parseManifest } from "../../../controller/update/manifest.ts";
 import { keygen, publish, type PublishOptions, resignManifest, verifyRepo } from "../../../controller/update/repository.ts";
 import { sha512Hex } from "../../../controller/update/signing.ts";
-import { noiseBytes } from "../../noise-bytes.ts";
+import { noiseBytes } from "../../bytes.ts";
 import { newSquashfs } from "../../squashfs-image.ts";
 
 /** Chunk `chunk`'s sha256 in hex. */
