@@ -35,7 +35,7 @@ export interface FileEstimate {
  */
 export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
   // 17 rows of three boots each (the cut boots resumed from one saved VM state), two VMs itself
-  "power-cut.test.ts": { expectedSeconds: 690, vms: 2 },
+  "power-cut.test.ts": { expectedSeconds: 760, vms: 2 },
   "health.test.ts": { expectedSeconds: 315, vms: 1 },
   "update.test.ts": { expectedSeconds: 380, vms: 1 },
   "delta.test.ts": { expectedSeconds: 200, vms: 1 },

@@ -6,12 +6,10 @@
 // from its own snapshot of the disk and ends at the test system's report.
 
 import { beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import type { BootReport } from "../../controller/boot/report.ts";
-import { buildDisk } from "../../qemu-harness/disk.ts";
 import type { TestMarkers } from "../../qemu-harness/test-markers.ts";
-import { ARTIFACTS, type Boot, bootToTestSystem, SCENARIO_TIMEOUT_MS } from "./fixtures.ts";
-import { MARKED_GOOD, type RepoName, slotFolder, type UpdateWorld, updateWorld } from "./update-fixtures.ts";
+import { type Boot, bootToTestSystem, SCENARIO_TIMEOUT_MS } from "./fixtures.ts";
+import { indexedDisk, type RepoName, type UpdateWorld, updateWorld } from "./update-fixtures.ts";
 
 let world: UpdateWorld;
 /** SYSFS with its index; and the same with one byte of its image flipped */
@@ -19,21 +17,7 @@ let disks: { indexed: string; damaged: string };
 
 beforeAll(async () => {
   world = await updateWorld();
-  const disk = async (name: string, corruptImage: boolean) => {
-    const sysfs = await slotFolder(join(world.work, `delta-${name}-sysfs`), { image: ARTIFACTS.systemA, repo: world.localRepo, health: MARKED_GOOD, index: true, corruptImage });
-    const backupfs = await slotFolder(join(world.work, `delta-${name}-backupfs`), { image: ARTIFACTS.systemB });
-    const path = join(world.work, `delta-${name}.img`);
-    await buildDisk({
-      path,
-      partitions: [
-        { label: "SYSFS", sizeMiB: 200, content: sysfs },
-        { label: "BACKUPFS", sizeMiB: 200, content: backupfs },
-        { label: "BOOTEXT", sizeMiB: 16, content: world.bootext },
-      ],
-    });
-    return path;
-  };
-  disks = { indexed: await disk("indexed", false), damaged: await disk("damaged", true) };
+  disks = { indexed: await indexedDisk(world, "delta-indexed"), damaged: await indexedDisk(world, "delta-damaged", true) };
 }, 300_000);
 
 function reportOf(markers: TestMarkers): BootReport {

@@ -143,6 +143,28 @@ export async function slotFolder(dir: string, content: SlotContent): Promise<str
   return dir;
 }
 
+/**
+ * A disk like the world's, whose SYSFS keeps the chunk index of system-a with
+ * its record, as every install since delta updates leaves it: an update to 2.0
+ * is a delta install. `corruptImage` flips one byte of SYSFS's image.
+ */
+export async function indexedDisk(world: UpdateWorld, name: string, corruptImage = false): Promise<string> {
+  const sysfs = await slotFolder(join(world.work, `${name}-sysfs`), { image: ARTIFACTS.systemA, repo: world.localRepo, health: MARKED_GOOD, index: true, corruptImage });
+  const backupfs = await slotFolder(join(world.work, `${name}-backupfs`), { image: ARTIFACTS.systemB });
+  const path = join(world.work, `${name}.img`);
+  await buildDisk({ path, partitions: slotPartitions(sysfs, backupfs, world.bootext) });
+  return path;
+}
+
+/** SYSFS and BACKUPFS with room for two images each (the new one is written beside the old), and BOOTEXT. */
+function slotPartitions(sysfs: string, backupfs: string, bootext: string) {
+  return [
+    { label: "SYSFS", sizeMiB: 200, content: sysfs },
+    { label: "BACKUPFS", sizeMiB: 200, content: backupfs },
+    { label: "BOOTEXT", sizeMiB: 16, content: bootext },
+  ];
+}
+
 let built: Promise<UpdateWorld> | undefined;
 
 /** Builds the repositories, the disk and the server on first use; later calls get the same. */
@@ -211,15 +233,7 @@ export function updateWorld(): Promise<UpdateWorld> {
       ].join("\n"),
     );
     const disk = join(work, "update.img");
-    // room for two images in a slot: the new one is written beside the old
-    await buildDisk({
-      path: disk,
-      partitions: [
-        { label: "SYSFS", sizeMiB: 200, content: sysfs },
-        { label: "BACKUPFS", sizeMiB: 200, content: backupfs },
-        { label: "BOOTEXT", sizeMiB: 16, content: bootext },
-      ],
-    });
+    await buildDisk({ path: disk, partitions: slotPartitions(sysfs, backupfs, bootext) });
     return { repos, disk, localRepo: repo("local"), bootext, server, deadPort: await deadPort(), work, publicKey };
   })();
   return built;
