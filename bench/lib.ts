@@ -56,11 +56,16 @@ export function goal(met: boolean): string {
   return met ? "met" : "**not met**";
 }
 
-/** Runs a command to its end; a failure names the command line and what it printed. */
-export function run(command: readonly string[]): { stdout: string; stderr: string } {
+/** Runs a command to its end, in `cwd` and with `env` added to this process's environment when given; a failure names the command line and what it printed. */
+export function run(command: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): { stdout: string; stderr: string } {
   let result;
   try {
-    result = Bun.spawnSync([...command], { stdout: "pipe", stderr: "pipe" });
+    result = Bun.spawnSync([...command], {
+      stdout: "pipe",
+      stderr: "pipe",
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }),
+    });
   } catch (error) {
     throw new Error(`Cannot run ${command.join(" ")}: ${(error as Error).message}`);
   }

@@ -12,6 +12,7 @@ import type {
   ExecResult,
   FileInfo,
   FilesystemCheck,
+  FileReader,
   FileWriter,
   HttpRequestOptions,
   HttpResponse,
@@ -117,6 +118,8 @@ export class FakeSystem implements System {
   readonly loadedModules: string[] = [];
   /** Mount targets (exact paths) whose mount fails, to test how stages cope. */
   readonly failingMountTargets = new Set<string>();
+  /** files whose reads through openForRead fail with EIO: a disk going bad under a file */
+  readonly unreadableFiles = new Set<string>();
   /** Mount targets whose next so many mounts fail, then work again. */
   readonly mountFailuresLeft = new Map<string, number>();
   consoleExitStatus = 0;
@@ -298,12 +301,16 @@ export class FakeSystem implements System {
     for (let offset = 0; offset < bytes.length; offset += 4096) yield bytes.subarray(offset, offset + 4096);
   }
 
-  /** Every range read with readRange, as "PATH OFFSET+LENGTH", in order. */
-  readonly readRanges: string[] = [];
-
-  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
-    this.readRanges.push(`${path} ${offset}+${length}`);
-    return textToBytes(await this.readText(path)).slice(offset, offset + length);
+  /** Each read sees the file as it is then, as a descriptor of a real file would; a missing file fails the open. */
+  async openForRead(path: string): Promise<FileReader> {
+    await this.readText(path);
+    return {
+      read: async (offset, length) => {
+        if (this.unreadableFiles.has(path)) throw new FakeError("EIO", `reading ${path} at byte ${offset}`);
+        return textToBytes(await this.readText(path)).slice(offset, offset + length);
+      },
+      close: async () => {},
+    };
   }
 
   async hashOfRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string> {

@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import type { Config } from "../config/schema.ts";
 import { type CutPoints, NO_CUTS } from "../system/cut-points.ts";
 import type { Logger } from "../system/log.ts";
-import { HttpRefusal, type System } from "../system/system.ts";
+import { type FileReader, HttpRefusal, type System } from "../system/system.ts";
 import { type ChunkIndex, chunkHash } from "../update/chunk-index.ts";
 import { describeVerification, type SignedImage } from "../update/chunks.ts";
 import type { DeltaStep } from "../update/delta-plan.ts";
@@ -70,6 +70,8 @@ class PieceFailure extends DownloadFailure {}
 /** One pass over the source's steps into `partial`, from byte `offset` on. */
 class ImageWriter {
   private written: number;
+  /** the local images copy steps have read so far, by their number in the source */
+  private readonly readers = new Map<number, FileReader>();
   private readonly began: number;
   private lastProgress: number;
 
@@ -120,7 +122,16 @@ class ImageWriter {
       await this.cuts.reach("download-synced");
     } finally {
       await this.writer.close();
+      for (const reader of this.readers.values()) await reader.close();
     }
+  }
+
+  private async readerOf(source: number): Promise<FileReader> {
+    const open = this.readers.get(source);
+    if (open !== undefined) return open;
+    const reader = await this.system.openForRead(this.source.localImages[source] ?? "");
+    this.readers.set(source, reader);
+    return reader;
   }
 
   private progress(force: boolean): void {
@@ -155,10 +166,11 @@ class ImageWriter {
     const from = this.source.localImages[step.source] ?? "";
     const expected = this.source.index === undefined ? undefined : chunkHash(this.source.index, step.chunk);
     let bytes: Uint8Array | undefined;
+    let unreadable: string | undefined;
     try {
-      bytes = await this.system.readRange(from, step.sourceOffset, step.length);
+      bytes = await (await this.readerOf(step.source)).read(step.sourceOffset, step.length);
     } catch (error) {
-      this.log.warn(`cannot read chunk ${step.chunk} from ${from}: ${(error as Error).message}; fetching it instead`);
+      unreadable = (error as Error).message;
     }
     if (bytes !== undefined && expected !== undefined && bytes.length === step.length && createHash("sha256").update(bytes).digest().equals(expected)) {
       // a resumed install may have the chunk's start in the file already
@@ -168,10 +180,11 @@ class ImageWriter {
       return;
     }
     this.counters.chunksRefetched++;
-    // a damaged local image could have thousands of such chunks: the first few say it, the report counts them all
-    if (bytes !== undefined && this.counters.chunksRefetched <= SHOWN_REFETCHES) {
+    // a damaged or unreadable local image could have thousands of such chunks: the first few say it, the report counts them all
+    if (this.counters.chunksRefetched <= SHOWN_REFETCHES) {
       const more = this.counters.chunksRefetched === SHOWN_REFETCHES ? " (any more are fetched without a word; the report counts them)" : "";
-      this.log.warn(`chunk ${step.chunk} at byte ${step.sourceOffset} of ${from} does not have the sha256 the new image's index lists: fetching it instead${more}`);
+      const why = unreadable === undefined ? "does not have the sha256 the new image's index lists" : `cannot be read: ${unreadable}`;
+      this.log.warn(`chunk ${step.chunk} at byte ${step.sourceOffset} of ${from} ${why}: fetching it instead${more}`);
     }
     await this.fetchUpTo(step.offset + step.length);
   }

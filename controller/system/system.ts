@@ -107,6 +107,13 @@ export interface FileWriter {
   close(): Promise<void>;
 }
 
+/** A file read in ranges, such as a local image a delta install copies chunks from. */
+export interface FileReader {
+  /** `length` bytes from `offset` on; fewer only where the file ends. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
 /** A kernel and initramfs to boot with kexec, and the command line they get. */
 export interface KexecRequest {
   readonly kernel: string;
@@ -140,8 +147,8 @@ export interface System {
   readBytes(path: string, maxBytes: number): Promise<Uint8Array>;
   /** A file's bytes in pieces, for files too big to hold in memory. */
   readChunks(path: string): AsyncIterable<Uint8Array>;
-  /** `length` bytes of a file from `offset` on; fewer only where the file ends. */
-  readRange(path: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Open a file to read ranges of it: one open for many reads, which the kernel's readahead follows. */
+  openForRead(path: string): Promise<FileReader>;
   /** The hash (hex) of `length` bytes of a file from `offset` on; hashes may run on every CPU at once. Throws when the file is shorter. */
   hashOfRange(path: string, offset: number, length: number, algorithm: HashAlgorithm): Promise<string>;
   /** The CPU's feature flags (/proc/cpuinfo "flags"); none when they cannot be read. */

@@ -98,6 +98,20 @@ describe("delta install", () => {
     expect(spareFile(fake, "system.squashfs")).toBe(bytesToText(V2));
   });
 
+  test("a local image that cannot be read (a disk going bad): each chunk is fetched instead, the first few said, and the update succeeds", async () => {
+    const fake = machine({ version: "1.0", image: V1, index: true }, { version: "0.9" });
+    const published = publish(fake, { version: "2.0", image: V2, index: true });
+    fake.unreadableFiles.add("/run/controller/slots/SYSFS/system.squashfs");
+    const { installed, text } = await install(fake);
+    expect(installed).toMatchObject({ status: "installed", bytesCopied: 0, bytesFetched: V2.length });
+    expect(installed.chunksRefetched).toBeGreaterThan(3);
+    const said = text.split("\n").filter((line) => line.includes("of /run/controller/slots/SYSFS/system.squashfs cannot be read: EIO: reading"));
+    expect(said.length).toBe(3);
+    expect(said[2]).toContain("(any more are fetched without a word; the report counts them)");
+    expect(spareFile(fake, "system.squashfs")).toBe(bytesToText(V2));
+    expect(imageRequests(fake, published.imageUrl).length).toBe(installed.chunksRefetched + (installed.delta?.requests ?? 0));
+  });
+
   test("a connection dropped during a Range request is resumed from where it broke", async () => {
     const fake = machine({ version: "1.0", image: V1, index: true }, { version: "0.9" });
     const published = publish(fake, { version: "2.0", image: V2, index: true });
