@@ -4,18 +4,7 @@
 // raising the share for the same version only adds machines, and each version
 // draws a new order, so the same machines are not always the first.
 
-import { createHash } from "node:crypto";
-
-/** 2^53: a place keeps 53 bits of the hash, as many as a double holds exactly. */
-const PLACE_STEPS = 2 ** 53;
-
-/** Pure: this machine's place for this version, in [0, 100); uniform over machine-ids. */
-export function rolloutPlace(machineId: string, version: string): number {
-  const digest = createHash("sha256").update(`${machineId}\n${version}`).digest();
-  // the first 8 bytes as an integer, cut to 53 bits so the scaling is exact
-  const steps = Number(digest.readBigUInt64BE(0) >> 11n);
-  return (steps / PLACE_STEPS) * 100;
-}
+import { rolloutPlace } from "../update/rollout-place.ts";
 
 /** A place or share as the console shows it: rounded down, so a place shown as 24.99 is below a share of 25. */
 export function describeShare(value: number): string {

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { isDownloadWindow, isInWindow, isTimeZone, localMinuteOfDay, parseDownloadWindow, whyOutsideWindow } from "../../../controller/plans/download-window.ts";
+import { isDownloadWindow, isTimeZone, parseDownloadWindow } from "../../../controller/config/download-window.ts";
+import { isInWindow, localMinuteOfDay, whyOutsideWindow } from "../../../controller/plans/download-window.ts";
 
 const minute = (clock: string): number => {
   const [hours, minutes] = clock.split(":").map(Number) as [number, number];

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { decideRollout, describeShare, rolloutPlace } from "../../../controller/plans/rollout.ts";
+import { decideRollout, describeShare } from "../../../controller/plans/rollout.ts";
+import { rolloutPlace } from "../../../controller/update/rollout-place.ts";
 import { machineIdFrom } from "../../../controller/plans/machine-id.ts";
 
 /** n machine-ids, made as a first boot makes them, from deterministic bytes. */
@@ -44,7 +45,10 @@ test("raising the percentage only adds machines", () => {
 test("places are uniform over many ids: each tenth holds about a tenth of 20000 machines", () => {
   const ids = machineIds(20000);
   const tenths = new Array<number>(10).fill(0);
-  for (const id of ids) tenths[Math.floor(rolloutPlace(id, "3.1.4") / 10)]++;
+  for (const id of ids) {
+    const tenth = Math.floor(rolloutPlace(id, "3.1.4") / 10);
+    tenths[tenth] = (tenths[tenth] ?? 0) + 1;
+  }
   // 2000 expected in each; 4.5 standard deviations (about 42 each) is far from chance
   for (const count of tenths) expect(Math.abs(count - 2000)).toBeLessThan(190);
   // a rollout at 25 % reaches about a quarter
