@@ -142,14 +142,14 @@ describe("parseManifest", () => {
   });
 
   test("an unknown format is refused alone, saying which format is known", () => {
-    expect(problemsOf((input) => ((input["format"] = 3), (input["version"] = "bad")))).toEqual([
-      "key format: expected 1 or 2 (the manifest formats this controller knows), got 3",
+    expect(problemsOf((input) => ((input["format"] = 4), (input["version"] = "bad")))).toEqual([
+      "key format: expected 1, 2 or 3 (the manifest formats this controller knows), got 4",
     ]);
     expect(problemsOf((input) => (input["format"] = "1"))).toEqual([
-      'key format: expected 1 or 2 (the manifest formats this controller knows), got "1"',
+      'key format: expected 1, 2 or 3 (the manifest formats this controller knows), got "1"',
     ]);
     expect(problemsOf((input) => delete input["format"])).toEqual([
-      "key format: expected 1 or 2 (the manifest formats this controller knows), got nothing",
+      "key format: expected 1, 2 or 3 (the manifest formats this controller knows), got nothing",
     ]);
   });
 
