@@ -76,6 +76,9 @@ export interface CheckResult {
   readonly rollout?: RolloutSeen;
 }
 
+/** Decisions that are no trouble, said as info; the others are warnings. */
+const AS_PLANNED: readonly CheckDecision[] = ["install", "up-to-date", "not-configured", "not-in-rollout", "outside-window"];
+
 /** Only these decisions take the accepted manifest's config and image. */
 export function takesManifest(decision: CheckDecision): boolean {
   return decision === "install" || decision === "up-to-date";
@@ -171,9 +174,8 @@ export async function runCheckStage(
   gate?: InstallGate,
 ): Promise<CheckResult> {
   const servers = config.update.servers;
-  const QUIET: readonly CheckDecision[] = ["install", "up-to-date", "not-configured", "not-in-rollout", "outside-window"];
   const result = (decision: CheckDecision, reason: string, attempts: ServerAttempt[] = [], accepted?: AcceptedManifest, rollout?: RolloutSeen): CheckResult => {
-    (QUIET.includes(decision) ? log.info : log.warn).call(log, reason);
+    (AS_PLANNED.includes(decision) ? log.info : log.warn).call(log, reason);
     return { decision, reason, attempts, ...(accepted === undefined ? {} : { accepted }), ...(rollout === undefined ? {} : { rollout }) };
   };
   if (servers.length === 0) return result("not-configured", "no update servers configured (update.servers): booting the local system");
