@@ -29,7 +29,6 @@ import {
   isMac,
   isVersion,
   MANIFEST_FORMAT,
-  MANIFEST_FORMAT_KERNEL,
   MANIFEST_MAX_BYTES,
   manifestFormatFor,
   type Manifest,
@@ -353,7 +352,8 @@ export async function publish(options: PublishOptions): Promise<Published> {
   const imageProblems = problems.length;
   await checkImage(options.image, problems);
   const imageKernel = problems.length === imageProblems ? await readImageKernel(options.image) : undefined;
-  const notes = imageKernel === undefined ? [] : describeImageKernel(options.image, imageKernel, problems, warnings);
+  const rollout = partialRollout(options.rolloutPercent);
+  const notes = imageKernel === undefined ? [] : describeImageKernel(options.image, imageKernel, rollout?.percent, problems, warnings);
   const fleet = await readConfigFiles(options.fleetConfig, "the fleet config", problems);
   const machines: { selector: { mac: string } | { hostname: string }; files: ConfigSource[] }[] = [];
   for (const entry of options.machineConfig) {
@@ -375,7 +375,6 @@ export async function publish(options: PublishOptions): Promise<Published> {
     ...(await storeContentAddressed(repo, "config", "toml", [file.bytes])),
   });
   const kernel = imageKernel?.kind === "kernel" ? imageKernel.kernel : undefined;
-  const rollout = partialRollout(options.rolloutPercent);
   const manifest = {
     // an image without a kernel or a partial rollout gets format 1, byte for byte as before, which every controller reads
     format: manifestFormatFor({ kernel: kernel !== undefined, rolloutPercent: rollout?.percent }),
@@ -406,14 +405,18 @@ export async function publish(options: PublishOptions): Promise<Published> {
   return { ok: true, manifest: parsed.manifest, manifestFile, publicKey: encodePublicKey(publicKeyOf(secretKey)), notes, warnings };
 }
 
-/** What publish says of the image's kernel: lines for stdout once published; refusals and warnings go to their lists. */
-function describeImageKernel(image: string, found: ImageKernel, problems: string[], warnings: string[]): string[] {
+/**
+ * What publish says of the image's kernel: lines for stdout once published; refusals and warnings go to their lists.
+ * With a partial rollout the manifest is format 3 whatever the kernel, and the rollout's note says so.
+ */
+function describeImageKernel(image: string, found: ImageKernel, rolloutPercent: number | undefined, problems: string[], warnings: string[]): string[] {
+  const format = (kernel: boolean): number => manifestFormatFor({ kernel, rolloutPercent });
   switch (found.kind) {
     case "kernel": {
       const { release, build, vmlinuz, initrd } = found.kernel;
       return [
         `Signed the image's kernel ${release}${build === undefined ? "" : ` (${build})`}: ${vmlinuz.path}, ${vmlinuz.size} bytes, ` +
-          `and its initrd ${initrd.path}, ${initrd.size} bytes; manifest format ${MANIFEST_FORMAT_KERNEL} (controllers older than it refuse it and keep booting what they have)`,
+          `and its initrd ${initrd.path}, ${initrd.size} bytes; manifest format ${format(true)} (controllers older than it refuse it and keep booting what they have)`,
         ...found.notes.map((note) => `Note: ${note}`),
       ];
     }
@@ -426,13 +429,13 @@ function describeImageKernel(image: string, found: ImageKernel, problems: string
         );
       }
       return [
-        `No kernel signed: ${found.why}; manifest format ${MANIFEST_FORMAT}, as before: it boots on the kernel each machine runs` +
+        `No kernel signed: ${found.why}; manifest format ${format(false)}${format(false) === MANIFEST_FORMAT ? ", as before" : ""}: it boots on the kernel each machine runs` +
           (found.moduleReleases.length === 0 ? "" : `, which must be one it has modules for: ${found.moduleReleases.join(", ")}`),
       ];
     case "unreadable":
       warnings.push(
         `WARNING: Cannot look inside the image ${image}, so its kernel was not checked or signed: ${found.problem}; ` +
-          `it is published as manifest format ${MANIFEST_FORMAT}: machines boot it on the kernel they run, never on one it carries`,
+          `it is published as manifest format ${format(false)}: machines boot it on the kernel they run, never on one it carries`,
       );
       return [];
     case "refused":

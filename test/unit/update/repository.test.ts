@@ -689,6 +689,8 @@ describe("publish --rollout", () => {
     const result = await publish(rollout2(repo, { rolloutPercent: 10 }));
     if (!result.ok) throw new Error(result.problems.join("\n"));
     expect(result.manifest).toMatchObject({ format: 3, version: "2.0", rollout: { percent: 10 } });
+    // what publish says of the image's kernel names the format the manifest has
+    expect(result.notes).toContainEqual(expect.stringMatching(/^No kernel signed: .*; manifest format 3: it boots on the kernel each machine runs/));
     expect(result.notes).toContain(
       "Version 2.0 is rolled out to 10 % of channel stable's machines (each placed by its machine-id): manifest format 3; " +
         "controllers older than it refuse it and boot what they have until the rollout reaches 100 %",
