@@ -7,7 +7,7 @@ import { checkConfigCommand } from "./cli/check-config.ts";
 import { configGetCommand } from "./cli/config-get.ts";
 import { continueCommand } from "./cli/continue.ts";
 import { markGoodCommand, markShutdownCommand } from "./cli/lifecycle.ts";
-import { keygenCommand, publishCommand, signCommand, verifyCommand } from "./cli/publish.ts";
+import { keygenCommand, publishCommand, rolloutCommand, signCommand, verifyCommand } from "./cli/publish.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { statusCommand } from "./cli/status.ts";
 import { helpCommand, unknownCommand } from "./cli/usage.ts";
@@ -26,6 +26,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ["config-get", configGetCommand],
   ["keygen", keygenCommand],
   ["publish", publishCommand],
+  ["rollout", rolloutCommand],
   ["sign", signCommand],
   ["verify", verifyCommand],
   ["serve", serveCommand],

@@ -37,7 +37,7 @@ export const ESTIMATES: Readonly<Record<string, FileEstimate>> = {
   // 17 rows of three boots each (the cut boots resumed from one saved VM state), two VMs itself
   "power-cut.test.ts": { expectedSeconds: 760, vms: 2 },
   "health.test.ts": { expectedSeconds: 315, vms: 1 },
-  "update.test.ts": { expectedSeconds: 380, vms: 1 },
+  "update.test.ts": { expectedSeconds: 470, vms: 1 },
   "delta.test.ts": { expectedSeconds: 200, vms: 1 },
   "boot.test.ts": { expectedSeconds: 195, vms: 1 },
   // one boot of Debian with systemd on the systemd initrd

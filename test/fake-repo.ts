@@ -8,7 +8,7 @@ import { encodeChunkIndex } from "../controller/update/chunk-index.ts";
 import { chunkRanges, type SignedChunks } from "../controller/update/chunks.ts";
 import type { ChunkSizes } from "../controller/update/content-chunker.ts";
 import { ImageIndexer } from "../controller/update/image-index.ts";
-import { MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL, type Manifest, manifestPath, signaturePath } from "../controller/update/manifest.ts";
+import { MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL, MANIFEST_FORMAT_ROLLOUT, type Manifest, manifestPath, signaturePath } from "../controller/update/manifest.ts";
 import { encodePublicKey, generateKeyPair, type KeyPair, sha512Hex, signContent } from "../controller/update/signing.ts";
 import { systemImage } from "./fake-machine.ts";
 import { FakeSystem, type Tree, bytesToText } from "./fake-system.ts";
@@ -50,6 +50,8 @@ export interface Release {
   readonly chunkSha512Only?: boolean;
   /** the image carries this kernel (manifest format 2): /boot/vmlinuz-RELEASE, /boot/initrd.img-RELEASE, /lib/modules/RELEASE */
   readonly kernel?: ImageKernel;
+  /** roll the version out to this share of machines (manifest format 3) */
+  readonly rolloutPercent?: number;
 }
 
 export interface ImageKernel {
@@ -137,9 +139,10 @@ export function publish(fake: FakeSystem, release: Release, server = SERVER): Pu
   FakeSystem.registerImage(image, { ...imageTree(release.version), ...kernel?.tree });
   const channel = release.channel ?? "stable";
   const manifest = {
-    format: kernel === undefined ? MANIFEST_FORMAT : MANIFEST_FORMAT_KERNEL,
+    format: release.rolloutPercent !== undefined ? MANIFEST_FORMAT_ROLLOUT : kernel === undefined ? MANIFEST_FORMAT : MANIFEST_FORMAT_KERNEL,
     channel,
     version: release.version,
+    ...(release.rolloutPercent === undefined ? {} : { rollout: { percent: release.rolloutPercent } }),
     created: CREATED,
     expires: release.expires ?? EXPIRES,
     image: {

@@ -14,7 +14,8 @@ import { type HealthChecked, type SlotsUpdated, slotSummaries, verdictOf, withSe
 import type { UpdateReport } from "./report.ts";
 import { runSwitchStage } from "./slot-switch.ts";
 import { reinspectSlot } from "./slots.ts";
-import { type AcceptedManifest, type CheckDecision, summarizeCheck } from "./update-check.ts";
+import { machineIdForRollout } from "./machine-id.ts";
+import { type AcceptedManifest, type CheckDecision, type InstallGate, summarizeCheck, takesManifest } from "./update-check.ts";
 import { type ServerConfigResult, summarizeServerConfig } from "./update-config.ts";
 import { type InstallResult, runInstallStage } from "./update-install.ts";
 import { checkServers, fetchServerConfig } from "./update-servers.ts";
@@ -38,11 +39,14 @@ export async function updateSlots(boot: HealthChecked): Promise<SlotsUpdated> {
     // every slot: a SYSFS whose record was lost must not let a replayed old manifest overwrite a newer BACKUPFS
     floor: versionFloor(health.slots.map((slot) => ({ name: `${slot.device.label} on ${slot.device.device}`, record: slot.record }))),
   };
-  const { network, check } = await checkServers(context, boot.resolved.config, versions, boot.local);
+  // the id the mounts stage keeps on BOOTEXT, as an earlier boot kept it: the check comes before the mounts stage
+  const gate: InstallGate = { machineId: () => machineIdForRollout(context.system, boot.bootext, boot.resolved.config.labels.bootext) };
+  const { network, check } = await checkServers(context, boot.resolved.config, versions, boot.local, gate);
   context.decisions.push(`update: ${check.reason}`);
   const report: Omit<UpdateReport, "slots"> = { repairs: boot.slots.repairs, network, check: summarizeCheck(check) };
   const accepted = check.accepted;
-  const updated = accepted === undefined ? boot : await takeOffer({ boot, accepted, decision: check.decision, report });
+  // a version held back (not in its rollout, outside the download window) brings neither its config nor its image
+  const updated = accepted === undefined || !takesManifest(check.decision) ? boot : await takeOffer({ boot, accepted, decision: check.decision, report });
   return { ...updated, update: { ...report, slots: slotSummaries(updated) } };
 }
 

@@ -47,6 +47,40 @@ function newMachineId(): string {
   return machineIdFrom(crypto.getRandomValues(new Uint8Array(16)));
 }
 
+export type KeptMachineId =
+  | { readonly status: "kept"; readonly id: string }
+  | { readonly status: "missing" }
+  /** the file is there but holds no machine-id, or cannot be read: `problem` says which */
+  | { readonly status: "invalid"; readonly problem: string };
+
+/**
+ * The id an earlier boot kept on BOOTEXT (mounted at `mountPoint`), read only.
+ * The check stage places the machine in a rollout by it, before the mounts
+ * stage makes one on a first boot.
+ */
+export async function readKeptMachineId(system: System, mountPoint: string): Promise<KeptMachineId> {
+  const file = `${mountPoint}/${BOOTEXT_MACHINE_ID}`;
+  if ((await system.lstat(file)) === undefined) return { status: "missing" };
+  try {
+    const parsed = parseMachineId(new TextDecoder().decode(await system.readBytes(file, MACHINE_ID_MAX_BYTES)));
+    return parsed.ok ? { status: "kept", id: parsed.id } : { status: "invalid", problem: parsed.problem };
+  } catch (error) {
+    return { status: "invalid", problem: `Cannot read it: ${(error as Error).message}` };
+  }
+}
+
+/** The id a rollout places this machine by, or why it has none (plans/rollout.ts). */
+export type RolloutMachineId = { readonly id: string } | { readonly why: string };
+
+/** The id kept on BOOTEXT for the check stage: never made there (the mounts stage makes it, after the check). */
+export async function machineIdForRollout(system: System, bootext: Pick<BootextResult, "mountPoint">, bootextLabel: string): Promise<RolloutMachineId> {
+  const name = `${bootextLabel}/${BOOTEXT_MACHINE_ID}`;
+  if (bootext.mountPoint === undefined) return { why: `no ${bootextLabel} is mounted` };
+  const kept = await readKeptMachineId(system, bootext.mountPoint);
+  if (kept.status === "kept") return { id: kept.id };
+  return { why: kept.status === "missing" ? `${name} has none yet: a first boot makes it after the check` : `${name}: ${kept.problem}` };
+}
+
 /** The id kept on BOOTEXT: read, or made and written there; why not, when there is none to use. */
 async function keptMachineId(
   system: System,
@@ -57,17 +91,9 @@ async function keptMachineId(
 ): Promise<{ readonly source: Exclude<MachineIdSource, "image">; readonly id: string } | { readonly source: "image"; readonly why: string }> {
   const file = `${mountPoint}/${BOOTEXT_MACHINE_ID}`;
   const name = `${places.bootextLabel}/${BOOTEXT_MACHINE_ID}`;
-  let replaces: string | undefined;
-  const found = await system.lstat(file);
-  if (found !== undefined) {
-    try {
-      const parsed = parseMachineId(new TextDecoder().decode(await system.readBytes(file, MACHINE_ID_MAX_BYTES)));
-      if (parsed.ok) return { source: "bootext", id: parsed.id };
-      replaces = parsed.problem;
-    } catch (error) {
-      replaces = `Cannot read it: ${(error as Error).message}`;
-    }
-  }
+  const kept = await readKeptMachineId(system, mountPoint);
+  if (kept.status === "kept") return { source: "bootext", id: kept.id };
+  const replaces = kept.status === "invalid" ? kept.problem : undefined;
   if (places.bootext.readOnly) {
     const what = replaces === undefined ? "has none" : `cannot be replaced (${replaces})`;
     return { source: "image", why: `${name} ${what}: ${places.bootextLabel} is mounted read-only (bootext.read_only)` };

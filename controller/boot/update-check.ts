@@ -7,11 +7,14 @@
 // machine from a good one.
 
 import type { Config } from "../config/schema.ts";
+import { whyOutsideWindow } from "../plans/download-window.ts";
+import { decideRollout } from "../plans/rollout.ts";
 import type { Logger } from "../system/log.ts";
 import type { System } from "../system/system.ts";
 import { decideUpdate, type Manifest, MANIFEST_MAX_BYTES, manifestPath, parseManifest, resolveRepoUrl, SIGNATURE_MAX_BYTES, signaturePath, type VersionFloor } from "../update/manifest.ts";
 import { sha512Hex, verifySignature } from "../update/signing.ts";
 import { FetchError, fetchCapped } from "./http-fetch.ts";
+import type { RolloutMachineId } from "./machine-id.ts";
 import type { NetworkResult } from "./network.ts";
 
 export type CheckDecision =
@@ -24,7 +27,28 @@ export type CheckDecision =
   /** servers answered, but nothing they served may be installed */
   | "refused"
   | "up-to-date"
-  | "install";
+  | "install"
+  /** a newer version is published for a share of the machines this one is not in */
+  | "not-in-rollout"
+  /** a newer version may install, but not now: update.download_window */
+  | "outside-window";
+
+/**
+ * What a boot from the disks needs to hold an install back: it has a local
+ * system to stay on. A diskless boot passes none: it has nothing else to run,
+ * so it runs what its server publishes, whatever the rollout or the hour.
+ */
+export interface InstallGate {
+  /** read only when a manifest rolls out to a share below 100 % */
+  readonly machineId: () => Promise<RolloutMachineId>;
+}
+
+/** A manifest's rollout as this machine saw it. */
+export interface RolloutSeen {
+  readonly percent: number;
+  /** this machine's place in [0, 100); absent when it has no machine-id */
+  readonly place?: number;
+}
 
 export interface ServerAttempt {
   readonly server: string;
@@ -47,7 +71,41 @@ export interface CheckResult {
   /** one sentence: why */
   readonly reason: string;
   readonly attempts: readonly ServerAttempt[];
+  /** the manifest that decided; with "not-in-rollout" and "outside-window" it is not taken */
   readonly accepted?: AcceptedManifest;
+  readonly rollout?: RolloutSeen;
+}
+
+/** Decisions that are no trouble, said as info; the others are warnings. */
+const AS_PLANNED: readonly CheckDecision[] = ["install", "up-to-date", "not-configured", "not-in-rollout", "outside-window"];
+
+/** Only these decisions take the accepted manifest's config and image. */
+export function takesManifest(decision: CheckDecision): boolean {
+  return decision === "install" || decision === "up-to-date";
+}
+
+type Gated =
+  | { readonly decision: "install"; readonly rollout?: RolloutSeen }
+  | { readonly decision: "not-in-rollout" | "outside-window"; readonly why: string; readonly rollout?: RolloutSeen };
+
+/**
+ * Whether an install the manifest allows goes ahead on this boot: not when
+ * this machine is not in the version's rollout, nor outside
+ * update.download_window. The rollout first: a machine that is not in it has
+ * nothing to wait for.
+ */
+async function gateInstall(gate: InstallGate, config: Config, manifest: Manifest, now: Date, log: Logger): Promise<Gated> {
+  let seen: { rollout?: RolloutSeen } = {};
+  if (manifest.rollout !== undefined && manifest.rollout.percent < 100) {
+    const { percent } = manifest.rollout;
+    const machineId = await gate.machineId();
+    const decided = decideRollout({ version: manifest.version, percent, machineId: "id" in machineId ? machineId.id : undefined, ...("why" in machineId ? { noIdWhy: machineId.why } : {}) });
+    seen = { rollout: { percent, ...(decided.place === undefined ? {} : { place: decided.place }) } };
+    if (!decided.placed) return { decision: "not-in-rollout", why: decided.reason, ...seen };
+    if (decided.reason !== undefined) log.info(decided.reason);
+  }
+  const outside = whyOutsideWindow(config.update.download_window, config.update.timezone, now);
+  return outside === undefined ? { decision: "install", ...seen } : { decision: "outside-window", why: outside, ...seen };
 }
 
 type Attempt =
@@ -105,7 +163,7 @@ function describeInstalled(versions: SlotVersions): string {
   return `unknown: the slot that boots has no verified record; nothing below version ${versions.floor.version} (on ${versions.floor.slot}) may install`;
 }
 
-/** `trustedKeys` come from the local config only. */
+/** `trustedKeys` come from the local config only; `gate` undefined: nothing holds an install back (a diskless boot). */
 export async function runCheckStage(
   system: System,
   log: Logger,
@@ -113,11 +171,12 @@ export async function runCheckStage(
   network: NetworkResult,
   versions: SlotVersions,
   trustedKeys: readonly string[],
+  gate?: InstallGate,
 ): Promise<CheckResult> {
   const servers = config.update.servers;
-  const result = (decision: CheckDecision, reason: string, attempts: ServerAttempt[] = [], accepted?: AcceptedManifest): CheckResult => {
-    (decision === "install" || decision === "up-to-date" || decision === "not-configured" ? log.info : log.warn).call(log, reason);
-    return { decision, reason, attempts, ...(accepted === undefined ? {} : { accepted }) };
+  const result = (decision: CheckDecision, reason: string, attempts: ServerAttempt[] = [], accepted?: AcceptedManifest, rollout?: RolloutSeen): CheckResult => {
+    (AS_PLANNED.includes(decision) ? log.info : log.warn).call(log, reason);
+    return { decision, reason, attempts, ...(accepted === undefined ? {} : { accepted }), ...(rollout === undefined ? {} : { rollout }) };
   };
   if (servers.length === 0) return result("not-configured", "no update servers configured (update.servers): booting the local system");
   if (network.status !== "up") return result("no-network", `no network (${network.detail}): booting the local system without an update check`);
@@ -138,7 +197,10 @@ export async function runCheckStage(
     if (attempt.action === "up-to-date") {
       return result("up-to-date", `${server} publishes version ${manifest.version}, which is installed: nothing to do`, attempts, attempt.accepted);
     }
-    return result("install", `${server} publishes version ${manifest.version} (installed: ${describeInstalled(versions)}): installing it`, attempts, attempt.accepted);
+    const publishes = `${server} publishes version ${manifest.version} (installed: ${describeInstalled(versions)})`;
+    const gated: Gated = gate === undefined ? { decision: "install" } : await gateInstall(gate, config, manifest, system.wallClock(), log);
+    if (gated.decision !== "install") return result(gated.decision, `${publishes}, but ${gated.why}`, attempts, attempt.accepted, gated.rollout);
+    return result("install", `${publishes}: installing it`, attempts, attempt.accepted, gated.rollout);
   }
   const answered = attempts.some((attempt) => attempt.outcome === "refused");
   return answered
@@ -151,6 +213,8 @@ export interface CheckSummary {
   readonly decision: CheckDecision;
   readonly reason: string;
   readonly attempts: readonly ServerAttempt[];
+  /** the manifest's share of machines and this machine's place, when it rolls out to fewer than all */
+  readonly rollout?: RolloutSeen;
   readonly manifest?: {
     readonly server: string;
     readonly version: string;
@@ -164,12 +228,14 @@ export interface CheckSummary {
 
 export function summarizeCheck(check: CheckResult): CheckSummary {
   const { decision, reason, attempts, accepted } = check;
-  if (accepted === undefined) return { decision, reason, attempts };
+  const rollout = check.rollout === undefined ? {} : { rollout: check.rollout };
+  if (accepted === undefined) return { decision, reason, attempts, ...rollout };
   const { manifest } = accepted;
   return {
     decision,
     reason,
     attempts,
+    ...rollout,
     manifest: {
       server: accepted.server,
       version: manifest.version,

@@ -8,7 +8,7 @@ import { networkNeed } from "../plans/network-need.ts";
 import type { LocalConfig } from "./boot-config.ts";
 import type { BootContext } from "./boot-start.ts";
 import { type NetworkResult, runNetworkStage } from "./network.ts";
-import { type AcceptedManifest, type CheckResult, runCheckStage, type SlotVersions } from "./update-check.ts";
+import { type AcceptedManifest, type CheckResult, type InstallGate, runCheckStage, type SlotVersions } from "./update-check.ts";
 import { runServerConfigStage, type ServerConfigResult } from "./update-config.ts";
 
 export interface ServersAnswer {
@@ -16,14 +16,17 @@ export interface ServersAnswer {
   readonly check: CheckResult;
 }
 
-/** Stages "network" and "check": the newest manifest signed by a key the machine trusts, if a server has one. */
-export async function checkServers(context: BootContext, config: Config, versions: SlotVersions, local: LocalConfig): Promise<ServersAnswer> {
+/**
+ * Stages "network" and "check": the newest manifest signed by a key the machine trusts, if a server has one.
+ * `gate`: what may hold an install back (a rollout, the download window); a diskless boot has none.
+ */
+export async function checkServers(context: BootContext, config: Config, versions: SlotVersions, local: LocalConfig, gate?: InstallGate): Promise<ServersAnswer> {
   const { system, stage, cmdline } = context;
   const noNetwork: NetworkResult = { status: "down", macs: [], detail: "the network stage failed" };
   const network = await stage("network", noNetwork, (stageLog) => runNetworkStage(system, stageLog, config, networkNeed(config, cmdline)));
   const noCheck: CheckResult = { decision: "unreachable", reason: "the check stage failed", attempts: [] };
   const trustedKeys = local.resolved.config.update.trusted_keys;
-  const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, config, network, versions, trustedKeys));
+  const check = await stage("check", noCheck, (stageLog) => runCheckStage(system, stageLog, config, network, versions, trustedKeys, gate));
   return { network, check };
 }
 

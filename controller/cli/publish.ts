@@ -1,4 +1,4 @@
-// `controller keygen`, `publish` and `verify`: the workstation side of
+// `controller keygen`, `publish`, `rollout`, `sign` and `verify`: the workstation side of
 // updates, as commands. Argument parsing and output live here so main.ts
 // stays a list of commands; the work is in update/repository.ts.
 
@@ -10,6 +10,7 @@ import {
   readRegularFile,
   type RepoCheck,
   resignManifest,
+  setRollout,
   type SignFor,
   signFiles,
   verifyManifestFiles,
@@ -30,11 +31,16 @@ const DEFAULT_HEDDLE_EXPIRES_DAYS = 3650;
 export const PUBLISH_USAGE = `  keygen PREFIX        write a new signing key pair: PREFIX.secret (mode 0600) and PREFIX.pub
   publish --repo DIR --channel C --version V --image FILE [--config FILE]...
           [--machine-config mac=AA:BB:CC:DD:EE:FF:FILE | hostname=NAME:FILE]...
-          [--expires-days N] --key SECRETFILE
+          [--expires-days N] [--rollout PERCENT] --key SECRETFILE
                        sign and publish an update into DIR (served as is by any HTTP server);
                        V must be greater than the channel's current version; expires in N days (default ${DEFAULT_EXPIRES_DAYS})
                        the image's kernel, its initrd and /lib/modules/RELEASE, when it has them (/boot/vmlinuz,
-                       /boot/initrd.img or Debian's names), are checked and signed too (manifest format 2)
+                       /boot/initrd.img or Debian's names), are checked and signed too (manifest format 2);
+                       --rollout: only PERCENT % of the channel's machines take it, each placed by its machine-id
+                       (manifest format 3 below 100, which older controllers refuse)
+  rollout --repo DIR --channel C --percent PERCENT --key SECRETFILE
+                       sign the channel's current manifest again with a new share of machines (0 to 100);
+                       raising it only adds machines; version, image, config and expiry stay as they are
   sign --key SECRETFILE --purpose command|ssh-keys (--url-path /PATH FILE | --served-root DIR FILE...)
           [--expires-days N]
   sign --key SECRETFILE --purpose heddle --version V [--name NAME] [--expires-days N] updates/NAME/SHA512SUMS...
@@ -117,7 +123,7 @@ export async function publishCommand(args: readonly string[]): Promise<number> {
   const options = parseOptions(
     "publish",
     args,
-    ["--repo", "--channel", "--version", "--image", "--expires-days", "--key"],
+    ["--repo", "--channel", "--version", "--image", "--expires-days", "--rollout", "--key"],
     ["--config", "--machine-config"],
   );
   if (typeof options === "string") return usageError(options);
@@ -143,6 +149,9 @@ export async function publishCommand(args: readonly string[]): Promise<number> {
   if (expiresText !== undefined && !/^[0-9]+$/.test(expiresText)) {
     return usageError(`publish: --expires-days ${JSON.stringify(expiresText)}: expected a whole number of days`);
   }
+  const rolloutText = options.get("--rollout")?.[0];
+  const rolloutPercent = rolloutText === undefined ? undefined : parsePercent(rolloutText);
+  if (rolloutPercent === null) return usageError(`publish: --rollout ${JSON.stringify(rolloutText)}: expected a percentage from 0 to 100 such as 10 or 2.5`);
   const version = one("--version");
   const channel = one("--channel");
   try {
@@ -154,6 +163,7 @@ export async function publishCommand(args: readonly string[]): Promise<number> {
       fleetConfig: options.get("--config") ?? [],
       machineConfig,
       expiresInDays: expiresText === undefined ? DEFAULT_EXPIRES_DAYS : Number(expiresText),
+      ...(rolloutPercent === undefined ? {} : { rolloutPercent }),
       secretKeyFile: one("--key"),
       now: new Date(),
     });
@@ -171,6 +181,37 @@ export async function publishCommand(args: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     fail(`Cannot publish version ${version} to channel ${channel}: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+/** A percentage as --rollout and --percent take it: a decimal number from 0 to 100; null when it is not one. */
+function parsePercent(text: string): number | null {
+  if (!/^[0-9]{1,3}(?:\.[0-9]+)?$/.test(text)) return null;
+  const percent = Number(text);
+  return percent <= 100 ? percent : null;
+}
+
+export async function rolloutCommand(args: readonly string[]): Promise<number> {
+  const options = parseOptions("rollout", args, ["--repo", "--channel", "--percent", "--key"], []);
+  if (typeof options === "string") return usageError(options);
+  const missing = requireOptions("rollout", options, ["--repo", "--channel", "--percent", "--key"]);
+  if (missing !== undefined) return usageError(missing);
+  const one = (name: string): string => options.get(name)?.[0] ?? "";
+  const percent = parsePercent(one("--percent"));
+  if (percent === null) return usageError(`rollout: --percent ${JSON.stringify(one("--percent"))}: expected a percentage from 0 to 100 such as 50 or 2.5`);
+  try {
+    const changed = await setRollout({ repo: one("--repo"), channel: one("--channel"), percent, secretKeyFile: one("--key"), now: new Date() });
+    for (const warning of changed.warnings) fail(warning);
+    if (!changed.ok) {
+      for (const problem of changed.problems) fail(problem);
+      return 1;
+    }
+    print(`Signed ${changed.manifestFile} again: version ${changed.manifest.version} of channel ${changed.manifest.channel}, until ${changed.manifest.expires}`);
+    for (const note of changed.notes) print(note);
+    return 0;
+  } catch (error) {
+    fail(`Cannot change the rollout of channel ${one("--channel")}: ${(error as Error).message}`);
     return 1;
   }
 }

@@ -6,6 +6,7 @@
 
 import { z } from "./zod.ts";
 import { valueAt } from "./value-at.ts";
+import { DOWNLOAD_WINDOW_EXPECTED, isDownloadWindow, isTimeZone } from "./download-window.ts";
 
 const HOSTNAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9-]{1,63})*$/;
 
@@ -158,6 +159,8 @@ const updateShape = {
   machine_name: text("a host name such as \"lab-07\" or \"lab-07.example.org\", or \"\" for none", (value) => value === "" || isHostname(value)),
   max_manifest_validity_days: integer(1, MAX_MANIFEST_VALIDITY_DAYS),
   allow_redirect_to_http: flag,
+  download_window: text(DOWNLOAD_WINDOW_EXPECTED, isDownloadWindow),
+  timezone: text('a time zone such as "UTC" or "Europe/Berlin" (an IANA name the controller knows)', isTimeZone),
 };
 
 const healthShape = {
@@ -336,6 +339,8 @@ export const DEFAULT_CONFIG: Config = {
     allow_redirect_to_http: false,
     machine_name: "",
     max_manifest_validity_days: MAX_MANIFEST_VALIDITY_DAYS,
+    download_window: "",
+    timezone: "UTC",
   },
   network: { interfaces: [] },
   ssh: { authorized_keys: [], wait_seconds: 600, port: 22 },

@@ -24,8 +24,18 @@ export const MANIFEST_FORMAT = 1;
  * without modules (see docs/issue-14/kernel-convention.md).
  */
 export const MANIFEST_FORMAT_KERNEL = 2;
+/**
+ * Format 3 adds the optional `rollout` section (a version for a share of the
+ * channel's machines, issue 17) to what format 2 may hold. `publish` and
+ * `rollout` write it only for a share below 100 %: a controller that dropped
+ * the unknown key would install the version at once, so a canary at 5 % would
+ * reach every machine that runs an older controller. Those refuse format 3 as a
+ * whole and boot their local system until the version reaches 100 %, which is
+ * written as format 1 or 2 again, without the key.
+ */
+export const MANIFEST_FORMAT_ROLLOUT = 3;
 /** Every manifest format this controller reads; any other is refused as a whole. */
-export const MANIFEST_FORMATS: readonly number[] = [MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL];
+export const MANIFEST_FORMATS: readonly number[] = [MANIFEST_FORMAT, MANIFEST_FORMAT_KERNEL, MANIFEST_FORMAT_ROLLOUT];
 /** Caps on what a controller downloads before it has checked anything: a hostile server cannot send endless data. */
 export const MANIFEST_MAX_BYTES = 65536;
 export const SIGNATURE_MAX_BYTES = 4096;
@@ -280,15 +290,27 @@ const kernelSchema = object(
   }
 });
 
+/** Format 3 only: the share of the channel's machines that take this version (plans/rollout.ts places each machine). */
+const rolloutSchema = object(
+  {
+    percent: z
+      .number({ error: "the share of machines that take this version: a number from 0 to 100" })
+      .min(0, { error: "the share of machines that take this version: a number from 0 to 100" })
+      .max(100, { error: "the share of machines that take this version: a number from 0 to 100" }),
+  },
+  "an object with percent (the share of the channel's machines that take this version, 0 to 100)",
+);
+
 const manifestSchema = object(
   {
-    format: z.union([z.literal(MANIFEST_FORMAT), z.literal(MANIFEST_FORMAT_KERNEL)]),
+    format: z.union([z.literal(MANIFEST_FORMAT), z.literal(MANIFEST_FORMAT_KERNEL), z.literal(MANIFEST_FORMAT_ROLLOUT)]),
     channel: text('a channel name such as "stable" (a lowercase letter or digit, then up to 63 of them or ".", "_", "-")', isChannel),
     version: text(VERSION_EXPECTED, isVersion),
     created: timestamp,
     expires: timestamp,
     image: imageSchema,
     kernel: kernelSchema.optional(),
+    rollout: rolloutSchema.optional(),
     config: object(
       { fleet: configFilesSchema, machines: list(machineEntrySchema, "a list of machine entries") },
       "an object with fleet and machines",
@@ -313,6 +335,15 @@ export type MachineEntry =
   | { readonly hostname: string; readonly files: readonly ManifestFile[] };
 
 export type Manifest = z.output<typeof manifestSchema>;
+
+/**
+ * The format a manifest needs: 3 for a rollout below 100 % (older controllers
+ * refuse it), else 2 when it signs a kernel, else 1 (byte for byte as before).
+ */
+export function manifestFormatFor(options: { readonly kernel: boolean; readonly rolloutPercent: number | undefined }): number {
+  if (options.rolloutPercent !== undefined && options.rolloutPercent < 100) return MANIFEST_FORMAT_ROLLOUT;
+  return options.kernel ? MANIFEST_FORMAT_KERNEL : MANIFEST_FORMAT;
+}
 
 /** A format-2 manifest's kernel section: the kernel an image carries, its initrd and its release. */
 export type SignedKernel = NonNullable<Manifest["kernel"]>;
@@ -349,10 +380,15 @@ export function parseManifest(bytes: Uint8Array, source: string): ParsedManifest
   // Another format may mean other rules for every other key; its other problems would mislead.
   const format = (input as Record<string, unknown>)["format"];
   if (typeof format !== "number" || !MANIFEST_FORMATS.includes(format)) {
-    return refuse(`key format: expected ${MANIFEST_FORMATS.join(" or ")} (the manifest formats this controller knows), got ${describeValue(format)}`);
+    const formats = `${MANIFEST_FORMATS.slice(0, -1).join(", ")} or ${MANIFEST_FORMATS.at(-1)}`;
+    return refuse(`key format: expected ${formats} (the manifest formats this controller knows), got ${describeValue(format)}`);
   }
-  // Format 1 never had a kernel section: a "kernel" key in it is an unknown key, dropped as before, never trusted.
-  const known = format === MANIFEST_FORMAT ? withoutKey(input as Record<string, unknown>, "kernel") : input;
+  // Format 1 never had a kernel section, nor formats 1 and 2 a rollout: there they are unknown keys, dropped as before, never trusted.
+  const record = input as Record<string, unknown>;
+  const known =
+    format === MANIFEST_FORMAT ? withoutKey(withoutKey(record, "kernel"), "rollout")
+    : format === MANIFEST_FORMAT_KERNEL ? withoutKey(record, "rollout")
+    : record;
   const result = manifestSchema.safeParse(known);
   if (result.success) return { ok: true, manifest: result.data };
   return { ok: false, problems: result.error.issues.map((issue) => `${source}: ${describeIssue(input, issue)}`) };

@@ -29,8 +29,8 @@ import {
   isMac,
   isVersion,
   MANIFEST_FORMAT,
-  MANIFEST_FORMAT_KERNEL,
   MANIFEST_MAX_BYTES,
+  manifestFormatFor,
   type Manifest,
   type ManifestFile,
   manifestPath,
@@ -294,6 +294,8 @@ export interface PublishOptions {
   readonly fleetConfig: readonly string[];
   readonly machineConfig: readonly MachineConfig[];
   readonly expiresInDays: number;
+  /** the share of the channel's machines that take this version (--rollout); undefined: every machine */
+  readonly rolloutPercent?: number;
   readonly secretKeyFile: string;
   readonly now: Date;
 }
@@ -341,6 +343,8 @@ export async function publish(options: PublishOptions): Promise<Published> {
   if (!Number.isInteger(days) || days < 1 || days > MAX_EXPIRES_DAYS) {
     problems.push(`Cannot publish with --expires-days ${days}: expected an integer from 1 to ${MAX_EXPIRES_DAYS}`);
   }
+  const rolloutProblem = checkRolloutPercent(options.rolloutPercent);
+  if (rolloutProblem !== undefined) problems.push(`Cannot publish with --rollout ${options.rolloutPercent}: ${rolloutProblem}`);
   if (problems.length > 0) return refused();
 
   const secretKey = await readSecretKey(options.secretKeyFile, problems, warnings);
@@ -348,7 +352,8 @@ export async function publish(options: PublishOptions): Promise<Published> {
   const imageProblems = problems.length;
   await checkImage(options.image, problems);
   const imageKernel = problems.length === imageProblems ? await readImageKernel(options.image) : undefined;
-  const notes = imageKernel === undefined ? [] : describeImageKernel(options.image, imageKernel, problems, warnings);
+  const rollout = partialRollout(options.rolloutPercent);
+  const notes = imageKernel === undefined ? [] : describeImageKernel(options.image, imageKernel, rollout?.percent, problems, warnings);
   const fleet = await readConfigFiles(options.fleetConfig, "the fleet config", problems);
   const machines: { selector: { mac: string } | { hostname: string }; files: ConfigSource[] }[] = [];
   for (const entry of options.machineConfig) {
@@ -371,10 +376,11 @@ export async function publish(options: PublishOptions): Promise<Published> {
   });
   const kernel = imageKernel?.kind === "kernel" ? imageKernel.kernel : undefined;
   const manifest = {
-    // an image without a kernel gets format 1, byte for byte as before, which every controller reads
-    format: kernel === undefined ? MANIFEST_FORMAT : MANIFEST_FORMAT_KERNEL,
+    // an image without a kernel or a partial rollout gets format 1, byte for byte as before, which every controller reads
+    format: manifestFormatFor({ kernel: kernel !== undefined, rolloutPercent: rollout?.percent }),
     channel,
     version,
+    ...(rollout === undefined ? {} : { rollout }),
     created: now.toISOString(),
     expires: new Date(now.getTime() + days * DAY_MS).toISOString(),
     image: { url: image.url, size: image.size, sha512: image.sha512, format: "squashfs", chunks: image.chunks, index: image.index },
@@ -394,18 +400,23 @@ export async function publish(options: PublishOptions): Promise<Published> {
   }
   await writeManifestSignature(repo, channel, bytes, parsed.manifest, secretKey);
   await writeAtomically(manifestFile, bytes);
+  if (rollout !== undefined) notes.push(describeRollout(parsed.manifest));
   if (previous !== undefined) notes.push(await describeShareWithPrevious(repo, previous, image.chunkIndex, warnings));
   return { ok: true, manifest: parsed.manifest, manifestFile, publicKey: encodePublicKey(publicKeyOf(secretKey)), notes, warnings };
 }
 
-/** What publish says of the image's kernel: lines for stdout once published; refusals and warnings go to their lists. */
-function describeImageKernel(image: string, found: ImageKernel, problems: string[], warnings: string[]): string[] {
+/**
+ * What publish says of the image's kernel: lines for stdout once published; refusals and warnings go to their lists.
+ * With a partial rollout the manifest is format 3 whatever the kernel, and the rollout's note says so.
+ */
+function describeImageKernel(image: string, found: ImageKernel, rolloutPercent: number | undefined, problems: string[], warnings: string[]): string[] {
+  const format = (kernel: boolean): number => manifestFormatFor({ kernel, rolloutPercent });
   switch (found.kind) {
     case "kernel": {
       const { release, build, vmlinuz, initrd } = found.kernel;
       return [
         `Signed the image's kernel ${release}${build === undefined ? "" : ` (${build})`}: ${vmlinuz.path}, ${vmlinuz.size} bytes, ` +
-          `and its initrd ${initrd.path}, ${initrd.size} bytes; manifest format ${MANIFEST_FORMAT_KERNEL} (controllers older than it refuse it and keep booting what they have)`,
+          `and its initrd ${initrd.path}, ${initrd.size} bytes; manifest format ${format(true)} (controllers older than it refuse it and keep booting what they have)`,
         ...found.notes.map((note) => `Note: ${note}`),
       ];
     }
@@ -418,13 +429,13 @@ function describeImageKernel(image: string, found: ImageKernel, problems: string
         );
       }
       return [
-        `No kernel signed: ${found.why}; manifest format ${MANIFEST_FORMAT}, as before: it boots on the kernel each machine runs` +
+        `No kernel signed: ${found.why}; manifest format ${format(false)}${format(false) === MANIFEST_FORMAT ? ", as before" : ""}: it boots on the kernel each machine runs` +
           (found.moduleReleases.length === 0 ? "" : `, which must be one it has modules for: ${found.moduleReleases.join(", ")}`),
       ];
     case "unreadable":
       warnings.push(
         `WARNING: Cannot look inside the image ${image}, so its kernel was not checked or signed: ${found.problem}; ` +
-          `it is published as manifest format ${MANIFEST_FORMAT}: machines boot it on the kernel they run, never on one it carries`,
+          `it is published as manifest format ${format(false)}: machines boot it on the kernel they run, never on one it carries`,
       );
       return [];
     case "refused":
@@ -587,6 +598,97 @@ export async function resignManifest(options: {
   if (secretKey === undefined || problems.length > 0) return { ok: false, problems, warnings };
   const signatureFile = await writeManifestSignature(repo, channel, read.bytes, manifest, secretKey);
   return { ok: true, signatureFile, manifest, warnings };
+}
+
+// --- rollouts ------------------------------------------------------------------
+
+/** Why a --rollout or --percent value cannot be a share of machines, or undefined when it can (undefined: every machine). */
+function checkRolloutPercent(percent: number | undefined): string | undefined {
+  if (percent === undefined || (Number.isFinite(percent) && percent >= 0 && percent <= 100)) return undefined;
+  return "expected a number from 0 to 100 (the share of the channel's machines that take this version)";
+}
+
+/** The manifest's rollout section: none at 100 %, so the manifest keeps the format every controller reads. */
+function partialRollout(percent: number | undefined): { percent: number } | undefined {
+  return percent === undefined || percent >= 100 ? undefined : { percent };
+}
+
+/** What publish and rollout say of a manifest's share. */
+function describeRollout(manifest: Manifest): string {
+  if (manifest.rollout === undefined) return `Version ${manifest.version} goes to every machine of channel ${manifest.channel}: manifest format ${manifest.format}, which every controller since it reads`;
+  return (
+    `Version ${manifest.version} is rolled out to ${manifest.rollout.percent} % of channel ${manifest.channel}'s machines (each placed by its machine-id): ` +
+    `manifest format ${manifest.format}; controllers older than it refuse it and boot what they have until the rollout reaches 100 %`
+  );
+}
+
+export type RolloutChanged =
+  | { readonly ok: true; readonly manifest: Manifest; readonly manifestFile: string; readonly notes: readonly string[]; readonly warnings: readonly string[] }
+  | { readonly ok: false; readonly problems: readonly string[]; readonly warnings: readonly string[] };
+
+/**
+ * `controller rollout`: the channel's current manifest with a new share of
+ * machines, signed again. Only `rollout` and `format` change (format 3 below
+ * 100 %, else what the manifest needs without it); the version, times, image
+ * and config stay as they are, so machines that took the version are up to
+ * date with it, and the signature lasts until the manifest's own expiry.
+ * Lowering the share stops the rollout for machines that have not taken it.
+ */
+export async function setRollout(options: {
+  readonly repo: string;
+  readonly channel: string;
+  readonly percent: number;
+  readonly secretKeyFile: string;
+  readonly now: Date;
+}): Promise<RolloutChanged> {
+  const { repo, channel, percent, now } = options;
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const refused = (): RolloutChanged => ({ ok: false, problems, warnings });
+  if (!isChannel(channel)) {
+    problems.push(`Cannot change the rollout of channel ${JSON.stringify(channel)}: expected a lowercase letter or digit, then up to 63 of them or ".", "_", "-"`);
+  }
+  const percentProblem = checkRolloutPercent(percent);
+  if (percentProblem !== undefined) problems.push(`Cannot change the rollout to --percent ${percent}: ${percentProblem}`);
+  if (problems.length > 0) return refused();
+  const manifestFile = join(repo, manifestPath(channel));
+  const read = await readRegularFile(manifestFile, MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES");
+  if (read.status !== "read") {
+    problems.push(read.status === "missing" ? `${manifestFile}: Cannot change the rollout of channel ${channel}: there is no manifest (publish a version first)` : read.problem);
+    return refused();
+  }
+  const parsed = parseManifest(read.bytes, manifestFile);
+  if (!parsed.ok) {
+    problems.push(...parsed.problems.map((problem) => `Cannot change the rollout of channel ${channel}: ${problem}`));
+    return refused();
+  }
+  const current = parsed.manifest;
+  if (now.getTime() >= Date.parse(current.expires)) {
+    problems.push(`${manifestFile}: Cannot change its rollout: it expired at ${current.expires}; publish a new version (with --rollout) instead`);
+  }
+  const secretKey = await readSecretKey(options.secretKeyFile, problems, warnings);
+  if (secretKey === undefined || problems.length > 0) return refused();
+
+  // the JSON as it is, in its order, keys this controller does not know included; only format and rollout change
+  const json = JSON.parse(new TextDecoder().decode(read.bytes)) as Record<string, unknown>;
+  const rollout = partialRollout(percent);
+  json["format"] = manifestFormatFor({ kernel: current.kernel !== undefined, rolloutPercent: rollout?.percent });
+  // a kernel key that the manifest's format dropped must not become a signed kernel under a new format
+  if (current.kernel === undefined) delete json["kernel"];
+  // the rollout goes where publish puts it, after the version
+  const entries = Object.entries(json).flatMap(([key, value]): [string, unknown][] =>
+    key === "rollout" ? [] : key === "version" && rollout !== undefined ? [[key, value], ["rollout", rollout]] : [[key, value]],
+  );
+  const bytes = new TextEncoder().encode(`${JSON.stringify(Object.fromEntries(entries), null, 2)}\n`);
+  const reparsed = parseManifest(bytes, manifestFile);
+  if (!reparsed.ok) {
+    problems.push(...reparsed.problems.map((problem) => `Cannot change the rollout: the new manifest would be refused: ${problem}`));
+    return refused();
+  }
+  await writeManifestSignature(repo, channel, bytes, reparsed.manifest, secretKey);
+  await writeAtomically(manifestFile, bytes);
+  const was = current.rollout === undefined ? "every machine" : `${current.rollout.percent} %`;
+  return { ok: true, manifest: reparsed.manifest, manifestFile, notes: [`It was rolled out to ${was}.`, describeRollout(reparsed.manifest)], warnings };
 }
 
 async function readSecretKey(file: string, problems: string[], warnings: string[]): Promise<Uint8Array | undefined> {
@@ -757,7 +859,8 @@ function describeManifest(checked: CheckedManifest, manifestFile: string, checke
     const count = checked.problems.length;
     return `${manifestFile}: ${count} ${count === 1 ? "problem" : "problems"}`;
   }
-  return `${manifestFile}: version ${manifest.version} of channel ${manifest.channel}, signed by ${key}, expires ${manifest.expires}; ${checkedFiles}`;
+  const share = manifest.rollout === undefined ? "" : `, rolled out to ${manifest.rollout.percent} % of machines`;
+  return `${manifestFile}: version ${manifest.version} of channel ${manifest.channel}${share}, signed by ${key}, expires ${manifest.expires}; ${checkedFiles}`;
 }
 
 /** A manifest and signature given as files, without the repository (the files it names are not checked). */

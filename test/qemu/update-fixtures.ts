@@ -19,7 +19,7 @@ import { cutOff } from "../cut-off.ts";
 import { publishWithoutChunks } from "../unchunked-manifest.ts";
 import { ARTIFACTS, deadPort, requireArtifacts, runFolder } from "./fixtures.ts";
 
-export const REPOS = ["newer", "unchunked", "unknownKey", "corrupt", "downgrade", "expired", "same"] as const;
+export const REPOS = ["newer", "unchunked", "unknownKey", "corrupt", "downgrade", "expired", "same", "rollout0", "rollout100"] as const;
 export type RepoName = (typeof REPOS)[number];
 
 /** The config file every release of the "newer" repository carries: a value the booted system sees in /proc/mounts. */
@@ -192,6 +192,10 @@ export function updateWorld(): Promise<UpdateWorld> {
     await release("corrupt", "2.0", ARTIFACTS.systemC);
     await release("downgrade", "0.5", ARTIFACTS.systemB);
     await release("same", "1.0", ARTIFACTS.systemA);
+    // 2.0 rolled out to no machine; and to every machine, published at 0 % and raised by `controller rollout`
+    await release("rollout0", "2.0", ARTIFACTS.systemC, ["--config", fleetConfig, "--rollout", "0"]);
+    await release("rollout100", "2.0", ARTIFACTS.systemC, ["--config", fleetConfig, "--rollout", "0"]);
+    await controller("rollout", "--repo", repo("rollout100"), "--channel", "stable", "--percent", "100", "--key", `${key}.secret`);
     const expired = await publish({
       repo: repo("expired"),
       channel: "stable",

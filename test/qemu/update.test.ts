@@ -225,6 +225,49 @@ describe("signed updates in QEMU", () => {
   );
 
   test(
+    "(l) a version rolled out to 0 % of the machines does not reach this one: the local system boots, and the check says why",
+    async () => {
+      await bootToTestSystem(online("rollout0"), ({ markers, console }) => {
+        const report = expectLocalBoot(markers);
+        expect(report.update.check).toMatchObject({ decision: "not-in-rollout", rollout: { percent: 0 }, manifest: { version: "2.0" } });
+        expect(report.update.check.reason).toMatch(/publishes version 2\.0 \(installed: 1\.0\), but version 2\.0 is rolled out to 0 % of machines; this machine/);
+        expect(console).toContain("controller: check: ");
+        expect(console).toContain("is rolled out to 0 % of machines");
+        expect(report.update.install).toBeUndefined();
+        expect(imageRequests()).toEqual([]);
+      }, "report");
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  test(
+    "(m) the same version raised to 100 % by `controller rollout` reaches it: installed and booted",
+    async () => {
+      await bootToTestSystem(online("rollout100"), ({ markers, console }) => {
+        expectInstalledAndBooted(markers, console);
+      }, "report");
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  test(
+    "(n) outside update.download_window (given on the command line) no download starts: the local system boots, and the check says why",
+    async () => {
+      // a one-minute window twelve hours from now, in UTC
+      const hour = String((new Date().getUTCHours() + 12) % 24).padStart(2, "0");
+      const window = `${hour}:00-${hour}:01`;
+      await bootToTestSystem(online("newer", { append: `controller.update.download_window=${window}` }), ({ markers, console }) => {
+        const report = expectLocalBoot(markers);
+        expect(report.update.check.decision).toBe("outside-window");
+        expect(report.update.check.reason).toContain(`but outside the download window ${window} UTC (it is `);
+        expect(console).toContain(`outside the download window ${window} UTC`);
+        expect(imageRequests()).toEqual([]);
+      }, "report");
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  test(
     "(j) the server trickles its manifest, a byte every 500 ms: the local system boots once timeouts.request_seconds is up, and says why",
     async () => {
       const boot = online("newer", { append: "controller.timeouts.request_seconds=5" });

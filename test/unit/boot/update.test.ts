@@ -80,6 +80,13 @@ describe("check stage", () => {
     expect(result.reason).toContain("installed: unknown");
   });
 
+  test("without a gate (a diskless boot, which has no local system to stay on) neither a rollout nor the window holds an install back", async () => {
+    const fake = runningMachine();
+    publish(fake, { version: "2.0", rolloutPercent: 0 });
+    const { result } = await check(fake, updateConfig({ download_window: "08:00-09:00" }));
+    expect(result.decision).toBe("install");
+  });
+
   test("the installed version: up to date, nothing to fetch", async () => {
     const fake = runningMachine();
     publish(fake, { version: "1.0" });

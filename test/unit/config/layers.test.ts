@@ -83,6 +83,8 @@ const DEFAULT_PROVENANCE_KEYS = [
   "update.allow_redirect_to_http",
   "update.machine_name",
   "update.max_manifest_validity_days",
+  "update.download_window",
+  "update.timezone",
   "network.interfaces",
   "health.max_attempts",
   "health.require_clean_shutdown",
@@ -236,6 +238,15 @@ describe("parseConfigLayer", () => {
       ['slot.image = "a//b"', `key slot.image: ${IMAGE}, got "a//b"`],
       ['update.machine_name = "lab_07"', 'key update.machine_name: expected a host name such as "lab-07" or "lab-07.example.org", or "" for none, got "lab_07"'],
       ["update.max_manifest_validity_days = 3651", "key update.max_manifest_validity_days: expected an integer from 1 to 3650, got 3651"],
+      [
+        'update.download_window = "22:00-22:00"',
+        'key update.download_window: expected "" for no window (downloads at any time) or "HH:MM-HH:MM" in 24-hour time such as "22:00-06:00" (the end may be past midnight; start and end differ), got "22:00-22:00"',
+      ],
+      [
+        'update.download_window = "10pm-6am"',
+        'key update.download_window: expected "" for no window (downloads at any time) or "HH:MM-HH:MM" in 24-hour time such as "22:00-06:00" (the end may be past midnight; start and end differ), got "10pm-6am"',
+      ],
+      ['update.timezone = "Europe/Berlim"', 'key update.timezone: expected a time zone such as "UTC" or "Europe/Berlin" (an IANA name the controller knows), got "Europe/Berlim"'],
       ['slot.image = ""', `key slot.image: ${IMAGE}, got ""`],
       ['slot.image = "a\\nb"', `key slot.image: ${IMAGE}, got "a\\nb"`],
       [

@@ -6,7 +6,9 @@ import {
   isVersion,
   type MachineIdentity,
   type Manifest,
+  MANIFEST_FORMAT_ROLLOUT,
   MANIFEST_MAX_BYTES,
+  manifestFormatFor,
   manifestPath,
   parseManifest,
   resolveRepoUrl,
@@ -142,14 +144,14 @@ describe("parseManifest", () => {
   });
 
   test("an unknown format is refused alone, saying which format is known", () => {
-    expect(problemsOf((input) => ((input["format"] = 3), (input["version"] = "bad")))).toEqual([
-      "key format: expected 1 or 2 (the manifest formats this controller knows), got 3",
+    expect(problemsOf((input) => ((input["format"] = 4), (input["version"] = "bad")))).toEqual([
+      "key format: expected 1, 2 or 3 (the manifest formats this controller knows), got 4",
     ]);
     expect(problemsOf((input) => (input["format"] = "1"))).toEqual([
-      'key format: expected 1 or 2 (the manifest formats this controller knows), got "1"',
+      'key format: expected 1, 2 or 3 (the manifest formats this controller knows), got "1"',
     ]);
     expect(problemsOf((input) => delete input["format"])).toEqual([
-      "key format: expected 1 or 2 (the manifest formats this controller knows), got nothing",
+      "key format: expected 1, 2 or 3 (the manifest formats this controller knows), got nothing",
     ]);
   });
 
@@ -533,5 +535,60 @@ describe("decideUpdate", () => {
     const longest = manifestOf({ ...validInput(), expires: new Date(Date.parse("2026-11-23T10:00:00.000Z") + 3650 * 86_400_000).toISOString() });
     expect(decide({ manifest: longest, maxValidityDays: MAX_MANIFEST_VALIDITY_DAYS })).toEqual({ action: "install" });
     expect(DEFAULT_CONFIG.update.max_manifest_validity_days).toBe(MAX_MANIFEST_VALIDITY_DAYS);
+  });
+});
+
+// --- rollout (format 3) ------------------------------------------------------------
+
+describe("rollout: format 3 only, a share of the machines from 0 to 100", () => {
+  const PERCENT_EXPECTED = "expected the share of machines that take this version: a number from 0 to 100";
+  const withRollout = (format: number, rollout: unknown) => (input: Record<string, any>) => {
+    input["format"] = format;
+    input["rollout"] = rollout;
+  };
+
+  test("format 3 carries a rollout; fractional shares are kept", () => {
+    expect(MANIFEST_FORMAT_ROLLOUT).toBe(3);
+    for (const percent of [0, 2.5, 25, 100]) {
+      const input = validInput();
+      withRollout(3, { percent })(input);
+      expect(manifestOf(input).rollout).toEqual({ percent });
+    }
+  });
+
+  test("a share that is not a number from 0 to 100 is refused, naming the key", () => {
+    const cases: [unknown, string][] = [
+      [{ percent: -1 }, "-1"],
+      [{ percent: 100.5 }, "100.5"],
+      [{ percent: "25" }, '"25"'],
+      [{ percent: null }, "null"],
+      [{}, "nothing"],
+    ];
+    for (const [rollout, got] of cases) expect(problemsOf(withRollout(3, rollout))).toEqual([`key rollout.percent: ${PERCENT_EXPECTED}, got ${got}`]);
+    expect(problemsOf(withRollout(3, 25))).toEqual([
+      "key rollout: expected an object with percent (the share of the channel's machines that take this version, 0 to 100), got 25",
+    ]);
+    // 1e400 is Infinity to JSON.parse
+    const input = validInput();
+    withRollout(3, { percent: 1 })(input);
+    const bytes = new TextEncoder().encode(JSON.stringify(input).replace('"percent":1', '"percent":1e400'));
+    expect(problemsOfBytes(bytes)).toEqual([`key rollout.percent: ${PERCENT_EXPECTED}, got Infinity`]);
+  });
+
+  test("formats 1 and 2 never had a rollout: there it is an unknown key, dropped, never trusted", () => {
+    for (const format of [1, 2]) {
+      const input = validInput();
+      withRollout(format, { percent: "not even a number" })(input);
+      expect(manifestOf(input).rollout).toBeUndefined();
+    }
+  });
+
+  test("the format a manifest needs: 3 only for a rollout below 100 %", () => {
+    expect(manifestFormatFor({ kernel: false, rolloutPercent: undefined })).toBe(1);
+    expect(manifestFormatFor({ kernel: true, rolloutPercent: undefined })).toBe(2);
+    expect(manifestFormatFor({ kernel: false, rolloutPercent: 100 })).toBe(1);
+    expect(manifestFormatFor({ kernel: true, rolloutPercent: 100 })).toBe(2);
+    expect(manifestFormatFor({ kernel: false, rolloutPercent: 0 })).toBe(3);
+    expect(manifestFormatFor({ kernel: true, rolloutPercent: 99.9 })).toBe(3);
   });
 });
