@@ -75,8 +75,12 @@ describe("a disk scripts/blank-disk made", () => {
     expect(bios.output).toContain("version 1.0 verified: ");
     expect(bios.output).toContain("BIOS boot partition, SYSFS 254 MiB (version 1.0), BACKUPFS 254 MiB (empty), BOOTEXT 513 MiB (GRUB, Kernel/pairs/");
     expect(efi.output).toContain("EFI System Partition, SYSFS 251 MiB (version 1.0)");
-    // the host fetched the manifest, its signature, the fleet's config file and the image
-    expect(repo.accessLog.filter((line) => line.includes('"GET /images/')).length).toBe(2);
+    // the host fetched the manifest, its signature, the fleet's config file, the image and its
+    // chunk index (the first image keeps it, so the machine's first update is a delta): once per disk
+    const imageGets = repo.accessLog.filter((line) => line.includes('"GET /images/'));
+    expect(imageGets.filter((line) => /\.squashfs"/.test(line)).length).toBe(2);
+    expect(imageGets.filter((line) => /\.index"/.test(line)).length).toBe(2);
+    expect(imageGets.length).toBe(4);
   });
 
   test(
