@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type CommandProcess, finishedCommand, spawnCommand, stdoutLines } from "../../command-process.ts";
 import { bootEnvelope, MACHINE_ID, READ_TOKEN, REPORT_TOKEN } from "../../fleet-envelopes.ts";
 
 const FLEET_SERVER = resolve(import.meta.dir, "../../../controller/cli/fleet-server.ts");
@@ -28,37 +29,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function fleetServer(args: string[]): Bun.Subprocess<"ignore", "pipe", "pipe"> {
-  const script = `import { fleetServerCommand } from ${JSON.stringify(FLEET_SERVER)}; process.exitCode = await fleetServerCommand(process.argv.slice(1));`;
-  return Bun.spawn([process.execPath, "-e", script, "--", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+function fleetServer(args: string[]): CommandProcess {
+  return spawnCommand(FLEET_SERVER, "fleetServerCommand", args);
 }
 
-async function finished(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = fleetServer(args);
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  return { code, stdout, stderr };
+function finished(args: string[]): ReturnType<typeof finishedCommand> {
+  return finishedCommand(fleetServer(args));
 }
 
 function allOptions(changes: Record<string, string | undefined> = {}): string[] {
   const options: Record<string, string | undefined> = { "--db": db, "--port": "0", "--report-token-file": reportTokenFile, "--read-token-file": readTokenFile, ...changes };
   return Object.entries(options).flatMap(([option, value]) => (value === undefined ? [] : [option, value]));
-}
-
-/** The server's stdout a line at a time. */
-function lineReader(child: Bun.Subprocess<"ignore", "pipe", "pipe">): () => Promise<string> {
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  return async () => {
-    while (!buffered.includes("\n")) {
-      const { done, value } = await lines.read();
-      if (done) throw new Error(`fleet-server ended early; stdout so far: ${buffered}`);
-      buffered += value;
-    }
-    const end = buffered.indexOf("\n");
-    const line = buffered.slice(0, end);
-    buffered = buffered.slice(end + 1);
-    return line;
-  };
 }
 
 describe("fleetServerCommand", () => {
@@ -96,7 +77,7 @@ describe("fleetServerCommand", () => {
     await chmod(open, 0o644);
     const child = fleetServer(allOptions({ "--read-token-file": open, "--db": join(dir, "warned.sqlite") }));
     try {
-      expect(await lineReader(child)()).toStartWith("fleet server at http://127.0.0.1:");
+      expect(await stdoutLines(child)()).toStartWith("fleet server at http://127.0.0.1:");
       child.kill("SIGTERM");
       expect(await child.exited).toBe(0);
       expect(await new Response(child.stderr).text()).toBe(`Warning: --read-token-file ${open} has mode 0644: others on this machine may read the token; run chmod 600 ${open}\n`);
@@ -108,7 +89,7 @@ describe("fleetServerCommand", () => {
   test("takes a report, logs one line per request, stops on SIGTERM, and has the report after a restart", async () => {
     const run = async (work: (url: string, nextLine: () => Promise<string>) => Promise<void>): Promise<void> => {
       const child = fleetServer(allOptions());
-      const nextLine = lineReader(child);
+      const nextLine = stdoutLines(child);
       try {
         const first = await nextLine();
         expect(first).toMatch(new RegExp(`^fleet server at http://127\\.0\\.0\\.1:\\d+/, reports in ${db}$`));
