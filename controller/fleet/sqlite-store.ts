@@ -98,6 +98,8 @@ export function openSqliteStore(path: string): FleetStore {
       throw new Error(`its schema is version ${version}, expected ${SCHEMA_VERSION} (this controller's); it was made by another controller`);
     }
     db.exec("PRAGMA journal_mode = WAL");
+    // a backup (sqlite3's .backup) or another reader holding a lock makes a write wait this long, not fail at once
+    db.exec("PRAGMA busy_timeout = 5000");
     db.exec("PRAGMA foreign_keys = ON");
     db.transaction(() => {
       db.exec(SCHEMA);
@@ -141,14 +143,17 @@ export function openSqliteStore(path: string): FleetStore {
     return Number(lastInsertRowid);
   });
 
+  // one read transaction, so the machine's row and its reports are of the same moment
+  const machine = db.transaction((machineId: string) => {
+    const row = selectMachine.get({ machineId });
+    if (row === null) return undefined;
+    return { machine: machineRecord(row), reports: selectReports.all({ machineId }).map(storedReport) };
+  });
+
   return {
     add: (envelope, receivedAt) => add(envelope, receivedAt),
     machines: () => selectMachines.all().map(machineRecord),
-    machine(machineId) {
-      const row = selectMachine.get({ machineId });
-      if (row === null) return undefined;
-      return { machine: machineRecord(row), reports: selectReports.all({ machineId }).map(storedReport) };
-    },
+    machine: (machineId) => machine(machineId),
     close: () => db.close(),
   };
 }
