@@ -5,6 +5,7 @@
 // before the body is read when it says its length), its body (400); only a
 // report that passed all three reaches the store.
 
+import type { PeerAddresses } from "../update/dev-server.ts";
 import { readCappedBody } from "./capped-body.ts";
 import { isMachineId, parseEnvelope, REPORT_BODY_MAX_BYTES } from "./envelope.ts";
 import type { FleetStore } from "./store.ts";
@@ -12,11 +13,6 @@ import { bearerToken, sameSecret } from "./tokens.ts";
 
 export const REPORTS_PATH = "/api/reports";
 export const MACHINES_PATH = "/api/machines";
-
-/** How the handler learns the client's address; Bun.serve passes its server as the fetch handler's second argument. */
-interface PeerAddresses {
-  requestIP(request: Request): { address: string } | null;
-}
 
 export interface FleetTokens {
   /** what machines send their reports with */
