@@ -11,6 +11,9 @@ import { bootEnvelope, MACHINE_ID, READ_TOKEN, REPORT_TOKEN } from "../../fleet-
 
 const FLEET_SERVER = resolve(import.meta.dir, "../../../controller/cli/fleet-server.ts");
 
+/** Each test starts bun processes, which take a second or more each on a loaded 2-core machine. */
+const PROCESS_TEST_TIMEOUT_MS = 30_000;
+
 let dir: string;
 let reportTokenFile: string;
 let readTokenFile: string;
@@ -54,12 +57,14 @@ describe("fleetServerCommand", () => {
       [[...allOptions(), "--db", db], "--db is given twice"],
       [allOptions({ "--host": "" }), "--host needs an address, got an empty one"],
     ];
-    for (const [args, message] of cases) {
-      const result = await finished(args);
-      expect([args, result.code, result.stderr]).toEqual([args, 2, expect.stringContaining(message)]);
-      expect(result.stderr).toContain("Usage: controller fleet-server --db FILE --port N --report-token-file FILE --read-token-file FILE");
+    // at once: each is a process of its own, and one after another they take seconds on a busy machine
+    const results = await Promise.all(cases.map(([args]) => finished(args)));
+    for (const [index, [args, message]] of cases.entries()) {
+      const result = results[index];
+      expect([args, result?.code, result?.stderr]).toEqual([args, 2, expect.stringContaining(message)]);
+      expect(result?.stderr).toContain("Usage: controller fleet-server --db FILE --port N --report-token-file FILE --read-token-file FILE");
     }
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   test("a token file that is missing or no token, or one token for both: refused, naming the option", async () => {
     const missing = join(dir, "missing.token");
@@ -69,7 +74,19 @@ describe("fleetServerCommand", () => {
     expect(await finished(allOptions({ "--report-token-file": short }))).toMatchObject({ code: 1, stderr: expect.stringContaining(`Cannot use --report-token-file ${short}: expected 32 to 512 printable ASCII characters`) });
     const same = await finished(allOptions({ "--read-token-file": reportTokenFile }));
     expect(same).toMatchObject({ code: 1, stderr: expect.stringContaining("the report token and the read token are the same") });
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
+
+  test("a port in use and a database that cannot be made: refused, naming them", async () => {
+    const busy = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+    try {
+      const result = await finished(allOptions({ "--port": String(busy.port), "--db": join(dir, "busy.sqlite") }));
+      expect(result).toMatchObject({ code: 1, stderr: expect.stringContaining(`Cannot start the fleet server at 127.0.0.1 port ${busy.port}: `) });
+    } finally {
+      await busy.stop(true);
+    }
+    const nowhere = join(dir, "no-such-folder", "fleet.sqlite");
+    expect(await finished(allOptions({ "--db": nowhere }))).toMatchObject({ code: 1, stderr: expect.stringContaining(`Cannot open the fleet database ${nowhere}: `) });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   test("a token file others may read: a warning that says how to mend it, and the server runs", async () => {
     const open = join(dir, "open.token");
@@ -84,7 +101,7 @@ describe("fleetServerCommand", () => {
     } finally {
       child.kill("SIGKILL");
     }
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   test("takes a report, logs one line per request, stops on SIGTERM, and has the report after a restart", async () => {
     const run = async (work: (url: string, nextLine: () => Promise<string>) => Promise<void>): Promise<void> => {
@@ -116,5 +133,5 @@ describe("fleetServerCommand", () => {
       expect(await listed.json()).toMatchObject({ machine: { machineId: MACHINE_ID, reports: 1 } });
       expect(await nextLine()).toMatch(new RegExp(`"GET /api/machines/${MACHINE_ID}" 200 `));
     });
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 });
