@@ -47,9 +47,32 @@ const machineSchema = z.object(
   { error: "an object with machineId, macs and hostname" },
 );
 
-// An object, and nothing more is asked of it here: a boot report's fields change with the
-// controller's version, and the server keeps it whole. boot-summary.ts reads what it shows.
-const bootReportSchema = z.record(z.string(), z.unknown(), { error: "the boot report, a JSON object" });
+/**
+ * How deep a boot report's objects and arrays may nest. A report nests a
+ * handful deep (6 on the unit tests' fake machine); 256 KiB of "[" parses, but writing it out again overflows the stack,
+ * so a report nested deeper is refused as malformed before it is stored.
+ */
+export const REPORT_MAX_DEPTH = 64;
+
+/** Whether `value` nests objects and arrays more than `limit` deep; iterative, so any depth is safe to ask about. */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next;
+    if (typeof item !== "object" || item === null) continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
+// An object, and nothing more is asked of it here but its depth: a boot report's fields change
+// with the controller's version, and the server keeps it whole. boot-summary.ts reads what it shows.
+const bootReportSchema = z
+  .record(z.string(), z.unknown(), { error: "the boot report, a JSON object" })
+  .refine((report) => !nestsDeeperThan(report, REPORT_MAX_DEPTH), {
+    error: `the boot report, a JSON object nested at most ${REPORT_MAX_DEPTH} deep`,
+  });
 
 const envelopeSchema = z
   .object(

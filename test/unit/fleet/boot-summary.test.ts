@@ -5,11 +5,12 @@
 import { describe, expect, test } from "bun:test";
 import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { summarizeBootReport } from "../../../controller/fleet/boot-summary.ts";
+import { parseEnvelope } from "../../../controller/fleet/envelope.ts";
 import type { HealthRecord } from "../../../controller/plans/slot-health.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY } from "../../fake-repo.ts";
+import { BOOT_REPORT, bootEnvelope, bytesOf } from "../../fleet-envelopes.ts";
 import { memoryLogger } from "../../memory-log.ts";
-import { BOOT_REPORT } from "../../fleet-envelopes.ts";
 
 const GOOD: HealthRecord = { attempts: 0, markedGood: true, cleanShutdown: true };
 
@@ -37,6 +38,12 @@ describe("summarizeBootReport over the reports the controller writes", () => {
     expect(summary.startedAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
     expect(summary.durationMs).toBeGreaterThanOrEqual(0);
     expect(summary).not.toHaveProperty("rollback");
+  });
+
+  test("the report a boot wrote passes the envelope's checks whole", async () => {
+    const report = await bootReport(GOOD);
+    const parsed = parseEnvelope(bytesOf(bootEnvelope({ report })));
+    expect(parsed.ok && parsed.envelope.report).toEqual(report);
   });
 
   test("a rollback: the backup's version boots as SYSFS and the summary says why", async () => {

@@ -2,7 +2,7 @@
 // fleet server to keep it, and the words of every refusal.
 
 import { describe, expect, test } from "bun:test";
-import { parseEnvelope, REPORT_BODY_MAX_BYTES } from "../../../controller/fleet/envelope.ts";
+import { parseEnvelope, REPORT_BODY_MAX_BYTES, REPORT_MAX_DEPTH } from "../../../controller/fleet/envelope.ts";
 import { bootEnvelope, bytesOf, MACHINE_ID } from "../../fleet-envelopes.ts";
 
 function problems(value: unknown): readonly string[] {
@@ -104,6 +104,15 @@ describe("parseEnvelope refuses, naming the key, what it expects and what it got
     expect(problems(bootEnvelope({ report: [] }))).toEqual(["key report: expected the boot report, a JSON object, got an array"]);
     expect(problems(bootEnvelope({ report: "{}" }))).toEqual(['key report: expected the boot report, a JSON object, got "{}"']);
     expect(problems(bootEnvelope({ kind: "mark-good" }))).toEqual(['key report: expected nothing (kind "mark-good" carries no report), got an object']);
+  });
+
+  test("a report nested deeper than the limit, which would overflow the stack when it is written out again", () => {
+    const nested = (depth: number): unknown => Array.from({ length: depth }).reduce<unknown>((inner) => [inner], 0);
+    expect(problems(bootEnvelope({ report: { x: nested(REPORT_MAX_DEPTH - 1) } }))).toEqual([]);
+    const refused = [`key report: expected the boot report, a JSON object nested at most ${REPORT_MAX_DEPTH} deep, got an object`];
+    expect(problems(bootEnvelope({ report: { x: nested(REPORT_MAX_DEPTH) } }))).toEqual(refused);
+    const deep = JSON.stringify(bootEnvelope({ report: {} })).replace('"report":{}', `"report":{"x":${"[".repeat(100_000)}${"]".repeat(100_000)}}`);
+    expect(problems(deep)).toEqual(refused);
   });
 
   test("a long bad value is shown short", () => {
