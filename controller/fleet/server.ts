@@ -1,9 +1,9 @@
 // The fleet server's HTTP side: machines POST their reports, people (and
 // later the fleet's page) GET the machines. Each side has its own token, so
 // the token every machine holds reads nothing. A report is checked in this
-// order, and the first failure answers: its token (401), its size (413,
-// before the body is read when it says its length), its body (400); only a
-// report that passed all three reaches the store.
+// order, and the first failure answers: its token (401), its content type
+// (415), its size (413, before the body is read when it says its length),
+// its body (400); only a report that passed them all reaches the store.
 
 import type { PeerAddresses } from "../update/dev-server.ts";
 import { readCappedBody } from "./capped-body.ts";
@@ -70,11 +70,17 @@ function readMachines(request: Request, store: FleetStore, token: string, machin
   return { response: json(200, machine) };
 }
 
+/** For a path of the listing: the machine-id it names, if it names one; undefined for any other path. */
+function machinesTarget(pathname: string): { readonly id: string | undefined } | undefined {
+  if (pathname === MACHINES_PATH) return { id: undefined };
+  return pathname.startsWith(`${MACHINES_PATH}/`) ? { id: pathname.slice(MACHINES_PATH.length + 1) } : undefined;
+}
+
 async function answer(request: Request, url: URL, store: FleetStore, tokens: FleetTokens): Promise<Answer> {
   const notAllowed = (allow: string) =>
     refuse(405, [`Cannot ${request.method} ${url.pathname}: expected ${allow}`], { Allow: allow });
   if (url.pathname === REPORTS_PATH) return request.method === "POST" ? takeReport(request, store, tokens.report) : notAllowed("POST");
-  const machine = url.pathname === MACHINES_PATH ? { id: undefined } : url.pathname.startsWith(`${MACHINES_PATH}/`) ? { id: url.pathname.slice(MACHINES_PATH.length + 1) } : undefined;
+  const machine = machinesTarget(url.pathname);
   if (machine === undefined) return refuse(404, [`Cannot find ${url.pathname}: expected ${REPORTS_PATH}, ${MACHINES_PATH} or ${MACHINES_PATH}/MACHINE-ID`]);
   return request.method === "GET" ? readMachines(request, store, tokens.read, machine.id) : notAllowed("GET");
 }
