@@ -6,6 +6,7 @@ import { bootCommand } from "./cli/boot.ts";
 import { checkConfigCommand } from "./cli/check-config.ts";
 import { configGetCommand } from "./cli/config-get.ts";
 import { continueCommand } from "./cli/continue.ts";
+import { fleetServerCommand } from "./cli/fleet-server.ts";
 import { markGoodCommand, markShutdownCommand } from "./cli/lifecycle.ts";
 import { keygenCommand, publishCommand, rolloutCommand, signCommand, verifyCommand } from "./cli/publish.ts";
 import { serveCommand } from "./cli/serve.ts";
@@ -30,6 +31,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ["sign", signCommand],
   ["verify", verifyCommand],
   ["serve", serveCommand],
+  ["fleet-server", fleetServerCommand],
   ["version", versionCommand],
   ["help", helpCommand],
   ["--help", helpCommand],

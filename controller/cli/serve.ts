@@ -5,6 +5,7 @@
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isMissing, type RepoServer, startRepoServer } from "../update/dev-server.ts";
+import { parseOptions, parsePort, untilStopSignal } from "./server-options.ts";
 
 // One write(2) per access log line took a third of the server's time at
 // thousands of requests a second (bench/serve.ts), so lines are gathered and
@@ -45,23 +46,15 @@ const USAGE = "Usage: controller serve --repo DIR --port N [--host ADDRESS]   (d
 type ServeArgs = { repo: string; port: number; hostname: string };
 
 function parseServeArgs(args: readonly string[]): ServeArgs | string {
-  const values = new Map<string, string>();
-  for (let index = 0; index < args.length; index += 2) {
-    const option = args[index] ?? "";
-    const value = args[index + 1];
-    if (option !== "--repo" && option !== "--port" && option !== "--host") return `Unknown option "${option}"`;
-    if (value === undefined || value.startsWith("--")) return `${option} needs a value`;
-    if (values.has(option)) return `${option} is given twice`;
-    values.set(option, value);
-  }
+  const values = parseOptions(args, ["--repo", "--port", "--host"]);
+  if (typeof values === "string") return values;
   const repo = values.get("--repo");
-  const portText = values.get("--port");
   if (repo === undefined) return "--repo DIR is missing";
-  if (portText === undefined) return "--port N is missing";
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return `--port needs a port number from 0 to 65535, got "${portText}"`;
+  const port = parsePort(values.get("--port"));
+  if (typeof port === "string") return port;
   const hostname = values.get("--host") ?? "127.0.0.1";
   if (hostname === "") return "--host needs an address, got an empty one";
-  return { repo: resolve(repo), port: Number(portText), hostname };
+  return { repo: resolve(repo), port, hostname };
 }
 
 /** Why `path` is not a folder that can be read, or null when it is one. */
@@ -96,17 +89,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n`);
     return 1;
   }
-  // the handlers are in place before the first line, so whoever waits for that line can stop the server
-  const signal = await new Promise<NodeJS.Signals>((resolveSignal) => {
-    const stopOn = (name: NodeJS.Signals): void => {
-      process.off("SIGINT", stopOn);
-      process.off("SIGTERM", stopOn);
-      resolveSignal(name);
-    };
-    process.on("SIGINT", stopOn);
-    process.on("SIGTERM", stopOn);
-    process.stdout.write(`serving ${parsed.repo} at ${server.url}\n`);
-  });
+  const signal = await untilStopSignal(() => process.stdout.write(`serving ${parsed.repo} at ${server.url}\n`));
   await server.stop();
   accessLog.flush();
   process.stdout.write(`stopped by ${signal}\n`);

@@ -72,7 +72,8 @@ export function isConfigFileName(value: string): boolean {
   return value.length <= CONFIG_FILE_NAME_MAX && CONFIG_FILE_NAME.test(value);
 }
 
-function isUtcTimestamp(value: string): boolean {
+/** An ISO 8601 time in UTC as toISOString writes it, a real date (no February 30). */
+export function isUtcTimestamp(value: string): boolean {
   if (!UTC_TIMESTAMP.test(value)) return false;
   const time = Date.parse(value);
   // the round trip refuses dates the parser would roll over, such as February 30
@@ -391,7 +392,7 @@ export function parseManifest(bytes: Uint8Array, source: string): ParsedManifest
     : record;
   const result = manifestSchema.safeParse(known);
   if (result.success) return { ok: true, manifest: result.data };
-  return { ok: false, problems: result.error.issues.map((issue) => `${source}: ${describeIssue(input, issue)}`) };
+  return { ok: false, problems: result.error.issues.map((issue) => `${source}: ${describeJsonIssue(input, issue)}`) };
 }
 
 function withoutKey(input: Record<string, unknown>, key: string): Record<string, unknown> {
@@ -399,19 +400,20 @@ function withoutKey(input: Record<string, unknown>, key: string): Record<string,
   return rest;
 }
 
-function describeIssue(input: unknown, issue: z.core.$ZodIssue): string {
+/** One zod issue of a JSON document as "key a.b[2]: expected ..., got ...", the value shown short. */
+export function describeJsonIssue(input: unknown, issue: z.core.$ZodIssue): string {
   const got = issue.code === "custom" && typeof issue.params?.["got"] === "string" ? issue.params["got"] : describeValue(valueAt(input, issue.path));
   return `key ${keyPath(issue.path)}: expected ${issue.message}, got ${got}`;
 }
 
 /** config.machines[0].files[1].sha512, as a person finds it in the JSON. */
 function keyPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(the whole manifest)";
+  if (path.length === 0) return "(the whole document)";
   return path.map((part, index) => (typeof part === "number" ? `[${part}]` : `${index === 0 ? "" : "."}${String(part)}`)).join("");
 }
 
 /** A JSON value, short: a hostile manifest may hold a 60 KiB string. */
-function describeValue(value: unknown): string {
+export function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object" && value !== null) return "an object";

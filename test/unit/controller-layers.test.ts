@@ -13,7 +13,7 @@ import { dirname, join, normalize, relative, resolve } from "node:path";
 const CONTROLLER = resolve(import.meta.dir, "../../controller");
 
 /** Lowest first. main.ts, at the top, only dispatches to cli/. */
-const LAYERS = ["system", "config", "update", "plans", "boot", "cli", "main.ts"] as const;
+const LAYERS = ["system", "config", "update", "fleet", "plans", "boot", "cli", "main.ts"] as const;
 
 /** The one file of system/ that plans/ may take values from: paths and tool names, constants only. */
 const PATHS = "system/paths.ts";
@@ -125,7 +125,7 @@ test("the layer check refuses an import upwards, a plan that does I/O, a file ou
     "system/log.ts imports boot/run-boot.ts: a layer above its own",
     "plans/mounts.ts imports node:fs/promises: plans/ has no I/O",
     "plans/mounts.ts imports system/log.ts: plans/ has no I/O, it may name the System's types only",
-    "stray.ts is in no layer: expected it in one of system, config, update, plans, boot, cli, main.ts",
+    "stray.ts is in no layer: expected it in one of system, config, update, fleet, plans, boot, cli, main.ts",
     "main.ts imports boot/run-boot.ts: main.ts only dispatches to cli/",
   ]);
 });
@@ -136,6 +136,6 @@ test("controller/ imports in no circle", () => {
   expect(importCircles(graph)).toEqual([]);
 });
 
-test("controller/ imports only its own layer and those below: system, config, update, plans, boot, cli, main.ts", () => {
+test("controller/ imports only its own layer and those below: system, config, update, fleet, plans, boot, cli, main.ts", () => {
   expect(layerViolations(importGraph(controllerSources()))).toEqual([]);
 });

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { lineBuffer } from "../../../controller/cli/serve.ts";
 import { type RepoServer, startRepoServer } from "../../../controller/update/dev-server.ts";
+import { type CommandProcess, finishedCommand, spawnCommand, stdoutLines } from "../../command-process.ts";
 
 const SERVE = resolve(import.meta.dir, "../../../controller/cli/serve.ts");
 const MANIFEST = '{"format":1,"channel":"stable"}\n';
@@ -67,15 +68,12 @@ describe("lineBuffer, which batches the access log", () => {
 });
 
 describe("serveCommand", () => {
-  function serveCommand(args: string[]): Bun.Subprocess<"ignore", "pipe", "pipe"> {
-    const script = `import { serveCommand } from ${JSON.stringify(SERVE)}; process.exitCode = await serveCommand(process.argv.slice(1));`;
-    return Bun.spawn([process.execPath, "-e", script, "--", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  function serveCommand(args: string[]): CommandProcess {
+    return spawnCommand(SERVE, "serveCommand", args);
   }
 
-  async function finished(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const child = serveCommand(args);
-    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-    return { code, stdout, stderr };
+  function finished(args: string[]): ReturnType<typeof finishedCommand> {
+    return finishedCommand(serveCommand(args));
   }
 
   test("missing or invalid options are usage errors that say which", async () => {
@@ -112,19 +110,7 @@ describe("serveCommand", () => {
 
   test("serves until SIGTERM, printing where and then one line per request", async () => {
     const child = serveCommand(["--repo", repo, "--port", "0"]);
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let buffered = "";
-    async function nextLine(): Promise<string> {
-      while (!buffered.includes("\n")) {
-        const { done, value } = await lines.read();
-        if (done) throw new Error(`serve ended early; stdout so far: ${buffered}`);
-        buffered += value;
-      }
-      const end = buffered.indexOf("\n");
-      const line = buffered.slice(0, end);
-      buffered = buffered.slice(end + 1);
-      return line;
-    }
+    const nextLine = stdoutLines(child);
     try {
       const first = await nextLine();
       expect(first).toMatch(new RegExp(`^serving ${repo} at http://127\\.0\\.0\\.1:\\d+/$`));

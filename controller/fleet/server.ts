@@ -1,0 +1,144 @@
+// The fleet server's HTTP side: machines POST their reports, people (and
+// later the fleet's page) GET the machines. Each side has its own token, so
+// the token every machine holds reads nothing. A report is checked in this
+// order, and the first failure answers: its token (401), its content type
+// (415), its size (413, before the body is read when it says its length),
+// its body (400); only a report that passed them all reaches the store.
+
+import type { PeerAddresses } from "../update/dev-server.ts";
+import { readCappedBody } from "./capped-body.ts";
+import { isMachineId, parseEnvelope, REPORT_BODY_MAX_BYTES } from "./envelope.ts";
+import type { FleetStore } from "./store.ts";
+import { bearerToken, sameSecret } from "./tokens.ts";
+
+export const REPORTS_PATH = "/api/reports";
+export const MACHINES_PATH = "/api/machines";
+
+export interface FleetTokens {
+  /** what machines send their reports with */
+  readonly report: string;
+  /** what reading the reports takes */
+  readonly read: string;
+}
+
+/** An answer, and for the access log why a request was refused. */
+interface Answer {
+  readonly response: Response;
+  readonly refusal?: string;
+}
+
+function json(status: number, value: unknown, headers: Record<string, string> = {}): Response {
+  const body = new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
+  // Content-Length set for the access log; nosniff so no browser reads a stored string as HTML
+  const all = { "Content-Type": "application/json", "Content-Length": String(body.length), "X-Content-Type-Options": "nosniff", ...headers };
+  return new Response(body, { status, headers: all });
+}
+
+function refuse(status: number, problems: readonly string[], headers: Record<string, string> = {}): Answer {
+  const error = problems[0] ?? `refused with ${status}`;
+  return { response: json(status, { error, problems }, headers), refusal: error };
+}
+
+function unauthorized(action: string, token: string): Answer {
+  return refuse(401, [`Cannot ${action}: expected Authorization: Bearer with the ${token}, got none or another`], { "WWW-Authenticate": 'Bearer realm="fleet"' });
+}
+
+function holdsToken(request: Request, token: string): boolean {
+  const given = bearerToken(request.headers.get("authorization"));
+  return given !== undefined && sameSecret(given, token);
+}
+
+async function takeReport(request: Request, store: FleetStore, token: string): Promise<Answer> {
+  if (!holdsToken(request, token)) return unauthorized("take the report", "fleet's report token");
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    return refuse(415, [`Cannot take the report: expected Content-Type application/json, got ${JSON.stringify(type.slice(0, 80))}`]);
+  }
+  const body = await readCappedBody(request, REPORT_BODY_MAX_BYTES);
+  if (!body.ok) return refuse(body.status, [body.problem]);
+  const parsed = parseEnvelope(body.bytes);
+  if (!parsed.ok) return refuse(400, parsed.problems);
+  const id = store.add(parsed.envelope, new Date().toISOString());
+  return { response: json(201, { id }) };
+}
+
+function readMachines(request: Request, store: FleetStore, token: string, machineId: string | undefined): Answer {
+  if (!holdsToken(request, token)) return unauthorized("read the machines", "read token");
+  if (machineId === undefined) return { response: json(200, { machines: store.machines() }) };
+  const machine = isMachineId(machineId) ? store.machine(machineId) : undefined;
+  if (machine === undefined) return refuse(404, [`Cannot find machine ${JSON.stringify(machineId.slice(0, 40))}: expected the machine-id of a machine that has reported`]);
+  return { response: json(200, machine) };
+}
+
+/** For a path of the listing: the machine-id it names, if it names one; undefined for any other path. */
+function machinesTarget(pathname: string): { readonly id: string | undefined } | undefined {
+  if (pathname === MACHINES_PATH) return { id: undefined };
+  return pathname.startsWith(`${MACHINES_PATH}/`) ? { id: pathname.slice(MACHINES_PATH.length + 1) } : undefined;
+}
+
+async function answer(request: Request, url: URL, store: FleetStore, tokens: FleetTokens): Promise<Answer> {
+  const notAllowed = (allow: string) =>
+    refuse(405, [`Cannot ${request.method} ${url.pathname}: expected ${allow}`], { Allow: allow });
+  if (url.pathname === REPORTS_PATH) return request.method === "POST" ? takeReport(request, store, tokens.report) : notAllowed("POST");
+  const machine = machinesTarget(url.pathname);
+  if (machine === undefined) return refuse(404, [`Cannot find ${url.pathname}: expected ${REPORTS_PATH}, ${MACHINES_PATH} or ${MACHINES_PATH}/MACHINE-ID`]);
+  return request.method === "GET" ? readMachines(request, store, tokens.read, machine.id) : notAllowed("GET");
+}
+
+/**
+ * The fetch handler. Every request ends in one accessLog line:
+ *   ADDRESS [ISO TIME] "METHOD PATH" STATUS BYTES DURATIONms (WHY REFUSED)
+ */
+export function fleetHandler(store: FleetStore, tokens: FleetTokens, accessLog: (line: string) => void) {
+  return async (request: Request, server?: PeerAddresses): Promise<Response> => {
+    const began = performance.now();
+    const url = new URL(request.url);
+    let result: Answer;
+    try {
+      result = await answer(request, url, store, tokens);
+    } catch (error) {
+      // the client learns nothing about the server; the person running it does
+      result = { response: json(500, { error: "Internal server error" }), refusal: (error as Error).message };
+    }
+    const { response, refusal } = result;
+    const bytes = response.headers.get("content-length") ?? "0";
+    const address = server?.requestIP(request)?.address ?? "-";
+    const duration = Math.round(performance.now() - began);
+    // a refusal quotes what the sender sent: control characters would let it write lines of its own
+    const why = refusal === undefined ? "" : ` (${refusal.replace(/[\u0000-\u001f\u007f]/g, "?").slice(0, 300)})`;
+    accessLog(`${address} [${new Date().toISOString()}] "${request.method} ${url.pathname}${url.search}" ${response.status} ${bytes} ${duration}ms${why}`);
+    return response;
+  };
+}
+
+export interface FleetServerOptions {
+  readonly store: FleetStore;
+  readonly tokens: FleetTokens;
+  /** 0 picks a free port; the returned `port` is the real one. */
+  readonly port: number;
+  readonly hostname: string;
+  readonly accessLog?: (line: string) => void;
+}
+
+export interface FleetServer {
+  readonly port: number;
+  /** the base URL, with the trailing slash */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export function startFleetServer(options: FleetServerOptions): FleetServer {
+  if (sameSecret(options.tokens.report, options.tokens.read)) {
+    throw new Error("Cannot start the fleet server: the report token and the read token are the same, expected two: every machine holds the report token, and it would read every machine's reports");
+  }
+  const handler = fleetHandler(options.store, options.tokens, options.accessLog ?? (() => {}));
+  let server;
+  try {
+    server = Bun.serve({ hostname: options.hostname, port: options.port, fetch: (request, bunServer) => handler(request, bunServer) });
+  } catch (error) {
+    throw new Error(`Cannot start the fleet server at ${options.hostname} port ${options.port}: ${(error as Error).message}`);
+  }
+  const port = server.port ?? options.port;
+  const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
+  return { port, url: `http://${host}:${port}/`, stop: () => server.stop(true) };
+}

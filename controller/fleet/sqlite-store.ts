@@ -1,0 +1,159 @@
+// The fleet's reports in one SQLite file (bun:sqlite), so `controller
+// fleet-server` runs with nothing else installed. WAL mode, so the listing
+// reads while a report is written; each report is written in one
+// transaction, so a report is stored whole with its machine's row or not at
+// all; every statement is prepared once, and values only ever go in as
+// parameters.
+
+import { Database } from "bun:sqlite";
+import { type BootSummary, summarizeBootReport } from "./boot-summary.ts";
+import type { Envelope, EnvelopeKind } from "./envelope.ts";
+import { type FleetStore, type MachineRecord, REPORTS_KEPT_PER_MACHINE, type StoredReport } from "./store.ts";
+
+/** PRAGMA user_version of the schema below; a database of another version is refused, not guessed at. */
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS machines (
+  machine_id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  macs TEXT NOT NULL,
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  last_kind TEXT NOT NULL,
+  last_boot TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS reports (
+  id INTEGER PRIMARY KEY,
+  machine_id TEXT NOT NULL REFERENCES machines (machine_id),
+  kind TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  sent_at TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  macs TEXT NOT NULL,
+  report TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS reports_by_machine ON reports (machine_id, id);
+`;
+
+interface MachineRow {
+  machine_id: string;
+  hostname: string;
+  macs: string;
+  first_seen_at: string;
+  last_seen_at: string;
+  last_kind: string;
+  last_boot: string | null;
+  reports: number;
+}
+
+interface ReportRow {
+  id: number;
+  machine_id: string;
+  kind: string;
+  received_at: string;
+  sent_at: string;
+  hostname: string;
+  macs: string;
+  report: string | null;
+}
+
+const MACHINE_COLUMNS = `machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot,
+  (SELECT COUNT(*) FROM reports WHERE reports.machine_id = machines.machine_id) AS reports`;
+
+function machineRecord(row: MachineRow): MachineRecord {
+  return {
+    machineId: row.machine_id,
+    hostname: row.hostname,
+    macs: JSON.parse(row.macs) as string[],
+    firstSeenAt: row.first_seen_at,
+    lastSeenAt: row.last_seen_at,
+    lastKind: row.last_kind as EnvelopeKind,
+    ...(row.last_boot === null ? {} : { lastBoot: JSON.parse(row.last_boot) as BootSummary }),
+    reports: row.reports,
+  };
+}
+
+function storedReport(row: ReportRow): StoredReport {
+  return {
+    id: row.id,
+    machineId: row.machine_id,
+    kind: row.kind as EnvelopeKind,
+    receivedAt: row.received_at,
+    sentAt: row.sent_at,
+    hostname: row.hostname,
+    macs: JSON.parse(row.macs) as string[],
+    ...(row.report === null ? {} : { report: JSON.parse(row.report) as Record<string, unknown> }),
+  };
+}
+
+/** Opens (and on first start makes) the database at `path`; errors say which file and why. */
+export function openSqliteStore(path: string): FleetStore {
+  let db: Database;
+  try {
+    db = new Database(path, { create: true, strict: true });
+    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version !== 0 && version !== SCHEMA_VERSION) {
+      db.close();
+      throw new Error(`its schema is version ${version}, expected ${SCHEMA_VERSION} (this controller's); it was made by another controller`);
+    }
+    db.exec("PRAGMA journal_mode = WAL");
+    // a backup (sqlite3's .backup) or another reader holding a lock makes a write wait this long, not fail at once
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.exec("PRAGMA foreign_keys = ON");
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    })();
+  } catch (error) {
+    throw new Error(`Cannot open the fleet database ${path}: ${(error as Error).message}`);
+  }
+
+  const upsertMachine = db.prepare(`
+    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot)
+    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot)
+    ON CONFLICT (machine_id) DO UPDATE SET
+      hostname = excluded.hostname, macs = excluded.macs, last_seen_at = excluded.last_seen_at,
+      last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot)`);
+  const insertReport = db.prepare(`
+    INSERT INTO reports (machine_id, kind, received_at, sent_at, hostname, macs, report)
+    VALUES ($machineId, $kind, $receivedAt, $sentAt, $hostname, $macs, $report)`);
+  const trimReports = db.prepare(`
+    DELETE FROM reports WHERE machine_id = $machineId AND id NOT IN
+      (SELECT id FROM reports WHERE machine_id = $machineId ORDER BY id DESC LIMIT $kept)`);
+  const selectMachines = db.prepare<MachineRow, []>(`SELECT ${MACHINE_COLUMNS} FROM machines ORDER BY machine_id`);
+  const selectMachine = db.prepare<MachineRow, { machineId: string }>(`SELECT ${MACHINE_COLUMNS} FROM machines WHERE machine_id = $machineId`);
+  const selectReports = db.prepare<ReportRow, { machineId: string }>(`SELECT * FROM reports WHERE machine_id = $machineId ORDER BY id DESC`);
+
+  const add = db.transaction((envelope: Envelope, receivedAt: string): number => {
+    const { machineId, hostname } = envelope.machine;
+    const macs = JSON.stringify(envelope.machine.macs);
+    const lastBoot = envelope.report === undefined ? null : JSON.stringify(summarizeBootReport(envelope.report));
+    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind: envelope.kind, lastBoot });
+    const { lastInsertRowid } = insertReport.run({
+      machineId,
+      kind: envelope.kind,
+      receivedAt,
+      sentAt: envelope.sentAt,
+      hostname,
+      macs,
+      report: envelope.report === undefined ? null : JSON.stringify(envelope.report),
+    });
+    trimReports.run({ machineId, kept: REPORTS_KEPT_PER_MACHINE });
+    return Number(lastInsertRowid);
+  });
+
+  // one read transaction, so the machine's row and its reports are of the same moment
+  const machine = db.transaction((machineId: string) => {
+    const row = selectMachine.get({ machineId });
+    if (row === null) return undefined;
+    return { machine: machineRecord(row), reports: selectReports.all({ machineId }).map(storedReport) };
+  });
+
+  return {
+    add: (envelope, receivedAt) => add(envelope, receivedAt),
+    machines: () => selectMachines.all().map(machineRecord),
+    machine: (machineId) => machine(machineId),
+    close: () => db.close(),
+  };
+}

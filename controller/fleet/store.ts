@@ -1,0 +1,52 @@
+// Where the fleet server keeps reports: an interface, so the server does not
+// care which database holds them. sqlite-store.ts is the one there is (one
+// file, nothing to install); a database shared by several servers can be
+// another implementation of the same interface.
+
+import type { BootSummary } from "./boot-summary.ts";
+import type { Envelope, EnvelopeKind } from "./envelope.ts";
+
+/**
+ * Reports kept per machine, the newest: older ones are deleted as new ones
+ * come. With reports capped at REPORT_BODY_MAX_BYTES, a machine costs the
+ * database at most this many times that (25 MiB).
+ */
+export const REPORTS_KEPT_PER_MACHINE = 100;
+
+/** One machine as its latest report says, and its latest boot as its latest boot report says. */
+export interface MachineRecord {
+  readonly machineId: string;
+  readonly hostname: string;
+  readonly macs: readonly string[];
+  readonly firstSeenAt: string;
+  readonly lastSeenAt: string;
+  readonly lastKind: EnvelopeKind;
+  /** from the latest report of kind "boot"; absent until one came */
+  readonly lastBoot?: BootSummary;
+  /** the reports kept for it (at most REPORTS_KEPT_PER_MACHINE) */
+  readonly reports: number;
+}
+
+export interface StoredReport {
+  readonly id: number;
+  readonly machineId: string;
+  readonly kind: EnvelopeKind;
+  /** when the server took it (its own clock) */
+  readonly receivedAt: string;
+  /** when the machine says it sent it (the machine's clock) */
+  readonly sentAt: string;
+  readonly hostname: string;
+  readonly macs: readonly string[];
+  /** the boot report as the machine sent it, for kind "boot" */
+  readonly report?: Readonly<Record<string, unknown>>;
+}
+
+export interface FleetStore {
+  /** Keeps a report that passed every check, and its machine's latest fields, all or nothing; returns its id. */
+  add(envelope: Envelope, receivedAt: string): number;
+  /** Every machine, by machine-id. */
+  machines(): MachineRecord[];
+  /** One machine and its kept reports, newest first; undefined when it never reported. */
+  machine(machineId: string): { readonly machine: MachineRecord; readonly reports: StoredReport[] } | undefined;
+  close(): void;
+}

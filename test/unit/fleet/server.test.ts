@@ -1,0 +1,199 @@
+// The fleet server over HTTP (fleet/server.ts), started on 127.0.0.1 with a
+// temporary database: reports taken with the report token and refused
+// without it, refused for size and shape with nothing stored, read only with
+// the read token, one access log line per request.
+
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPORT_BODY_MAX_BYTES } from "../../../controller/fleet/envelope.ts";
+import { type FleetServer, MACHINES_PATH, REPORTS_PATH, startFleetServer } from "../../../controller/fleet/server.ts";
+import { openSqliteStore } from "../../../controller/fleet/sqlite-store.ts";
+import type { FleetStore } from "../../../controller/fleet/store.ts";
+import { bootEnvelope, MACHINE_ID, READ_TOKEN, REPORT_TOKEN } from "../../fleet-envelopes.ts";
+
+let dir: string;
+let store: FleetStore;
+let server: FleetServer;
+const log: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "fleet-server-"));
+  store = openSqliteStore(join(dir, "fleet.sqlite"));
+  server = startFleetServer({ store, tokens: { report: REPORT_TOKEN, read: READ_TOKEN }, port: 0, hostname: "127.0.0.1", accessLog: (line) => log.push(line) });
+});
+
+afterAll(async () => {
+  await server.stop();
+  store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  log.length = 0;
+});
+
+function url(path: string): string {
+  return new URL(path.slice(1), server.url).href;
+}
+
+function send(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url(REPORTS_PATH), {
+    method: "POST",
+    headers: { Authorization: `Bearer ${REPORT_TOKEN}`, "Content-Type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** A GET with the read token, another token, or (null) none. */
+function read(path: string, token: string | null = READ_TOKEN): Promise<Response> {
+  return fetch(url(path), { headers: token === null ? {} : { Authorization: `Bearer ${token}` } });
+}
+
+function machineCount(): number {
+  return store.machines().length;
+}
+
+describe("POST /api/reports", () => {
+  test("a report with the report token: 201 with its id, stored, and one access log line", async () => {
+    const response = await send(bootEnvelope());
+    expect(response.status).toBe(201);
+    const { id } = (await response.json()) as { id: number };
+    expect(store.machine(MACHINE_ID)?.reports.map((report) => report.id)).toContain(id);
+    expect(log).toEqual([expect.stringMatching(/^127\.0\.0\.1 \[\d{4}-\d{2}-\d{2}T[^\]]+\] "POST \/api\/reports" 201 \d+ \d+ms$/)]);
+  });
+
+  test("no token, another scheme, the read token, a wrong one: 401 with WWW-Authenticate, nothing stored, the body not read", async () => {
+    const other = "f".repeat(32);
+    const envelope = bootEnvelope({ machine: { machineId: other, macs: [], hostname: "intruder" } });
+    for (const authorization of ["", `Basic ${REPORT_TOKEN}`, `Bearer ${READ_TOKEN}`, `Bearer ${REPORT_TOKEN}x`]) {
+      const response = await send(envelope, { Authorization: authorization });
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toBe('Bearer realm="fleet"');
+      expect(await response.json()).toMatchObject({ error: "Cannot take the report: expected Authorization: Bearer with the fleet's report token, got none or another" });
+    }
+    expect(store.machine(other)).toBeUndefined();
+    expect(log.every((line) => line.includes('"POST /api/reports" 401 '))).toBe(true);
+  });
+
+  test("a malformed report: 400 naming every problem, nothing stored, the reason in the log", async () => {
+    const before = machineCount();
+    const response = await send(bootEnvelope({ machine: { machineId: "F".repeat(32), macs: [], hostname: "lab-03" } }));
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: `key machine.machineId: expected a machine-id: 32 lowercase hex digits, got "${"F".repeat(32)}"`,
+      problems: [`key machine.machineId: expected a machine-id: 32 lowercase hex digits, got "${"F".repeat(32)}"`],
+    });
+    expect((await send("{not json")).status).toBe(400);
+    expect(machineCount()).toBe(before);
+    expect(log[0]).toEndWith(`(key machine.machineId: expected a machine-id: 32 lowercase hex digits, got "${"F".repeat(32)}")`);
+  });
+
+  test("a control character the sender put in a value cannot start a line of the log", async () => {
+    await send(bootEnvelope({ kind: "boot\n127.0.0.1 forged" }));
+    expect(log).toHaveLength(1);
+    expect(log[0]).not.toContain("\n");
+  });
+
+  test("another content type: 415, nothing stored", async () => {
+    const before = machineCount();
+    const response = await send(bootEnvelope({ machine: { machineId: "e".repeat(32), macs: [], hostname: "lab-04" } }), { "Content-Type": "text/plain" });
+    expect(response.status).toBe(415);
+    expect(machineCount()).toBe(before);
+  });
+
+  test("a body over the cap: 413, nothing stored", async () => {
+    const before = machineCount();
+    const big = bootEnvelope({ machine: { machineId: "d".repeat(32), macs: [], hostname: "lab-05" }, report: { padding: "x".repeat(REPORT_BODY_MAX_BYTES) } });
+    const response = await send(big);
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ error: expect.stringMatching(new RegExp(`^Cannot take the report: it is \\d+ bytes, expected at most ${REPORT_BODY_MAX_BYTES}$`)) });
+    expect(machineCount()).toBe(before);
+  });
+
+  test("a declared length over the cap is answered 413 while the body has not been sent", async () => {
+    const port = server.port;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, "127.0.0.1");
+      let received = "";
+      socket.on("data", (data) => {
+        received += data.toString("latin1");
+        if (received.includes("\r\n\r\n")) {
+          socket.destroy();
+          resolve(received);
+        }
+      });
+      socket.on("error", reject);
+      // the headers only: a server that waited for the 100 MiB it was promised would never answer
+      socket.write(
+        `POST ${REPORTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${REPORT_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n{`,
+      );
+    });
+    expect(answer).toStartWith("HTTP/1.1 413 ");
+  });
+
+  test("GET on the reports path: 405 with Allow: POST", async () => {
+    const response = await fetch(url(REPORTS_PATH), { headers: { Authorization: `Bearer ${REPORT_TOKEN}` } });
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("POST");
+  });
+});
+
+describe("GET /api/machines", () => {
+  test("with the read token: every machine as JSON, with its last boot", async () => {
+    expect((await send(bootEnvelope())).status).toBe(201);
+    const response = await read(MACHINES_PATH);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/json");
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    const { machines } = (await response.json()) as { machines: unknown[] };
+    expect(machines).toContainEqual(expect.objectContaining({ machineId: MACHINE_ID, hostname: "lab-01", lastBoot: expect.objectContaining({ version: "2.0" }) }));
+  });
+
+  test("one machine and its reports, newest first; an unknown or malformed id: 404", async () => {
+    const response = await read(`${MACHINES_PATH}/${MACHINE_ID}`);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { machine: { machineId: string }; reports: { id: number }[] };
+    expect(body.machine.machineId).toBe(MACHINE_ID);
+    const ids = body.reports.map((report) => report.id);
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
+    expect((await read(`${MACHINES_PATH}/${"0".repeat(32)}`)).status).toBe(404);
+    expect((await read(`${MACHINES_PATH}/..%2F..%2Fetc`)).status).toBe(404);
+  });
+
+  test("HTML a machine sent comes back as JSON text, never as a page", async () => {
+    const html = "<script>alert(1)</script>";
+    expect((await send(bootEnvelope({ report: { outcome: html } }))).status).toBe(201);
+    const response = await read(`${MACHINES_PATH}/${MACHINE_ID}`);
+    expect(response.headers.get("content-type")).toBe("application/json");
+    const body = (await response.json()) as { reports: { report?: { outcome?: string } }[] };
+    expect(body.reports[0]?.report?.outcome).toBe(html);
+  });
+
+  test("without the read token, or with the report token: 401, nothing listed", async () => {
+    for (const token of [null, REPORT_TOKEN, `${READ_TOKEN}x`]) {
+      for (const path of [MACHINES_PATH, `${MACHINES_PATH}/${MACHINE_ID}`]) {
+        const response = await read(path, token);
+        expect(response.status).toBe(401);
+        const body = (await response.json()) as Record<string, unknown>;
+        expect(body).toEqual({ error: "Cannot read the machines: expected Authorization: Bearer with the read token, got none or another", problems: [body["error"]] });
+      }
+    }
+  });
+
+  test("POST on the listing: 405 with Allow: GET; another path: 404", async () => {
+    const response = await fetch(url(MACHINES_PATH), { method: "POST", headers: { Authorization: `Bearer ${READ_TOKEN}` } });
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("GET");
+    expect((await read("/")).status).toBe(404);
+    expect((await read("/api/machinesX")).status).toBe(404);
+  });
+});
+
+test("the same token for reports and reads is refused at start: every machine would read the fleet", () => {
+  expect(() => startFleetServer({ store, tokens: { report: REPORT_TOKEN, read: REPORT_TOKEN }, port: 0, hostname: "127.0.0.1" })).toThrow(
+    "Cannot start the fleet server: the report token and the read token are the same",
+  );
+});
