@@ -55,13 +55,13 @@ export async function fleetServerCommand(args: readonly string[]): Promise<numbe
     store = openSqliteStore(parsed.db);
     server = startFleetServer({ store, tokens: { report: report.token, read: read.token }, port: parsed.port, hostname: parsed.hostname, accessLog: accessLog.add });
   } catch (error) {
-    store?.close();
+    await store?.close();
     process.stderr.write(`${(error as Error).message}\n`);
     return 1;
   }
   const signal = await untilStopSignal(() => process.stdout.write(`fleet server at ${server.url}, reports in ${parsed.db}\n`));
   await server.stop();
-  store.close();
+  await store.close();
   accessLog.flush();
   process.stdout.write(`stopped by ${signal}\n`);
   return 0;

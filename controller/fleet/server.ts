@@ -58,14 +58,14 @@ async function takeReport(request: Request, store: FleetStore, token: string): P
   if (!body.ok) return refuse(body.status, [body.problem]);
   const parsed = parseEnvelope(body.bytes);
   if (!parsed.ok) return refuse(400, parsed.problems);
-  const id = store.add(parsed.envelope, new Date().toISOString());
+  const id = await store.add(parsed.envelope, new Date().toISOString());
   return { response: json(201, { id }) };
 }
 
-function readMachines(request: Request, store: FleetStore, token: string, machineId: string | undefined): Answer {
+async function readMachines(request: Request, store: FleetStore, token: string, machineId: string | undefined): Promise<Answer> {
   if (!holdsToken(request, token)) return unauthorized("read the machines", "read token");
-  if (machineId === undefined) return { response: json(200, { machines: store.machines() }) };
-  const machine = isMachineId(machineId) ? store.machine(machineId) : undefined;
+  if (machineId === undefined) return { response: json(200, { machines: await store.machines() }) };
+  const machine = isMachineId(machineId) ? await store.machine(machineId) : undefined;
   if (machine === undefined) return refuse(404, [`Cannot find machine ${JSON.stringify(machineId.slice(0, 40))}: expected the machine-id of a machine that has reported`]);
   return { response: json(200, machine) };
 }

@@ -151,9 +151,9 @@ export function openSqliteStore(path: string): FleetStore {
   });
 
   return {
-    add: (envelope, receivedAt) => add(envelope, receivedAt),
-    machines: () => selectMachines.all().map(machineRecord),
-    machine: (machineId) => machine(machineId),
-    close: () => db.close(),
+    add: async (envelope, receivedAt) => add(envelope, receivedAt),
+    machines: async () => selectMachines.all().map(machineRecord),
+    machine: async (machineId) => machine(machineId),
+    close: async () => db.close(),
   };
 }

@@ -41,12 +41,16 @@ export interface StoredReport {
   readonly report?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Every call returns a promise: SQLite answers at once, but a database over
+ * the network (Postgres) cannot, and the server should not care which it has.
+ */
 export interface FleetStore {
   /** Keeps a report that passed every check, and its machine's latest fields, all or nothing; returns its id. */
-  add(envelope: Envelope, receivedAt: string): number;
+  add(envelope: Envelope, receivedAt: string): Promise<number>;
   /** Every machine, by machine-id. */
-  machines(): MachineRecord[];
+  machines(): Promise<MachineRecord[]>;
   /** One machine and its kept reports, newest first; undefined when it never reported. */
-  machine(machineId: string): { readonly machine: MachineRecord; readonly reports: StoredReport[] } | undefined;
-  close(): void;
+  machine(machineId: string): Promise<{ readonly machine: MachineRecord; readonly reports: StoredReport[] } | undefined>;
+  close(): Promise<void>;
 }

@@ -27,7 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server.stop();
-  store.close();
+  await store.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -52,8 +52,8 @@ function read(path: string, token: string | null = READ_TOKEN): Promise<Response
   return fetch(url(path), { headers: token === null ? {} : { Authorization: `Bearer ${token}` } });
 }
 
-function machineCount(): number {
-  return store.machines().length;
+async function machineCount(): Promise<number> {
+  return (await store.machines()).length;
 }
 
 describe("POST /api/reports", () => {
@@ -61,7 +61,7 @@ describe("POST /api/reports", () => {
     const response = await send(bootEnvelope());
     expect(response.status).toBe(201);
     const { id } = (await response.json()) as { id: number };
-    expect(store.machine(MACHINE_ID)?.reports.map((report) => report.id)).toContain(id);
+    expect((await store.machine(MACHINE_ID))?.reports.map((report) => report.id)).toContain(id);
     expect(log).toEqual([expect.stringMatching(/^127\.0\.0\.1 \[\d{4}-\d{2}-\d{2}T[^\]]+\] "POST \/api\/reports" 201 \d+ \d+ms$/)]);
   });
 
@@ -74,12 +74,12 @@ describe("POST /api/reports", () => {
       expect(response.headers.get("www-authenticate")).toBe('Bearer realm="fleet"');
       expect(await response.json()).toMatchObject({ error: "Cannot take the report: expected Authorization: Bearer with the fleet's report token, got none or another" });
     }
-    expect(store.machine(other)).toBeUndefined();
+    expect(await store.machine(other)).toBeUndefined();
     expect(log.every((line) => line.includes('"POST /api/reports" 401 '))).toBe(true);
   });
 
   test("a malformed report: 400 naming every problem, nothing stored, the reason in the log", async () => {
-    const before = machineCount();
+    const before = await machineCount();
     const response = await send(bootEnvelope({ machine: { machineId: "F".repeat(32), macs: [], hostname: "lab-03" } }));
     expect(response.status).toBe(400);
     expect(await response.json()).toEqual({
@@ -87,7 +87,7 @@ describe("POST /api/reports", () => {
       problems: [`key machine.machineId: expected a machine-id: 32 lowercase hex digits, got "${"F".repeat(32)}"`],
     });
     expect((await send("{not json")).status).toBe(400);
-    expect(machineCount()).toBe(before);
+    expect(await machineCount()).toBe(before);
     expect(log[0]).toEndWith(`(key machine.machineId: expected a machine-id: 32 lowercase hex digits, got "${"F".repeat(32)}")`);
   });
 
@@ -98,19 +98,19 @@ describe("POST /api/reports", () => {
   });
 
   test("another content type: 415, nothing stored", async () => {
-    const before = machineCount();
+    const before = await machineCount();
     const response = await send(bootEnvelope({ machine: { machineId: "e".repeat(32), macs: [], hostname: "lab-04" } }), { "Content-Type": "text/plain" });
     expect(response.status).toBe(415);
-    expect(machineCount()).toBe(before);
+    expect(await machineCount()).toBe(before);
   });
 
   test("a body over the cap: 413, nothing stored", async () => {
-    const before = machineCount();
+    const before = await machineCount();
     const big = bootEnvelope({ machine: { machineId: "d".repeat(32), macs: [], hostname: "lab-05" }, report: { padding: "x".repeat(REPORT_BODY_MAX_BYTES) } });
     const response = await send(big);
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ error: expect.stringMatching(new RegExp(`^Cannot take the report: it is \\d+ bytes, expected at most ${REPORT_BODY_MAX_BYTES}$`)) });
-    expect(machineCount()).toBe(before);
+    expect(await machineCount()).toBe(before);
   });
 
   test("a declared length over the cap is answered 413 while the body has not been sent", async () => {

@@ -31,22 +31,22 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  store.close();
+  await store.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 describe("openSqliteStore", () => {
-  test("makes the database on first start, in WAL mode, empty", () => {
-    expect(store.machines()).toEqual([]);
-    expect(store.machine(MACHINE_ID)).toBeUndefined();
+  test("makes the database on first start, in WAL mode, empty", async () => {
+    expect(await store.machines()).toEqual([]);
+    expect(await store.machine(MACHINE_ID)).toBeUndefined();
     const db = new Database(path, { readonly: true });
     expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
     expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 1 });
     db.close();
   });
 
-  test("a boot report stored: the machine listed with its latest fields and boot, the report kept whole", () => {
-    const id = store.add(envelope(), "2026-12-06T10:00:06.000Z");
+  test("a boot report stored: the machine listed with its latest fields and boot, the report kept whole", async () => {
+    const id = await store.add(envelope(), "2026-12-06T10:00:06.000Z");
     const machine = {
       machineId: MACHINE_ID,
       hostname: "lab-01",
@@ -57,63 +57,66 @@ describe("openSqliteStore", () => {
       lastBoot: { controllerVersion: "0.1.0", version: "2.0", slot: { label: "SYSFS", device: "/dev/vda1", role: "system" } },
       reports: 1,
     };
-    expect(store.machines()).toMatchObject([machine]);
-    expect(store.machine(MACHINE_ID)).toMatchObject({
+    expect(await store.machines()).toMatchObject([machine]);
+    expect(await store.machine(MACHINE_ID)).toMatchObject({
       machine,
       reports: [{ id, machineId: MACHINE_ID, kind: "boot", receivedAt: "2026-12-06T10:00:06.000Z", sentAt: "2026-12-06T10:00:05.000Z", hostname: "lab-01", macs: ["52:54:00:12:34:56"], report: BOOT_REPORT }],
     });
   });
 
-  test("a later mark-good updates the machine's row but keeps its last boot; reports newest first", () => {
-    store.add(envelope(), "2026-12-06T10:00:06.000Z");
-    store.add(envelope({ ...MARK_GOOD, machine: { machineId: MACHINE_ID, macs: [], hostname: "lab-01b" } }), "2026-12-06T10:05:01.000Z");
-    const found = store.machine(MACHINE_ID);
+  test("a later mark-good updates the machine's row but keeps its last boot; reports newest first", async () => {
+    await store.add(envelope(), "2026-12-06T10:00:06.000Z");
+    await store.add(envelope({ ...MARK_GOOD, machine: { machineId: MACHINE_ID, macs: [], hostname: "lab-01b" } }), "2026-12-06T10:05:01.000Z");
+    const found = await store.machine(MACHINE_ID);
     expect(found?.machine).toMatchObject({ hostname: "lab-01b", macs: [], firstSeenAt: "2026-12-06T10:00:06.000Z", lastSeenAt: "2026-12-06T10:05:01.000Z", lastKind: "mark-good", lastBoot: { version: "2.0" }, reports: 2 });
     expect(found?.reports.map((report) => report.kind)).toEqual(["mark-good", "boot"]);
     expect(found?.reports[0]).not.toHaveProperty("report");
   });
 
-  test("machines listed by machine-id, each with its own reports", () => {
+  test("machines listed by machine-id, each with its own reports", async () => {
     const other = "f".repeat(32);
-    store.add(envelope({ machine: { machineId: other, macs: [], hostname: "lab-02" } }), "2026-12-06T10:00:07.000Z");
-    store.add(envelope(), "2026-12-06T10:00:08.000Z");
-    expect(store.machines().map((machine) => [machine.machineId, machine.hostname, machine.reports])).toEqual([
+    await store.add(envelope({ machine: { machineId: other, macs: [], hostname: "lab-02" } }), "2026-12-06T10:00:07.000Z");
+    await store.add(envelope(), "2026-12-06T10:00:08.000Z");
+    expect((await store.machines()).map((machine) => [machine.machineId, machine.hostname, machine.reports])).toEqual([
       [MACHINE_ID, "lab-01", 1],
       [other, "lab-02", 1],
     ]);
   });
 
-  test(`at most ${REPORTS_KEPT_PER_MACHINE} reports kept per machine, the newest`, () => {
-    const ids = Array.from({ length: REPORTS_KEPT_PER_MACHINE + 5 }, (_, index) => store.add(envelope(MARK_GOOD), new Date(Date.UTC(2026, 11, 6, 10, 0, index)).toISOString()));
-    const found = store.machine(MACHINE_ID);
+  test(`at most ${REPORTS_KEPT_PER_MACHINE} reports kept per machine, the newest`, async () => {
+    const ids: number[] = [];
+    for (let index = 0; index < REPORTS_KEPT_PER_MACHINE + 5; index++) {
+      ids.push(await store.add(envelope(MARK_GOOD), new Date(Date.UTC(2026, 11, 6, 10, 0, index)).toISOString()));
+    }
+    const found = await store.machine(MACHINE_ID);
     expect(found?.machine.reports).toBe(REPORTS_KEPT_PER_MACHINE);
     expect(found?.reports.map((report) => report.id)).toEqual(ids.slice(5).reverse());
   });
 
-  test("HTML in a field comes back as the same text", () => {
+  test("HTML in a field comes back as the same text", async () => {
     const html = '<script>alert("x")</script>';
-    store.add(envelope({ report: { outcome: html } }), "2026-12-06T10:00:06.000Z");
-    expect(store.machine(MACHINE_ID)?.reports[0]?.report).toEqual({ outcome: html });
-    expect(store.machines()[0]?.lastBoot).toEqual({ outcome: html });
+    await store.add(envelope({ report: { outcome: html } }), "2026-12-06T10:00:06.000Z");
+    expect((await store.machine(MACHINE_ID))?.reports[0]?.report).toEqual({ outcome: html });
+    expect((await store.machines())[0]?.lastBoot).toEqual({ outcome: html });
   });
 
-  test("a restart keeps every machine and report", () => {
-    store.add(envelope(), "2026-12-06T10:00:06.000Z");
-    const before = store.machine(MACHINE_ID);
-    store.close();
+  test("a restart keeps every machine and report", async () => {
+    await store.add(envelope(), "2026-12-06T10:00:06.000Z");
+    const before = await store.machine(MACHINE_ID);
+    await store.close();
     store = openSqliteStore(path);
-    expect(store.machine(MACHINE_ID)).toEqual(before);
+    expect(await store.machine(MACHINE_ID)).toEqual(before);
   });
 
-  test("a write that fails leaves nothing: the machine's row goes with its report", () => {
+  test("a write that fails leaves nothing: the machine's row goes with its report", async () => {
     const db = new Database(path);
     db.exec("CREATE TRIGGER refuse BEFORE INSERT ON reports BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
     db.close();
-    expect(() => store.add(envelope(), "2026-12-06T10:00:06.000Z")).toThrow("refused by the test");
-    expect(store.machines()).toEqual([]);
+    await expect(store.add(envelope(), "2026-12-06T10:00:06.000Z")).rejects.toThrow("refused by the test");
+    expect(await store.machines()).toEqual([]);
   });
 
-  test("a database of another schema version is refused with its path and both versions", () => {
+  test("a database of another schema version is refused with its path and both versions", async () => {
     const other = join(dir, "other.sqlite");
     const db = new Database(other);
     db.exec("PRAGMA user_version = 7");
@@ -121,7 +124,7 @@ describe("openSqliteStore", () => {
     expect(() => openSqliteStore(other)).toThrow(`Cannot open the fleet database ${other}: its schema is version 7, expected 1 (this controller's); it was made by another controller`);
   });
 
-  test("a path where no database can be made: an error naming it", () => {
+  test("a path where no database can be made: an error naming it", async () => {
     const missing = join(dir, "no-such-folder", "fleet.sqlite");
     expect(() => openSqliteStore(missing)).toThrow(`Cannot open the fleet database ${missing}: `);
   });
