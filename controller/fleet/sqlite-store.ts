@@ -6,12 +6,9 @@
 // parameters.
 
 import { Database } from "bun:sqlite";
-import { type BootSummary, summarizeBootReport } from "./boot-summary.ts";
-import type { Envelope, EnvelopeKind } from "./envelope.ts";
-import { type FleetStore, type MachineRecord, REPORTS_KEPT_PER_MACHINE, type StoredReport } from "./store.ts";
-
-/** PRAGMA user_version of the schema below; a database of another version is refused, not guessed at. */
-const SCHEMA_VERSION = 1;
+import type { Envelope } from "./envelope.ts";
+import { type FleetStore, REPORTS_KEPT_PER_MACHINE } from "./store.ts";
+import { type MachineRow, machineRecord, otherSchemaVersion, type ReportRow, reportValues, SCHEMA_VERSION, storedReport } from "./store-rows.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS machines (
@@ -38,60 +35,8 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_by_machine ON reports (machine_id, id);
 `;
 
-interface MachineRow {
-  machine_id: string;
-  hostname: string;
-  macs: string;
-  first_seen_at: string;
-  last_seen_at: string;
-  last_kind: string;
-  last_boot: string | null;
-  last_mark_good_at: string | null;
-  rollbacks: number;
-  reports: number;
-}
-
-interface ReportRow {
-  id: number;
-  machine_id: string;
-  kind: string;
-  received_at: string;
-  sent_at: string;
-  hostname: string;
-  macs: string;
-  report: string | null;
-}
-
 const MACHINE_COLUMNS = `machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks,
   (SELECT COUNT(*) FROM reports WHERE reports.machine_id = machines.machine_id) AS reports`;
-
-function machineRecord(row: MachineRow): MachineRecord {
-  return {
-    machineId: row.machine_id,
-    hostname: row.hostname,
-    macs: JSON.parse(row.macs) as string[],
-    firstSeenAt: row.first_seen_at,
-    lastSeenAt: row.last_seen_at,
-    lastKind: row.last_kind as EnvelopeKind,
-    ...(row.last_boot === null ? {} : { lastBoot: JSON.parse(row.last_boot) as BootSummary }),
-    ...(row.last_mark_good_at === null ? {} : { lastMarkGoodAt: row.last_mark_good_at }),
-    rollbacks: row.rollbacks,
-    reports: row.reports,
-  };
-}
-
-function storedReport(row: ReportRow): StoredReport {
-  return {
-    id: row.id,
-    machineId: row.machine_id,
-    kind: row.kind as EnvelopeKind,
-    receivedAt: row.received_at,
-    sentAt: row.sent_at,
-    hostname: row.hostname,
-    macs: JSON.parse(row.macs) as string[],
-    ...(row.report === null ? {} : { report: JSON.parse(row.report) as Record<string, unknown> }),
-  };
-}
 
 /** Opens (and on first start makes) the database at `path`; errors say which file and why. */
 export function openSqliteStore(path: string): FleetStore {
@@ -101,7 +46,7 @@ export function openSqliteStore(path: string): FleetStore {
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version !== 0 && version !== SCHEMA_VERSION) {
       db.close();
-      throw new Error(`its schema is version ${version}, expected ${SCHEMA_VERSION} (this controller's); it was made by another controller`);
+      throw new Error(otherSchemaVersion(version));
     }
     db.exec("PRAGMA journal_mode = WAL");
     // a backup (sqlite3's .backup) or another reader holding a lock makes a write wait this long, not fail at once
@@ -134,22 +79,9 @@ export function openSqliteStore(path: string): FleetStore {
   const selectReports = db.prepare<ReportRow, { machineId: string }>(`SELECT * FROM reports WHERE machine_id = $machineId ORDER BY id DESC`);
 
   const add = db.transaction((envelope: Envelope, receivedAt: string): number => {
-    const { machineId, hostname } = envelope.machine;
-    const macs = JSON.stringify(envelope.machine.macs);
-    const summary = envelope.report === undefined ? undefined : summarizeBootReport(envelope.report);
-    const lastBoot = summary === undefined ? null : JSON.stringify(summary);
-    const markGoodAt = envelope.kind === "mark-good" ? receivedAt : null;
-    const rollback = summary?.rollback === undefined ? 0 : 1;
-    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind: envelope.kind, lastBoot, markGoodAt, rollback });
-    const { lastInsertRowid } = insertReport.run({
-      machineId,
-      kind: envelope.kind,
-      receivedAt,
-      sentAt: envelope.sentAt,
-      hostname,
-      macs,
-      report: envelope.report === undefined ? null : JSON.stringify(envelope.report),
-    });
+    const { machineId, hostname, macs, kind, sentAt, lastBoot, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
+    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind, lastBoot, markGoodAt, rollback });
+    const { lastInsertRowid } = insertReport.run({ machineId, kind, receivedAt, sentAt, hostname, macs, report });
     trimReports.run({ machineId, kept: REPORTS_KEPT_PER_MACHINE });
     return Number(lastInsertRowid);
   });
