@@ -8,7 +8,7 @@
 import { Database } from "bun:sqlite";
 import type { Envelope } from "./envelope.ts";
 import { type FleetStore, REPORTS_KEPT_PER_MACHINE } from "./store.ts";
-import { type MachineRow, machineRecord, otherSchemaVersion, type ReportRow, reportValues, SCHEMA_VERSION, storedReport } from "./store-rows.ts";
+import { MACHINE_COLUMNS, type MachineRow, machineRecord, otherSchemaVersion, type ReportRow, reportValues, SCHEMA_VERSION, storedReport } from "./store-rows.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS machines (
@@ -34,9 +34,6 @@ CREATE TABLE IF NOT EXISTS reports (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS reports_by_machine ON reports (machine_id, id);
 `;
-
-const MACHINE_COLUMNS = `machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks,
-  (SELECT COUNT(*) FROM reports WHERE reports.machine_id = machines.machine_id) AS reports`;
 
 /** Opens (and on first start makes) the database at `path`; errors say which file and why. */
 export function openSqliteStore(path: string): FleetStore {

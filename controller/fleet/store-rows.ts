@@ -11,6 +11,14 @@ import type { MachineRecord, StoredReport } from "./store.ts";
 /** The version of both stores' schema; a database of another version is refused, not guessed at. */
 export const SCHEMA_VERSION = 1;
 
+/**
+ * A machine's columns and the count of its kept reports, in SQL both
+ * databases take (COUNT is a bigint in Postgres, which Bun's client gives as
+ * a string: the cast makes it a number in both).
+ */
+export const MACHINE_COLUMNS = `machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks,
+  CAST((SELECT COUNT(*) FROM reports WHERE reports.machine_id = machines.machine_id) AS integer) AS reports`;
+
 /** A machine's row with the count of its kept reports, as both stores select it. JSON is kept as text. */
 export interface MachineRow {
   machine_id: string;
