@@ -1,5 +1,7 @@
 // Report envelopes and tokens for the fleet server's tests.
 
+import { type Envelope, parseEnvelope } from "../controller/fleet/envelope.ts";
+
 export const MACHINE_ID = "0123456789abcdef0123456789abcdef";
 export const REPORT_TOKEN = "report-token-0123456789abcdefghijklmnop";
 export const READ_TOKEN = "read-token-0123456789abcdefghijklmnopqrs";
@@ -43,4 +45,11 @@ export function bootEnvelope(changes: Record<string, unknown> = {}): Record<stri
 
 export function bytesOf(value: unknown): Uint8Array {
   return new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+}
+
+/** bootEnvelope(changes) as the server has it once checked, for the stores. */
+export function envelope(changes: Record<string, unknown> = {}): Envelope {
+  const parsed = parseEnvelope(bytesOf(bootEnvelope(changes)));
+  if (!parsed.ok) throw new Error(parsed.problems.join("\n"));
+  return parsed.envelope;
 }

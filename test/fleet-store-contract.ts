@@ -6,15 +6,8 @@
 // and of many at once all kept.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { type Envelope, parseEnvelope } from "../controller/fleet/envelope.ts";
 import { type FleetStore, REPORTS_KEPT_PER_MACHINE } from "../controller/fleet/store.ts";
-import { BOOT_REPORT, bootEnvelope, bytesOf, MACHINE_ID } from "./fleet-envelopes.ts";
-
-export function envelope(changes: Record<string, unknown> = {}): Envelope {
-  const parsed = parseEnvelope(bytesOf(bootEnvelope(changes)));
-  if (!parsed.ok) throw new Error(parsed.problems.join("\n"));
-  return parsed.envelope;
-}
+import { BOOT_REPORT, envelope, MACHINE_ID } from "./fleet-envelopes.ts";
 
 const MARK_GOOD = { kind: "mark-good", report: undefined, sentAt: "2026-12-06T10:05:00.000Z" };
 

@@ -2,8 +2,9 @@
 // benchmark: Debian's postgresql (scripts/setup installs it) initialised in a
 // temporary folder and listening on 127.0.0.1 on a free port, with a
 // password (scram-sha-256), as a real one would ask. Root cannot run
-// postgres, so as root it runs as the postgres user the package makes. It
-// trades durability for speed (fsync off): nothing in it is kept.
+// postgres, so as root it runs as the postgres user the package makes. For
+// the tests it trades durability for speed (fsync off): nothing in it is
+// kept; a benchmark asks for a durable one, to compare like with like.
 
 import { chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -70,7 +71,7 @@ async function untilReady(port: number, server: Bun.Subprocess, log: string): Pr
 }
 
 /** initdb into a temporary folder and start postgres there; stop() stops it and removes the folder. */
-export async function startPostgresCluster(): Promise<PostgresCluster> {
+export async function startPostgresCluster(options: { readonly durable?: boolean } = {}): Promise<PostgresCluster> {
   const dir = await mkdtemp(join(tmpdir(), "fleet-postgres-"));
   const data = join(dir, "data");
   const passwordFile = join(dir, "password");
@@ -85,7 +86,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   await runToEnd(asServerUser([join(POSTGRES_BIN, "initdb"), "-D", data, "-U", CLUSTER_USER, `--pwfile=${passwordFile}`, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
   const port = freePort();
   // -k: the Unix socket in the temporary folder, not /var/run/postgresql, which may not exist or be another server's
-  const settings = ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
+  const fast = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
+  const settings = ["-c", "listen_addresses=127.0.0.1", ...(options.durable === true ? [] : fast)];
   const server = Bun.spawn(asServerUser([join(POSTGRES_BIN, "postgres"), "-D", data, "-k", dir, "-p", String(port), ...settings]), {
     stdin: "ignore",
     stdout: Bun.file(log),

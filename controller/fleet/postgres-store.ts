@@ -41,7 +41,8 @@ CREATE TABLE machines (
   last_kind text NOT NULL,
   last_boot text,
   last_mark_good_at text,
-  rollbacks integer NOT NULL
+  rollbacks integer NOT NULL,
+  reports integer NOT NULL
 );
 CREATE TABLE reports (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -107,20 +108,21 @@ export async function openPostgresStore(url: string): Promise<FleetStore> {
       const { machineId, hostname, macs, kind, sentAt, lastBoot, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
       return sql.begin(async (tx) => {
         await tx`
-          INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks)
-          VALUES (${machineId}, ${hostname}, ${macs}, ${receivedAt}, ${receivedAt}, ${kind}, ${lastBoot}, ${markGoodAt}, ${rollback})
+          INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks, reports)
+          VALUES (${machineId}, ${hostname}, ${macs}, ${receivedAt}, ${receivedAt}, ${kind}, ${lastBoot}, ${markGoodAt}, ${rollback}, 1)
           ON CONFLICT (machine_id) DO UPDATE SET
             hostname = excluded.hostname, macs = excluded.macs, last_seen_at = excluded.last_seen_at,
             last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot),
             last_mark_good_at = COALESCE(excluded.last_mark_good_at, machines.last_mark_good_at),
-            rollbacks = machines.rollbacks + excluded.rollbacks`;
+            rollbacks = machines.rollbacks + excluded.rollbacks, reports = machines.reports + 1`;
         const [{ id }] = await tx`
           INSERT INTO reports (machine_id, kind, received_at, sent_at, hostname, macs, report)
           VALUES (${machineId}, ${kind}, ${receivedAt}, ${sentAt}, ${hostname}, ${macs}, ${report})
           RETURNING id`;
-        await tx`
+        const trimmed = await tx`
           DELETE FROM reports WHERE machine_id = ${machineId} AND id NOT IN
             (SELECT id FROM reports WHERE machine_id = ${machineId} ORDER BY id DESC LIMIT ${REPORTS_KEPT_PER_MACHINE})`;
+        if (trimmed.count > 0) await tx`UPDATE machines SET reports = reports - ${trimmed.count} WHERE machine_id = ${machineId}`;
         return Number(id);
       });
     },

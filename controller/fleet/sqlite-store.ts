@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS machines (
   last_kind TEXT NOT NULL,
   last_boot TEXT,
   last_mark_good_at TEXT,
-  rollbacks INTEGER NOT NULL
+  rollbacks INTEGER NOT NULL,
+  reports INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS reports (
   id INTEGER PRIMARY KEY,
@@ -58,19 +59,20 @@ export function openSqliteStore(path: string): FleetStore {
   }
 
   const upsertMachine = db.prepare(`
-    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks)
-    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot, $markGoodAt, $rollback)
+    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks, reports)
+    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot, $markGoodAt, $rollback, 1)
     ON CONFLICT (machine_id) DO UPDATE SET
       hostname = excluded.hostname, macs = excluded.macs, last_seen_at = excluded.last_seen_at,
       last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot),
       last_mark_good_at = COALESCE(excluded.last_mark_good_at, machines.last_mark_good_at),
-      rollbacks = machines.rollbacks + excluded.rollbacks`);
+      rollbacks = machines.rollbacks + excluded.rollbacks, reports = machines.reports + 1`);
   const insertReport = db.prepare(`
     INSERT INTO reports (machine_id, kind, received_at, sent_at, hostname, macs, report)
     VALUES ($machineId, $kind, $receivedAt, $sentAt, $hostname, $macs, $report)`);
   const trimReports = db.prepare(`
     DELETE FROM reports WHERE machine_id = $machineId AND id NOT IN
       (SELECT id FROM reports WHERE machine_id = $machineId ORDER BY id DESC LIMIT $kept)`);
+  const uncountReports = db.prepare("UPDATE machines SET reports = reports - $trimmed WHERE machine_id = $machineId");
   const selectMachines = db.prepare<MachineRow, []>(`SELECT ${MACHINE_COLUMNS} FROM machines ORDER BY machine_id`);
   const selectMachine = db.prepare<MachineRow, { machineId: string }>(`SELECT ${MACHINE_COLUMNS} FROM machines WHERE machine_id = $machineId`);
   const selectReports = db.prepare<ReportRow, { machineId: string }>(`SELECT * FROM reports WHERE machine_id = $machineId ORDER BY id DESC`);
@@ -79,7 +81,8 @@ export function openSqliteStore(path: string): FleetStore {
     const { machineId, hostname, macs, kind, sentAt, lastBoot, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
     upsertMachine.run({ machineId, hostname, macs, receivedAt, kind, lastBoot, markGoodAt, rollback });
     const { lastInsertRowid } = insertReport.run({ machineId, kind, receivedAt, sentAt, hostname, macs, report });
-    trimReports.run({ machineId, kept: REPORTS_KEPT_PER_MACHINE });
+    const trimmed = trimReports.run({ machineId, kept: REPORTS_KEPT_PER_MACHINE }).changes;
+    if (trimmed > 0) uncountReports.run({ machineId, trimmed });
     return Number(lastInsertRowid);
   });
 

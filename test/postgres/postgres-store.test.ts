@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { openPostgresStore } from "../../controller/fleet/postgres-store.ts";
 import { CLUSTER_PASSWORD, type PostgresCluster, startPostgresCluster } from "../postgres-cluster.ts";
-import { describeFleetStore, envelope } from "../fleet-store-contract.ts";
-import { MACHINE_ID } from "../fleet-envelopes.ts";
+import { describeFleetStore } from "../fleet-store-contract.ts";
+import { envelope, MACHINE_ID } from "../fleet-envelopes.ts";
 
 let cluster: PostgresCluster;
 let databases = 0;
@@ -57,7 +57,7 @@ describeFleetStore("openPostgresStore", async () => {
 });
 
 describe("openPostgresStore's own database", () => {
-  test("made on first start: its tables and schema version 1 in fleet_schema", async () => {
+  test("made on first start: its tables and schema version 2 in fleet_schema", async () => {
     const { name, url } = await freshDatabase();
     const store = await openPostgresStore(url);
     await store.close();
@@ -66,7 +66,7 @@ describe("openPostgresStore's own database", () => {
     const versions = await sql`SELECT version FROM fleet_schema`;
     await sql.close();
     expect(tables.map((row: { tablename: string }) => row.tablename)).toEqual(["fleet_schema", "machines", "reports"]);
-    expect([...versions]).toEqual([{ version: 1 }]);
+    expect([...versions]).toEqual([{ version: 2 }]);
   });
 
   test("a database of another schema version is refused with its URL, without the password, and both versions", async () => {
@@ -75,7 +75,7 @@ describe("openPostgresStore's own database", () => {
     await onDatabase(name, "UPDATE fleet_schema SET version = 7");
     const error = await openPostgresStore(url).catch((caught: Error) => caught);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toBe(`Cannot open the fleet database ${cluster.url(name, "")}: its schema is version 7, expected 1 (this controller's); it was made by another controller`);
+    expect((error as Error).message).toBe(`Cannot open the fleet database ${cluster.url(name, "")}: its schema is version 7, expected 2 (this controller's); it was made by another controller`);
     expect((error as Error).message).not.toContain(CLUSTER_PASSWORD);
   });
 

@@ -43,11 +43,11 @@ describe("openSqliteStore's own file", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test("made on first start, in WAL mode, schema version 1", async () => {
+  test("made on first start, in WAL mode, schema version 2", async () => {
     expect(await store.machine(MACHINE_ID)).toBeUndefined();
     const db = new Database(path, { readonly: true });
     expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-    expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 1 });
+    expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 2 });
     db.close();
   });
 
@@ -56,7 +56,7 @@ describe("openSqliteStore's own file", () => {
     const db = new Database(other);
     db.exec("PRAGMA user_version = 7");
     db.close();
-    expect(() => openSqliteStore(other)).toThrow(`Cannot open the fleet database ${other}: its schema is version 7, expected 1 (this controller's); it was made by another controller`);
+    expect(() => openSqliteStore(other)).toThrow(`Cannot open the fleet database ${other}: its schema is version 7, expected 2 (this controller's); it was made by another controller`);
   });
 
   test("a path where no database can be made: an error naming it", async () => {
