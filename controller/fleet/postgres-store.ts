@@ -86,7 +86,7 @@ export async function openPostgresStore(url: string): Promise<FleetStore> {
   const shown = withoutPassword(url);
   let sql: Sql;
   try {
-    sql = new SQL(url, { max: POOL_SIZE, onclose: () => {} });
+    sql = new SQL(url, { max: POOL_SIZE });
   } catch (error) {
     throw new Error(`Cannot open the fleet database ${shown}: expected a postgres:// URL Bun's SQL client takes, got: ${(error as Error).message}`);
   }
