@@ -3,7 +3,7 @@
 // the same semantics as sqlite-store.ts. Each report is one transaction, and
 // its first statement, the machine's upsert, locks the machine's row until
 // it commits: two reports of one machine at once take turns (upsert, insert,
-// trim), reports of different machines lock different rows and never wait
+// trim, count), reports of different machines lock different rows and never wait
 // on each other, so no order of reports can deadlock. Values only ever go in
 // as parameters (the tagged template sends each ${} as one).
 //
