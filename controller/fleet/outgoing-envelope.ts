@@ -74,6 +74,7 @@ function definedOnly(fields: Json): Json {
 export function minimalReport(report: Json, originalBytes: number): Json {
   const boot = isObject(report["boot"]) ? report["boot"] : {};
   const booted = scalars(boot["booted"], ["label", "device", "role"]);
+  const health = scalars(boot["health"], ["attempts", "markedGood", "cleanShutdown"]);
   const update = isObject(report["update"]) ? report["update"] : {};
   const slots = Array.isArray(update["slots"]) ? update["slots"] : [];
   const bootedSlot = slots.find((slot) => isObject(slot) && booted !== undefined && slot["device"] === booted["device"]);
@@ -85,7 +86,7 @@ export function minimalReport(report: Json, originalBytes: number): Json {
     ...scalars(report, ["format", "startedAt", "finishedAt", "outcome"]),
     controller: scalars(report["controller"], ["version", "commit"]),
     decisions: rollback === undefined ? undefined : [rollback.slice(0, STRING_MAX_CHARS)],
-    boot: booted === undefined && boot["health"] === undefined ? undefined : definedOnly({ booted, health: scalars(boot["health"], ["attempts", "markedGood", "cleanShutdown"]) }),
+    boot: booted === undefined && health === undefined ? undefined : definedOnly({ booted, health }),
     update: check === undefined && slot === undefined ? undefined : definedOnly({ check, slots: slot === undefined ? undefined : [slot] }),
     diskless: scalars(report["diskless"], ["version"]),
     truncated: true,
