@@ -26,7 +26,7 @@ import {
   type SendResult,
 } from "./outbox.ts";
 import { bootBody, lifecycleBody } from "./outgoing-envelope.ts";
-import { tokenOfFile } from "./tokens.ts";
+import { type TokenFile, tokenOfFile } from "./tokens.ts";
 
 /** server.ts's REPORTS_PATH, relative to fleet.server; written again so the machines do not load the server (a test checks they agree). */
 export const REPORTS_URL_PATH = "api/reports";
@@ -91,13 +91,13 @@ export async function readFleetToken(system: System, file: string): Promise<stri
   if (info?.type !== "file") {
     throw new Error(`Cannot send reports: fleet.token_file ${file}: expected a regular file holding the fleet's report token, got ${info === undefined ? "nothing" : `a ${info.type}`}`);
   }
-  let text: string;
+  let read: TokenFile;
   try {
-    text = await system.readText(file);
+    read = tokenOfFile(await system.readText(file), info.mode, file, "fleet.token_file");
   } catch (error) {
-    throw new Error(`Cannot send reports: Cannot read fleet.token_file ${file}: ${(error as Error).message}`);
+    throw new Error(`Cannot send reports: ${(error as Error).message}`);
   }
-  const { token, warning } = tokenOfFile(text, info.mode, file, "fleet.token_file");
+  const { token, warning } = read;
   // the sender refuses what the server only warns about: a machine's users are not the fleet's admins
   if (warning !== undefined) throw new Error(`Cannot send reports: ${warning.replace(/^Warning: /, "")}`);
   return token;
@@ -157,7 +157,7 @@ async function errorText(response: Response): Promise<string> {
   } catch {
     // not JSON: a proxy's page, say; its start is what there is
   }
-  return error.replace(/[\u0000-\u001f\u007f]/g, "?").trim().slice(0, 300);
+  return error.trim().replace(/[\u0000-\u001f\u007f]/g, "?").slice(0, 300);
 }
 
 function failureText(error: unknown, timeoutMs: number): string {
