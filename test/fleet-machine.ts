@@ -53,7 +53,7 @@ export class FakeFleet {
     if (answer instanceof Error) throw answer;
     if (typeof answer === "function") return answer(request, init.signal ?? new AbortController().signal);
     // a Response's body is read once: each request gets its own copy
-    return answer === undefined ? new Response(null, { status: 201 }) : answer.clone();
+    return answer === undefined ? new Response(null, { status: 201 }) : (answer.clone() as Response);
   };
 
   /** The kinds of the envelopes sent, in order. */
