@@ -55,7 +55,7 @@ describe("lifecycleBody", () => {
   test("a mark-good and a mark-shutdown as the server takes them", () => {
     for (const kind of ["mark-good", "mark-shutdown"] as const) {
       const parsed = parseEnvelope(new TextEncoder().encode(lifecycleBody(kind, MACHINE, SENT_AT)));
-      expect(parsed.ok && parsed.envelope).toEqual({ format: 1, kind, machine: MACHINE, sentAt: "2026-12-06T10:00:05.000Z" });
+      expect(parsed.ok && parsed.envelope).toEqual({ format: 1, kind, machine: { ...MACHINE, macs: [...MACHINE.macs] }, sentAt: "2026-12-06T10:00:05.000Z" });
     }
   });
 });
