@@ -19,7 +19,7 @@ export function reportWithFleet(fleet: Record<string, unknown> = { server: FLEET
 export function reportingMachine(report: Record<string, unknown> = reportWithFleet(), fake = new FakeSystem()): FakeSystem {
   return fake
     .addTree("/etc", { "machine-id": `${MACHINE_ID}\n`, "controller/fleet-token": { text: `${REPORT_TOKEN}\n`, mode: 0o600 } })
-    .addTree("/sys/class/net", { "lo/address": "00:00:00:00:00:00\n", "eth0/address": "52:54:00:12:34:56\n" })
+    .addTree("/sys/class/net", { "lo/address": "00:00:00:00:00:00\n", "eth0/address": "52:54:00:12:34:56\n", "eth0/device": { symlink: "../../../0000:00:03.0" } })
     .addTree("/proc/sys/kernel", { hostname: "lab-01\n" })
     .addTree("/run/controller", { "report.json": JSON.stringify(report) });
 }

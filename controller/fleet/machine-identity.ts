@@ -1,8 +1,8 @@
 // Who a report comes from, as the fleet server keys it: the machine-id the
 // controller put into /etc/machine-id, the MACs of the machine's NICs and its
 // host name. The server refuses an envelope whose fields are not well formed,
-// and a refusal is forever, so what the files hold is made sendable here: a
-// NIC without a real MAC is left out, a host name that is not one is sent
+// and a refusal is forever, so what the files hold is made sendable here: an
+// interface without hardware or a real MAC is left out, a host name that is not one is sent
 // mended (and the sender says so); only a missing or malformed machine-id
 // stops the machine from reporting, since nothing else names it.
 
@@ -18,10 +18,15 @@ export interface MachineIdentity {
   readonly hostname: string;
 }
 
-/** One entry of /sys/class/net: its name, and its address file's content when it could be read. */
+/** One entry of /sys/class/net: its name, its address file's content when it could be read, and whether a device is behind it. */
 export interface NicAddress {
   readonly name: string;
   readonly address: string | undefined;
+  /**
+   * /sys/class/net/NAME/device is there: a NIC (PCI, USB, virtio), not a bridge, bond, VLAN,
+   * veth, tun or ifb, whose MACs are made up or borrowed and may change every boot
+   */
+  readonly hardware: boolean;
 }
 
 /** What the files said, as read; undefined where a file could not be read. */
@@ -58,12 +63,12 @@ export function sendableHostname(raw: string): string {
   return isHostname(mended) ? mended : UNNAMED_HOST;
 }
 
-/** Pure: the MACs of the NICs in natural name order, lowercase, each once; lo, no address and all-zero ones left out. */
+/** Pure: the MACs of the NICs in natural name order, lowercase, each once; interfaces without hardware, no address or an all-zero one left out. */
 export function nicMacs(nics: readonly NicAddress[]): string[] {
   const macs: string[] = [];
   for (const nic of [...nics].sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }))) {
     const mac = nic.address?.trim().toLowerCase();
-    if (nic.name === "lo" || mac === undefined || !isMac(mac) || mac === NO_MAC || macs.includes(mac)) continue;
+    if (!nic.hardware || mac === undefined || !isMac(mac) || mac === NO_MAC || macs.includes(mac)) continue;
     macs.push(mac);
   }
   return macs;
@@ -97,6 +102,12 @@ async function readOrUndefined(system: System, path: string): Promise<string | u
 /** The identity files of the running system, read through `system`; what cannot be read is undefined. */
 export async function readIdentityFiles(system: System): Promise<IdentityFiles> {
   const names = await system.readdir(SYS_CLASS_NET).catch(() => []);
-  const nics = await Promise.all(names.map(async (name) => ({ name, address: await readOrUndefined(system, `${SYS_CLASS_NET}/${name}/address`) })));
+  const nics = await Promise.all(
+    names.map(async (name) => ({
+      name,
+      address: await readOrUndefined(system, `${SYS_CLASS_NET}/${name}/address`),
+      hardware: (await system.lstat(`${SYS_CLASS_NET}/${name}/device`).catch(() => undefined)) !== undefined,
+    })),
+  );
   return { machineId: await readOrUndefined(system, ETC_MACHINE_ID), nics, hostname: await readOrUndefined(system, PROC_HOSTNAME) };
 }

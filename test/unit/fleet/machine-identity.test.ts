@@ -12,8 +12,8 @@ import { MACHINE_ID } from "../../fleet-envelopes.ts";
 const FILES: IdentityFiles = {
   machineId: `${MACHINE_ID}\n`,
   nics: [
-    { name: "lo", address: "00:00:00:00:00:00\n" },
-    { name: "eth0", address: "52:54:00:12:34:56\n" },
+    { name: "lo", address: "00:00:00:00:00:00\n", hardware: false },
+    { name: "eth0", address: "52:54:00:12:34:56\n", hardware: true },
   ],
   hostname: "lab-01\n",
 };
@@ -49,8 +49,9 @@ describe("machineIdentity", () => {
     }
   });
 
-  test("no NICs at all, or only lo: no MACs, which the server takes", () => {
-    for (const nics of [[], [{ name: "lo", address: "00:00:00:00:00:00" }]]) {
+  test("no NICs at all, only lo, only virtual interfaces: no MACs, which the server takes", () => {
+    const virtual = [{ name: "lo", address: "00:00:00:00:00:00", hardware: false }, { name: "docker0", address: "02:42:ac:11:00:01", hardware: false }];
+    for (const nics of [[], virtual.slice(0, 1), virtual]) {
       const read = machineIdentity({ ...FILES, nics });
       expect(read).toMatchObject({ ok: true, machine: { macs: [] }, notes: [] });
       expect(serverTakes({ ...FILES, nics })).toBe(true);
@@ -58,7 +59,7 @@ describe("machineIdentity", () => {
   });
 
   test("more NICs than the server takes: the first 64, and a note", () => {
-    const nics = Array.from({ length: 70 }, (_, index) => ({ name: `eth${index}`, address: `52:54:00:00:00:${index.toString(16).padStart(2, "0")}` }));
+    const nics = Array.from({ length: 70 }, (_, index) => ({ name: `eth${index}`, address: `52:54:00:00:00:${index.toString(16).padStart(2, "0")}`, hardware: true }));
     const read = machineIdentity({ ...FILES, nics });
     expect(read.ok && read.machine.macs.length).toBe(64);
     expect(read.ok && read.machine.macs[63]).toBe("52:54:00:00:00:3f");
@@ -103,16 +104,18 @@ describe("sendableHostname", () => {
 });
 
 describe("nicMacs", () => {
-  test("lowercase, in natural name order, each once; lo, all-zero, missing and malformed addresses left out", () => {
+  test("lowercase, in natural name order, each once; interfaces without hardware, all-zero, missing and malformed addresses left out", () => {
     const macs = nicMacs([
-      { name: "eth10", address: "52:54:00:00:00:10" },
-      { name: "eth2", address: "52:54:00:AA:BB:CC\n" },
-      { name: "lo", address: "00:00:00:00:00:00" },
-      { name: "bond0", address: "52:54:00:aa:bb:cc" },
-      { name: "dummy0", address: "00:00:00:00:00:00" },
-      { name: "wwan0", address: undefined },
-      { name: "ib0", address: "80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0e:f8:21" },
-      { name: "tun0", address: "" },
+      { name: "eth10", address: "52:54:00:00:00:10", hardware: true },
+      { name: "eth2", address: "52:54:00:AA:BB:CC\n", hardware: true },
+      { name: "eth3", address: "52:54:00:aa:bb:cc", hardware: true },
+      { name: "lo", address: "00:00:00:00:00:00", hardware: false },
+      { name: "bond0", address: "52:54:00:aa:bb:cd", hardware: false },
+      { name: "ifb0", address: "66:12:c9:90:88:2c", hardware: false },
+      { name: "eth4", address: "00:00:00:00:00:00", hardware: true },
+      { name: "wwan0", address: undefined, hardware: true },
+      { name: "ib0", address: "80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0e:f8:21", hardware: true },
+      { name: "eth5", address: "", hardware: true },
     ]);
     expect(macs).toEqual(["52:54:00:aa:bb:cc", "52:54:00:00:00:10"]);
   });
@@ -122,15 +125,15 @@ describe("readIdentityFiles", () => {
   test("reads /etc/machine-id, every /sys/class/net/*/address and the kernel's host name; what is missing is undefined", async () => {
     const fake = new FakeSystem()
       .addTree("/etc", { "machine-id": `${MACHINE_ID}\n` })
-      .addTree("/sys/class/net", { "lo/address": "00:00:00:00:00:00\n", "eth0/address": "52:54:00:12:34:56\n", "sit0/type": "776\n" })
+      .addTree("/sys/class/net", { "lo/address": "00:00:00:00:00:00\n", "eth0/address": "52:54:00:12:34:56\n", "eth0/device": { symlink: "../../../0000:00:03.0" }, "sit0/type": "776\n" })
       .addTree("/proc/sys/kernel", { hostname: "lab-01\n" });
     const files = await readIdentityFiles(fake);
     expect({ ...files, nics: [...files.nics].sort((a, b) => a.name.localeCompare(b.name)) }).toEqual({
       machineId: `${MACHINE_ID}\n`,
       nics: [
-        { name: "eth0", address: "52:54:00:12:34:56\n" },
-        { name: "lo", address: "00:00:00:00:00:00\n" },
-        { name: "sit0", address: undefined },
+        { name: "eth0", address: "52:54:00:12:34:56\n", hardware: true },
+        { name: "lo", address: "00:00:00:00:00:00\n", hardware: false },
+        { name: "sit0", address: undefined, hardware: false },
       ],
       hostname: "lab-01\n",
     });
