@@ -3,6 +3,8 @@
 // server config.d's [fleet] names (fleet/report-sender.ts). It runs until it
 // is stopped; init-integration/controller-fleet-report.service runs it.
 
+import type { MachineIdentity } from "../fleet/machine-identity.ts";
+import type { FleetTarget } from "../fleet/report-sender.ts";
 import { FLEET_OUTBOX_DIR, REPORT_PATH } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
@@ -42,8 +44,8 @@ export async function runFleetReport(args: readonly string[], world: FleetReport
   const sender = await import("../fleet/report-sender.ts");
   const { machineIdentity, readIdentityFiles } = await import("../fleet/machine-identity.ts");
   const ports = { system, fetch: world.fetch, random: world.random, log: (line: string) => output.out(`controller: ${line}\n`) };
-  let target;
-  let machine;
+  let target: FleetTarget;
+  let machine: MachineIdentity;
   try {
     const settings = sender.fleetSettingsOf(report);
     if (settings === undefined) {
