@@ -11,13 +11,16 @@ export class Html {
 const ENTITIES: Readonly<Record<string, string>> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
 /**
- * Text as HTML that shows it, in an element or a quoted attribute. Control
- * characters other than tab, newline and carriage return (a parse error in
- * HTML, and invisible or worse in a terminal someone copies them into) show as
- * U+FFFD, the replacement character.
+ * Control characters other than tab, newline and carriage return (a parse
+ * error in HTML, and invisible or worse in a terminal someone copies them
+ * into), and the bidirectional embeddings, overrides and isolates, with which
+ * a value could show its own text, or its cell's neighbours, reversed.
  */
+const UNSHOWN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Text as HTML that shows it, in an element or a quoted attribute; the characters of UNSHOWN show as U+FFFD, the replacement character. */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (character) => ENTITIES[character] ?? character).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "\ufffd");
+  return text.replace(/[&<>"']/g, (character) => ENTITIES[character] ?? character).replace(UNSHOWN, "\ufffd");
 }
 
 /** A value in a template: markup as it is, a list item by item, nothing for undefined, null and false, anything else escaped as text. */

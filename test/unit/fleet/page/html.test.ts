@@ -11,7 +11,11 @@ describe("escapeHtml", () => {
 
   test("control characters show as U+FFFD; tab, newline and carriage return stay; unicode stays", () => {
     expect(escapeHtml("a\u0000b\u0007c\u001b[31md\u007fe\tf\ng\rh")).toBe("a\ufffdb\ufffdc\ufffd[31md\ufffde\tf\ng\rh");
-    expect(escapeHtml("𝕏 ünï € 日本 \u202e")).toBe("𝕏 ünï € 日本 \u202e");
+    expect(escapeHtml("𝕏 ünï € 日本 עברית")).toBe("𝕏 ünï € 日本 עברית");
+  });
+
+  test("bidirectional overrides, embeddings and isolates show as U+FFFD: a value cannot reverse what is shown", () => {
+    expect(escapeHtml("a\u202eb\u202ac\u2066d\u2069e\u200ff")).toBe("a\ufffdb\ufffdc\ufffdd\ufffde\u200ff");
   });
 });
 
