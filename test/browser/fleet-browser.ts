@@ -147,3 +147,67 @@ export async function screenshot(page: Page, path: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await page.screenshot({ path: path as `${string}.png`, fullPage: true, type: "png" });
 }
+
+/** The fleet's page as a person sees it, and what on it could run. */
+export interface SeenFleet {
+  readonly machines: SeenRow[];
+  readonly versions: SeenRow[];
+  readonly rollouts: SeenRow[];
+  readonly runnable: Runnable;
+  readonly dialogs: string[];
+}
+
+/**
+ * Opens the fleet's page of the server at `baseUrl` (with its trailing
+ * slash), `query` its filters (such as "?version=2.0"), signed in with
+ * `readToken`, in a tab of its own; saves a screenshot at `screenshotPath`
+ * when given one. The tab is closed afterwards.
+ */
+export async function seeFleet(browser: Browser, baseUrl: string, readToken: string, options: { query?: string; screenshotPath?: string } = {}): Promise<SeenFleet> {
+  const tab = await openTab(browser, readToken);
+  try {
+    await visit(tab, new URL(options.query ?? "", baseUrl).href);
+    const seen = {
+      machines: await readTable(tab.page, "#machines"),
+      versions: await readTable(tab.page, "#versions"),
+      rollouts: await readTable(tab.page, "#rollouts"),
+      runnable: await findRunnable(tab.page),
+    };
+    if (options.screenshotPath !== undefined) await screenshot(tab.page, options.screenshotPath);
+    return { ...seen, dialogs: tab.dialogs };
+  } finally {
+    await tab.page.close();
+  }
+}
+
+/** A machine's page as a person sees it: its facts by name, its history, its last boot report (parsed from the text shown), what could run. */
+export interface SeenMachine {
+  readonly hostname: string;
+  readonly facts: Record<string, string>;
+  readonly history: SeenRow[];
+  readonly report: unknown;
+  readonly runnable: Runnable;
+  readonly dialogs: string[];
+}
+
+/** Opens `machineId`'s page of the server at `baseUrl` as seeFleet opens the fleet's. */
+export async function seeMachine(browser: Browser, baseUrl: string, readToken: string, machineId: string, screenshotPath?: string): Promise<SeenMachine> {
+  const tab = await openTab(browser, readToken);
+  try {
+    await visit(tab, new URL(`machines/${machineId}`, baseUrl).href);
+    const text = (selector: string) => tab.page.$eval(selector, (element: PageElement) => element.innerText);
+    const facts = await tab.page.$$eval("#facts > dt, #facts > dd", (items: PageElement[]) => items.map((item) => item.innerText.trim()));
+    const report = await tab.page.$("#report");
+    const seen = {
+      hostname: await text("h1"),
+      facts: Object.fromEntries(facts.flatMap((name, index) => (index % 2 === 0 ? [[name, facts[index + 1] ?? ""]] : []))),
+      history: await readTable(tab.page, "#history"),
+      report: report === null ? undefined : JSON.parse(await text("#report")),
+      runnable: await findRunnable(tab.page),
+    };
+    if (screenshotPath !== undefined) await screenshot(tab.page, screenshotPath);
+    return { ...seen, dialogs: tab.dialogs };
+  } finally {
+    await tab.page.close();
+  }
+}

@@ -22,7 +22,7 @@ import { connectToNetwork, labMachine } from "../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../fake-repo.ts";
 import { bootEnvelope, HOSTILE, hostileReport, READ_TOKEN, REPORT_TOKEN } from "../fleet-envelopes.ts";
 import { memoryLogger } from "../memory-log.ts";
-import { type Chromium, findRunnable, launchChromium, openTab, PHONE, readTable, screenshot, scrollsSideways, scrollsWithin, visit } from "./fleet-browser.ts";
+import { type Chromium, launchChromium, openTab, PHONE, readTable, type Runnable, screenshot, scrollsSideways, scrollsWithin, seeFleet, seeMachine, visit } from "./fleet-browser.ts";
 
 const BUILD = resolve(import.meta.dir, "../../build");
 const GOOD: HealthRecord = { attempts: 0, markedGood: true, cleanShutdown: true };
@@ -107,9 +107,8 @@ function byHostname(rows: readonly Record<string, string>[]): Map<string, Record
 
 describe("the fleet's page in chromium", () => {
   test("each machine's row as a person reads it: version, health word, update decision", async () => {
-    const tab = await openTab(chromium.browser, READ_TOKEN);
-    await visit(tab, server.url);
-    const rows = byHostname(await readTable(tab.page, "#machines"));
+    const seen = await seeFleet(chromium.browser, server.url, READ_TOKEN, { screenshotPath: join(BUILD, "fleet-page.png") });
+    const rows = byHostname(seen.machines);
     expect([...rows.keys()].sort()).toEqual(["lab-01", "lab-02", "lab-03", "lab-66", "lab-67"]);
     expect(rows.get("lab-01")).toMatchObject({ Version: "2.0", Slot: "SYSFS\n/dev/vda2", Health: "good", Rollbacks: "0" });
     expect(rows.get("lab-01")?.["Update check"]).toStartWith(`install\n${SERVER} publishes version 2.0 (installed: 1.0)`);
@@ -121,14 +120,12 @@ describe("the fleet's page in chromium", () => {
     expect(rows.get("lab-67")?.["Version"]).toBe(`version ${ODD}`.slice(0, 120).replace(/[\u0000-\u0008\u001b\u202e]/g, "\ufffd") + "…");
     for (const row of rows.values()) expect(row["Last seen"]).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC \(just now\)$/);
 
-    const versions = await readTable(tab.page, "#versions");
-    expect(versions.filter((row) => ["2.0", "1.0", "0.9"].includes(row["Version booted"] ?? ""))).toEqual([
+    expect(seen.versions.filter((row) => ["2.0", "1.0", "0.9"].includes(row["Version booted"] ?? ""))).toEqual([
       { "Version booted": "2.0", Machines: "1", Good: "1", "Rolled back": "0" },
       { "Version booted": "1.0", Machines: "1", Good: "1", "Rolled back": "0" },
       { "Version booted": "0.9", Machines: "1", Good: "0", "Rolled back": "1" },
     ]);
-    const rollouts = await readTable(tab.page, "#rollouts");
-    expect(rollouts.find((row) => row["Version offered"] === "2.0")).toEqual({
+    expect(seen.rollouts.find((row) => row["Version offered"] === "2.0")).toEqual({
       "Version offered": "2.0",
       Share: `${PERCENT} %`,
       "Running it": "1 of 2",
@@ -136,17 +133,15 @@ describe("the fleet's page in chromium", () => {
       "Not in rollout": "1",
       "Outside window": "0",
     });
-    await screenshot(tab.page, join(BUILD, "fleet-page.png"));
-    expect(tab.dialogs).toEqual([]);
+    expect(seen.dialogs).toEqual([]);
   }, 30_000);
 
   test("nothing a machine sent runs: no script, no handler attribute, nothing loaded, no javascript: link, no dialog", async () => {
-    for (const path of ["", `machines/${HOSTILE_IDS[0]}`, `machines/${HOSTILE_IDS[1]}`]) {
-      const tab = await openTab(chromium.browser, READ_TOKEN);
-      await visit(tab, new URL(path, server.url).href);
-      expect(await findRunnable(tab.page)).toEqual({ scripts: 0, handlers: [], loaders: [], javascriptLinks: [] });
-      expect(tab.dialogs).toEqual([]);
-      await tab.page.close();
+    const pages: { runnable: Runnable; dialogs: string[] }[] = [await seeFleet(chromium.browser, server.url, READ_TOKEN)];
+    for (const id of HOSTILE_IDS) pages.push(await seeMachine(chromium.browser, server.url, READ_TOKEN, id));
+    for (const { runnable, dialogs } of pages) {
+      expect(runnable).toEqual({ scripts: 0, handlers: [], loaders: [], javascriptLinks: [] });
+      expect(dialogs).toEqual([]);
     }
   }, 30_000);
 
@@ -182,9 +177,10 @@ describe("the fleet's page in chromium", () => {
     const report = await tab.page.$eval("#report", (pre: { innerText: string }) => pre.innerText);
     expect(JSON.parse(report)).toEqual(sent.get(LOW));
 
-    await visit(tab, new URL(`machines/${HOSTILE_IDS[0]}`, server.url).href);
-    expect(JSON.parse(await tab.page.$eval("#report", (pre: { innerText: string }) => pre.innerText))).toEqual(hostileReport());
-    expect(await tab.page.$eval("h1", (heading: { innerText: string }) => heading.innerText)).toBe("lab-66");
+    const hostile = await seeMachine(chromium.browser, server.url, READ_TOKEN, HOSTILE_IDS[0] as string);
+    expect(hostile).toMatchObject({ hostname: "lab-66", report: hostileReport() });
+    expect(hostile.facts).toMatchObject({ Health: "rolled back", "Version booted": `version ${HOSTILE}`, Rollback: `rollback: ${HOSTILE}`, "Reports kept": "1" });
+    expect(hostile.history.map((row) => row["Kind"])).toEqual(["boot"]);
   }, 30_000);
 
   test("on a phone (390 × 844): the page does not scroll sideways, the machines' table scrolls in its box", async () => {
