@@ -177,7 +177,7 @@ describe("the fleet's page in chromium", () => {
     const report = await tab.page.$eval("#report", (pre: { innerText: string }) => pre.innerText);
     expect(JSON.parse(report)).toEqual(sent.get(LOW));
 
-    const hostile = await seeMachine(chromium.browser, server.url, READ_TOKEN, HOSTILE_IDS[0] as string);
+    const hostile = await seeMachine(chromium.browser, server.url, READ_TOKEN, HOSTILE_IDS[0] as string, join(BUILD, "fleet-machine-page.png"));
     expect(hostile).toMatchObject({ hostname: "lab-66", report: hostileReport() });
     expect(hostile.facts).toMatchObject({ Health: "rolled back", "Version booted": `version ${HOSTILE}`, Rollback: `rollback: ${HOSTILE}`, "Reports kept": "1" });
     expect(hostile.history.map((row) => row["Kind"])).toEqual(["boot"]);

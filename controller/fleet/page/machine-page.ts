@@ -24,7 +24,7 @@ ${field("MACs", machine.macs.length === 0 ? "none" : machine.macs.join(", "))}
 ${field("Health", healthCell(healthWord(machine, now)))}
 ${field("Version booted", boot?.version)}
 ${field("Slot", boot?.slot === undefined ? undefined : `${boot.slot.label} on ${boot.slot.device} (${boot.slot.role})`)}
-${field("Slot's health", health === undefined ? undefined : `${health.attempts} boots since the last mark-good; ${health.markedGood ? "marked good before" : "never marked good"}; ${health.cleanShutdown ? "clean shutdown" : "no clean shutdown yet"}`)}
+${field("Slot's health", health === undefined ? undefined : `${health.attempts} ${health.attempts === 1 ? "boot" : "boots"} since the last mark-good; ${health.markedGood ? "marked good before" : "never marked good"}; ${health.cleanShutdown ? "clean shutdown" : "no clean shutdown yet"}`)}
 ${field("Outcome", boot?.outcome)}
 ${field("Last boot", boot?.startedAt === undefined ? undefined : `${describeTime(boot.startedAt, now)}, by the machine's clock`)}
 ${field("Boot time", boot?.durationMs === undefined ? undefined : describeDuration(boot.durationMs))}
