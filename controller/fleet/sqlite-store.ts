@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS machines (
   first_seen_at TEXT NOT NULL,
   last_seen_at TEXT NOT NULL,
   last_kind TEXT NOT NULL,
-  last_boot TEXT
+  last_boot TEXT,
+  last_mark_good_at TEXT,
+  rollbacks INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS reports (
   id INTEGER PRIMARY KEY,
@@ -44,6 +46,8 @@ interface MachineRow {
   last_seen_at: string;
   last_kind: string;
   last_boot: string | null;
+  last_mark_good_at: string | null;
+  rollbacks: number;
   reports: number;
 }
 
@@ -58,7 +62,7 @@ interface ReportRow {
   report: string | null;
 }
 
-const MACHINE_COLUMNS = `machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot,
+const MACHINE_COLUMNS = `machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks,
   (SELECT COUNT(*) FROM reports WHERE reports.machine_id = machines.machine_id) AS reports`;
 
 function machineRecord(row: MachineRow): MachineRecord {
@@ -70,6 +74,8 @@ function machineRecord(row: MachineRow): MachineRecord {
     lastSeenAt: row.last_seen_at,
     lastKind: row.last_kind as EnvelopeKind,
     ...(row.last_boot === null ? {} : { lastBoot: JSON.parse(row.last_boot) as BootSummary }),
+    ...(row.last_mark_good_at === null ? {} : { lastMarkGoodAt: row.last_mark_good_at }),
+    rollbacks: row.rollbacks,
     reports: row.reports,
   };
 }
@@ -110,11 +116,13 @@ export function openSqliteStore(path: string): FleetStore {
   }
 
   const upsertMachine = db.prepare(`
-    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot)
-    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot)
+    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks)
+    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot, $markGoodAt, $rollback)
     ON CONFLICT (machine_id) DO UPDATE SET
       hostname = excluded.hostname, macs = excluded.macs, last_seen_at = excluded.last_seen_at,
-      last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot)`);
+      last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot),
+      last_mark_good_at = COALESCE(excluded.last_mark_good_at, machines.last_mark_good_at),
+      rollbacks = machines.rollbacks + excluded.rollbacks`);
   const insertReport = db.prepare(`
     INSERT INTO reports (machine_id, kind, received_at, sent_at, hostname, macs, report)
     VALUES ($machineId, $kind, $receivedAt, $sentAt, $hostname, $macs, $report)`);
@@ -128,8 +136,11 @@ export function openSqliteStore(path: string): FleetStore {
   const add = db.transaction((envelope: Envelope, receivedAt: string): number => {
     const { machineId, hostname } = envelope.machine;
     const macs = JSON.stringify(envelope.machine.macs);
-    const lastBoot = envelope.report === undefined ? null : JSON.stringify(summarizeBootReport(envelope.report));
-    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind: envelope.kind, lastBoot });
+    const summary = envelope.report === undefined ? undefined : summarizeBootReport(envelope.report);
+    const lastBoot = summary === undefined ? null : JSON.stringify(summary);
+    const markGoodAt = envelope.kind === "mark-good" ? receivedAt : null;
+    const rollback = summary?.rollback === undefined ? 0 : 1;
+    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind: envelope.kind, lastBoot, markGoodAt, rollback });
     const { lastInsertRowid } = insertReport.run({
       machineId,
       kind: envelope.kind,

@@ -55,6 +55,7 @@ describe("openSqliteStore", () => {
       lastSeenAt: "2026-12-06T10:00:06.000Z",
       lastKind: "boot",
       lastBoot: { controllerVersion: "0.1.0", version: "2.0", slot: { label: "SYSFS", device: "/dev/vda1", role: "system" } },
+      rollbacks: 0,
       reports: 1,
     };
     expect(await store.machines()).toMatchObject([machine]);
@@ -71,6 +72,17 @@ describe("openSqliteStore", () => {
     expect(found?.machine).toMatchObject({ hostname: "lab-01b", macs: [], firstSeenAt: "2026-12-06T10:00:06.000Z", lastSeenAt: "2026-12-06T10:05:01.000Z", lastKind: "mark-good", lastBoot: { version: "2.0" }, reports: 2 });
     expect(found?.reports.map((report) => report.kind)).toEqual(["mark-good", "boot"]);
     expect(found?.reports[0]).not.toHaveProperty("report");
+    expect(found?.machine.lastMarkGoodAt).toBe("2026-12-06T10:05:01.000Z");
+  });
+
+  test("the last mark-good kept through later boots; rollbacks counted as boot reports say them", async () => {
+    const rolledBack = { ...BOOT_REPORT, decisions: ["rollback: SYSFS on /dev/vda1 is unhealthy; BACKUPFS on /dev/vda2 becomes SYSFS and boots"] };
+    await store.add(envelope({ report: rolledBack }), "2026-12-06T10:00:06.000Z");
+    expect((await store.machine(MACHINE_ID))?.machine).not.toHaveProperty("lastMarkGoodAt");
+    await store.add(envelope(MARK_GOOD), "2026-12-06T10:05:01.000Z");
+    await store.add(envelope(), "2026-12-06T11:00:06.000Z");
+    await store.add(envelope({ report: rolledBack }), "2026-12-06T12:00:06.000Z");
+    expect((await store.machine(MACHINE_ID))?.machine).toMatchObject({ lastMarkGoodAt: "2026-12-06T10:05:01.000Z", rollbacks: 2, lastKind: "boot" });
   });
 
   test("machines listed by machine-id, each with its own reports", async () => {
