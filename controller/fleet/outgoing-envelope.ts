@@ -5,7 +5,8 @@
 //   1. config.provenance goes, then config.layers, then partitions, then
 //      notices (each step on top of the ones before);
 //   2. when that is not enough, the report becomes the fields the fleet's
-//      summary shows (boot-summary.ts), each string cut to STRING_MAX_CHARS.
+//      summary shows (boot-summary.ts: with the update check's offered
+//      version and rollout share), each string cut to STRING_MAX_CHARS.
 // A cut report says so: `truncated: true`, and `truncation` with the bytes it
 // had and what was dropped. The report is never left out: a minimal one
 // always fits.
@@ -59,15 +60,19 @@ function scalar(value: unknown): unknown {
   return typeof value === "number" || typeof value === "boolean" ? value : undefined;
 }
 
-/** `keys` of `source` that hold scalars, as a new object; undefined when none does. */
-function scalars(source: unknown, keys: readonly string[]): Json | undefined {
-  if (!isObject(source)) return undefined;
-  const picked = Object.fromEntries(keys.map((key) => [key, scalar(source[key])]).filter(([, value]) => value !== undefined));
-  return Object.keys(picked).length === 0 ? undefined : picked;
-}
-
 function definedOnly(fields: Json): Json {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
+/** The fields that are there; undefined when none is. */
+function nonEmpty(fields: Json): Json | undefined {
+  const defined = definedOnly(fields);
+  return Object.keys(defined).length === 0 ? undefined : defined;
+}
+
+/** `keys` of `source` that hold scalars, as a new object; undefined when none does. */
+function scalars(source: unknown, keys: readonly string[]): Json | undefined {
+  return isObject(source) ? nonEmpty(Object.fromEntries(keys.map((key) => [key, scalar(source[key])]))) : undefined;
 }
 
 /** Pure: the report cut to what boot-summary.ts reads, plus what says it was cut. */
@@ -78,7 +83,12 @@ export function minimalReport(report: Json, originalBytes: number): Json {
   const update = isObject(report["update"]) ? report["update"] : {};
   const slots = Array.isArray(update["slots"]) ? update["slots"] : [];
   const bootedSlot = slots.find((slot) => isObject(slot) && booted !== undefined && slot["device"] === booted["device"]);
-  const check = scalars(update["check"], ["decision", "reason"]);
+  const checkSource = isObject(update["check"]) ? update["check"] : {};
+  const check = nonEmpty({
+    ...scalars(checkSource, ["decision", "reason"]),
+    manifest: scalars(checkSource["manifest"], ["version"]),
+    rollout: scalars(checkSource["rollout"], ["percent"]),
+  });
   const slot = scalars(bootedSlot, ["device", "version"]);
   const decisions = Array.isArray(report["decisions"]) ? report["decisions"] : [];
   const rollback = decisions.find((entry): entry is string => typeof entry === "string" && entry.startsWith("rollback: "));
@@ -86,8 +96,8 @@ export function minimalReport(report: Json, originalBytes: number): Json {
     ...scalars(report, ["format", "startedAt", "finishedAt", "outcome"]),
     controller: scalars(report["controller"], ["version", "commit"]),
     decisions: rollback === undefined ? undefined : [rollback.slice(0, STRING_MAX_CHARS)],
-    boot: booted === undefined && health === undefined ? undefined : definedOnly({ booted, health }),
-    update: check === undefined && slot === undefined ? undefined : definedOnly({ check, slots: slot === undefined ? undefined : [slot] }),
+    boot: nonEmpty({ booted, health }),
+    update: nonEmpty({ check, slots: slot === undefined ? undefined : [slot] }),
     diskless: scalars(report["diskless"], ["version"]),
     truncated: true,
     truncation: { bytes: originalBytes, dropped: [SUMMARY_ONLY] },

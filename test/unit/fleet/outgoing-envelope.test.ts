@@ -158,6 +158,15 @@ describe("bootBody", () => {
 });
 
 describe("minimalReport", () => {
+  test("keeps the version the update check was offered and its rollout share, which the page counts", () => {
+    const check = { decision: "install", reason: "2.1 is newer", manifest: { version: "2.1", sha512: "x".repeat(128) }, rollout: { percent: 50, place: 12.5 }, attempts: filler(3) };
+    const report = { ...BOOT_REPORT, update: { ...BOOT_REPORT.update, check } };
+    const minimal = minimalReport(report, 1);
+    expect(minimal["update"]).toEqual({ check: { decision: "install", reason: "2.1 is newer", manifest: { version: "2.1" }, rollout: { percent: 50 } }, slots: [{ device: "/dev/vda1", version: "2.0" }] });
+    expect(summarizeBootReport(minimal)).toEqual(summarizeBootReport(report));
+    expect(summarizeBootReport(minimal).update?.offered).toEqual({ version: "2.1", rolloutPercent: 50 });
+  });
+
   test("of the cut-down report: every field the summary reads, and the mark", () => {
     expect(minimalReport(BOOT_REPORT, 1234)).toEqual({
       format: 1,
