@@ -51,6 +51,21 @@ export interface TokenFile {
   readonly warning?: string;
 }
 
+/**
+ * Pure: the token of a token file, from its text and mode; errors name `option`, what gave the file.
+ * The warning is for a file others on the machine may read.
+ */
+export function tokenOfFile(text: string, mode: number, file: string, option: string): TokenFile {
+  const token = text.replace(/\r?\n$/, "");
+  if (!TOKEN.test(token)) {
+    const got = token === "" ? "an empty file" : `${token.length} characters${/\s/.test(token) ? " with white space" : ""}`;
+    throw new Error(`Cannot use ${option} ${file}: expected ${TOKEN_EXPECTED}, got ${got}`);
+  }
+  if ((mode & 0o077) === 0) return { token };
+  const shown = (mode & 0o777).toString(8).padStart(4, "0");
+  return { token, warning: `Warning: ${option} ${file} has mode ${shown}: others on this machine may read the token; run chmod 600 ${file}` };
+}
+
 /** The token in `file` (one line; its newline is not part of it); errors name `option`, the flag that gave the file. */
 export async function readTokenFile(file: string, option: string): Promise<TokenFile> {
   let text: string;
@@ -61,12 +76,5 @@ export async function readTokenFile(file: string, option: string): Promise<Token
   } catch (error) {
     throw new Error(`Cannot read ${option} ${file}: ${(error as Error).message}`);
   }
-  const token = text.replace(/\r?\n$/, "");
-  if (!TOKEN.test(token)) {
-    const got = token === "" ? "an empty file" : `${token.length} characters${/\s/.test(token) ? " with white space" : ""}`;
-    throw new Error(`Cannot use ${option} ${file}: expected ${TOKEN_EXPECTED}, got ${got}`);
-  }
-  if ((mode & 0o077) === 0) return { token };
-  const shown = (mode & 0o777).toString(8).padStart(4, "0");
-  return { token, warning: `Warning: ${option} ${file} has mode ${shown}: others on this machine may read the token; run chmod 600 ${file}` };
+  return tokenOfFile(text, mode, file, option);
 }
