@@ -27,6 +27,24 @@ export function bearerToken(authorization: string | null): string | undefined {
   return match?.[1];
 }
 
+/**
+ * The password of an `Authorization: Basic BASE64(USER:PASSWORD)` header (RFC 7617),
+ * what a browser sends once a person typed it into its sign-in box; the user name is
+ * not read. Undefined when there is no such header or it is not base64 of UTF-8 with a colon.
+ */
+export function basicPassword(authorization: string | null): string | undefined {
+  const match = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(authorization ?? "");
+  if (match?.[1] === undefined || match[1].length % 4 !== 0) return undefined;
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(match[1], "base64"));
+  } catch {
+    return undefined;
+  }
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? undefined : decoded.slice(colon + 1);
+}
+
 export interface TokenFile {
   readonly token: string;
   /** a file others on the machine may read */
