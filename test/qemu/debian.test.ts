@@ -26,6 +26,8 @@ import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
+import { seeFleet, withChromium } from "../browser/fleet-browser.ts";
+import { bootEnvelope, HOSTILE, hostileReport } from "../fleet-envelopes.ts";
 import { DEBIAN, marker } from "./debian-fixtures.ts";
 import { ARTIFACTS, type Flavour, runFolder, SITE_CONFIG, vmOptions } from "./fixtures.ts";
 import { startTestFleet, type TestFleet } from "./fleet-fixtures.ts";
@@ -149,12 +151,23 @@ describe("Debian with systemd through the controller", () => {
         expect(seen?.machine.lastMarkGoodAt).toBeString();
         expect(seen?.machine.macs.length).toBeGreaterThan(0);
         expect(seen?.reports.map((report) => report.kind).sort()).toEqual(expect.arrayContaining(["boot", "mark-good"]));
-        // the page a person opens: the machine's row with its version and the decision
-        const page = await fleet.get("/");
-        expect(page.status).toBe(200);
-        expect(page.body).toContain("debian-test");
-        expect(page.body).toContain("not-in-rollout");
-        console.log(`debian (${flavour}): the fleet server took ${seen?.reports.length} reports of ${machineId}`);
+        // the page a person opens, in chromium: this machine's row beside a hostile machine's, whose
+        // HTML and script in every field show as text; how far 2.0's rollout went (nowhere)
+        const hostileId = "d".repeat(32);
+        expect(await fleet.post(bootEnvelope({ machine: { machineId: hostileId, macs: [], hostname: "lab-66" }, sentAt: new Date().toISOString(), report: hostileReport() }))).toBe(201);
+        const screenshotPath = join(await runFolder(), `fleet-page-debian-${flavour}.png`);
+        const page = await withChromium((browser) => seeFleet(browser, fleet.url, fleet.readToken, { screenshotPath }));
+        const row = page.machines.find((candidate) => candidate["Machine"]?.startsWith("debian-test\n"));
+        expect(row).toMatchObject({ Version: "1.0", Slot: "SYSFS\n/dev/vda1", Rollbacks: "0" });
+        // its last report is the mark-good, or mark-shutdown's if that left in its 2 s at the poweroff
+        expect(["good", "shut down"]).toContain(row?.["Health"] ?? "");
+        expect(row?.["Update check"]).toStartWith("not-in-rollout\n");
+        expect(row?.["Update check"]).toContain("version 2.0 is rolled out to 0 % of machines");
+        expect(page.rollouts.find((rollout) => rollout["Version offered"] === "2.0")).toMatchObject({ Share: "0 %", "Running it": "0 of 1", "Not in rollout": "1" });
+        expect(page.machines.find((candidate) => candidate["Machine"]?.startsWith("lab-66\n"))?.["Version"]).toBe(`version ${HOSTILE}`);
+        expect(page.runnable).toEqual({ scripts: 0, handlers: [], loaders: [], javascriptLinks: [] });
+        expect(page.dialogs).toEqual([]);
+        console.log(`debian (${flavour}): the fleet server took ${seen?.reports.length} reports of ${machineId}; the page in chromium: ${screenshotPath}`);
       });
     },
     DEBIAN_BOOT_TIMEOUT_MS + DEBIAN_SHUTDOWN_TIMEOUT_MS + 10_000,

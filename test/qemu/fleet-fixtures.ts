@@ -18,10 +18,14 @@ export const IMAGE_FLEET_TOKEN = resolve(import.meta.dir, "../debian-image/fleet
 export interface TestFleet {
   /** on 127.0.0.1, for the VM's hostPorts */
   readonly port: number;
+  /** the base URL on the host, with its trailing slash */
+  readonly url: string;
   /** the read token, for the page's login and the API */
   readonly readToken: string;
   /** config.d lines that make a machine report here, as the guest reaches the host */
   readonly configLines: readonly string[];
+  /** POSTs an envelope as a machine does, with the image's report token; the server's status */
+  post(envelope: Record<string, unknown>): Promise<number>;
   /** GET `path` with the read token: its status and body */
   get(path: string): Promise<{ status: number; body: string }>;
   /** one machine as the API gives it, or undefined when it never reported */
@@ -59,9 +63,17 @@ export async function startTestFleet(work: string): Promise<TestFleet> {
     const response = await fetch(new URL(path.replace(/^\//, ""), url), { headers: { Authorization: `Bearer ${readToken}` } });
     return { status: response.status, body: await response.text() };
   };
+  const reportToken = (await Bun.file(IMAGE_FLEET_TOKEN).text()).trim();
   return {
     port,
+    url,
     readToken,
+    post: async (envelope) => {
+      const headers = { Authorization: `Bearer ${reportToken}`, "Content-Type": "application/json" };
+      const response = await fetch(new URL("api/reports", url), { method: "POST", headers, body: JSON.stringify(envelope) });
+      await response.arrayBuffer();
+      return response.status;
+    },
     configLines: ["[fleet]", `server = "http://${GUEST_FORWARD_ADDRESS}:${port}/"`],
     get,
     machine: async (machineId) => {
