@@ -11,9 +11,9 @@
 // Then the store is filled to 1000 machines and 100 000 reports, straight
 // through the store rather than HTTP (100 per machine: exactly what the store
 // keeps, REPORTS_KEPT_PER_MACHINE), and the page's load time is measured:
-// GET / (the fleet's page, once it is there; skipped while it answers 404),
-// GET /api/machines and one machine's /api/machines/ID. Other paths can be
-// given as arguments: `bun bench/fleet.ts /api/machines /`.
+// the fleet's page (GET /) and one machine's (GET /machines/ID), and what a
+// program reads: GET /api/machines and GET /api/machines/ID. Other paths can
+// be given as arguments: `bun bench/fleet.ts /api/machines /`.
 //
 // Listing 1000 machines once counted each one's reports (a subquery over
 // the 100 000); the machine's row now keeps the count. Both queries are timed
@@ -54,7 +54,8 @@ const PAGE_LOADS = 10;
 const WARM_UP_LOADS = POOL_SIZE;
 /** store.add calls at once while filling: Postgres takes them over its pool, SQLite one after another anyway */
 const FILL_CONCURRENCY = 50;
-const DEFAULT_PATHS = ["/", "/api/machines"];
+/** the pages, then the JSON they are made from; each machine path gets the first machine's id */
+const DEFAULT_PATHS = ["/", "/machines/", "/api/machines", "/api/machines/"];
 /** each listing query's runs, alternating */
 const LISTINGS = 20;
 
@@ -304,7 +305,7 @@ function section(measured: readonly Measured[], reportBytes: number, wallSeconds
     "",
     table(["store", "machines", "reports kept", "fill (s)", "adds/s"], fillRows),
     "",
-    `The page's load time with them, the server just started: each path fetched ${WARM_UP_LOADS} times untimed (the first of them is the cold load: Postgres's pool opens its connections as requests come), then ${PAGE_LOADS} times one after another, with the read token (GET / is the fleet's page once it is there; a 404 says it is not yet):`,
+    `The page's load time with them, the server just started: each path fetched ${WARM_UP_LOADS} times untimed (the first of them is the cold load: Postgres's pool opens its connections as requests come), then ${PAGE_LOADS} times one after another, with the read token (as Bearer, which the pages take as well as Basic):`,
     "",
     table(["store", "request", "status", "bytes", "cold (ms)", "median (ms)", "max (ms)"], pageRows),
     "",
@@ -318,7 +319,7 @@ function section(measured: readonly Measured[], reportBytes: number, wallSeconds
 
 async function main(): Promise<void> {
   const began = performance.now();
-  const paths = process.argv.length > 2 ? process.argv.slice(2) : [...DEFAULT_PATHS, `/api/machines/${machineId(0)}`];
+  const paths = process.argv.length > 2 ? process.argv.slice(2) : DEFAULT_PATHS.map((path) => (path.endsWith("/machines/") ? `${path}${machineId(0)}` : path));
   const report = await realBootReport();
   const bodies = Array.from({ length: MACHINES }, (_, index) => reportBody(index, report));
   const dir = await mkdtemp(join(tmpdir(), "bench-fleet-"));

@@ -6,6 +6,7 @@ import { bootCommand } from "./cli/boot.ts";
 import { checkConfigCommand } from "./cli/check-config.ts";
 import { configGetCommand } from "./cli/config-get.ts";
 import { continueCommand } from "./cli/continue.ts";
+import { fleetReportCommand } from "./cli/fleet-report.ts";
 import { fleetServerCommand } from "./cli/fleet-server.ts";
 import { markGoodCommand, markShutdownCommand } from "./cli/lifecycle.ts";
 import { keygenCommand, publishCommand, rolloutCommand, signCommand, verifyCommand } from "./cli/publish.ts";
@@ -22,6 +23,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ["status", statusCommand],
   ["mark-good", markGoodCommand],
   ["mark-shutdown", markShutdownCommand],
+  ["fleet-report", fleetReportCommand],
   ["continue", continueCommand],
   ["check-config", checkConfigCommand],
   ["config-get", configGetCommand],

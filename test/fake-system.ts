@@ -120,6 +120,8 @@ export class FakeSystem implements System {
   readonly failingMountTargets = new Set<string>();
   /** files whose reads through openForRead fail with EIO: a disk going bad under a file */
   readonly unreadableFiles = new Set<string>();
+  /** reads through openForRead, by path, the failed ones too */
+  readonly readsThrough = new Map<string, number>();
   /** Mount targets whose next so many mounts fail, then work again. */
   readonly mountFailuresLeft = new Map<string, number>();
   consoleExitStatus = 0;
@@ -306,6 +308,7 @@ export class FakeSystem implements System {
     await this.readText(path);
     return {
       read: async (offset, length) => {
+        this.readsThrough.set(path, (this.readsThrough.get(path) ?? 0) + 1);
         if (this.unreadableFiles.has(path)) throw new FakeError("EIO", `reading ${path} at byte ${offset}`);
         return textToBytes(await this.readText(path)).slice(offset, offset + length);
       },

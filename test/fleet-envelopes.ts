@@ -1,6 +1,8 @@
 // Report envelopes and tokens for the fleet server's tests.
 
+import { summarizeBootReport } from "../controller/fleet/boot-summary.ts";
 import { type Envelope, parseEnvelope } from "../controller/fleet/envelope.ts";
+import type { MachineRecord } from "../controller/fleet/store.ts";
 
 export const MACHINE_ID = "0123456789abcdef0123456789abcdef";
 export const REPORT_TOKEN = "report-token-0123456789abcdefghijklmnop";
@@ -52,4 +54,49 @@ export function envelope(changes: Record<string, unknown> = {}): Envelope {
   const parsed = parseEnvelope(bytesOf(bootEnvelope(changes)));
   if (!parsed.ok) throw new Error(parsed.problems.join("\n"));
   return parsed.envelope;
+}
+
+/** Text a page that forgot to escape would run, or would break out of its element or attribute with. */
+export const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(1)>' onmouseover='alert(1)' javascript:alert(1)`;
+
+/**
+ * A boot report with `text` in every string field the fleet's page shows (the
+ * versions, the slot, the outcome, the update check, the rollback), each field
+ * its own, so a test can tell which one a page shows where.
+ */
+export function hostileReport(text: string = HOSTILE): Record<string, unknown> {
+  const device = `/dev/${text}`;
+  return {
+    format: 1,
+    controller: { version: `controller ${text}`, commit: text },
+    startedAt: `start ${text}`,
+    finishedAt: text,
+    outcome: `outcome ${text}`,
+    decisions: [`rollback: ${text}`],
+    update: {
+      slots: [{ device, label: text, role: text, record: "verified", version: `version ${text}` }],
+      check: { decision: `decision ${text}`, reason: `reason ${text}`, attempts: [], rollout: { percent: 50 }, manifest: { version: `offered ${text}` } },
+    },
+    boot: { booted: { role: `role ${text}`, label: `label ${text}`, device }, health: { attempts: 1, markedGood: false, cleanShutdown: false } },
+  };
+}
+
+/** The server's clock in the page tests: an hour after the machines of machineRecord were last seen. */
+export const PAGE_NOW = new Date("2026-12-06T12:00:00.000Z");
+
+/** A machine as the store lists it: booted BOOT_REPORT's 2.0 and marked good an hour before PAGE_NOW; `changes` replaces fields. */
+export function machineRecord(changes: Partial<MachineRecord> = {}): MachineRecord {
+  return {
+    machineId: MACHINE_ID,
+    hostname: "lab-01",
+    macs: ["52:54:00:12:34:56"],
+    firstSeenAt: "2026-12-01T00:00:00.000Z",
+    lastSeenAt: "2026-12-06T11:00:00.000Z",
+    lastKind: "mark-good",
+    lastBoot: summarizeBootReport(BOOT_REPORT),
+    lastMarkGoodAt: "2026-12-06T11:00:00.000Z",
+    rollbacks: 0,
+    reports: 2,
+    ...changes,
+  };
 }

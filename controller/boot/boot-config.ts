@@ -4,7 +4,7 @@
 // server's, kept on the slot or fetched now. Trust comes from the machine
 // itself (initramfs, BOOTEXT, command line), never from what a slot or server says.
 
-import { cmdlineLayers, type ConfigLayer, loadInitramfsConfig, type ResolvedConfig, resolveConfig } from "../config/layers.ts";
+import { cmdlineLayers, type ConfigLayer, DEFAULTS_SOURCE, loadInitramfsConfig, type ResolvedConfig, resolveConfig } from "../config/layers.ts";
 import type { Logger } from "../system/log.ts";
 import type { System } from "../system/system.ts";
 import type { BootContext } from "./boot-start.ts";
@@ -51,8 +51,23 @@ export function withBootextLayers(context: BootContext, early: LocalConfig, boot
 }
 
 /**
+ * The server's layers may not say where the machine reports: a server that
+ * could set fleet.* could send every report, and the token with it, to a host
+ * of its choosing. Its fleet.* values are replaced by the machine's own, so
+ * the report's config.values, which the booted system's sender reads, holds
+ * those, and its provenance says where they came from.
+ */
+function withOwnFleet(resolved: ResolvedConfig, local: ResolvedConfig): ResolvedConfig {
+  const own = local.config.fleet;
+  const provenance = { ...resolved.provenance };
+  for (const key of Object.keys(own)) provenance[`fleet.${key}`] = local.provenance[`fleet.${key}`] ?? DEFAULTS_SOURCE;
+  return { ...resolved, config: { ...resolved.config, fleet: own }, provenance };
+}
+
+/**
  * The machine's own config with a server's layers over it, logging the
- * problems not among `previous`. The keys the machine trusts stay its own.
+ * problems not among `previous`. The keys the machine trusts stay its own,
+ * and so does where it reports (fleet.*).
  */
 export function withServerLayers(
   context: BootContext,
@@ -66,8 +81,12 @@ export function withServerLayers(
   if (resolved.config.update.trusted_keys.join() !== local.resolved.config.update.trusted_keys.join()) {
     context.log.forScope(scope).warn("the server's config sets update.trusted_keys: ignored, the keys the machine trusts come from its own config");
   }
+  const { server, token_file } = local.resolved.config.fleet;
+  if (resolved.config.fleet.server !== server || resolved.config.fleet.token_file !== token_file) {
+    context.log.forScope(scope).warn("the server's config sets fleet.*: ignored, where the machine reports comes from its own config");
+  }
   applyCommandTimeout(context.system, resolved);
-  return resolved;
+  return withOwnFleet(resolved, local.resolved);
 }
 
 /** Who may sign command_url= and ssh_keys_url= content: the machine's own config says, never a server's. */

@@ -26,6 +26,13 @@ const PROGRESS_INTERVAL_MS = 2000;
 const MB = 1_000_000;
 /** Local chunks that do not verify, said one by one on the console up to this many. */
 const SHOWN_REFETCHES = 3;
+/**
+ * Reads of one local image that fail in a row before it is given up: one bad
+ * sector costs a chunk, a disk going bad stops costing a Range request and a
+ * failing read per chunk; the rest of what it would have given is fetched in
+ * as few requests as the plan allows.
+ */
+const FAILED_READS_TO_GIVE_UP = 3;
 
 export function formatMB(bytes: number): string {
   return `${(bytes / MB).toFixed(1)} MB`;
@@ -72,6 +79,8 @@ class ImageWriter {
   private written: number;
   /** the local images copy steps have read so far, by their number in the source */
   private readonly readers = new Map<number, FileReader>();
+  /** reads that failed in a row, by local image: FAILED_READS_TO_GIVE_UP, or an open that failed, gives it up */
+  private readonly failedReads = new Map<number, number>();
   private readonly began: number;
   private lastProgress: number;
 
@@ -110,11 +119,13 @@ class ImageWriter {
 
   async writeAll(): Promise<void> {
     try {
-      for (const step of this.source.steps) {
+      const { steps } = this.source;
+      for (const [at, step] of steps.entries()) {
         const end = step.offset + step.length;
         if (end <= this.written) continue;
-        if (step.kind === "copy") await this.copy(step);
-        else await this.fetchUpTo(end);
+        if (step.kind === "fetch") await this.fetchUpTo(end);
+        else if (this.givenUp(step.source)) await this.fetchGivenUp(steps, at);
+        else await this.copy(step);
       }
       this.progress(true);
       await this.cuts.reach("download-written");
@@ -129,9 +140,34 @@ class ImageWriter {
   private async readerOf(source: number): Promise<FileReader> {
     const open = this.readers.get(source);
     if (open !== undefined) return open;
-    const reader = await this.system.openForRead(this.source.localImages[source] ?? "");
-    this.readers.set(source, reader);
-    return reader;
+    try {
+      const reader = await this.system.openForRead(this.source.localImages[source] ?? "");
+      this.readers.set(source, reader);
+      return reader;
+    } catch (error) {
+      // an image that does not open will not open for the next chunk either
+      this.failedReads.set(source, FAILED_READS_TO_GIVE_UP);
+      throw error;
+    }
+  }
+
+  private givenUp(source: number): boolean {
+    return (this.failedReads.get(source) ?? 0) >= FAILED_READS_TO_GIVE_UP;
+  }
+
+  /**
+   * From `steps[at]`, a copy from an image given up, up to the next copy from
+   * an image still read: those copies are fetched with the fetches between
+   * them, in one request, and each is counted as refetched.
+   */
+  private async fetchGivenUp(steps: readonly DeltaStep[], at: number): Promise<void> {
+    let end = this.written;
+    for (const step of steps.slice(at)) {
+      if (step.kind === "copy" && !this.givenUp(step.source)) break;
+      if (step.kind === "copy") this.counters.chunksRefetched++;
+      end = step.offset + step.length;
+    }
+    await this.fetchUpTo(end);
   }
 
   private progress(force: boolean): void {
@@ -169,8 +205,10 @@ class ImageWriter {
     let unreadable: string | undefined;
     try {
       bytes = await (await this.readerOf(step.source)).read(step.sourceOffset, step.length);
+      this.failedReads.delete(step.source);
     } catch (error) {
       unreadable = (error as Error).message;
+      this.failedReads.set(step.source, (this.failedReads.get(step.source) ?? 0) + 1);
     }
     if (bytes !== undefined && expected !== undefined && bytes.length === step.length && createHash("sha256").update(bytes).digest().equals(expected)) {
       // a resumed install may have the chunk's start in the file already
@@ -185,6 +223,9 @@ class ImageWriter {
       const more = this.counters.chunksRefetched === SHOWN_REFETCHES ? " (any more are fetched without a word; the report counts them)" : "";
       const why = unreadable === undefined ? "does not have the sha256 the new image's index lists" : `cannot be read: ${unreadable}`;
       this.log.warn(`chunk ${step.chunk} at byte ${step.sourceOffset} of ${from} ${why}: fetching it instead${more}`);
+    }
+    if (unreadable !== undefined && this.givenUp(step.source)) {
+      this.log.warn(`${from} cannot be read (${unreadable}): nothing more is copied from it; what it would have given is fetched, neighbouring chunks in one request`);
     }
     await this.fetchUpTo(step.offset + step.length);
   }

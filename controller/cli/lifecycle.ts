@@ -187,8 +187,30 @@ const LIFECYCLE_COMMANDS: ReadonlyMap<string, LifecycleAction> = new Map<string,
   ["mark-shutdown", "shutdown"],
 ]);
 
+/** How a lifecycle command reaches the fleet server: the tests give their own. */
+export type FleetFetch = (url: string, init: RequestInit) => Promise<Response>;
+
+/**
+ * When this boot's config names a fleet server, the mark's envelope goes there
+ * too (fleet/report-sender.ts reportLifecycle): mark-good queues it for the
+ * running sender, mark-shutdown tries once, briefly. Whatever happens there,
+ * the mark stands and the exit status is the mark's.
+ */
+async function reportToFleet(system: System, action: LifecycleAction, output: CommandOutput, fleetFetch: FleetFetch): Promise<void> {
+  const report = await readReport(system).catch(() => undefined);
+  // loaded here, not at the top: main.ts imports every command, and `controller boot` sends no reports
+  const { reportLifecycle } = await import("../fleet/report-sender.ts");
+  const log = (line: string) => output.out(`controller: ${line}\n`);
+  await reportLifecycle({ system, fetch: fleetFetch, random: Math.random, log }, action === "good" ? "mark-good" : "mark-shutdown", report);
+}
+
 /** `controller mark-good` and `controller mark-shutdown`; `args` starts with the command. Exit status 0, 1 when it failed, 2 for wrong arguments. */
-export async function runLifecycleCommand(args: readonly string[], system: System, output: CommandOutput = PROCESS_OUTPUT): Promise<number> {
+export async function runLifecycleCommand(
+  args: readonly string[],
+  system: System,
+  output: CommandOutput = PROCESS_OUTPUT,
+  fleetFetch: FleetFetch = (url, init) => fetch(url, init),
+): Promise<number> {
   const [command = "", ...rest] = args;
   const action = LIFECYCLE_COMMANDS.get(command);
   if (action === undefined) {
@@ -201,6 +223,7 @@ export async function runLifecycleCommand(args: readonly string[], system: Syste
   }
   if (await runsFromRam(system)) {
     output.out(`controller: nothing to record: this system runs from RAM (a diskless boot), and no slot keeps its boots\n`);
+    await reportToFleet(system, action, output, fleetFetch);
     return 0;
   }
   try {
@@ -212,6 +235,7 @@ export async function runLifecycleCommand(args: readonly string[], system: Syste
     output.err(`controller: ${messageOf(error)}\n`);
     return 1;
   }
+  await reportToFleet(system, action, output, fleetFetch);
   if (action !== "good") return 0;
   try {
     const settled = await settleGrubenvAfterMarkGood(system);

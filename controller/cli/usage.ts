@@ -13,6 +13,8 @@ Commands:
   status [--json]      what the controller did on this boot (${REPORT_PATH})
   mark-good            record on the booted slot that this system came up healthy (once it is up)
   mark-shutdown        record on the booted slot that this system shut down cleanly (as it shuts down)
+  fleet-report         send this boot's report, and mark-good's and mark-shutdown's, to fleet.server;
+                       runs until stopped, trying again while the server is away (docs/fleet.md)
   continue             in an ssh login to the initramfs (the ssh flag): end the wait, go on with the boot
   check-config DIR     check a config.d folder; prints every problem, exit status 1 if any
   config-get DIR KEY   print one value of a config.d folder over the defaults (arrays one item a line)

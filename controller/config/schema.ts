@@ -218,6 +218,22 @@ const disklessShape = {
   ),
 };
 
+/**
+ * Where the booted system sends its reports (fleet/report-sender.ts, `controller fleet-report`).
+ * The token is not a value here: the boot report holds every value and goes to the fleet server,
+ * whose page shows it. Only the machine's own config sets these, never a server's (boot-config.ts).
+ */
+const fleetShape = {
+  server: text(
+    "an http:// or https:// base URL such as \"https://fleet.example.org/\" (no user, query or fragment), or \"\" for none",
+    (value) => value === "" || isServerUrl(value),
+  ),
+  token_file: text(
+    "a normalised absolute path such as \"/etc/controller/fleet-token\" (no //, no trailing /, no \".\" or \"..\" parts)",
+    isNormalizedAbsolutePath,
+  ),
+};
+
 /** Heddle's updates on BOOTEXT, booted with kexec (heddle.ts). */
 const heddleShape = {
   updates_dir: insidePath("updates"),
@@ -260,6 +276,7 @@ const SECTION_SHAPES = {
   ssh: sshShape,
   remote: remoteShape,
   diskless: disklessShape,
+  fleet: fleetShape,
 } as const;
 
 const LABEL_KEYS = Object.keys(labelsShape) as (keyof typeof labelsShape)[];
@@ -289,6 +306,7 @@ const configSchema = table({
   ssh: table(sshShape),
   remote: table(remoteShape),
   diskless: table(disklessShape),
+  fleet: table(fleetShape),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape), { error: "a table" }),
 });
 
@@ -306,6 +324,7 @@ const configLayerSchema = table({
   ssh: table(sshShape).partial(),
   remote: table(remoteShape).partial(),
   diskless: table(disklessShape).partial(),
+  fleet: table(fleetShape).partial(),
   tmpfs: z.record(tmpfsPath, table(tmpfsEntryShape).partial(), { error: "a table" }),
 }).partial();
 
@@ -348,6 +367,7 @@ export const DEFAULT_CONFIG: Config = {
   health: { max_attempts: 3, require_clean_shutdown: false, verify_image: true, fsck: true, required_files: [], both_unhealthy: "newest" },
   heddle: { updates_dir: "updates", allow_unsigned: false, prompt_seconds: 120 },
   diskless: { mode: "off", ram_margin_mib: 256, dir: "/run/controller/diskless" },
+  fleet: { server: "", token_file: "/etc/controller/fleet-token" },
   tmpfs: {
     "/etc": { enabled: true, size: "64m", mode: "0755", seed_from_image: true },
     "/var/log": { enabled: true, size: "64m", mode: "0755", seed_from_image: false },

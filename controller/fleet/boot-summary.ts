@@ -18,6 +18,20 @@ export interface HealthSummary {
   readonly cleanShutdown: boolean;
 }
 
+/** The version the update servers offered, from the manifest that decided the check (update-check.ts's CheckSummary). */
+export interface OfferedSummary {
+  readonly version: string;
+  /** the manifest's share of machines, when it rolls out to fewer than all and this machine looked (not when already up to date) */
+  readonly rolloutPercent?: number;
+}
+
+export interface UpdateSummary {
+  readonly decision: string;
+  readonly reason: string;
+  /** absent when no manifest decided: no server configured or reached, or every one refused */
+  readonly offered?: OfferedSummary;
+}
+
 export interface BootSummary {
   /** the controller that wrote the report */
   readonly controllerVersion?: string;
@@ -31,7 +45,7 @@ export interface BootSummary {
   readonly version?: string;
   readonly health?: HealthSummary;
   /** what the update check decided and why */
-  readonly update?: { readonly decision: string; readonly reason: string };
+  readonly update?: UpdateSummary;
   /** the rollback decision, when this boot took an unhealthy system out of service */
   readonly rollback?: string;
 }
@@ -91,13 +105,26 @@ function durationMs(startedAt: string | undefined, finishedAt: string | undefine
   return Number.isFinite(duration) && duration >= 0 ? duration : undefined;
 }
 
+function numberAt(value: Json | undefined, key: string): number | undefined {
+  const field = value?.[key];
+  return typeof field === "number" && Number.isFinite(field) ? field : undefined;
+}
+
+function updateSummary(check: Json | undefined): UpdateSummary | undefined {
+  const decision = stringAt(check, "decision");
+  const reason = stringAt(check, "reason");
+  if (decision === undefined || reason === undefined) return undefined;
+  const version = stringAt(objectAt(check, "manifest"), "version");
+  const rolloutPercent = numberAt(objectAt(check, "rollout"), "percent");
+  const offered = version === undefined ? undefined : present<OfferedSummary>({ version, rolloutPercent });
+  return present<UpdateSummary>({ decision, reason, offered });
+}
+
 /** Pure: the fields of a boot report the fleet shows; `report` is whatever JSON object the machine sent. */
 export function summarizeBootReport(report: Json): BootSummary {
   const boot = objectAt(report, "boot");
   const check = objectAt(objectAt(report, "update"), "check");
   const slot = bootedSlot(boot);
-  const decision = stringAt(check, "decision");
-  const reason = stringAt(check, "reason");
   const startedAt = stringAt(report, "startedAt");
   // plans/boot-order.ts words a rollback "rollback: ... unhealthy; ... becomes SYSFS and boots"
   const rollback = arrayAt(report, "decisions").find((entry): entry is string => typeof entry === "string" && entry.startsWith("rollback: "));
@@ -109,7 +136,7 @@ export function summarizeBootReport(report: Json): BootSummary {
     slot,
     version: bootedVersion(report, slot),
     health: health(boot),
-    update: decision === undefined || reason === undefined ? undefined : { decision, reason },
+    update: updateSummary(check),
     rollback,
   });
 }

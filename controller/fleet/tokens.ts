@@ -27,10 +27,43 @@ export function bearerToken(authorization: string | null): string | undefined {
   return match?.[1];
 }
 
+/**
+ * The password of an `Authorization: Basic BASE64(USER:PASSWORD)` header (RFC 7617),
+ * what a browser sends once a person typed it into its sign-in box; the user name is
+ * not read. Undefined when there is no such header or it is not base64 of UTF-8 with a colon.
+ */
+export function basicPassword(authorization: string | null): string | undefined {
+  const match = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(authorization ?? "");
+  if (match?.[1] === undefined || match[1].length % 4 !== 0) return undefined;
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(match[1], "base64"));
+  } catch {
+    return undefined;
+  }
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? undefined : decoded.slice(colon + 1);
+}
+
 export interface TokenFile {
   readonly token: string;
   /** a file others on the machine may read */
   readonly warning?: string;
+}
+
+/**
+ * Pure: the token of a token file, from its text and mode; errors name `option`, what gave the file.
+ * The warning is for a file others on the machine may read.
+ */
+export function tokenOfFile(text: string, mode: number, file: string, option: string): TokenFile {
+  const token = text.replace(/\r?\n$/, "");
+  if (!TOKEN.test(token)) {
+    const got = token === "" ? "an empty file" : `${token.length} characters${/\s/.test(token) ? " with white space" : ""}`;
+    throw new Error(`Cannot use ${option} ${file}: expected ${TOKEN_EXPECTED}, got ${got}`);
+  }
+  if ((mode & 0o077) === 0) return { token };
+  const shown = (mode & 0o777).toString(8).padStart(4, "0");
+  return { token, warning: `Warning: ${option} ${file} has mode ${shown}: others on this machine may read the token; run chmod 600 ${file}` };
 }
 
 /** The token in `file` (one line; its newline is not part of it); errors name `option`, the flag that gave the file. */
@@ -43,12 +76,5 @@ export async function readTokenFile(file: string, option: string): Promise<Token
   } catch (error) {
     throw new Error(`Cannot read ${option} ${file}: ${(error as Error).message}`);
   }
-  const token = text.replace(/\r?\n$/, "");
-  if (!TOKEN.test(token)) {
-    const got = token === "" ? "an empty file" : `${token.length} characters${/\s/.test(token) ? " with white space" : ""}`;
-    throw new Error(`Cannot use ${option} ${file}: expected ${TOKEN_EXPECTED}, got ${got}`);
-  }
-  if ((mode & 0o077) === 0) return { token };
-  const shown = (mode & 0o777).toString(8).padStart(4, "0");
-  return { token, warning: `Warning: ${option} ${file} has mode ${shown}: others on this machine may read the token; run chmod 600 ${file}` };
+  return tokenOfFile(text, mode, file, option);
 }

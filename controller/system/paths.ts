@@ -49,6 +49,14 @@ export const RUN_DIR = "/run/controller";
 /** The boot report, JSON, for the booted system and `controller status`. */
 export const REPORT_PATH = `${RUN_DIR}/report.json`;
 
+/**
+ * The booted system's reports to the fleet server wait here as files, one envelope each, until
+ * they are sent (fleet/report-sender.ts). On /run's tmpfs: what is still here at power-off is lost.
+ */
+export const FLEET_OUTBOX_DIR = `${RUN_DIR}/fleet-outbox`;
+/** Written once this boot's report is in the outbox, so a restarted sender does not queue it again. */
+export const FLEET_BOOT_QUEUED = `${RUN_DIR}/fleet-boot-queued`;
+
 /** Handoff for the systemd initrd: initrd-switch-root.service reads CONTROLLER_INIT from here (see dracut-module). */
 export const HANDOFF_ENV_PATH = `${RUN_DIR}/handoff.env`;
 

@@ -6,19 +6,32 @@
 // own; its debian-test-markers.service prints what it finds
 // (test/debian-image/debian-test-markers) once systemd is up, then powers off.
 //
+// The machine also reports to a fleet server (issue 17), and its update
+// server offers 2.0 rolled out to 0 % of the machines: the machine stays on
+// 1.0, says why, and appears on the fleet's page with 1.0, marked good, and
+// the decision "not-in-rollout". (kernel-switch.test.ts's (a) is the same at
+// 100 %: the update reaches the machine, and the page shows 2.0.)
+//
 // This is groundwork for issue 14: the running kernel comes from build/kernel,
 // not from the image, so when the two releases differ the image has no modules
 // for the kernel that runs, and a `modprobe` of a module only the image has
 // fails. The scenario states which case it saw instead of hiding it.
 
-import { beforeAll, describe, expect, test } from "bun:test";
-import { access, mkdir } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { access, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { repoHandler } from "../../controller/update/dev-server.ts";
+import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
+import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers } from "../../qemu-harness/test-markers.ts";
 import { withVm } from "../../qemu-harness/vm.ts";
+import { seeFleet, withChromium } from "../browser/fleet-browser.ts";
+import { bootEnvelope, HOSTILE, hostileReport } from "../fleet-envelopes.ts";
 import { DEBIAN, marker } from "./debian-fixtures.ts";
-import { type Flavour, runFolder, SITE_CONFIG, vmOptions } from "./fixtures.ts";
+import { ARTIFACTS, type Flavour, runFolder, SITE_CONFIG, vmOptions } from "./fixtures.ts";
+import { startTestFleet, type TestFleet } from "./fleet-fixtures.ts";
+import { slotFolder } from "./update-fixtures.ts";
 
 const DEBIAN_IMAGE = DEBIAN.v1;
 /**
@@ -30,23 +43,48 @@ const DEBIAN_BOOT_TIMEOUT_MS = 420_000;
 const DEBIAN_SHUTDOWN_TIMEOUT_MS = 180_000;
 
 let disk: string;
+let fleet: TestFleet;
+let updatePort: number;
+let stopUpdateServer: () => void;
 beforeAll(async () => {
   try {
     await access(DEBIAN_IMAGE);
   } catch {
     throw new Error(`Cannot run the Debian scenario: ${DEBIAN_IMAGE} is missing; run scripts/build-debian-images`);
   }
-  const work = await runFolder();
-  const sysfs = join(work, "debian-sysfs");
-  await mkdir(sysfs, { recursive: true });
-  await Bun.write(join(sysfs, "system.squashfs"), Bun.file(DEBIAN_IMAGE));
-  const bootext = join(work, "debian-bootext");
+  const work = join(await runFolder(), "debian");
+  await mkdir(work, { recursive: true });
+  // SYSFS runs 1.0 with its signed record; the channel then offers 2.0 (a small image: it is never fetched) to 0 % of the machines
+  const key = join(work, "fleet-key");
+  const keygen = await runCommand([ARTIFACTS.controller, "keygen", key]);
+  const publicKey = keygen.stdout.split(/\s+/).find((word) => /^[A-Za-z0-9+/]{43}=$/.test(word));
+  if (publicKey === undefined) throw new Error(`keygen printed no public key: ${keygen.stdout}`);
+  const repo = join(work, "repo");
+  const publish = (version: string, image: string, options: string[] = []) =>
+    runCommand([ARTIFACTS.controller, "publish", "--repo", repo, "--channel", "stable", "--version", version, "--image", image, "--key", `${key}.secret`, ...options]);
+  await publish("1.0", DEBIAN_IMAGE);
+  const sysfs = await slotFolder(join(work, "sysfs"), { image: DEBIAN_IMAGE, repo });
+  await publish("2.0", ARTIFACTS.systemC, ["--rollout", "0"]);
+  const handler = repoHandler(repo, () => undefined);
+  const updateServer = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 120, fetch: (request, server) => handler(request, server) });
+  updatePort = updateServer.port as number;
+  stopUpdateServer = () => updateServer.stop(true);
+  fleet = await startTestFleet(work);
+
+  const bootext = join(work, "bootext");
   await mkdir(join(bootext, "config.d"), { recursive: true });
   for (const [path, content] of Object.entries(SITE_CONFIG)) await Bun.write(join(bootext, path), content);
+  const updateLines = ["[update]", `servers = ["http://${GUEST_FORWARD_ADDRESS}:${updatePort}/"]`, `trusted_keys = ["${publicKey}"]`];
+  await writeFile(join(bootext, "config.d/60-fleet.toml"), [...updateLines, ...fleet.configLines, ""].join("\n"));
   const sizeMiB = Math.ceil(Bun.file(DEBIAN_IMAGE).size / 1024 / 1024) + 64;
   disk = join(work, "debian.img");
   await buildDisk({ path: disk, partitions: [{ label: "SYSFS", sizeMiB, content: sysfs }, { label: "BOOTEXT", sizeMiB: 16, content: bootext }] });
-}, 180_000);
+}, 300_000);
+
+afterAll(async () => {
+  stopUpdateServer?.();
+  await fleet?.stop();
+});
 
 describe("Debian with systemd through the controller", () => {
   // The systemd initrd (it loads autofs4 itself, and it stays loaded). The same on dracut's shell
@@ -57,7 +95,7 @@ describe("Debian with systemd through the controller", () => {
     async (_name, flavour: Flavour) => {
       const started = Date.now();
       // test.blame: systemd-analyze blame's slowest units on the console too (here only: it costs seconds)
-      await withVm(vmOptions({ flavour, disk, append: "test.blame" }), async (vm) => {
+      await withVm(vmOptions({ flavour, disk, append: "test.blame", hostPorts: [updatePort, fleet.port] }), async (vm) => {
         await vm.waitFor("@@TEST done", DEBIAN_BOOT_TIMEOUT_MS);
         const upMs = Date.now() - started;
         await vm.waitForExit(DEBIAN_SHUTDOWN_TIMEOUT_MS);
@@ -99,6 +137,37 @@ describe("Debian with systemd through the controller", () => {
         const shutdown = vm.console().slice(vm.console().indexOf("@@TEST done"));
         expect(shutdown).not.toMatch(/Failed unmounting|Not all loop devices detached/);
         expect(shutdown).toContain("controller: shutdown: unmounted /oldsys/run/controller/slots/SYSFS");
+
+        // 2.0 at 0 %: the machine stayed on 1.0 and said why
+        expect(vm.console()).toContain("but version 2.0 is rolled out to 0 % of machines; this machine");
+        // the fleet: the boot report and the mark-good left the machine before the markers ended
+        expect(marker(markers, "fleet-outbox")).toMatch(/^empty after \d+ s$/);
+        const machineId = marker(markers, "machine-id") ?? "";
+        const seen = await fleet.machine(machineId);
+        expect(seen?.machine).toMatchObject({
+          hostname: "debian-test",
+          lastBoot: { version: "1.0", slot: { label: "SYSFS", device: "/dev/vda1" }, update: { decision: "not-in-rollout" }, outcome: "handed-off" },
+        });
+        expect(seen?.machine.lastMarkGoodAt).toBeString();
+        expect(seen?.machine.macs.length).toBeGreaterThan(0);
+        expect(seen?.reports.map((report) => report.kind).sort()).toEqual(expect.arrayContaining(["boot", "mark-good"]));
+        // the page a person opens, in chromium: this machine's row beside a hostile machine's, whose
+        // HTML and script in every field show as text; how far 2.0's rollout went (nowhere)
+        const hostileId = "d".repeat(32);
+        expect(await fleet.post(bootEnvelope({ machine: { machineId: hostileId, macs: [], hostname: "lab-66" }, sentAt: new Date().toISOString(), report: hostileReport() }))).toBe(201);
+        const screenshotPath = join(await runFolder(), `fleet-page-debian-${flavour}.png`);
+        const page = await withChromium((browser) => seeFleet(browser, fleet.url, fleet.readToken, { screenshotPath }));
+        const row = page.machines.find((candidate) => candidate["Machine"]?.startsWith("debian-test\n"));
+        expect(row).toMatchObject({ Version: "1.0", Slot: "SYSFS\n/dev/vda1", Rollbacks: "0" });
+        // its last report is the mark-good, or mark-shutdown's if that left in its 2 s at the poweroff
+        expect(["good", "shut down"]).toContain(row?.["Health"] ?? "");
+        expect(row?.["Update check"]).toStartWith("not-in-rollout\n");
+        expect(row?.["Update check"]).toContain("version 2.0 is rolled out to 0 % of machines");
+        expect(page.rollouts.find((rollout) => rollout["Version offered"] === "2.0")).toMatchObject({ Share: "0 %", "Running it": "0 of 1", "Not in rollout": "1" });
+        expect(page.machines.find((candidate) => candidate["Machine"]?.startsWith("lab-66\n"))?.["Version"]).toBe(`version ${HOSTILE}`);
+        expect(page.runnable).toEqual({ scripts: 0, handlers: [], loaders: [], javascriptLinks: [] });
+        expect(page.dialogs).toEqual([]);
+        console.log(`debian (${flavour}): the fleet server took ${seen?.reports.length} reports of ${machineId}; the page in chromium: ${screenshotPath}`);
       });
     },
     DEBIAN_BOOT_TIMEOUT_MS + DEBIAN_SHUTDOWN_TIMEOUT_MS + 10_000,

@@ -7,7 +7,9 @@
 // (a) kexec: 1.0 on K1 updates to 2.0 on K2: the controller installs 2.0,
 //     kexecs K2, and the second controller (2.0's) boots Debian 2.0 on K2:
 //     a module only in the image loads, no unit fails, status says where the
-//     boot came from.
+//     boot came from. The machine reports to a fleet server: 2.0, published
+//     for every machine (100 %), reached it, and the fleet's page shows it
+//     (debian.test.ts has the same at 0 %).
 // (e) kexec failing: SYSFS already runs 2.0, kexec_load is disabled (as under a
 //     lockdown): the error names it and Debian 2.0 still starts, on K1, with the
 //     loud warning that its modules do not fit.
@@ -22,7 +24,7 @@
 //     pxe.test.ts's) fetches Debian 2.0 into RAM and kexecs its kernel K2; the
 //     second controller fetches it again and Debian 2.0 runs from RAM on K2.
 
-import { beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseGrubenv } from "../../controller/plans/grub-config.ts";
@@ -34,6 +36,7 @@ import { type VmOptions, withVm } from "../../qemu-harness/vm.ts";
 import { blankDisk, bootextFile, type FleetRepo, markSysfsGood } from "./blank-disk-fixtures.ts";
 import { DEBIAN, marker, publishDebianImages } from "./debian-fixtures.ts";
 import { disklessAppend, NO_NIC_WAIT, runFolder, SCENARIO_CMDLINE } from "./fixtures.ts";
+import { startTestFleet, type TestFleet } from "./fleet-fixtures.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
 /** A K1 boot, the update's download and check, the kexec, a second controller and Debian's systemd, under TCG on a busy host. */
@@ -43,6 +46,8 @@ const SHUTDOWN_TIMEOUT_MS = 180_000;
 const DISKLESS_MEMORY_MIB = 2048;
 
 interface World {
+  /** where updateDisk's machine reports */
+  readonly fleet: TestFleet;
   readonly k1: string;
   readonly k2: string;
   readonly port: number;
@@ -78,7 +83,8 @@ beforeAll(async () => {
     await writeFile(join(dir, "config.d/60-fleet.toml"), [...lines, ""].join("\n"));
     return dir;
   };
-  const updateBootext = await bootext("bootext-update", ["[update]", `servers = ["http://${GUEST_FORWARD_ADDRESS}:${port}/"]`, `trusted_keys = ["${publicKey}"]`]);
+  const fleetServer = await startTestFleet(work);
+  const updateBootext = await bootext("bootext-update", ["[update]", `servers = ["http://${GUEST_FORWARD_ADDRESS}:${port}/"]`, `trusted_keys = ["${publicKey}"]`, ...fleetServer.configLines]);
   const plainBootext = await bootext("bootext-plain", ["[update]", `trusted_keys = ["${publicKey}"]`]);
   const oneAttemptBootext = await bootext("bootext-one-attempt", [
     "[update]",
@@ -111,6 +117,7 @@ beforeAll(async () => {
   // its first boot came up healthy (what it proves is grub.test.ts's): the install gate lets 2.0 in
   await markSysfsGood(grubDisk.path);
   world = {
+    fleet: fleetServer,
     k1: v1.release,
     k2: v2.release,
     port,
@@ -122,6 +129,10 @@ beforeAll(async () => {
     badImageDisk: await disk("bad-image", [["SYSFS", badSysfsV2], ["BACKUPFS", goodBackupV1], ["BOOTEXT", plainBootext]]),
   };
 }, 300_000);
+
+afterAll(async () => {
+  await world?.fleet.stop();
+});
 
 /** A boot of K1 with debian-1.0's initrd (or K2 with debian-2.0's), as the disk's bootloader would start it. */
 function kernelBoot(disk: string, append = "", hostPorts?: readonly number[], writeDisks = false, kernel: "K1" | "K2" = "K1"): VmOptions {
@@ -171,7 +182,7 @@ describe("the whole OS as one signed update (issue 14)", () => {
   test(
     "(a) kexec: Debian 1.0 on K1 updates to Debian 2.0 on K2; the booted system runs K2, loads a module only its image has, no unit fails, and status says it came by kexec",
     async () => {
-      const { markers, console } = await bootToDebian(kernelBoot(world.updateDisk, "", [world.port]), "a");
+      const { markers, console } = await bootToDebian(kernelBoot(world.updateDisk, "", [world.port, world.fleet.port]), "a");
       // the first controller, on K1: the update, then the kexec of the image's own kernel
       expect(console).toContain(`Linux version ${world.k1} `);
       expect(console).toContain("controller: install: ");
@@ -188,6 +199,15 @@ describe("the whole OS as one signed update (issue 14)", () => {
       expect(status).toMatch(/came by kexec \(rd\.controller\.kexec=slot-kernel\) from controller (\S+); this controller (\S+\+debian-2\.0)\n/);
       const [, from, self] = /from controller (\S+); this controller (\S+)\n/.exec(status) ?? [];
       expect(from).not.toBe(self);
+      // the fleet: 2.0's boot report and its mark-good reached the server, and the page shows 2.0
+      expect(marker(markers, "fleet-outbox")).toMatch(/^empty after \d+ s$/);
+      const seen = await world.fleet.machine(marker(markers, "machine-id") ?? "");
+      expect(seen?.machine).toMatchObject({ hostname: "debian-test", lastBoot: { version: "2.0", slot: { label: "SYSFS" }, outcome: "handed-off" } });
+      expect(seen?.machine.lastMarkGoodAt).toBeString();
+      const page = await world.fleet.get("/");
+      expect(page.status).toBe(200);
+      expect(page.body).toContain("debian-test");
+      expect(page.body).toMatch(/>2\.0</);
     },
     SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS + 30_000,
   );

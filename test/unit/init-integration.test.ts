@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 
 const DIR = resolve(import.meta.dir, "../../init-integration");
 const SCRIPT = join(DIR, "controller-health");
-const UNITS = ["controller-mark-good@.service", "controller-mark-shutdown.service"];
+const UNITS = ["controller-mark-good@.service", "controller-mark-shutdown.service", "controller-fleet-report.service"];
 
 const temporaryDirs: string[] = [];
 afterAll(async () => {
@@ -32,6 +32,7 @@ describe.skipIf(Bun.which("systemd-analyze") === null)("the systemd units", () =
   test("run /usr/bin/controller", async () => {
     expect(await readFile(join(DIR, "controller-mark-good@.service"), "utf8")).toContain("\nExecStart=/usr/bin/controller mark-good\n");
     expect(await readFile(join(DIR, "controller-mark-shutdown.service"), "utf8")).toContain("\nExecStop=/usr/bin/controller mark-shutdown\n");
+    expect(await readFile(join(DIR, "controller-fleet-report.service"), "utf8")).toContain("\nExecStart=/usr/bin/controller fleet-report\n");
   });
 
   test("systemd-analyze verify finds nothing wrong", async () => {
@@ -40,7 +41,11 @@ describe.skipIf(Bun.which("systemd-analyze") === null)("the systemd units", () =
     const controller = join(dir, "controller");
     await writeFile(controller, "#!/bin/sh\nexit 0\n");
     await chmod(controller, 0o755);
-    const copies = { "controller-mark-good@.service": "controller-mark-good@multi-user.target.service", "controller-mark-shutdown.service": "controller-mark-shutdown.service" };
+    const copies = {
+      "controller-mark-good@.service": "controller-mark-good@multi-user.target.service",
+      "controller-mark-shutdown.service": "controller-mark-shutdown.service",
+      "controller-fleet-report.service": "controller-fleet-report.service",
+    };
     for (const [unit, copy] of Object.entries(copies)) {
       const text = await readFile(join(DIR, unit), "utf8");
       await writeFile(join(dir, copy), text.replaceAll("/usr/bin/controller", controller));
@@ -55,12 +60,23 @@ describe.skipIf(Bun.which("systemd-analyze") === null)("the systemd units", () =
     const unitDir = join(root, "etc/systemd/system");
     await mkdir(unitDir, { recursive: true });
     for (const unit of UNITS) await copyFile(join(DIR, unit), join(unitDir, unit));
-    const result = await run(["systemctl", `--root=${root}`, "enable", "controller-mark-good@multi-user.target.service", "controller-mark-shutdown.service"]);
+    const result = await run(["systemctl", `--root=${root}`, "enable", "controller-mark-good@multi-user.target.service", "controller-mark-shutdown.service", "controller-fleet-report.service"]);
     expect(result.code).toBe(0);
+    expect(await readlink(join(unitDir, "multi-user.target.wants/controller-fleet-report.service"))).toBe("/etc/systemd/system/controller-fleet-report.service");
     expect(await readlink(join(unitDir, "multi-user.target.wants/controller-mark-good@multi-user.target.service"))).toBe("/etc/systemd/system/controller-mark-good@.service");
     expect(await readlink(join(unitDir, "sysinit.target.wants/controller-mark-shutdown.service"))).toBe("/etc/systemd/system/controller-mark-shutdown.service");
   });
 });
+
+/** Whether process `pid` is gone, or a zombie left for its new parent to reap, within `ms`. */
+async function endsWithin(pid: number, ms: number): Promise<boolean> {
+  for (let waited = 0; waited <= ms; waited += 20) {
+    const state = await readFile(`/proc/${pid}/stat`, "utf8").then((text) => text.slice(text.lastIndexOf(")") + 2, text.lastIndexOf(")") + 3), () => "gone");
+    if (state === "gone" || state === "Z") return true;
+    await Bun.sleep(20);
+  }
+  return false;
+}
 
 describe("controller-health", () => {
   /** A fake `controller` on PATH that appends its arguments to a log, one call a line, and exits with FAKE_EXIT. */
@@ -68,13 +84,24 @@ describe("controller-health", () => {
     const dir = await temporaryDir("controller-health-");
     await mkdir(join(dir, "bin"));
     const log = join(dir, "calls");
-    await writeFile(join(dir, "bin/controller"), `#!/bin/sh\nfor arg; do printf '[%s]' "$arg"; done >>"${log}"\necho >>"${log}"\nexit "\${FAKE_EXIT:-0}"\n`);
+    // fleet-report runs until it is stopped: here for 5 s at most
+    await writeFile(
+      join(dir, "bin/controller"),
+      `#!/bin/sh\nfor arg; do printf '[%s]' "$arg"; done >>"${log}"\necho >>"${log}"\n[ "$1" = fleet-report ] && exec sleep 5\nexit "\${FAKE_EXIT:-0}"\n`,
+    );
     await chmod(join(dir, "bin/controller"), 0o755);
     const report = join(dir, "report.json");
     await writeFile(report, "{}\n");
     const env = { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, CONTROLLER_REPORT: report };
-    const calls = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
-    return { env, report, calls };
+    const allCalls = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
+    // the lifecycle calls; fleet-report runs in the background, at its own pace
+    const calls = async () => (await allCalls()).filter((call) => call !== "[fleet-report]");
+    /** The calls of fleet-report once it has started, waiting for it up to 5 s. */
+    const fleetReports = async () => {
+      for (let waited = 0; waited < 5000 && !(await allCalls()).includes("[fleet-report]"); waited += 20) await Bun.sleep(20);
+      return (await allCalls()).filter((call) => call === "[fleet-report]");
+    };
+    return { env, report, calls, fleetReports, pidFile: join(dir, "fleet-report.pid") };
   }
 
   const shells = Bun.which("busybox") === null ? [["sh"]] : [["sh"], ["busybox", "sh"]];
@@ -99,6 +126,20 @@ describe("controller-health", () => {
         expect(await run([...shell, SCRIPT, "start"], env)).toEqual({ code: 0, stdout: "", stderr: "" });
         expect(await run([...shell, SCRIPT, "stop"], env)).toEqual({ code: 0, stdout: "", stderr: "" });
         expect(await calls()).toEqual(["[mark-good]", "[mark-shutdown]"]);
+      });
+
+      test("start also starts fleet-report in the background, once; stop stops it before mark-shutdown", async () => {
+        const { env, calls, fleetReports, pidFile } = await fakeController();
+        expect(await run([...shell, SCRIPT, "start"], env)).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect(await fleetReports()).toEqual(["[fleet-report]"]);
+        const pid = Number(await readFile(pidFile, "utf8"));
+        expect(process.kill(pid, 0)).toBe(true);
+        expect((await run([...shell, SCRIPT, "start"], env)).code).toBe(0);
+        expect(await fleetReports()).toEqual(["[fleet-report]"]);
+        expect(await run([...shell, SCRIPT, "stop"], env)).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect(await endsWithin(pid, 2000)).toBe(true);
+        expect(await stat(pidFile).catch(() => undefined)).toBeUndefined();
+        expect(await calls()).toEqual(["[mark-good]", "[mark-good]", "[mark-shutdown]"]);
       });
 
       test("the controller's exit status is the script's", async () => {

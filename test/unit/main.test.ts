@@ -11,11 +11,12 @@ describe("controller commands", () => {
     expect((await controller("version")).stdout).toMatch(/^controller \d+\.\d+\.\d+ \(development\)\n$/);
     const help = await controller("--help");
     expect(help.code).toBe(0);
-    for (const command of ["boot", "status", "check-config DIR", "version"]) expect(help.stdout).toContain(command);
+    for (const command of ["boot", "status", "check-config DIR", "fleet-report", "version"]) expect(help.stdout).toContain(command);
   });
 
   test("an unknown or missing command is a usage error", async () => {
     expect(await controller("frobnicate")).toMatchObject({ code: 2, stderr: expect.stringContaining('Unknown command "frobnicate"') });
     expect(await controller()).toMatchObject({ code: 2, stderr: expect.stringContaining("No command given") });
+    expect(await controller("fleet-report", "now")).toMatchObject({ code: 2, stderr: 'fleet-report takes no arguments, got "now"\n' });
   });
 });

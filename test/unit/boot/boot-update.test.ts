@@ -89,6 +89,17 @@ describe("a boot with an update server", () => {
     expect(report.update.check.decision).toBe("up-to-date");
     expect(text).toContain("the server's config sets update.trusted_keys: ignored");
   });
+
+  test("where the machine reports is local: a server config that sets fleet.* is ignored, with a warning, and the report holds the machine's own", async () => {
+    const fake = connectToNetwork(machine());
+    publish(fake, { version: "1.0", fleetConfig: { "50-fleet.toml": '[fleet]\nserver = "http://fleet.example.org/"\ntoken_file = "/tmp/token"\n' } });
+    const { report, text } = await boot(fake);
+    expect(report.update.check.decision).toBe("up-to-date");
+    expect(text).toContain("the server's config sets fleet.*: ignored, where the machine reports comes from its own config");
+    expect(report.config.values.fleet).toEqual({ server: "", token_file: "/etc/controller/fleet-token" });
+    expect(report.config.provenance["fleet.server"]).toBe("built-in defaults");
+    expect(report.config.provenance["fleet.token_file"]).toBe("built-in defaults");
+  });
 });
 
 // --- who the machine is: the server's per-machine config -----------------------

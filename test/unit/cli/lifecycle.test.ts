@@ -8,6 +8,7 @@ import { grubenv } from "../../../controller/plans/grub-config.ts";
 import { formatHealth, type HealthRecord, parseHealth } from "../../../controller/plans/slot-health.ts";
 import { labMachine } from "../../fake-machine.ts";
 import { FakeSystem, type Tree } from "../../fake-system.ts";
+import { FakeFleet, FLEET_SERVER, OUTBOX, reportingMachine, TOKEN_FILE } from "../../fleet-machine.ts";
 import { memoryLogger } from "../../memory-log.ts";
 import { controller } from "../../run-controller.ts";
 
@@ -180,6 +181,57 @@ describe("controller mark-good / mark-shutdown", () => {
       expect(result.stderr).toContain("this system was not booted by the controller");
     }
     expect((await controller("mark-good", "extra")).code).toBe(2);
+  });
+});
+
+describe("controller mark-good / mark-shutdown with fleet.server set", () => {
+  const REPORT = { outcome: "handed-off", boot: { candidates: [], booted: BOOTED }, config: { values: { fleet: { server: FLEET_SERVER, token_file: TOKEN_FILE } } } };
+
+  test("mark-good queues its envelope for the running sender, sends nothing itself", async () => {
+    const fake = await bootedSystem(SLOT, REPORT, reportingMachine());
+    const fleet = new FakeFleet();
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-good"], fake, sink, fleet.fetch)).toBe(0);
+    const queued = await fake.readdir(OUTBOX);
+    expect(queued).toEqual([expect.stringMatching(/^1-\d{15}-mark-good-[0-9a-f]{8}\.json$/)]);
+    expect(lines.out).toBe(`controller: SYSFS on /dev/vda1 marked good (attempts 0)\ncontroller: queued the mark-good report as ${queued[0]}\n`);
+    expect(fleet.requests).toEqual([]);
+  });
+
+  test("mark-shutdown sends its envelope at once; a server away leaves it queued, and the exit status is the mark's", async () => {
+    const fake = await bootedSystem(SLOT, REPORT, reportingMachine());
+    const fleet = new FakeFleet();
+    expect(await runLifecycleCommand(["mark-shutdown"], fake, output().sink, fleet.fetch)).toBe(0);
+    expect(fleet.kinds()).toEqual(["mark-shutdown"]);
+
+    const away = new FakeFleet([new Error("Unable to connect")]);
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-shutdown"], fake, sink, away.fetch)).toBe(0);
+    expect(lines.out).toContain("controller: cannot send the mark-shutdown report to http://fleet.test/api/reports now: Unable to connect; queued as 1-");
+    expect(await fake.readdir(OUTBOX)).toHaveLength(1);
+  });
+
+  test("a diskless boot has no slot to mark, but its mark-good still goes to the fleet", async () => {
+    const fake = reportingMachine({ ...REPORT, diskless: { status: "running-from-ram" } });
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-good"], fake, sink, new FakeFleet().fetch)).toBe(0);
+    expect(lines.out).toContain("controller: queued the mark-good report as 1-");
+  });
+
+  test("what keeps the report from going is a line; the mark stands and the exit status is 0", async () => {
+    const fake = await bootedSystem(SLOT, REPORT, reportingMachine().addTree("/etc", { "machine-id": "" }));
+    const { lines, sink } = output();
+    expect(await runLifecycleCommand(["mark-good"], fake, sink, new FakeFleet().fetch)).toBe(0);
+    expect(healthOnDisk(fake)?.markedGood).toBe(true);
+    expect(lines.out).toContain("controller: Cannot send the mark-good report: Cannot name this machine");
+  });
+
+  test("a slot that cannot be marked sends nothing", async () => {
+    const fake = reportingMachine(REPORT);
+    const fleet = new FakeFleet();
+    expect(await runLifecycleCommand(["mark-shutdown"], fake, output().sink, fleet.fetch)).toBe(1);
+    expect(fleet.requests).toEqual([]);
+    expect(await fake.readdir(OUTBOX).catch(() => [])).toEqual([]);
   });
 });
 

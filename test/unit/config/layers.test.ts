@@ -103,6 +103,8 @@ const DEFAULT_PROVENANCE_KEYS = [
   "diskless.mode",
   "diskless.ram_margin_mib",
   "diskless.dir",
+  "fleet.server",
+  "fleet.token_file",
   'tmpfs."/etc".enabled',
   'tmpfs."/etc".size',
   'tmpfs."/etc".mode',
@@ -299,8 +301,8 @@ describe("parseConfigLayer", () => {
       ["tmpfs = []", "key tmpfs: expected a table, got an array"],
       ['tmpfs."/srv" = "1g"', 'key tmpfs."/srv": expected a table, got "1g"'],
       // unknown keys
-      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs"],
-      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs"],
+      ["verbose = true", "key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, fleet, tmpfs"],
+      ["[label]\nsystem = 'X'", "key label: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, fleet, tmpfs"],
       ["timeouts.device_seconds = 3", "key timeouts.device_seconds: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds, request_seconds, image_min_kib_per_second, image_window_seconds"],
       ["labels.root = 'X'", "key labels.root: unknown key; [labels] has system, backup, deprived, bootext"],
       ["[boot]\ninit = '/x'", "key boot.init: unknown key; [boot] has real_init, kernel_switch"],
@@ -308,7 +310,7 @@ describe("parseConfigLayer", () => {
         '[tmpfs."/etc"]\nsise = "1m"',
         'key tmpfs."/etc".sise: unknown key; [tmpfs."/etc"] has enabled, size, mode, seed_from_image',
       ],
-      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs'],
+      ['"__proto__" = 1', 'key __proto__: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, fleet, tmpfs'],
       ["[timeouts.nested]\nx = 1", "key timeouts.nested: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds, request_seconds, image_min_kib_per_second, image_window_seconds"],
     ];
     for (const [text, problem] of cases) {
@@ -345,7 +347,7 @@ describe("parseConfigLayer", () => {
       "test.toml: key timeouts.extra: unknown key; [timeouts] has devices_seconds, command_seconds, network_seconds, server_seconds, request_seconds, image_min_kib_per_second, image_window_seconds",
       'test.toml: key tmpfs.etc: expected a normalised absolute path other than "/" as the mount point, such as "/var/log" (no //, no trailing /, no "." or ".." parts), got "etc"',
       'test.toml: key tmpfs."/tmp".mode: expected an octal mode as a string such as "0755" (3 or 4 digits from 0 to 7), got "9"',
-      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",
+      "test.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, fleet, tmpfs",
     ]);
   });
 
@@ -671,7 +673,7 @@ describe("cmdline overrides", () => {
       "cmdline:controller.boot.init: key boot.init: unknown key; [boot] has real_init, kernel_switch",
     ]);
     expect(rejectedProblems("controller.verbose=1")).toEqual([
-      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",
+      "cmdline:controller.verbose: key verbose: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, fleet, tmpfs",
     ]);
   });
 
@@ -863,7 +865,7 @@ describe("checkConfigDir", () => {
     const check = await checkConfigDir(files, "/cfg");
     expect(check.problems).toEqual([
       "/cfg/10-a.toml: key timeouts.devices_seconds: expected an integer from 1 to 3600, got 0",
-      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, tmpfs",
+      "/cfg/10-a.toml: key bogus: unknown key; the tables are labels, slot, boot, timeouts, bootext, overmounts, update, network, health, heddle, ssh, remote, diskless, fleet, tmpfs",
       "/cfg/20-b.toml: TOML syntax error at line 1, column 2: incomplete key-value: cannot find end of key",
       '/cfg/30-c.toml: key tmpfs."/srv": expected size and mode for a new tmpfs mount point (enabled defaults to true, seed_from_image to false), got no mode',
     ]);

@@ -7,8 +7,8 @@ import { runBoot } from "../../../controller/boot/run-boot.ts";
 import { summarizeBootReport } from "../../../controller/fleet/boot-summary.ts";
 import { parseEnvelope } from "../../../controller/fleet/envelope.ts";
 import type { HealthRecord } from "../../../controller/plans/slot-health.ts";
-import { labMachine } from "../../fake-machine.ts";
-import { installedSlot, PUBLIC_KEY } from "../../fake-repo.ts";
+import { connectToNetwork, labMachine } from "../../fake-machine.ts";
+import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../../fake-repo.ts";
 import { BOOT_REPORT, bootEnvelope, bytesOf } from "../../fleet-envelopes.ts";
 import { memoryLogger } from "../../memory-log.ts";
 
@@ -51,6 +51,19 @@ describe("summarizeBootReport over the reports the controller writes", () => {
     expect(summary).toMatchObject({ slot: { label: "SYSFS", device: "/dev/vda2" }, version: "1.0" });
     expect(summary.rollback).toBe("rollback: SYSFS on /dev/vda1 unhealthy; BACKUPFS on /dev/vda2 becomes SYSFS and boots");
   });
+
+  test("a version rolled out to 0 %: the offered version and its share, beside the decision", async () => {
+    const fake = connectToNetwork(
+      labMachine({
+        bootext: { "config.d/60-update.toml": `[update]\nservers = ["${SERVER}"]\ntrusted_keys = ["${PUBLIC_KEY}"]\n`, "machine-id": `${"a".repeat(32)}\n` },
+        slots: { SYSFS: installedSlot({ version: "1.0" }, GOOD), BACKUPFS: installedSlot({ version: "0.9" }, GOOD) },
+      }),
+    );
+    publish(fake, { version: "2.0", rolloutPercent: 0 });
+    const { report } = await runBoot(fake, memoryLogger().log);
+    const summary = summarizeBootReport(JSON.parse(JSON.stringify(report)) as Record<string, unknown>);
+    expect(summary).toMatchObject({ version: "1.0", update: { decision: "not-in-rollout", offered: { version: "2.0", rolloutPercent: 0 } } });
+  });
 });
 
 describe("summarizeBootReport over any JSON object", () => {
@@ -65,6 +78,14 @@ describe("summarizeBootReport over any JSON object", () => {
       health: { attempts: 1, markedGood: true, cleanShutdown: false },
       update: { decision: "up-to-date", reason: "the running system is version 2.0, the channel's" },
     });
+  });
+
+  test("the offered version without a share when the manifest rolls out to all; a share that is not a number is dropped", () => {
+    const check = (rollout: unknown) => ({ update: { check: { decision: "install", reason: "r", manifest: { version: "3.0" }, rollout } } });
+    expect(summarizeBootReport(check(undefined)).update).toEqual({ decision: "install", reason: "r", offered: { version: "3.0" } });
+    expect(summarizeBootReport(check({ percent: 25 })).update?.offered).toEqual({ version: "3.0", rolloutPercent: 25 });
+    for (const percent of ["25", null, Number.NaN, [25]]) expect(summarizeBootReport(check({ percent })).update?.offered).toEqual({ version: "3.0" });
+    expect(summarizeBootReport({ update: { check: { decision: "install", reason: "r", manifest: { version: 3 } } } }).update).toEqual({ decision: "install", reason: "r" });
   });
 
   test("a diskless boot's version is the one it runs from RAM", () => {

@@ -12,7 +12,7 @@ import { REPORT_BODY_MAX_BYTES } from "../../../controller/fleet/envelope.ts";
 import { type FleetServer, MACHINES_PATH, REPORTS_PATH, startFleetServer } from "../../../controller/fleet/server.ts";
 import { openSqliteStore } from "../../../controller/fleet/sqlite-store.ts";
 import type { FleetStore } from "../../../controller/fleet/store.ts";
-import { bootEnvelope, MACHINE_ID, READ_TOKEN, REPORT_TOKEN } from "../../fleet-envelopes.ts";
+import { bootEnvelope, HOSTILE, hostileReport, MACHINE_ID, PAGE_NOW, READ_TOKEN, REPORT_TOKEN } from "../../fleet-envelopes.ts";
 
 let dir: string;
 let store: FleetStore;
@@ -22,7 +22,7 @@ const log: string[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "fleet-server-"));
   store = openSqliteStore(join(dir, "fleet.sqlite"));
-  server = startFleetServer({ store, tokens: { report: REPORT_TOKEN, read: READ_TOKEN }, port: 0, hostname: "127.0.0.1", accessLog: (line) => log.push(line) });
+  server = startFleetServer({ store, tokens: { report: REPORT_TOKEN, read: READ_TOKEN }, port: 0, hostname: "127.0.0.1", accessLog: (line) => log.push(line), now: () => PAGE_NOW });
 });
 
 afterAll(async () => {
@@ -187,8 +187,112 @@ describe("GET /api/machines", () => {
     const response = await fetch(url(MACHINES_PATH), { method: "POST", headers: { Authorization: `Bearer ${READ_TOKEN}` } });
     expect(response.status).toBe(405);
     expect(response.headers.get("allow")).toBe("GET");
-    expect((await read("/")).status).toBe(404);
+    expect((await read("/index.html")).status).toBe(404);
     expect((await read("/api/machinesX")).status).toBe(404);
+  });
+});
+
+/** A browser's sign-in: Basic with any user name and the token as the password. */
+function basic(password: string, user = "admin"): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+}
+
+function page(path: string, authorization: string | null = basic(READ_TOKEN), method = "GET"): Promise<Response> {
+  return fetch(url(path), { method, headers: authorization === null ? {} : { Authorization: authorization } });
+}
+
+describe("the pages", () => {
+  const hostileId = "b".repeat(32);
+
+  beforeAll(async () => {
+    expect((await send(bootEnvelope())).status).toBe(201);
+    expect((await send(bootEnvelope({ machine: { machineId: hostileId, macs: [], hostname: "lab-66" }, report: hostileReport() }))).status).toBe(201);
+  });
+
+  test("the fleet with Basic (any user name, the read token as password): 200 HTML with the headers that keep scripts out", async () => {
+    for (const user of ["admin", "", "ünïcødé"]) {
+      const response = await page("/", basic(READ_TOKEN, user));
+      expect(response.status).toBe(200);
+      expect(Object.fromEntries(["content-type", "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options", "cache-control"].map((name) => [name, response.headers.get(name)]))).toEqual({
+        "content-type": "text/html; charset=utf-8",
+        "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "x-frame-options": "DENY",
+        "cache-control": "no-store",
+      });
+      const text = await response.text();
+      expect(text).toContain(`<a href="machines/${MACHINE_ID}">lab-01`);
+      expect(text).toContain(`<a href="machines/${hostileId}">lab-66`);
+      expect(text).not.toContain(HOSTILE);
+      expect(text).not.toContain("<script");
+    }
+  });
+
+  test("the read token as Bearer reads the pages too; HEAD answers as GET without a body", async () => {
+    expect((await page("/", `Bearer ${READ_TOKEN}`)).status).toBe(200);
+    const head = await page(`/machines/${MACHINE_ID}`, basic(READ_TOKEN), "HEAD");
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await head.text()).toBe("");
+  });
+
+  test("without the read token (none, the report token, a wrong password, a malformed header): 401 asking for Basic, nothing listed", async () => {
+    const headers = [null, basic(REPORT_TOKEN), basic(`${READ_TOKEN}x`), `Bearer ${REPORT_TOKEN}`, "Basic !!!", `Basic ${Buffer.from(READ_TOKEN).toString("base64")}`, basic(READ_TOKEN).replace("Basic", "Digest")];
+    for (const authorization of headers) {
+      for (const path of ["/", `/machines/${MACHINE_ID}`, "/?notSeenHours=abc"]) {
+        const response = await page(path, authorization);
+        expect(response.status).toBe(401);
+        expect(response.headers.get("www-authenticate")).toBe('Basic realm="fleet", charset="UTF-8"');
+        expect(response.headers.get("content-security-policy")).toStartWith("default-src 'none'");
+        const text = await response.text();
+        expect(text).toContain("Cannot show the fleet: expected the read token as the password (any user name), got none or another");
+        expect(text).not.toContain("lab-01");
+      }
+    }
+  });
+
+  test("the API still takes only Bearer: Basic with the read token there is 401", async () => {
+    expect((await read(MACHINES_PATH, null)).status).toBe(401);
+    expect((await fetch(url(MACHINES_PATH), { headers: { Authorization: basic(READ_TOKEN) } })).status).toBe(401);
+  });
+
+  test("a bad filter: 400 naming the parameter and what it expected, in the log too", async () => {
+    const response = await page("/?notSeenHours=abc&health=%3Cb%3E");
+    expect(response.status).toBe(400);
+    const text = await response.text();
+    expect(text).toContain("<li>parameter notSeenHours: expected a number of hours above 0, at most 87600, got &quot;abc&quot;</li>");
+    expect(text).toContain("got &quot;&lt;b&gt;&quot;</li>");
+    expect(log.at(-1)).toEndWith('(parameter notSeenHours: expected a number of hours above 0, at most 87600, got "abc")');
+  });
+
+  test("a filter through the query string keeps only the machines that match", async () => {
+    const text = await (await page("/?version=2.0")).text();
+    expect(text).toContain("lab-01");
+    expect(text).not.toContain("lab-66");
+  });
+
+  test("a machine's page: its history and its last boot report whole, escaped", async () => {
+    const response = await page(`/machines/${hostileId}`);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).toContain('<a href="../">← Fleet</a>');
+    expect(text).toContain("&quot;outcome&quot;: &quot;outcome &lt;script&gt;alert(1)&lt;/script&gt;");
+    expect(text).not.toContain(HOSTILE);
+  });
+
+  test("an unknown machine, a malformed id, an empty one: 404 page; another method: 405", async () => {
+    for (const path of [`/machines/${"0".repeat(32)}`, "/machines/..%2F..%2Fetc", "/machines/%3Cscript%3E", "/machines/"]) {
+      const response = await page(path);
+      expect(response.status).toBe(404);
+      expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8");
+      const text = await response.text();
+      expect(text).toContain("Cannot find machine");
+      expect(text).not.toContain("<script>");
+    }
+    const post = await page("/", basic(READ_TOKEN), "POST");
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET, HEAD");
   });
 });
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bearerToken, readTokenFile, sameSecret, TOKEN_EXPECTED } from "../../../controller/fleet/tokens.ts";
+import { basicPassword, bearerToken, readTokenFile, sameSecret, TOKEN_EXPECTED } from "../../../controller/fleet/tokens.ts";
 import { REPORT_TOKEN } from "../../fleet-envelopes.ts";
 
 describe("sameSecret", () => {
@@ -22,6 +22,24 @@ describe("sameSecret", () => {
     const body = source.slice(source.indexOf("export function sameSecret"), source.indexOf("/** The token of an"));
     expect(body).toContain("timingSafeEqual(digest(given), digest(expected))");
     expect(body).not.toMatch(/===|!==|localeCompare/);
+  });
+});
+
+describe("basicPassword", () => {
+  const basic = (credentials: string) => `Basic ${Buffer.from(credentials).toString("base64")}`;
+
+  test("the password after the first colon, whatever the user name; the scheme in any case", () => {
+    expect(basicPassword(basic(`admin:${REPORT_TOKEN}`))).toBe(REPORT_TOKEN);
+    expect(basicPassword(basic(`:${REPORT_TOKEN}`))).toBe(REPORT_TOKEN);
+    expect(basicPassword(basic("ünï:pa:ss wörd"))).toBe("pa:ss wörd");
+    expect(basicPassword(basic("admin:"))).toBe("");
+    expect(basicPassword(`basic ${Buffer.from("a:b").toString("base64")}`)).toBe("b");
+  });
+
+  test("no header, another scheme, no colon, not base64, not UTF-8: none", () => {
+    for (const header of [null, "", `Bearer ${REPORT_TOKEN}`, basic("no-colon"), "Basic", "Basic !!!!", "Basic YWJj=", "Basic YQ", `Basic ${Buffer.from([0x3a, 0xff, 0xfe]).toString("base64")}`]) {
+      expect(basicPassword(header)).toBeUndefined();
+    }
   });
 });
 
