@@ -18,9 +18,9 @@ export const SCHEMA_VERSION = 2;
 /**
  * A machine's columns, as both stores select them. Its `reports` is kept as
  * reports come and go, not counted on every listing: with 1000 machines and
- * 100 000 reports, counting took the listing's query from 3.6 to 14 ms in
- * SQLite and from 4.9 to 33 ms in Postgres (bench/fleet.ts times both side
- * by side; bench/RESULTS.md).
+ * 100 000 reports, counting made the listing's query three to seven times
+ * slower in both databases (bench/fleet.ts times both side by side;
+ * bench/RESULTS.md).
  */
 export const MACHINE_COLUMNS = "machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks, reports";
 
