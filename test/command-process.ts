@@ -3,10 +3,10 @@
 
 export type CommandProcess = Bun.Subprocess<"ignore", "pipe", "pipe">;
 
-/** Runs `exported` of the module `file` with `args`, as main.ts would after the command's name. */
-export function spawnCommand(file: string, exported: string, args: readonly string[]): CommandProcess {
+/** Runs `exported` of the module `file` with `args`, as main.ts would after the command's name, with `env` added to this process's environment. */
+export function spawnCommand(file: string, exported: string, args: readonly string[], env: Record<string, string> = {}): CommandProcess {
   const script = `import { ${exported} } from ${JSON.stringify(file)}; process.exitCode = await ${exported}(process.argv.slice(1));`;
-  return Bun.spawn([process.execPath, "-e", script, "--", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  return Bun.spawn([process.execPath, "-e", script, "--", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
 }
 
 /** Its exit status and all it wrote, once it ends. */

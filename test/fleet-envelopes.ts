@@ -1,6 +1,7 @@
 // Report envelopes and tokens for the fleet server's tests.
 
 import { summarizeBootReport } from "../controller/fleet/boot-summary.ts";
+import { type Envelope, parseEnvelope } from "../controller/fleet/envelope.ts";
 import type { MachineRecord } from "../controller/fleet/store.ts";
 
 export const MACHINE_ID = "0123456789abcdef0123456789abcdef";
@@ -46,6 +47,13 @@ export function bootEnvelope(changes: Record<string, unknown> = {}): Record<stri
 
 export function bytesOf(value: unknown): Uint8Array {
   return new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+}
+
+/** bootEnvelope(changes) as the server has it once checked, for the stores. */
+export function envelope(changes: Record<string, unknown> = {}): Envelope {
+  const parsed = parseEnvelope(bytesOf(bootEnvelope(changes)));
+  if (!parsed.ok) throw new Error(parsed.problems.join("\n"));
+  return parsed.envelope;
 }
 
 /** Text a page that forgot to escape would run, or would break out of its element or attribute with. */

@@ -20,8 +20,9 @@ Commands:
   config-get DIR KEY   print one value of a config.d folder over the defaults (arrays one item a line)
 ${PUBLISH_USAGE}  serve --repo DIR --port N [--host ADDR]
                        serve an update repository over http for development (default host 127.0.0.1)
-  fleet-server --db FILE --port N --report-token-file FILE --read-token-file FILE [--host ADDR]
-                       take the machines' reports over http into SQLite, list them with the read token (docs/fleet.md)
+  fleet-server --db FILE|URL --port N --report-token-file FILE --read-token-file FILE [--host ADDR]
+                       take the machines' reports over http into SQLite (a file) or Postgres (a postgres:// URL),
+                       list them with the read token (docs/fleet.md)
   version              print the version
   help, --help         this text
 `;

@@ -6,12 +6,9 @@
 // parameters.
 
 import { Database } from "bun:sqlite";
-import { type BootSummary, summarizeBootReport } from "./boot-summary.ts";
-import type { Envelope, EnvelopeKind } from "./envelope.ts";
-import { type FleetStore, type MachineRecord, REPORTS_KEPT_PER_MACHINE, type StoredReport } from "./store.ts";
-
-/** PRAGMA user_version of the schema below; a database of another version is refused, not guessed at. */
-const SCHEMA_VERSION = 1;
+import type { Envelope } from "./envelope.ts";
+import { type FleetStore, REPORTS_KEPT_PER_MACHINE } from "./store.ts";
+import { MACHINE_COLUMNS, type MachineRow, machineRecord, otherSchemaVersion, type ReportRow, reportValues, SCHEMA_VERSION, storedReport } from "./store-rows.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS machines (
@@ -23,7 +20,8 @@ CREATE TABLE IF NOT EXISTS machines (
   last_kind TEXT NOT NULL,
   last_boot TEXT,
   last_mark_good_at TEXT,
-  rollbacks INTEGER NOT NULL
+  rollbacks INTEGER NOT NULL,
+  reports INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS reports (
   id INTEGER PRIMARY KEY,
@@ -38,61 +36,6 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_by_machine ON reports (machine_id, id);
 `;
 
-interface MachineRow {
-  machine_id: string;
-  hostname: string;
-  macs: string;
-  first_seen_at: string;
-  last_seen_at: string;
-  last_kind: string;
-  last_boot: string | null;
-  last_mark_good_at: string | null;
-  rollbacks: number;
-  reports: number;
-}
-
-interface ReportRow {
-  id: number;
-  machine_id: string;
-  kind: string;
-  received_at: string;
-  sent_at: string;
-  hostname: string;
-  macs: string;
-  report: string | null;
-}
-
-const MACHINE_COLUMNS = `machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks,
-  (SELECT COUNT(*) FROM reports WHERE reports.machine_id = machines.machine_id) AS reports`;
-
-function machineRecord(row: MachineRow): MachineRecord {
-  return {
-    machineId: row.machine_id,
-    hostname: row.hostname,
-    macs: JSON.parse(row.macs) as string[],
-    firstSeenAt: row.first_seen_at,
-    lastSeenAt: row.last_seen_at,
-    lastKind: row.last_kind as EnvelopeKind,
-    ...(row.last_boot === null ? {} : { lastBoot: JSON.parse(row.last_boot) as BootSummary }),
-    ...(row.last_mark_good_at === null ? {} : { lastMarkGoodAt: row.last_mark_good_at }),
-    rollbacks: row.rollbacks,
-    reports: row.reports,
-  };
-}
-
-function storedReport(row: ReportRow): StoredReport {
-  return {
-    id: row.id,
-    machineId: row.machine_id,
-    kind: row.kind as EnvelopeKind,
-    receivedAt: row.received_at,
-    sentAt: row.sent_at,
-    hostname: row.hostname,
-    macs: JSON.parse(row.macs) as string[],
-    ...(row.report === null ? {} : { report: JSON.parse(row.report) as Record<string, unknown> }),
-  };
-}
-
 /** Opens (and on first start makes) the database at `path`; errors say which file and why. */
 export function openSqliteStore(path: string): FleetStore {
   let db: Database;
@@ -101,7 +44,7 @@ export function openSqliteStore(path: string): FleetStore {
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version !== 0 && version !== SCHEMA_VERSION) {
       db.close();
-      throw new Error(`its schema is version ${version}, expected ${SCHEMA_VERSION} (this controller's); it was made by another controller`);
+      throw new Error(otherSchemaVersion(version));
     }
     db.exec("PRAGMA journal_mode = WAL");
     // a backup (sqlite3's .backup) or another reader holding a lock makes a write wait this long, not fail at once
@@ -116,41 +59,30 @@ export function openSqliteStore(path: string): FleetStore {
   }
 
   const upsertMachine = db.prepare(`
-    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks)
-    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot, $markGoodAt, $rollback)
+    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks, reports)
+    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot, $markGoodAt, $rollback, 1)
     ON CONFLICT (machine_id) DO UPDATE SET
       hostname = excluded.hostname, macs = excluded.macs, last_seen_at = excluded.last_seen_at,
       last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot),
       last_mark_good_at = COALESCE(excluded.last_mark_good_at, machines.last_mark_good_at),
-      rollbacks = machines.rollbacks + excluded.rollbacks`);
+      rollbacks = machines.rollbacks + excluded.rollbacks, reports = machines.reports + 1`);
   const insertReport = db.prepare(`
     INSERT INTO reports (machine_id, kind, received_at, sent_at, hostname, macs, report)
     VALUES ($machineId, $kind, $receivedAt, $sentAt, $hostname, $macs, $report)`);
   const trimReports = db.prepare(`
     DELETE FROM reports WHERE machine_id = $machineId AND id NOT IN
       (SELECT id FROM reports WHERE machine_id = $machineId ORDER BY id DESC LIMIT $kept)`);
+  const uncountReports = db.prepare("UPDATE machines SET reports = reports - $trimmed WHERE machine_id = $machineId");
   const selectMachines = db.prepare<MachineRow, []>(`SELECT ${MACHINE_COLUMNS} FROM machines ORDER BY machine_id`);
   const selectMachine = db.prepare<MachineRow, { machineId: string }>(`SELECT ${MACHINE_COLUMNS} FROM machines WHERE machine_id = $machineId`);
   const selectReports = db.prepare<ReportRow, { machineId: string }>(`SELECT * FROM reports WHERE machine_id = $machineId ORDER BY id DESC`);
 
   const add = db.transaction((envelope: Envelope, receivedAt: string): number => {
-    const { machineId, hostname } = envelope.machine;
-    const macs = JSON.stringify(envelope.machine.macs);
-    const summary = envelope.report === undefined ? undefined : summarizeBootReport(envelope.report);
-    const lastBoot = summary === undefined ? null : JSON.stringify(summary);
-    const markGoodAt = envelope.kind === "mark-good" ? receivedAt : null;
-    const rollback = summary?.rollback === undefined ? 0 : 1;
-    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind: envelope.kind, lastBoot, markGoodAt, rollback });
-    const { lastInsertRowid } = insertReport.run({
-      machineId,
-      kind: envelope.kind,
-      receivedAt,
-      sentAt: envelope.sentAt,
-      hostname,
-      macs,
-      report: envelope.report === undefined ? null : JSON.stringify(envelope.report),
-    });
-    trimReports.run({ machineId, kept: REPORTS_KEPT_PER_MACHINE });
+    const { machineId, hostname, macs, kind, sentAt, lastBoot, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
+    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind, lastBoot, markGoodAt, rollback });
+    const { lastInsertRowid } = insertReport.run({ machineId, kind, receivedAt, sentAt, hostname, macs, report });
+    const trimmed = trimReports.run({ machineId, kept: REPORTS_KEPT_PER_MACHINE }).changes;
+    if (trimmed > 0) uncountReports.run({ machineId, trimmed });
     return Number(lastInsertRowid);
   });
 

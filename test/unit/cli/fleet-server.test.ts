@@ -48,7 +48,8 @@ function allOptions(changes: Record<string, string | undefined> = {}): string[] 
 describe("fleetServerCommand", () => {
   test("missing or invalid options are usage errors that say which", async () => {
     const cases: [string[], string][] = [
-      [allOptions({ "--db": undefined }), "Cannot start the fleet server: --db FILE is missing"],
+      [allOptions({ "--db": undefined }), "Cannot start the fleet server: --db FILE|URL is missing"],
+      [allOptions({ "--db": "" }), "Cannot start the fleet server: --db needs a file or a postgres:// URL, got an empty one"],
       [allOptions({ "--report-token-file": undefined }), "Cannot start the fleet server: --report-token-file FILE is missing"],
       [allOptions({ "--read-token-file": undefined }), "Cannot start the fleet server: --read-token-file FILE is missing"],
       [allOptions({ "--port": undefined }), "Cannot start the fleet server: --port N is missing"],
@@ -62,7 +63,7 @@ describe("fleetServerCommand", () => {
     for (const [index, [args, message]] of cases.entries()) {
       const result = results[index];
       expect([args, result?.code, result?.stderr]).toEqual([args, 2, expect.stringContaining(message)]);
-      expect(result?.stderr).toContain("Usage: controller fleet-server --db FILE --port N --report-token-file FILE --read-token-file FILE");
+      expect(result?.stderr).toContain("Usage: controller fleet-server --db FILE|URL --port N --report-token-file FILE --read-token-file FILE");
     }
   }, PROCESS_TEST_TIMEOUT_MS);
 
