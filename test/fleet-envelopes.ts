@@ -94,6 +94,7 @@ export function machineRecord(changes: Partial<MachineRecord> = {}): MachineReco
     lastSeenAt: "2026-12-06T11:00:00.000Z",
     lastKind: "mark-good",
     lastBoot: summarizeBootReport(BOOT_REPORT),
+    lastBootAt: "2026-12-06T10:59:00.000Z",
     lastMarkGoodAt: "2026-12-06T11:00:00.000Z",
     rollbacks: 0,
     reports: 2,

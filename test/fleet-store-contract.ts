@@ -73,14 +73,16 @@ export function describeFleetStore(name: string, open: () => Promise<StoreUnderT
       expect(found?.machine.lastMarkGoodAt).toBe("2026-12-06T10:05:01.000Z");
     });
 
-    test("the last mark-good kept through later boots; rollbacks counted as boot reports say them", async () => {
+    test("the last boot's and the last mark-good's times kept through later reports of other kinds; rollbacks counted as boot reports say them", async () => {
       const rolledBack = { ...BOOT_REPORT, decisions: ["rollback: SYSFS on /dev/vda1 is unhealthy; BACKUPFS on /dev/vda2 becomes SYSFS and boots"] };
       await store.add(envelope({ report: rolledBack }), "2026-12-06T10:00:06.000Z");
       expect((await store.machine(MACHINE_ID))?.machine).not.toHaveProperty("lastMarkGoodAt");
       await store.add(envelope(MARK_GOOD), "2026-12-06T10:05:01.000Z");
       await store.add(envelope(), "2026-12-06T11:00:06.000Z");
+      expect((await store.machine(MACHINE_ID))?.machine).toMatchObject({ lastBootAt: "2026-12-06T11:00:06.000Z", lastMarkGoodAt: "2026-12-06T10:05:01.000Z" });
       await store.add(envelope({ report: rolledBack }), "2026-12-06T12:00:06.000Z");
-      expect((await store.machine(MACHINE_ID))?.machine).toMatchObject({ lastMarkGoodAt: "2026-12-06T10:05:01.000Z", rollbacks: 2, lastKind: "boot" });
+      await store.add(envelope({ kind: "mark-shutdown", report: undefined }), "2026-12-06T12:30:00.000Z");
+      expect((await store.machine(MACHINE_ID))?.machine).toMatchObject({ lastBootAt: "2026-12-06T12:00:06.000Z", lastMarkGoodAt: "2026-12-06T10:05:01.000Z", rollbacks: 2, lastKind: "mark-shutdown" });
     });
 
     test("machines listed by machine-id, each with its own reports", async () => {

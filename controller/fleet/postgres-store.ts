@@ -40,6 +40,7 @@ CREATE TABLE machines (
   last_seen_at text NOT NULL,
   last_kind text NOT NULL,
   last_boot text,
+  last_boot_at text,
   last_mark_good_at text,
   rollbacks integer NOT NULL,
   reports integer NOT NULL
@@ -105,14 +106,15 @@ export async function openPostgresStore(url: string): Promise<FleetStore> {
 
   return {
     add: async (envelope, receivedAt) => {
-      const { machineId, hostname, macs, kind, sentAt, lastBoot, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
+      const { machineId, hostname, macs, kind, sentAt, lastBoot, bootAt, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
       return sql.begin(async (tx) => {
         await tx`
-          INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks, reports)
-          VALUES (${machineId}, ${hostname}, ${macs}, ${receivedAt}, ${receivedAt}, ${kind}, ${lastBoot}, ${markGoodAt}, ${rollback}, 1)
+          INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_boot_at, last_mark_good_at, rollbacks, reports)
+          VALUES (${machineId}, ${hostname}, ${macs}, ${receivedAt}, ${receivedAt}, ${kind}, ${lastBoot}, ${bootAt}, ${markGoodAt}, ${rollback}, 1)
           ON CONFLICT (machine_id) DO UPDATE SET
             hostname = excluded.hostname, macs = excluded.macs, last_seen_at = excluded.last_seen_at,
             last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot),
+            last_boot_at = COALESCE(excluded.last_boot_at, machines.last_boot_at),
             last_mark_good_at = COALESCE(excluded.last_mark_good_at, machines.last_mark_good_at),
             rollbacks = machines.rollbacks + excluded.rollbacks, reports = machines.reports + 1`;
         const [{ id }] = await tx`

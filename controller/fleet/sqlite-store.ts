@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS machines (
   last_seen_at TEXT NOT NULL,
   last_kind TEXT NOT NULL,
   last_boot TEXT,
+  last_boot_at TEXT,
   last_mark_good_at TEXT,
   rollbacks INTEGER NOT NULL,
   reports INTEGER NOT NULL
@@ -59,11 +60,12 @@ export function openSqliteStore(path: string): FleetStore {
   }
 
   const upsertMachine = db.prepare(`
-    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks, reports)
-    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot, $markGoodAt, $rollback, 1)
+    INSERT INTO machines (machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_boot_at, last_mark_good_at, rollbacks, reports)
+    VALUES ($machineId, $hostname, $macs, $receivedAt, $receivedAt, $kind, $lastBoot, $bootAt, $markGoodAt, $rollback, 1)
     ON CONFLICT (machine_id) DO UPDATE SET
       hostname = excluded.hostname, macs = excluded.macs, last_seen_at = excluded.last_seen_at,
       last_kind = excluded.last_kind, last_boot = COALESCE(excluded.last_boot, machines.last_boot),
+      last_boot_at = COALESCE(excluded.last_boot_at, machines.last_boot_at),
       last_mark_good_at = COALESCE(excluded.last_mark_good_at, machines.last_mark_good_at),
       rollbacks = machines.rollbacks + excluded.rollbacks, reports = machines.reports + 1`);
   const insertReport = db.prepare(`
@@ -78,8 +80,8 @@ export function openSqliteStore(path: string): FleetStore {
   const selectReports = db.prepare<ReportRow, { machineId: string }>(`SELECT * FROM reports WHERE machine_id = $machineId ORDER BY id DESC`);
 
   const add = db.transaction((envelope: Envelope, receivedAt: string): number => {
-    const { machineId, hostname, macs, kind, sentAt, lastBoot, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
-    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind, lastBoot, markGoodAt, rollback });
+    const { machineId, hostname, macs, kind, sentAt, lastBoot, bootAt, markGoodAt, rollback, report } = reportValues(envelope, receivedAt);
+    upsertMachine.run({ machineId, hostname, macs, receivedAt, kind, lastBoot, bootAt, markGoodAt, rollback });
     const { lastInsertRowid } = insertReport.run({ machineId, kind, receivedAt, sentAt, hostname, macs, report });
     const trimmed = trimReports.run({ machineId, kept: REPORTS_KEPT_PER_MACHINE }).changes;
     if (trimmed > 0) uncountReports.run({ machineId, trimmed });

@@ -22,7 +22,7 @@ export const SCHEMA_VERSION = 2;
  * slower in both databases (bench/fleet.ts times both side by side;
  * bench/RESULTS.md).
  */
-export const MACHINE_COLUMNS = "machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_mark_good_at, rollbacks, reports";
+export const MACHINE_COLUMNS = "machine_id, hostname, macs, first_seen_at, last_seen_at, last_kind, last_boot, last_boot_at, last_mark_good_at, rollbacks, reports";
 
 /** A machine's row, as both stores select it. JSON is kept as text. */
 export interface MachineRow {
@@ -33,6 +33,7 @@ export interface MachineRow {
   last_seen_at: string;
   last_kind: string;
   last_boot: string | null;
+  last_boot_at: string | null;
   last_mark_good_at: string | null;
   rollbacks: number;
   reports: number;
@@ -61,6 +62,8 @@ export interface ReportValues {
   readonly sentAt: string;
   /** the boot summary as JSON, for a boot report; null keeps the machine's last one */
   readonly lastBoot: string | null;
+  /** receivedAt for a boot report; null keeps the machine's last one */
+  readonly bootAt: string | null;
   /** receivedAt for a mark-good; null keeps the machine's last one */
   readonly markGoodAt: string | null;
   /** 1 when a boot report says the boot rolled back, added to the machine's count of rollbacks */
@@ -79,6 +82,7 @@ export function reportValues(envelope: Envelope, receivedAt: string): ReportValu
     receivedAt,
     sentAt: envelope.sentAt,
     lastBoot: summary === undefined ? null : JSON.stringify(summary),
+    bootAt: envelope.kind === "boot" ? receivedAt : null,
     markGoodAt: envelope.kind === "mark-good" ? receivedAt : null,
     rollback: summary?.rollback === undefined ? 0 : 1,
     report: envelope.report === undefined ? null : JSON.stringify(envelope.report),
@@ -94,6 +98,7 @@ export function machineRecord(row: MachineRow): MachineRecord {
     lastSeenAt: row.last_seen_at,
     lastKind: row.last_kind as EnvelopeKind,
     ...(row.last_boot === null ? {} : { lastBoot: JSON.parse(row.last_boot) as BootSummary }),
+    ...(row.last_boot_at === null ? {} : { lastBootAt: row.last_boot_at }),
     ...(row.last_mark_good_at === null ? {} : { lastMarkGoodAt: row.last_mark_good_at }),
     rollbacks: row.rollbacks,
     reports: row.reports,

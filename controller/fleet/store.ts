@@ -23,6 +23,8 @@ export interface MachineRecord {
   readonly lastKind: EnvelopeKind;
   /** from the latest report of kind "boot"; absent until one came */
   readonly lastBoot?: BootSummary;
+  /** when the server took the latest boot report; absent until one came */
+  readonly lastBootAt?: string;
   /** when the server took the latest mark-good; absent until one came */
   readonly lastMarkGoodAt?: string;
   /** boot reports ever taken that say the boot rolled back (counted as they come, so older reports deleted do not lower it) */

@@ -7,6 +7,7 @@ import { healthWord } from "../../../../controller/fleet/page/health.ts";
 import { countRollouts, countVersions } from "../../../../controller/fleet/page/rollout.ts";
 import { describeDuration, describeTime, relativeTime } from "../../../../controller/fleet/page/time.ts";
 import type { BootSummary } from "../../../../controller/fleet/boot-summary.ts";
+import type { MachineRecord } from "../../../../controller/fleet/store.ts";
 import { BOOT_REPORT, machineRecord, PAGE_NOW } from "../../../fleet-envelopes.ts";
 
 const BOOT = summarizeBootReport(BOOT_REPORT);
@@ -15,12 +16,25 @@ function booted(version: string, update?: BootSummary["update"], changes: Partia
   return { ...BOOT, version, ...(update === undefined ? {} : { update }), ...changes };
 }
 
+/** `record` without `keys`: the optional fields a machine has not reported yet. */
+function without(record: MachineRecord, ...keys: (keyof MachineRecord)[]): MachineRecord {
+  return Object.fromEntries(Object.entries(record).filter(([key]) => !(keys as string[]).includes(key))) as unknown as MachineRecord;
+}
+
 describe("healthWord", () => {
   test("each word, and the first that applies wins", () => {
     expect(healthWord(machineRecord(), PAGE_NOW)).toBe("good");
-    expect(healthWord(machineRecord({ lastKind: "mark-shutdown" }), PAGE_NOW)).toBe("shut down");
-    expect(healthWord(machineRecord({ lastKind: "boot", lastSeenAt: "2026-12-06T11:55:00.000Z" }), PAGE_NOW)).toBe("booting");
-    expect(healthWord(machineRecord({ lastKind: "boot", lastSeenAt: "2026-12-06T11:49:00.000Z" }), PAGE_NOW)).toBe("not marked good");
+    // marked good, then shut down cleanly: still good (its Good count in the versions' table too)
+    expect(healthWord(machineRecord({ lastKind: "mark-shutdown", lastSeenAt: "2026-12-06T11:30:00.000Z" }), PAGE_NOW)).toBe("good");
+    expect(healthWord(without(machineRecord({ lastKind: "mark-shutdown" }), "lastMarkGoodAt"), PAGE_NOW)).toBe("shut down");
+    // the mark-good was of an earlier boot
+    const reboot = { lastKind: "boot", lastBootAt: "2026-12-06T11:55:00.000Z", lastSeenAt: "2026-12-06T11:55:00.000Z" } as const;
+    expect(healthWord(machineRecord(reboot), PAGE_NOW)).toBe("booting");
+    expect(healthWord(machineRecord({ ...reboot, lastKind: "mark-shutdown", lastSeenAt: "2026-12-06T11:58:00.000Z" }), PAGE_NOW)).toBe("shut down");
+    expect(healthWord(machineRecord({ ...reboot, lastBootAt: "2026-12-06T11:49:00.000Z", lastSeenAt: "2026-12-06T11:58:00.000Z" }), PAGE_NOW)).toBe("not marked good");
+    // no boot report yet: the latest report decides
+    expect(healthWord(without(machineRecord(), "lastBootAt", "lastBoot"), PAGE_NOW)).toBe("good");
+    expect(healthWord(without(machineRecord({ lastKind: "mark-shutdown" }), "lastBootAt", "lastBoot"), PAGE_NOW)).toBe("shut down");
     expect(healthWord(machineRecord({ lastBoot: { ...BOOT, rollback: "rollback: x" } }), PAGE_NOW)).toBe("rolled back");
     expect(healthWord(machineRecord({ lastBoot: { outcome: "nothing-bootable", rollback: "rollback: x" } }), PAGE_NOW)).toBe("nothing booted");
     expect(healthWord(machineRecord({ lastSeenAt: "2026-12-05T11:59:00.000Z", lastBoot: { outcome: "nothing-bootable" } }), PAGE_NOW)).toBe("not seen");
@@ -39,7 +53,7 @@ describe("countVersions", () => {
       machineRecord({ lastBoot: booted("9.0") }),
       machineRecord({ lastBoot: booted("10.0") }),
       machineRecord({ lastBoot: booted("10.0", undefined, { rollback: "rollback: x" }) }),
-      machineRecord({ lastBoot: booted("10.0"), lastKind: "boot" }),
+      machineRecord({ lastBoot: booted("10.0"), lastKind: "boot", lastBootAt: "2026-12-06T11:01:00.000Z" }),
       machineRecord({ lastBoot: { outcome: "nothing-bootable" } }),
     ];
     expect(countVersions(machines, PAGE_NOW)).toEqual([
