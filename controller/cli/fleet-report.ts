@@ -56,7 +56,7 @@ export async function runFleetReport(args: readonly string[], world: FleetReport
     if (!identity.ok) throw new Error(`Cannot send reports: ${identity.problem}`);
     for (const note of identity.notes) ports.log(note);
     machine = identity.machine;
-    target = { url: sender.reportsUrl(settings.server), token: await sender.readFleetToken(system, settings.tokenFile) };
+    target = await sender.fleetTarget(system, settings);
   } catch (error) {
     output.err(`controller: ${(error as Error).message}\n`);
     return EXIT_CANNOT_SEND;

@@ -232,6 +232,10 @@ const fleetShape = {
     "a normalised absolute path such as \"/etc/controller/fleet-token\" (no //, no trailing /, no \".\" or \"..\" parts)",
     isNormalizedAbsolutePath,
   ),
+  ca_bundle: text(
+    "a normalised absolute path such as \"/etc/ssl/certs/ca-certificates.crt\", or \"\" for the controller's built-in certificate authorities",
+    (value) => value === "" || isNormalizedAbsolutePath(value),
+  ),
 };
 
 /** Heddle's updates on BOOTEXT, booted with kexec (heddle.ts). */
@@ -367,7 +371,7 @@ export const DEFAULT_CONFIG: Config = {
   health: { max_attempts: 3, require_clean_shutdown: false, verify_image: true, fsck: true, required_files: [], both_unhealthy: "newest" },
   heddle: { updates_dir: "updates", allow_unsigned: false, prompt_seconds: 120 },
   diskless: { mode: "off", ram_margin_mib: 256, dir: "/run/controller/diskless" },
-  fleet: { server: "", token_file: "/etc/controller/fleet-token" },
+  fleet: { server: "", token_file: "/etc/controller/fleet-token", ca_bundle: "/etc/ssl/certs/ca-certificates.crt" },
   tmpfs: {
     "/etc": { enabled: true, size: "64m", mode: "0755", seed_from_image: true },
     "/var/log": { enabled: true, size: "64m", mode: "0755", seed_from_image: false },

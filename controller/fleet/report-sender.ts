@@ -7,7 +7,7 @@
 // The decisions are outbox.ts's; this file carries them out. It loads neither
 // the server nor SQLite: it runs on every machine of the fleet.
 
-import { checkConfigLayer } from "../config/schema.ts";
+import { checkConfigLayer, DEFAULT_CONFIG } from "../config/schema.ts";
 import { FLEET_BOOT_QUEUED, FLEET_OUTBOX_DIR, REPORT_PATH } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import type { EnvelopeKind } from "./envelope.ts";
@@ -50,6 +50,8 @@ export interface SenderPorts {
 export interface FleetSettings {
   readonly server: string;
   readonly tokenFile: string;
+  /** fleet.ca_bundle; "" for the built-in authorities */
+  readonly caBundle: string;
 }
 
 /** Where the reports go and with what. */
@@ -57,6 +59,8 @@ export interface FleetTarget {
   /** fleet.server's REPORTS_URL_PATH */
   readonly url: string;
   readonly token: string;
+  /** for an https:// server: the PEM certificates its certificate must chain to; absent: the built-in ones */
+  readonly ca?: string;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -75,9 +79,27 @@ export function fleetSettingsOf(report: unknown): FleetSettings | undefined {
   if (fleet === undefined) return undefined;
   const checked = checkConfigLayer({ fleet });
   if (!checked.ok) throw new Error(`Cannot send reports: ${REPORT_PATH}: ${checked.problems.join("; ")}`);
-  const { server, token_file: tokenFile } = checked.value.fleet ?? {};
+  // a report of a controller before fleet.ca_bundle has none: its default then
+  const { server, token_file: tokenFile, ca_bundle: caBundle = DEFAULT_CONFIG.fleet.ca_bundle } = checked.value.fleet ?? {};
   if (server === undefined || tokenFile === undefined) throw new Error(`Cannot send reports: ${REPORT_PATH}: key config.values.fleet: expected server and token_file, got ${JSON.stringify(fleet)}`);
-  return server === "" ? undefined : { server, tokenFile };
+  return server === "" ? undefined : { server, tokenFile, caBundle };
+}
+
+/** Where the reports go, with the token from fleet.token_file and, for https, the authorities of fleet.ca_bundle. */
+export async function fleetTarget(system: System, settings: FleetSettings): Promise<FleetTarget> {
+  const url = reportsUrl(settings.server);
+  const token = await readFleetToken(system, settings.tokenFile);
+  if (!url.startsWith("https:") || settings.caBundle === "") return { url, token };
+  let ca: string;
+  try {
+    ca = await system.readText(settings.caBundle);
+  } catch (error) {
+    throw new Error(`Cannot send reports: fleet.ca_bundle ${settings.caBundle}: expected a file of PEM certificates, got ${(error as Error).message}; set fleet.ca_bundle = "" for the built-in authorities`);
+  }
+  if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(`Cannot send reports: fleet.ca_bundle ${settings.caBundle}: expected PEM certificates ("-----BEGIN CERTIFICATE-----"), got none`);
+  }
+  return { url, token, ca };
 }
 
 /** fleet.server's endpoint for reports: the path goes under the server's own path, as update.servers' do. */
@@ -175,6 +197,7 @@ export async function postEnvelope(ports: SenderPorts, target: FleetTarget, body
       // a redirect is an answer of its own (outcomeOf): following one would turn the POST into a GET
       redirect: "manual",
       signal: AbortSignal.timeout(timeoutMs),
+      ...(target.ca === undefined ? {} : { tls: { ca: target.ca } }),
     });
     return { kind: "answered", status: response.status, error: await errorText(response) };
   } catch (error) {
@@ -264,8 +287,7 @@ export async function reportLifecycle(ports: SenderPorts, kind: Exclude<Envelope
       ports.log(`queued the mark-good report as ${await enqueue(ports, kind, body)}`);
       return;
     }
-    const token = await readFleetToken(ports.system, settings.tokenFile);
-    await sendNowOrQueue(ports, { url: reportsUrl(settings.server), token }, kind, body);
+    await sendNowOrQueue(ports, await fleetTarget(ports.system, settings), kind, body);
   } catch (error) {
     ports.log((error as Error).message);
   }

@@ -96,7 +96,7 @@ describe("a boot with an update server", () => {
     const { report, text } = await boot(fake);
     expect(report.update.check.decision).toBe("up-to-date");
     expect(text).toContain("the server's config sets fleet.*: ignored, where the machine reports comes from its own config");
-    expect(report.config.values.fleet).toEqual({ server: "", token_file: "/etc/controller/fleet-token" });
+    expect(report.config.values.fleet).toEqual({ server: "", token_file: "/etc/controller/fleet-token", ca_bundle: "/etc/ssl/certs/ca-certificates.crt" });
     expect(report.config.provenance["fleet.server"]).toBe("built-in defaults");
     expect(report.config.provenance["fleet.token_file"]).toBe("built-in defaults");
   });

@@ -105,6 +105,7 @@ const DEFAULT_PROVENANCE_KEYS = [
   "diskless.dir",
   "fleet.server",
   "fleet.token_file",
+  "fleet.ca_bundle",
   'tmpfs."/etc".enabled',
   'tmpfs."/etc".size',
   'tmpfs."/etc".mode',

@@ -44,7 +44,9 @@ async function sendAll(ports: SenderPorts, fake: FakeSystem, lines: readonly str
 
 describe("fleetSettingsOf", () => {
   test("the [fleet] of this boot's config", () => {
-    expect(fleetSettingsOf(reportWithFleet())).toEqual({ server: FLEET_SERVER, tokenFile: TOKEN_FILE });
+    expect(fleetSettingsOf(reportWithFleet({ server: FLEET_SERVER, token_file: TOKEN_FILE, ca_bundle: "" }))).toEqual({ server: FLEET_SERVER, tokenFile: TOKEN_FILE, caBundle: "" });
+    // a report of a controller before fleet.ca_bundle: its default
+    expect(fleetSettingsOf(reportWithFleet())).toEqual({ server: FLEET_SERVER, tokenFile: TOKEN_FILE, caBundle: "/etc/ssl/certs/ca-certificates.crt" });
   });
 
   test("reports are off: fleet.server empty, a report from a controller before [fleet], a report of another shape", () => {
@@ -58,7 +60,8 @@ describe("fleetSettingsOf", () => {
       [{ server: "ftp://fleet.test/", token_file: TOKEN_FILE }, 'key fleet.server: expected an http:// or https:// base URL such as "https://fleet.example.org/" (no user, query or fragment), or "" for none, got "ftp://fleet.test/"'],
       [{ server: FLEET_SERVER, token_file: "token" }, 'key fleet.token_file: expected a normalised absolute path such as "/etc/controller/fleet-token" (no //, no trailing /, no "." or ".." parts), got "token"'],
       [{ server: FLEET_SERVER }, `key config.values.fleet: expected server and token_file, got {"server":"${FLEET_SERVER}"}`],
-      [{ server: FLEET_SERVER, token_file: TOKEN_FILE, token: "x" }, "key fleet.token: unknown key; [fleet] has server, token_file"],
+      [{ server: FLEET_SERVER, token_file: TOKEN_FILE, token: "x" }, "key fleet.token: unknown key; [fleet] has server, token_file, ca_bundle"],
+      [{ server: FLEET_SERVER, token_file: TOKEN_FILE, ca_bundle: "certs.pem" }, 'key fleet.ca_bundle: expected a normalised absolute path such as "/etc/ssl/certs/ca-certificates.crt", or "" for the controller\'s built-in certificate authorities, got "certs.pem"'],
       ["on", "key fleet: expected a table, got \"on\""],
     ];
     for (const [fleet, problem] of cases) expect(() => fleetSettingsOf(reportWithFleet(fleet as Record<string, unknown>))).toThrow(`Cannot send reports: /run/controller/report.json: ${problem}`);

@@ -10,6 +10,7 @@ import { deadlineProblem, framingOf, parseHead } from "../../../controller/syste
 import { LinuxSystem } from "../../../controller/system/linux-system.ts";
 import type { HttpRequestOptions } from "../../../controller/system/system.ts";
 import { memoryLogger } from "../../memory-log.ts";
+import { makeThrowawayCa } from "../../throwaway-ca.ts";
 
 const BODY = new Uint8Array(300_000).map((_, i) => i % 251);
 const GZIPPED = Bun.gzipSync(BODY);
@@ -21,11 +22,6 @@ const system = new LinuxSystem(memoryLogger().log, 30_000);
 /** A small file's request as http-fetch.ts makes it, with limits short enough for a test. */
 function options(changes: Partial<HttpRequestOptions> = {}): HttpRequestOptions {
   return { timeoutMs: 5000, deadline: { kind: "total", totalMs: 10_000 }, caBundle: "/nonexistent", allowRedirectToHttp: false, ...changes };
-}
-
-async function openssl(...args: string[]): Promise<void> {
-  const child = Bun.spawn(["openssl", ...args], { stdout: "ignore", stderr: "pipe" });
-  if ((await child.exited) !== 0) throw new Error(`openssl ${args.join(" ")}: ${await new Response(child.stderr).text()}`);
 }
 
 function respond(request: Request): Response {
@@ -92,17 +88,13 @@ async function body(response: { body: AsyncIterable<Uint8Array> }): Promise<Uint
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "linux-http-"));
   const file = (name: string) => join(dir, name);
-  await openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA", "-keyout", file("ca.key"), "-out", file("ca.pem"));
-  await openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", file("server.key"), "-out", file("server.csr"));
-  await Bun.write(file("ext.cnf"), "subjectAltName=IP:127.0.0.1\n");
-  await openssl("x509", "-req", "-in", file("server.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", file("ext.cnf"), "-out", file("server.pem"));
+  const ca = await makeThrowawayCa(dir);
   await Bun.write(file("local-secret"), "a file of the machine, not the server's\n");
-  await openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other CA", "-keyout", file("other.key"), "-out", file("other.pem"));
   plain = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: respond });
   secure = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    tls: { cert: Bun.file(file("server.pem")), key: Bun.file(file("server.key")) },
+    tls: { cert: Bun.file(ca.serverCertFile), key: Bun.file(ca.serverKeyFile) },
     fetch: respond,
   });
 }, 60_000);
