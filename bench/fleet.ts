@@ -37,6 +37,7 @@ import { installedSlot, PUBLIC_KEY } from "../test/fake-repo.ts";
 import { BOOT_REPORT, envelope, READ_TOKEN, REPORT_TOKEN } from "../test/fleet-envelopes.ts";
 import { memoryLogger } from "../test/memory-log.ts";
 import { CLUSTER_PASSWORD, startPostgresCluster } from "../test/postgres-cluster.ts";
+import { openTab, withChromium } from "../test/browser/fleet-browser.ts";
 import { fixed, freePort, median, percentile, progress, runsFrom, table } from "./lib.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
@@ -45,6 +46,8 @@ const MACHINES = 1000;
 const ROUNDS = runsFrom(process.env["BENCH_FLEET_ROUNDS"], 3);
 /** GETs of each page path, one after another */
 const PAGE_LOADS = 10;
+/** Loads of the fleet's page in chromium, as a person opens it, after one untimed. */
+const BROWSER_LOADS = 5;
 /**
  * Untimed GETs of each path first: the Postgres store opens its pool's
  * connections as requests come, each with a SCRAM login and its statements
@@ -202,6 +205,32 @@ async function loadPages(url: string, paths: readonly string[]): Promise<PageLoa
   return loads;
 }
 
+/**
+ * The fleet's page opened in Debian's chromium, signed in as a person is:
+ * from the navigation's start to its load event (the whole HTML parsed and laid
+ * out) and to the first contentful paint, by the browser's own timings.
+ */
+async function loadInChromium(url: string): Promise<{ load: number[]; paint: number[] }> {
+  return withChromium(async (browser) => {
+    const tab = await openTab(browser, READ_TOKEN);
+    const load: number[] = [];
+    const paint: number[] = [];
+    for (let index = 0; index <= BROWSER_LOADS; index++) {
+      // a fresh navigation each time, not the cache's copy (the page says no-store)
+      await tab.page.goto(url, { waitUntil: "load" });
+      const timing = (await tab.page.evaluate(`(() => {
+        const navigation = performance.getEntriesByType("navigation")[0];
+        const paint = performance.getEntriesByName("first-contentful-paint")[0];
+        return { load: navigation.loadEventEnd - navigation.startTime, paint: paint === undefined ? -1 : paint.startTime };
+      })()`)) as { load: number; paint: number };
+      if (index === 0) continue;
+      load.push(timing.load);
+      if (timing.paint >= 0) paint.push(timing.paint);
+    }
+    return { load, paint };
+  });
+}
+
 /** Both listing queries, alternating, straight on the database: milliseconds of each run. */
 async function timeListings(query: (text: string) => Promise<unknown>): Promise<{ counted: number[]; kept: number[] }> {
   const counted: number[] = [];
@@ -224,6 +253,8 @@ interface Measured {
   readonly machines: number;
   readonly reports: number;
   readonly pages: PageLoad[];
+  /** the fleet's page in chromium: navigation start to the load event, then to the first paint, ms */
+  readonly browser: { load: number[]; paint: number[] };
 }
 
 interface Database {
@@ -266,7 +297,9 @@ async function measure(dir: string, database: Database, bodies: readonly string[
   server = await startServer(dir, database.db, database.env);
   try {
     progress(`${database.name}: loading ${paths.join(", ")}`);
-    return { store: database.name, rounds, listings, fillMs, machines, reports, pages: await loadPages(server.url, paths) };
+    const pages = await loadPages(server.url, paths);
+    progress(`${database.name}: the fleet's page in chromium, ${BROWSER_LOADS} loads`);
+    return { store: database.name, rounds, listings, fillMs, machines, reports, pages, browser: await loadInChromium(server.url) };
   } finally {
     await stopServer(server);
   }
@@ -292,6 +325,7 @@ function section(measured: readonly Measured[], reportBytes: number, wallSeconds
   const pageRows = measured.flatMap((result) =>
     result.pages.map((page) => [result.store, `GET ${page.path}`, String(page.status), String(page.bytes), ms(page.coldMs), ms(median(page.ms)), ms(Math.max(...page.ms))]),
   );
+  const browserRows = measured.map(({ store, browser }) => [store, ms(median(browser.load)), ms(Math.max(...browser.load)), browser.paint.length === 0 ? "-" : ms(median(browser.paint))]);
   const listingRows = measured.map(({ store, listings }) => [store, ms(median(listings.counted)), ms(median(listings.kept)), ms(Math.max(...listings.counted)), ms(Math.max(...listings.kept))]);
   const fillRows = measured.map((result) => [result.store, String(result.machines), String(result.reports), fixed(result.fillMs / 1000, 1), fixed((MACHINES * REPORTS_KEPT_PER_MACHINE) / (result.fillMs / 1000), 0)]);
   return [
@@ -308,6 +342,10 @@ function section(measured: readonly Measured[], reportBytes: number, wallSeconds
     `The page's load time with them, the server just started: each path fetched ${WARM_UP_LOADS} times untimed (the first of them is the cold load: Postgres's pool opens its connections as requests come), then ${PAGE_LOADS} times one after another, with the read token (as Bearer, which the pages take as well as Basic):`,
     "",
     table(["store", "request", "status", "bytes", "cold (ms)", "median (ms)", "max (ms)"], pageRows),
+    "",
+    `The same page as a person opens it, in Debian's chromium (headless, 1280×900, signed in with Basic), loaded ${BROWSER_LOADS} times after one untimed: from the navigation's start to the load event (the HTML fetched, parsed and laid out) and to the first contentful paint, by the browser's own timings:`,
+    "",
+    table(["store", "to load (ms, median)", "to load (ms, max)", "first paint (ms, median)"], browserRows),
     "",
     `The listing's query straight on each database with those tables, ${LISTINGS} runs of each, alternating: as schema version 1 made it, counting each machine's reports as it lists them, and as the stores make it now, with the count kept in the machine's row:`,
     "",
