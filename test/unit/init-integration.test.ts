@@ -84,10 +84,10 @@ describe("controller-health", () => {
     const dir = await temporaryDir("controller-health-");
     await mkdir(join(dir, "bin"));
     const log = join(dir, "calls");
-    // fleet-report runs until it is stopped: here for 5 s at most
+    // fleet-report runs until it is stopped: here for 30 s at most
     await writeFile(
       join(dir, "bin/controller"),
-      `#!/bin/sh\nfor arg; do printf '[%s]' "$arg"; done >>"${log}"\necho >>"${log}"\n[ "$1" = fleet-report ] && exec sleep 5\nexit "\${FAKE_EXIT:-0}"\n`,
+      `#!/bin/sh\nfor arg; do printf '[%s]' "$arg"; done >>"${log}"\necho >>"${log}"\n[ "$1" = fleet-report ] && exec sleep 30\nexit "\${FAKE_EXIT:-0}"\n`,
     );
     await chmod(join(dir, "bin/controller"), 0o755);
     const report = join(dir, "report.json");
@@ -96,9 +96,13 @@ describe("controller-health", () => {
     const allCalls = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
     // the lifecycle calls; fleet-report runs in the background, at its own pace
     const calls = async () => (await allCalls()).filter((call) => call !== "[fleet-report]");
-    /** The calls of fleet-report once it has started, waiting for it up to 5 s. */
+    /**
+     * The calls of fleet-report once it has started, waiting for it up to 20 s: it runs at nice 19,
+     * and on a machine whose cores are busy (CI builds the Debian images meanwhile) it gets the CPU
+     * last; a CI run saw it start more than 5 s late.
+     */
     const fleetReports = async () => {
-      for (let waited = 0; waited < 5000 && !(await allCalls()).includes("[fleet-report]"); waited += 20) await Bun.sleep(20);
+      for (let waited = 0; waited < 20_000 && !(await allCalls()).includes("[fleet-report]"); waited += 20) await Bun.sleep(20);
       return (await allCalls()).filter((call) => call === "[fleet-report]");
     };
     return { env, report, calls, fleetReports, pidFile: join(dir, "fleet-report.pid") };
@@ -140,7 +144,8 @@ describe("controller-health", () => {
         expect(await endsWithin(pid, 2000)).toBe(true);
         expect(await stat(pidFile).catch(() => undefined)).toBeUndefined();
         expect(await calls()).toEqual(["[mark-good]", "[mark-good]", "[mark-shutdown]"]);
-      });
+        // bounded by its own waits (20 s for the sender at nice 19 to start, 2 s for it to end)
+      }, 30_000);
 
       test("the controller's exit status is the script's", async () => {
         const { env } = await fakeController();
