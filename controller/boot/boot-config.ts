@@ -81,8 +81,8 @@ export function withServerLayers(
   if (resolved.config.update.trusted_keys.join() !== local.resolved.config.update.trusted_keys.join()) {
     context.log.forScope(scope).warn("the server's config sets update.trusted_keys: ignored, the keys the machine trusts come from its own config");
   }
-  const { server, token_file } = local.resolved.config.fleet;
-  if (resolved.config.fleet.server !== server || resolved.config.fleet.token_file !== token_file) {
+  const own = local.resolved.config.fleet;
+  if (Object.entries(own).some(([key, value]) => resolved.config.fleet[key as keyof typeof own] !== value)) {
     context.log.forScope(scope).warn("the server's config sets fleet.*: ignored, where the machine reports comes from its own config");
   }
   applyCommandTimeout(context.system, resolved);

@@ -4,7 +4,7 @@
 // is stopped; init-integration/controller-fleet-report.service runs it.
 
 import type { MachineIdentity } from "../fleet/machine-identity.ts";
-import type { FleetTarget } from "../fleet/report-sender.ts";
+import type { FleetTarget, SenderPorts } from "../fleet/report-sender.ts";
 import { FLEET_OUTBOX_DIR, REPORT_PATH } from "../system/paths.ts";
 import type { System } from "../system/system.ts";
 import { type CommandOutput, PROCESS_OUTPUT } from "./output.ts";
@@ -20,7 +20,7 @@ export const EXIT_CANNOT_SEND = 78;
 export interface FleetReportWorld {
   readonly system: System;
   readonly output: CommandOutput;
-  readonly fetch: (url: string, init: RequestInit) => Promise<Response>;
+  readonly fetch: SenderPorts["fetch"];
   readonly random: () => number;
   /** the tests' way to stop the loop; the service runs until SIGTERM */
   readonly keepGoing?: () => boolean;

@@ -12,6 +12,7 @@ import { type BootedKernel, type GrubenvSettled, settleGrubenv } from "../boot/k
 import type { BootReport } from "../boot/report.ts";
 import { HEALTH_FILE, type LiveHealth, readHealth, writeHealth } from "../boot/slot-health.ts";
 import { RECORD_MANIFEST } from "../boot/slot-records.ts";
+import type { SenderPorts } from "../fleet/report-sender.ts";
 import { pairId } from "../plans/boot-entries.ts";
 import { afterMarkGood, afterMarkShutdown, type HealthRecord, healthOf } from "../plans/slot-health.ts";
 import { PROC_KERNEL_OSRELEASE, PROC_KERNEL_VERSION, REPORT_PATH, SLOT_MOUNT } from "../system/paths.ts";
@@ -187,8 +188,8 @@ const LIFECYCLE_COMMANDS: ReadonlyMap<string, LifecycleAction> = new Map<string,
   ["mark-shutdown", "shutdown"],
 ]);
 
-/** How a lifecycle command reaches the fleet server: the tests give their own. */
-export type FleetFetch = (url: string, init: RequestInit) => Promise<Response>;
+/** How a lifecycle command reaches the fleet server, as the sender does: the tests give their own. */
+export type FleetFetch = SenderPorts["fetch"];
 
 /**
  * When this boot's config names a fleet server, the mark's envelope goes there

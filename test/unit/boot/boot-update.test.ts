@@ -100,6 +100,15 @@ describe("a boot with an update server", () => {
     expect(report.config.provenance["fleet.server"]).toBe("built-in defaults");
     expect(report.config.provenance["fleet.token_file"]).toBe("built-in defaults");
   });
+
+  test("a server config that sets only fleet.ca_bundle (whom the machine trusts for its fleet server) is ignored with the same warning", async () => {
+    const fake = connectToNetwork(machine());
+    publish(fake, { version: "1.0", fleetConfig: { "50-fleet.toml": '[fleet]\nca_bundle = "/tmp/their-ca.pem"\n' } });
+    const { report, text } = await boot(fake);
+    expect(text).toContain("the server's config sets fleet.*: ignored, where the machine reports comes from its own config");
+    expect(report.config.values.fleet.ca_bundle).toBe("/etc/ssl/certs/ca-certificates.crt");
+    expect(report.config.provenance["fleet.ca_bundle"]).toBe("built-in defaults");
+  });
 });
 
 // --- who the machine is: the server's per-machine config -----------------------
