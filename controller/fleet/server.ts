@@ -75,6 +75,12 @@ function refusePage(request: Request, status: number, title: string, problems: r
   return page(request, status, messagePage(title, problems, link), headers, problems[0]);
 }
 
+/** The machine a path names, with its reports, or why there is none (the page and the API say the same). */
+async function findMachine(store: FleetStore, machineId: string): Promise<NonNullable<Awaited<ReturnType<FleetStore["machine"]>>> | { readonly problem: string }> {
+  const found = isMachineId(machineId) ? await store.machine(machineId) : undefined;
+  return found ?? { problem: `Cannot find machine ${JSON.stringify(machineId.slice(0, 40))}: expected the machine-id of a machine that has reported` };
+}
+
 async function showPage(request: Request, url: URL, store: FleetStore, token: string, now: Date): Promise<Answer> {
   const home = url.pathname === FLEET_PAGE_PATH ? "./" : "../";
   if (!holdsPageToken(request, token)) {
@@ -86,12 +92,8 @@ async function showPage(request: Request, url: URL, store: FleetStore, token: st
     if (!filter.ok) return refusePage(request, 400, "Cannot filter the fleet", filter.problems, { href: home, text: "The whole fleet" });
     return page(request, 200, fleetPage(await store.machines(), filter.filter, now));
   }
-  const machineId = url.pathname.slice(MACHINE_PAGES_PATH.length + 1);
-  const found = isMachineId(machineId) ? await store.machine(machineId) : undefined;
-  if (found === undefined) {
-    const problem = `Cannot find machine ${JSON.stringify(machineId.slice(0, 40))}: expected the machine-id of a machine that has reported`;
-    return refusePage(request, 404, "No such machine", [problem], { href: home, text: "The fleet" });
-  }
+  const found = await findMachine(store, url.pathname.slice(MACHINE_PAGES_PATH.length + 1));
+  if ("problem" in found) return refusePage(request, 404, "No such machine", [found.problem], { href: home, text: "The fleet" });
   return page(request, 200, machinePage(found.machine, found.reports, now));
 }
 
@@ -112,9 +114,9 @@ async function takeReport(request: Request, store: FleetStore, token: string): P
 async function readMachines(request: Request, store: FleetStore, token: string, machineId: string | undefined): Promise<Answer> {
   if (!holdsToken(request, token)) return unauthorized("read the machines", "read token");
   if (machineId === undefined) return { response: json(200, { machines: await store.machines() }) };
-  const machine = isMachineId(machineId) ? await store.machine(machineId) : undefined;
-  if (machine === undefined) return refuse(404, [`Cannot find machine ${JSON.stringify(machineId.slice(0, 40))}: expected the machine-id of a machine that has reported`]);
-  return { response: json(200, machine) };
+  const found = await findMachine(store, machineId);
+  if ("problem" in found) return refuse(404, [found.problem]);
+  return { response: json(200, found) };
 }
 
 /** For a path of the listing: the machine-id it names, if it names one; undefined for any other path. */
