@@ -121,6 +121,41 @@ export function failuresOf(result: FileResult): number {
   return result.exitCode !== 0 && failed === 0 ? 1 : failed;
 }
 
+/** The lines bun test prints when a test ends: "(pass) a > b [12.00ms]", "(fail) ...". */
+const TEST_END = /^\((pass|fail|skip|todo)\) /;
+
+/**
+ * What bun test printed for each failed test, from the output of one file: the
+ * lines since the previous test ended (the test's own output, then bun's error
+ * with its source excerpt) through the "(fail)" line and bun's "^ this test
+ * timed out" under it. A block longer than maxLines keeps its last lines, where
+ * bun puts the error. The runner prints these again under its summary, so a
+ * failure is still in sight where CI shows only the end of the output.
+ */
+export function failureExcerpts(output: string, maxLines = 60): string[][] {
+  const lines = plainConsoleText(output).split("\n");
+  const excerpts: string[][] = [];
+  let blockStart = 0;
+  for (let index = 0; index < lines.length; index++) {
+    const line = lines[index] ?? "";
+    const ended = TEST_END.exec(line);
+    if (ended === null) {
+      // a file's header ("x.test.ts:") starts a block as a test's end does
+      if (/^\S.*\.test\.ts:$/.test(line)) blockStart = index + 1;
+      continue;
+    }
+    if (ended[1] === "fail") {
+      let end = index + 1;
+      while (end < lines.length && /^ {2}\^ /.test(lines[end] ?? "")) end++;
+      const block = lines.slice(blockStart, end);
+      excerpts.push(block.length > maxLines ? [`(${block.length - maxLines} earlier lines are in the file's log)`, ...block.slice(-maxLines)] : block);
+      index = end - 1;
+    }
+    blockStart = index + 1;
+  }
+  return excerpts;
+}
+
 /** "12m05s", "48s" */
 export function formatDuration(seconds: number): string {
   const whole = Math.round(seconds);

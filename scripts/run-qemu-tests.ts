@@ -18,7 +18,7 @@ import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
 import { RUN_OWNER_ENV } from "../qemu-harness/run-folder.ts";
-import { bootsDebianImages, type FileResult, failuresOf, formatDuration, nextToStart, parseBunCounts, type QueuedFile, queueLongestFirst, summary } from "../qemu-harness/test-queue.ts";
+import { bootsDebianImages, type FileResult, failureExcerpts, failuresOf, formatDuration, nextToStart, parseBunCounts, type QueuedFile, queueLongestFirst, summary } from "../qemu-harness/test-queue.ts";
 
 const REPO = resolve(import.meta.dir, "..");
 const DEFAULT_LOG_DIR = join(REPO, "build/qemu-test-logs");
@@ -73,9 +73,13 @@ function say(text: string): void {
   process.stderr.write(`==> ${text}\n`);
 }
 
+function logFileOf(path: string, logDir: string): string {
+  return join(logDir, `${basename(path, ".test.ts")}.log`);
+}
+
 /** One file in its own bun test process; its output (stdout and stderr, in order) goes to a log. */
 async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
-  const log = join(logDir, `${basename(file.path, ".test.ts")}.log`);
+  const log = logFileOf(file.path, logDir);
   const name = relative(REPO, file.path);
   say(`start ${name} (log: ${log.startsWith(`${REPO}/`) ? relative(REPO, log) : log})`);
   const fd = openSync(log, "w");
@@ -99,6 +103,22 @@ async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
     return result;
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Each failed test's lines once more, just above the summary: a CI page that
+ * shows only the end of the output still shows why a file failed.
+ */
+function printFailuresAgain(results: readonly FileResult[], logDir: string): void {
+  for (const result of results.filter((row) => failuresOf(row) > 0)) {
+    const name = relative(REPO, result.path);
+    let excerpts: string[][] = [];
+    try {
+      excerpts = failureExcerpts(readFileSync(logFileOf(result.path, logDir), "utf8"));
+    } catch {}
+    const body = excerpts.length === 0 ? "(no failed test printed: the whole log is above)" : excerpts.map((lines) => lines.join("\n")).join("\n\n");
+    process.stderr.write(`==> failed in ${name}, again:\n${body}\n==> end of the failures of ${name}\n\n`);
   }
 }
 
@@ -165,6 +185,7 @@ async function main(): Promise<number> {
     }
     startWhatFits();
   });
+  printFailuresAgain(results, logDir);
   const lines = summary(results, (performance.now() - started) / 1000, vms);
   process.stderr.write(`${lines.join("\n")}\n`);
   return results.some((result) => failuresOf(result) > 0) ? 1 : 0;

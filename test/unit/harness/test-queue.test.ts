@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { bootsDebianImages, ESTIMATES, failuresOf, type FileResult, formatDuration, nextToStart, parseBunCounts, queueLongestFirst, summary, UNKNOWN_FILE } from "../../../qemu-harness/test-queue.ts";
+import { bootsDebianImages, ESTIMATES, failureExcerpts, failuresOf, type FileResult, formatDuration, nextToStart, parseBunCounts, queueLongestFirst, summary, UNKNOWN_FILE } from "../../../qemu-harness/test-queue.ts";
 
 const RUNNER = resolve(import.meta.dir, "../../../scripts/run-qemu-tests.ts");
 
@@ -91,6 +91,47 @@ describe("parseBunCounts and failuresOf", () => {
   });
 });
 
+describe("failureExcerpts", () => {
+  /** bun test 1.4's output for a file, as a log holds it (no terminal, so no colours) */
+  const OUTPUT = [
+    "bun test v1.4.5 (a7733435c)",
+    "",
+    "x.test.ts:",
+    "hello a",
+    "(pass) d > a [0.27ms]",
+    "hello b",
+    "4 | test(\"b\", () => { expect({x:1}).toEqual({x:2}); });",
+    "error: expect(received).toEqual(expected)",
+    "      at <anonymous> (/tmp/x.test.ts:4:57)",
+    "(fail) d > b [21.24ms]",
+    "(pass) d > c [0.21ms]",
+    "(fail) d > t [103.04ms]",
+    "  ^ this test timed out after 100ms.",
+    "",
+    " 2 pass",
+    " 2 fail",
+  ].join("\n");
+
+  test("each failed test with what it printed and bun's error, and nothing of the tests that passed", () => {
+    expect(failureExcerpts(OUTPUT)).toEqual([
+      ["hello b", "4 | test(\"b\", () => { expect({x:1}).toEqual({x:2}); });", "error: expect(received).toEqual(expected)", "      at <anonymous> (/tmp/x.test.ts:4:57)", "(fail) d > b [21.24ms]"],
+      ["(fail) d > t [103.04ms]", "  ^ this test timed out after 100ms."],
+    ]);
+  });
+
+  test("a long block keeps its last lines, where bun puts the error, and says how many it left out", () => {
+    const console = Array.from({ length: 100 }, (_, index) => `console line ${index}`);
+    const [excerpt] = failureExcerpts(["x.test.ts:", ...console, "error: boom", "(fail) long [1.00ms]"].join("\n"), 10);
+    expect(excerpt).toEqual(["(92 earlier lines are in the file's log)", ...console.slice(-8), "error: boom", "(fail) long [1.00ms]"]);
+  });
+
+  test("colours are taken out; a file without a failed test has no excerpts", () => {
+    expect(failureExcerpts("x.test.ts:\n\x1b[31m(fail)\x1b[0m a [1.00ms]\n")).toEqual([["(fail) a [1.00ms]"]]);
+    expect(failureExcerpts("x.test.ts:\n(pass) a [1.00ms]\n 1 pass\n 0 fail\n")).toEqual([]);
+    expect(failureExcerpts("error: Cannot find module\n")).toEqual([]);
+  });
+});
+
 describe("summary", () => {
   test("one line per file, slowest first, then the wall time and the total CI reads last", () => {
     const lines = summary(
@@ -149,6 +190,12 @@ describe("scripts/run-qemu-tests", () => {
     expect(output).toMatch(/==> .*runner-b-fails\.test\.ts: \d+s, FAILED \(exit code 1\)\n/);
     expect(output).toContain("(fail) b2");
     expect(output).toContain("fixture missing");
+    // above the summary, each failure once more: the end of the output alone says why
+    const again = output.slice(output.lastIndexOf("==> failed in "));
+    expect(again).toMatch(/^==> failed in .*runner-c-crashes\.test\.ts, again:\n\(no failed test printed: the whole log is above\)\n/);
+    const bAgain = /==> failed in .*runner-b-fails\.test\.ts, again:\n((.*\n)*?)==> end of the failures of /.exec(output)?.[1];
+    expect(bAgain).toMatch(/error: expect\(received\)\.toBe\(expected\)\n(.*\n)*\(fail\) b2 \[[\d.]+ms\]\n$/);
+    expect(bAgain).not.toContain("(pass) b1");
     expect(lines.at(-1)).toBe("2 passed, 2 failed");
   }, 60_000);
 
