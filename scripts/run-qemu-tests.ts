@@ -3,7 +3,7 @@
 // CI machine has two; one file after the other left the second core idle and
 // took over an hour. Each file's output is kept in its own log and printed
 // whole when the file ends (with its wall time), so two files' lines never mix;
-// the last line is the total, "N passed, N failed". Exits 1 when any file fails.
+// each failed test's lines come again above the summary; the last line is the total, "N passed, N failed". Exits 1 when any file fails.
 //
 // With --debian-images-job DIR (scripts/test), the Debian test images are still
 // building in the background, in a folder that holds the job's pid, its log and,
