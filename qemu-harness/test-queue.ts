@@ -132,7 +132,7 @@ const TEST_END = /^\((pass|fail|skip|todo)\) /;
  * bun puts the error. The runner prints these again under its summary, so a
  * failure is still in sight where CI shows only the end of the output.
  */
-export function failureExcerpts(output: string, maxLines = 60): string[][] {
+export function failureExcerpts(output: string, maxLines = 80): string[][] {
   const lines = plainConsoleText(output).split("\n");
   const excerpts: string[][] = [];
   let blockStart = 0;
