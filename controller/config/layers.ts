@@ -293,3 +293,19 @@ function overrideLayer({ param, key, value }: ConfigOverride): ConfigLayer {
   // Valid TOML that does not fit says more (got 99999) than its string form (got "99999").
   return rejected(writtenCheck === undefined ? stringCheck.problems : writtenCheck.problems);
 }
+
+/**
+ * The keys a machine takes from its own config only, never from an update
+ * server's (boot/boot-config.ts and boot/disk-boot.ts keep the machine's own):
+ * which signing keys it trusts, the name that picks its config, and where it
+ * reports (a server could otherwise send every report, token and all, to a
+ * host of its choosing). The ones a layer sets, as dotted keys, for `publish`
+ * to warn about a fleet config that would set them in vain.
+ */
+export function machineOnlyKeysIn(values: ConfigLayerValues): string[] {
+  const keys: string[] = [];
+  if (values.update?.trusted_keys !== undefined) keys.push("update.trusted_keys");
+  if (values.update?.machine_name !== undefined) keys.push("update.machine_name");
+  keys.push(...Object.keys(values.fleet ?? {}).map((key) => `fleet.${key}`));
+  return keys;
+}

@@ -10,7 +10,7 @@ import { constants, createReadStream, type Stats } from "node:fs";
 import { type FileHandle, lstat, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UPDATE_NAME } from "../config/cmdline.ts";
-import { parseConfigLayer } from "../config/layers.ts";
+import { machineOnlyKeysIn, parseConfigLayer } from "../config/layers.ts";
 import { isHostname, MAX_MANIFEST_VALIDITY_DAYS } from "../config/schema.ts";
 import { HEDDLE_UPDATE_FILES } from "../system/paths.ts";
 import { hashPool } from "../system/hash-pool.ts";
@@ -354,7 +354,7 @@ export async function publish(options: PublishOptions): Promise<Published> {
   const imageKernel = problems.length === imageProblems ? await readImageKernel(options.image) : undefined;
   const rollout = partialRollout(options.rolloutPercent);
   const notes = imageKernel === undefined ? [] : describeImageKernel(options.image, imageKernel, rollout?.percent, problems, warnings);
-  const fleet = await readConfigFiles(options.fleetConfig, "the fleet config", problems);
+  const fleet = await readConfigFiles(options.fleetConfig, "the fleet config", problems, warnings);
   const machines: { selector: { mac: string } | { hostname: string }; files: ConfigSource[] }[] = [];
   for (const entry of options.machineConfig) {
     const selector = "mac" in entry ? { mac: entry.mac.toLowerCase() } : { hostname: entry.hostname };
@@ -365,7 +365,7 @@ export async function publish(options: PublishOptions): Promise<Published> {
     if ("hostname" in selector && !isHostname(selector.hostname)) {
       problems.push(`Cannot publish ${label}: expected a hostname such as "lab-07" or "lab-07.example.org"`);
     }
-    machines.push({ selector, files: await readConfigFiles(entry.files, label, problems) });
+    machines.push({ selector, files: await readConfigFiles(entry.files, label, problems, warnings) });
   }
   if (secretKey === undefined || problems.length > 0) return refused();
 
@@ -776,7 +776,7 @@ async function checkImage(path: string, problems: string[]): Promise<void> {
 }
 
 /** Each file read and checked as a config layer, as a machine would read it; the name is the file's own. */
-async function readConfigFiles(paths: readonly string[], label: string, problems: string[]): Promise<ConfigSource[]> {
+async function readConfigFiles(paths: readonly string[], label: string, problems: string[], warnings: string[]): Promise<ConfigSource[]> {
   const files: ConfigSource[] = [];
   for (const path of paths) {
     const name = basename(path);
@@ -806,6 +806,13 @@ async function readConfigFiles(paths: readonly string[], label: string, problems
     }
     const layer = parseConfigLayer("server", path, new TextDecoder().decode(bytes));
     if (layer.status === "rejected") problems.push(...layer.problems.map((problem) => `Cannot publish ${label}: ${problem}`));
+    const ignored = layer.status === "parsed" ? machineOnlyKeysIn(layer.values) : [];
+    if (ignored.length > 0) {
+      warnings.push(
+        `${path} in ${label} sets ${ignored.join(", ")}: machines ignore ${ignored.length === 1 ? "this key" : "these keys"} from an update server ` +
+          "and keep their own config.d's values (set them in the initramfs's or BOOTEXT's config.d)",
+      );
+    }
     files.push({ path, name, bytes });
   }
   return files;

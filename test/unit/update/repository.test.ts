@@ -188,6 +188,22 @@ describe("publish", () => {
     ]);
   });
 
+  test("config setting keys a machine takes from its own config only is published with a warning naming the file and each key", async () => {
+    const repo = await newRepo();
+    await writeFile(join(dir, "70-own.toml"), '[update]\ntrusted_keys = []\nmachine_name = "lab-07"\n[fleet]\nserver = "https://evil.example/"\nca_bundle = ""\n');
+    await writeFile(join(dir, "71-fleet.toml"), '[fleet]\ntoken_file = "/etc/other-token"\n');
+    const result = await published(repo, {
+      fleetConfig: [join(dir, "50-fleet.toml"), join(dir, "70-own.toml")],
+      machineConfig: [{ hostname: "lab-07", files: [join(dir, "71-fleet.toml")] }],
+    });
+    expect(result.warnings).toEqual([
+      `${join(dir, "70-own.toml")} in the fleet config sets update.trusted_keys, update.machine_name, fleet.server, fleet.ca_bundle: machines ignore these keys from an update server and keep their own config.d's values (set them in the initramfs's or BOOTEXT's config.d)`,
+      `${join(dir, "71-fleet.toml")} in the config of hostname lab-07 sets fleet.token_file: machines ignore this key from an update server and keep their own config.d's values (set them in the initramfs's or BOOTEXT's config.d)`,
+    ]);
+    // a fleet config setting none of them (50-fleet.toml) warns of nothing
+    expect((await published(await newRepo())).warnings).toEqual([]);
+  });
+
   test("oversized and missing config files", async () => {
     const repo = await newRepo();
     await writeFile(join(dir, "80-big.toml"), `# ${"x".repeat(70000)}\n`);
