@@ -7,9 +7,10 @@
 // (a) kexec: 1.0 on K1 updates to 2.0 on K2: the controller installs 2.0,
 //     kexecs K2, and the second controller (2.0's) boots Debian 2.0 on K2:
 //     a module only in the image loads, no unit fails, status says where the
-//     boot came from. The machine reports to a fleet server: 2.0, published
-//     for every machine (100 %), reached it, and the fleet's page shows it
-//     (debian.test.ts has the same at 0 %).
+//     boot came from. The machine reports to a fleet server: first the
+//     channel offers 2.0 to 0 % of the machines, and the machine stays on 1.0
+//     and appears on the page with 1.0 ("not in rollout"); then `controller
+//     rollout --percent 100`, and its next boot takes 2.0, which the page shows.
 // (e) kexec failing: SYSFS already runs 2.0, kexec_load is disabled (as under a
 //     lockdown): the error names it and Debian 2.0 still starts, on K1, with the
 //     loud warning that its modules do not fit.
@@ -27,15 +28,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { summarizeBootReport } from "../../controller/fleet/boot-summary.ts";
 import { parseGrubenv } from "../../controller/plans/grub-config.ts";
 import { repoHandler } from "../../controller/update/dev-server.ts";
+import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { type VmOptions, withVm } from "../../qemu-harness/vm.ts";
 import { blankDisk, bootextFile, type FleetRepo, markSysfsGood } from "./blank-disk-fixtures.ts";
 import { DEBIAN, marker, publishDebianImages } from "./debian-fixtures.ts";
-import { disklessAppend, NO_NIC_WAIT, runFolder, SCENARIO_CMDLINE } from "./fixtures.ts";
+import { ARTIFACTS, disklessAppend, NO_NIC_WAIT, runFolder, SCENARIO_CMDLINE } from "./fixtures.ts";
 import { startTestFleet, type TestFleet } from "./fleet-fixtures.ts";
 import { MARKED_GOOD, slotFolder } from "./update-fixtures.ts";
 
@@ -48,11 +51,13 @@ const DISKLESS_MEMORY_MIB = 2048;
 interface World {
   /** where updateDisk's machine reports */
   readonly fleet: TestFleet;
+  /** what the update server serves from now on: 1.0, 2.0, or 2.0 offered to 0 % of the machines */
+  serve(repo: ServedRepo): void;
   readonly k1: string;
   readonly k2: string;
   readonly port: number;
   readonly publicKey: string;
-  /** SYSFS debian-1.0 (signed record, marked good), BACKUPFS empty, BOOTEXT naming the server and key */
+  /** SYSFS debian-1.0 (signed record, marked good), BACKUPFS empty, BOOTEXT naming the server, key and fleet server; only (a) boots it */
   readonly updateDisk: string;
   /** SYSFS debian-2.0 (signed record, marked good), BACKUPFS debian-1.0, BOOTEXT without servers */
   readonly runningV2Disk: string;
@@ -64,14 +69,24 @@ interface World {
   readonly badImageDisk: string;
 }
 
+type ServedRepo = "v1" | "v2" | "v2AtZero";
+
 let world: World;
 beforeAll(async () => {
   const work = join(await runFolder(), "kernel-switch");
   await mkdir(work, { recursive: true });
   const { key, publicKey, v1, v2 } = await publishDebianImages(work);
+  // (a)'s first boot: the same 2.0, its rollout lowered to 0 % as an admin does it (a copy of the repository, hard links for its files)
+  const v2AtZero = join(work, "repo-v2-at-zero");
+  await runCommand(["cp", "-al", v2.repo, v2AtZero]);
+  await runCommand([ARTIFACTS.controller, "rollout", "--repo", v2AtZero, "--channel", "stable", "--percent", "0", "--key", `${key}.secret`]);
 
-  const handlers = { v1: repoHandler(v1.repo, () => undefined), v2: repoHandler(v2.repo, () => undefined) };
-  let served: keyof typeof handlers = "v2";
+  const handlers: Record<ServedRepo, ReturnType<typeof repoHandler>> = {
+    v1: repoHandler(v1.repo, () => undefined),
+    v2: repoHandler(v2.repo, () => undefined),
+    v2AtZero: repoHandler(v2AtZero, () => undefined),
+  };
+  let served: ServedRepo = "v2";
   // a VM under TCG may pause long between requests on one connection
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 120, fetch: (request, srv) => handlers[served](request, srv) });
   server.unref();
@@ -118,6 +133,9 @@ beforeAll(async () => {
   await markSysfsGood(grubDisk.path);
   world = {
     fleet: fleetServer,
+    serve: (repo) => {
+      served = repo;
+    },
     k1: v1.release,
     k2: v2.release,
     port,
@@ -180,8 +198,26 @@ function expectDebianOn(markers: TestMarkers, image: string, kernel: string): vo
 
 describe("the whole OS as one signed update (issue 14)", () => {
   test(
-    "(a) kexec: Debian 1.0 on K1 updates to Debian 2.0 on K2; the booted system runs K2, loads a module only its image has, no unit fails, and status says it came by kexec",
+    "(a) kexec: Debian 1.0 on K1 updates to Debian 2.0 on K2 once its rollout reaches the machine; the booted system runs K2, loads a module only its image has, no unit fails, and status says it came by kexec",
     async () => {
+      // 2.0 offered to 0 % of the machines: this one boots 1.0, says why, and the fleet's page shows it on 1.0
+      world.serve("v2AtZero");
+      const atZero = await bootToDebian(kernelBoot(world.updateDisk, "", [world.port, world.fleet.port], true), "a-at-0", "poweroff");
+      expect(atZero.console).toContain("but version 2.0 is rolled out to 0 % of machines; this machine");
+      expect(atZero.console).not.toContain("controller: install: ");
+      expectDebianOn(atZero.markers, "debian-1.0", world.k1);
+      expect(marker(atZero.markers, "mark-good-unit")).toBe("result=success exit=0 ran=yes");
+      expect(marker(atZero.markers, "fleet-outbox")).toMatch(/^empty after \d+ s$/);
+      const machineId = marker(atZero.markers, "machine-id") ?? "";
+      const before = await world.fleet.machine(machineId);
+      expect(before?.machine).toMatchObject({ lastBoot: { version: "1.0", update: { decision: "not-in-rollout" }, outcome: "handed-off" } });
+      expect(before?.machine.lastMarkGoodAt).toBeString();
+      const pageBefore = await world.fleet.get("/");
+      expect(pageBefore.body).toMatch(/>1\.0</);
+      expect(pageBefore.body).not.toMatch(/>2\.0</);
+
+      // the admin raises the rollout to 100 % (here: the repository that signs it so): the same machine's next boot takes 2.0
+      world.serve("v2");
       const { markers, console } = await bootToDebian(kernelBoot(world.updateDisk, "", [world.port, world.fleet.port]), "a");
       // the first controller, on K1: the update, then the kexec of the image's own kernel
       expect(console).toContain(`Linux version ${world.k1} `);
@@ -199,17 +235,20 @@ describe("the whole OS as one signed update (issue 14)", () => {
       expect(status).toMatch(/came by kexec \(rd\.controller\.kexec=slot-kernel\) from controller (\S+); this controller (\S+\+debian-2\.0)\n/);
       const [, from, self] = /from controller (\S+); this controller (\S+)\n/.exec(status) ?? [];
       expect(from).not.toBe(self);
-      // the fleet: 2.0's boot report and its mark-good reached the server, and the page shows 2.0
+      // the fleet: the same machine (its machine-id kept on BOOTEXT), 2.0's boot report and its mark-good reached the server, and the page shows 2.0
       expect(marker(markers, "fleet-outbox")).toMatch(/^empty after \d+ s$/);
-      const seen = await world.fleet.machine(marker(markers, "machine-id") ?? "");
+      expect(marker(markers, "machine-id")).toBe(machineId);
+      const seen = await world.fleet.machine(machineId);
       expect(seen?.machine).toMatchObject({ hostname: "debian-test", lastBoot: { version: "2.0", slot: { label: "SYSFS" }, outcome: "handed-off" } });
+      // its history, newest first: the boot on 2.0, then the one on 1.0
+      expect(seen?.reports.filter((report) => report.kind === "boot").map((report) => summarizeBootReport(report.report ?? {}).version)).toEqual(["2.0", "1.0"]);
       expect(seen?.machine.lastMarkGoodAt).toBeString();
       const page = await world.fleet.get("/");
       expect(page.status).toBe(200);
       expect(page.body).toContain("debian-test");
       expect(page.body).toMatch(/>2\.0</);
     },
-    SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS + 30_000,
+    2 * (SCENARIO_BOOT_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS) + 30_000,
   );
 
   test(
