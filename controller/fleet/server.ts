@@ -88,9 +88,9 @@ async function showPage(request: Request, url: URL, store: FleetStore, token: st
     return refusePage(request, 401, "Sign in", [problem], { href: home, text: "Try again" }, { "WWW-Authenticate": 'Basic realm="fleet", charset="UTF-8"' });
   }
   if (url.pathname === FLEET_PAGE_PATH) {
-    const filter = parseFilter(url.searchParams);
-    if (!filter.ok) return refusePage(request, 400, "Cannot filter the fleet", filter.problems, { href: home, text: "The whole fleet" });
-    return page(request, 200, fleetPage(await store.machines(), filter.filter, now));
+    const parsed = parseFilter(url.searchParams);
+    if (!parsed.ok) return refusePage(request, 400, "Cannot filter the fleet", parsed.problems, { href: home, text: "The whole fleet" });
+    return page(request, 200, fleetPage(await store.machines(), parsed.filter, now, parsed.page));
   }
   const found = await findMachine(store, url.pathname.slice(MACHINE_PAGES_PATH.length + 1));
   if ("problem" in found) return refusePage(request, 404, "No such machine", [found.problem], { href: home, text: "The fleet" });

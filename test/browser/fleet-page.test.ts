@@ -6,13 +6,16 @@
 // script in every field of their reports. Signed in with the read token as a
 // person would, the browser must show each machine's row as it is, run
 // nothing a machine sent, filter through the form, show a machine's history
-// and report as text, and fit a phone. The screenshots go to build/.
+// and report as text, and fit a phone. A second server, with more machines
+// than a page holds, is paged through its Next link. The screenshots go to
+// build/.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runBoot } from "../../controller/boot/run-boot.ts";
+import { MACHINES_PER_PAGE } from "../../controller/fleet/page/fleet-page.ts";
 import { REPORTS_PATH, type FleetServer, startFleetServer } from "../../controller/fleet/server.ts";
 import { openSqliteStore } from "../../controller/fleet/sqlite-store.ts";
 import type { FleetStore } from "../../controller/fleet/store.ts";
@@ -20,7 +23,7 @@ import type { HealthRecord } from "../../controller/plans/slot-health.ts";
 import { rolloutPlace } from "../../controller/update/rollout-place.ts";
 import { connectToNetwork, labMachine } from "../fake-machine.ts";
 import { installedSlot, PUBLIC_KEY, publish, SERVER } from "../fake-repo.ts";
-import { bootEnvelope, HOSTILE, hostileReport, READ_TOKEN, REPORT_TOKEN } from "../fleet-envelopes.ts";
+import { bootEnvelope, envelope, HOSTILE, hostileReport, READ_TOKEN, REPORT_TOKEN } from "../fleet-envelopes.ts";
 import { memoryLogger } from "../memory-log.ts";
 import { type Chromium, launchChromium, openTab, PHONE, readTable, type Runnable, screenshot, scrollsSideways, scrollsWithin, seeFleet, seeMachine, visit } from "./fleet-browser.ts";
 
@@ -191,5 +194,43 @@ describe("the fleet's page in chromium", () => {
     await screenshot(tab.page, join(BUILD, "fleet-page-phone.png"));
     await visit(tab, new URL(`machines/${HOSTILE_IDS[1]}`, server.url).href);
     expect(await scrollsSideways(tab.page)).toBe(false);
+  }, 30_000);
+});
+
+describe("more machines than a page holds, in chromium", () => {
+  const MACHINES = MACHINES_PER_PAGE + 5;
+  let pagedDir: string;
+  let pagedStore: FleetStore;
+  let pagedServer: FleetServer;
+
+  beforeAll(async () => {
+    pagedDir = await mkdtemp(join(tmpdir(), "fleet-browser-paged-"));
+    pagedStore = openSqliteStore(join(pagedDir, "fleet.sqlite"));
+    pagedServer = startFleetServer({ store: pagedStore, tokens: { report: REPORT_TOKEN, read: READ_TOKEN }, port: 0, hostname: "127.0.0.1" });
+    // straight through the store: the paging is what is tested, not taking reports; machine-ids in the hostnames' order
+    for (let index = 0; index < MACHINES; index++) {
+      const machine = { machineId: index.toString(16).padStart(32, "0"), macs: [], hostname: `node-${index}` };
+      await pagedStore.add(envelope({ machine }), new Date().toISOString());
+    }
+  }, 30_000);
+
+  afterAll(async () => {
+    await pagedServer?.stop();
+    await pagedStore?.close();
+    await rm(pagedDir, { recursive: true, force: true });
+  });
+
+  test("Next → leads to page 2, which shows the rest with the filter kept; it fits a phone", async () => {
+    const tab = await openTab(chromium.browser, READ_TOKEN);
+    await visit(tab, new URL("?rolledBack=no", pagedServer.url).href);
+    expect(await readTable(tab.page, "#machines")).toHaveLength(MACHINES_PER_PAGE);
+    await Promise.all([tab.page.waitForNavigation(), tab.page.click("nav.pages a::-p-text(Next →)")]);
+    expect(Object.fromEntries(new URL(tab.page.url()).searchParams)).toEqual({ rolledBack: "no", page: "2" });
+    expect([...byHostname(await readTable(tab.page, "#machines")).keys()]).toEqual(["node-200", "node-201", "node-202", "node-203", "node-204"]);
+
+    const phone = await openTab(chromium.browser, READ_TOKEN, PHONE);
+    await visit(phone, tab.page.url());
+    expect(await scrollsSideways(phone.page)).toBe(false);
+    await screenshot(phone.page, join(BUILD, "fleet-page-paged-phone.png"));
   }, 30_000);
 });

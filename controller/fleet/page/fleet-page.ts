@@ -1,16 +1,46 @@
 // The fleet's page (GET /): the filters as a GET form, the counts per booted
 // version and per offered version (how far each rollout has gone), and one
-// row per machine. Pure: the machines, the filter and the server's clock in,
-// the page out; every value a machine sent goes through html``'s escaping.
+// row per machine, MACHINES_PER_PAGE at most, with links to the other pages.
+// Pure: the machines, the filter, the page and the server's clock in, the
+// page out; every value a machine sent goes through html``'s escaping.
 
 import { isMachineId } from "../envelope.ts";
 import type { MachineRecord } from "../store.ts";
-import { type FleetFilter, filtering, matchesFilter, VERSION_MAX } from "./filters.ts";
+import { type FleetFilter, filterQuery, filtering, matchesFilter, PAGE_PARAMETER, VERSION_MAX } from "./filters.ts";
 import { HEALTH_WORDS, type HealthWord, healthWord, NOT_SEEN_HOURS } from "./health.ts";
 import { type Html, html } from "./html.ts";
 import { clip, pageDocument } from "./layout.ts";
 import { countRollouts, countVersions, type RolloutCount, type VersionCount } from "./rollout.ts";
 import { describeDuration, describeTime, utcMinute } from "./time.ts";
+
+/**
+ * At most this many machines in the table of one page: a lab of 40 machines
+ * sees them all on one, while 1000 machines made 555 KB for the whole page
+ * (bench/RESULTS.md), about 0.6 s to the load event in chromium; a page of
+ * 200 is a fifth of that.
+ */
+export const MACHINES_PER_PAGE = 200;
+
+/** Page `page` of a table of `count` machines, of `pages` (1 for an empty table): it shows the machines from index `first` to before `end`, none past the last page. */
+interface PageSpan {
+  readonly page: number;
+  readonly pages: number;
+  readonly first: number;
+  readonly end: number;
+}
+
+/** Pure: which of `count` machines page `page` (from 1) shows. */
+function pageSpan(count: number, page: number): PageSpan {
+  const first = Math.min((page - 1) * MACHINES_PER_PAGE, count);
+  return { page, pages: Math.max(1, Math.ceil(count / MACHINES_PER_PAGE)), first, end: Math.min(first + MACHINES_PER_PAGE, count) };
+}
+
+/** The fleet's page itself at `page` with `filter`, relative as machineHref is; page 1 without the parameter, as the form asks for it. */
+function pageHref(filter: FleetFilter, page: number): string {
+  const query = filterQuery(filter);
+  if (page > 1) query.set(PAGE_PARAMETER, String(page));
+  return query.size === 0 ? "./" : `./?${query}`;
+}
 
 /** The machine's page, relative to the fleet's (so the pages work behind a proxy under any prefix); undefined for an id that is not one. */
 export function machineHref(machineId: string): string | undefined {
@@ -59,6 +89,14 @@ function rolloutTable(rollouts: readonly RolloutCount[]): Html {
 </table></div>`;
 }
 
+/** Above and below the table: where this page is, and links to the pages around it; none where there is nothing to go to. */
+function pageLinks(filter: FleetFilter, span: PageSpan): Html {
+  const link = (page: number, text: string) => html`<a href="${pageHref(filter, page)}">${text}</a>`;
+  const before = span.page > 1 ? [link(1, "First"), link(span.page - 1, "← Previous")] : [];
+  const after = span.page < span.pages ? [link(span.page + 1, "Next →"), link(span.pages, "Last")] : [];
+  return html`<nav class="pages">${before}<span>Page ${span.page} of ${span.pages}</span>${after}</nav>`;
+}
+
 function machineRow(machine: MachineRecord, now: Date, notSeenHours: number): Html {
   const boot = machine.lastBoot;
   const href = machineHref(machine.machineId);
@@ -77,28 +115,45 @@ function machineRow(machine: MachineRecord, now: Date, notSeenHours: number): Ht
 </tr>`;
 }
 
-/** Pure: the fleet's page for `machines`, those that pass `filter` in the table, counted at `now`. */
-export function fleetPage(machines: readonly MachineRecord[], filter: FleetFilter, now: Date): Html {
-  const shown = machines.filter((machine) => matchesFilter(machine, filter, now));
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** The machines' table on page `span`, with its links when there are pages; a sentence instead when it has no row. */
+function machineTable(machines: readonly MachineRecord[], shown: readonly MachineRecord[], filter: FleetFilter, span: PageSpan, now: Date): Html {
+  if (shown.length === 0) return html`<p id="no-machines">${machines.length === 0 ? "No machine has reported yet." : "No machine matches the filter."}</p>`;
+  if (span.first === span.end) {
+    // a page past the last is no mistake to refuse: the fleet shrank, or a filter changed, since its link was made
+    const pages = span.pages === 1 ? "page 1" : `pages 1–${span.pages}`;
+    return html`<p id="no-machines">No machines on page ${span.page}: ${filtering(filter) ? "the filter matches" : "the fleet has"} ${plural(shown.length, "machine")}, ${pages}. <a href="${pageHref(filter, span.pages)}">The last page</a></p>`;
+  }
   const notSeenHours = filter.notSeenHours ?? NOT_SEEN_HOURS;
-  const count = `${machines.length} ${machines.length === 1 ? "machine" : "machines"}${filtering(filter) ? `, ${shown.length} shown` : ""}`;
+  const links = span.pages > 1 ? pageLinks(filter, span) : undefined;
+  return html`${links}<div class="scroll"><table id="machines">
+<thead><tr><th>Machine</th><th>Version</th><th>Slot</th><th>Health</th><th>Last boot</th><th>Marked good</th><th class="number">Rollbacks</th><th>Update check</th><th class="number">Boot time</th><th>Last seen</th></tr></thead>
+<tbody>${shown.slice(span.first, span.end).map((machine) => machineRow(machine, now, notSeenHours))}</tbody>
+</table></div>${links}`;
+}
+
+/** Pure: the fleet's page for `machines`, those that pass `filter` in the table, page `page` of it, counted at `now`; the Versions and Rollouts tables count them all. */
+export function fleetPage(machines: readonly MachineRecord[], filter: FleetFilter, now: Date, page = 1): Html {
+  // in the store's order, by machine-id: the same at every load, so each page
+  // starts where the one before it ended (a machine new since then moves the
+  // machines after it by one)
+  const shown = machines.filter((machine) => matchesFilter(machine, filter, now));
+  const span = pageSpan(shown.length, page);
+  const matched = filtering(filter) ? `, ${shown.length} shown` : "";
+  const paged = span.pages > 1 && span.first < span.end ? `, page ${span.page} of ${span.pages}, machines ${span.first + 1}–${span.end}` : "";
   return pageDocument(
     "Fleet",
     html`<h1>Fleet</h1>
-<p class="small">${count}. Times in UTC; "ago" by the server's clock, ${utcMinute(now.toISOString())}. A last boot's time is the machine's own clock.</p>
+<p class="small">${plural(machines.length, "machine")}${matched}${paged}. Times in UTC; "ago" by the server's clock, ${utcMinute(now.toISOString())}. A last boot's time is the machine's own clock.</p>
 ${filterForm(machines, filter)}
 <h2>Versions</h2>
 ${versionTable(countVersions(machines, now))}
 <h2>Rollouts</h2>
 ${rolloutTable(countRollouts(machines))}
 <h2>Machines</h2>
-${
-  shown.length === 0
-    ? html`<p id="no-machines">${machines.length === 0 ? "No machine has reported yet." : "No machine matches the filter."}</p>`
-    : html`<div class="scroll"><table id="machines">
-<thead><tr><th>Machine</th><th>Version</th><th>Slot</th><th>Health</th><th>Last boot</th><th>Marked good</th><th class="number">Rollbacks</th><th>Update check</th><th class="number">Boot time</th><th>Last seen</th></tr></thead>
-<tbody>${shown.map((machine) => machineRow(machine, now, notSeenHours))}</tbody>
-</table></div>`
-}`,
+${machineTable(machines, shown, filter, span, now)}`,
   );
 }

@@ -43,6 +43,8 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
 dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.8rem; }
 .problems li { color: #a31515; }
+.pages { display: flex; flex-wrap: wrap; gap: 0.3rem 1.2rem; align-items: baseline; margin: 0.5rem 0; }
+.pages a { padding: 0.3rem 0; }
 `;
 
 /** A whole document. */

@@ -266,6 +266,27 @@ describe("the pages", () => {
     expect(log.at(-1)).toEndWith('(parameter notSeenHours: expected a number of hours above 0, at most 87600, got "abc")');
   });
 
+  test("a bad page: 400 naming the parameter, what it expected and what came, in the log too; repeated, 400 too", async () => {
+    for (const value of ["0", "-1", "1.5", "x", "99999999999999999999"]) {
+      const response = await page(`/?version=2.0&page=${value}`);
+      expect(response.status).toBe(400);
+      const problem = `parameter page: expected a whole number of at least 1, at most 9007199254740991, got "${value}"`;
+      expect(await response.text()).toContain(`<li>${problem.replaceAll('"', "&quot;")}</li>`);
+      expect(log.at(-1)).toEndWith(`(${problem})`);
+    }
+    const twice = await page("/?page=1&page=1");
+    expect(twice.status).toBe(400);
+    expect(await twice.text()).toContain("<li>parameter page: expected it once, got it again</li>");
+  });
+
+  test("a page past the last: 200, no table, a link to the last page", async () => {
+    const response = await page("/?version=2.0&page=2");
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).not.toContain('<table id="machines">');
+    expect(text).toMatch(/No machines on page 2: the filter matches \d+ machines?, page 1\. <a href="\.\/\?version=2\.0">The last page<\/a>/);
+  });
+
   test("a filter through the query string keeps only the machines that match", async () => {
     const text = await (await page("/?version=2.0")).text();
     expect(text).toContain("lab-01");
