@@ -11,9 +11,11 @@
 // Then the store is filled to 1000 machines and 100 000 reports, straight
 // through the store rather than HTTP (100 per machine: exactly what the store
 // keeps, REPORTS_KEPT_PER_MACHINE), and the page's load time is measured:
-// the fleet's page (GET /) and one machine's (GET /machines/ID), and what a
-// program reads: GET /api/machines and GET /api/machines/ID. Other paths can
-// be given as arguments: `bun bench/fleet.ts /api/machines /`.
+// the fleet's page (GET /, its first page: the table's first
+// MACHINES_PER_PAGE machines, 200 of the 1000, while the counts above it
+// still go over all) and one machine's (GET /machines/ID), and what a program
+// reads: GET /api/machines and GET /api/machines/ID. Other paths can be given
+// as arguments: `bun bench/fleet.ts /api/machines "/?page=5"`.
 //
 // Listing 1000 machines once counted each one's reports (a subquery over
 // the 100 000); the machine's row now keeps the count. Both queries are timed
@@ -27,6 +29,7 @@ import { join, resolve } from "node:path";
 import { Database as SqliteDatabase } from "bun:sqlite";
 import { SQL, spawn, type Subprocess } from "bun";
 import { runBoot } from "../controller/boot/run-boot.ts";
+import { MACHINES_PER_PAGE } from "../controller/fleet/page/fleet-page.ts";
 import { openPostgresStore, POOL_SIZE } from "../controller/fleet/postgres-store.ts";
 import { openSqliteStore } from "../controller/fleet/sqlite-store.ts";
 import { type FleetStore, REPORTS_KEPT_PER_MACHINE } from "../controller/fleet/store.ts";
@@ -57,7 +60,7 @@ const BROWSER_LOADS = 5;
 const WARM_UP_LOADS = POOL_SIZE;
 /** store.add calls at once while filling: Postgres takes them over its pool, SQLite one after another anyway */
 const FILL_CONCURRENCY = 50;
-/** the pages, then the JSON they are made from; each machine path gets the first machine's id */
+/** the pages, then the JSON they are made from; each machine path gets the first machine's id; "/" is the fleet's first page */
 const DEFAULT_PATHS = ["/", "/machines/", "/api/machines", "/api/machines/"];
 /** each listing query's runs, alternating */
 const LISTINGS = 20;
@@ -206,7 +209,7 @@ async function loadPages(url: string, paths: readonly string[]): Promise<PageLoa
 }
 
 /**
- * The fleet's page opened in Debian's chromium, signed in as a person is:
+ * The fleet's first page opened in Debian's chromium, signed in as a person is:
  * from the navigation's start to its load event (the whole HTML parsed and laid
  * out) and to the first contentful paint, by the browser's own timings.
  */
@@ -339,11 +342,11 @@ function section(measured: readonly Measured[], reportBytes: number, wallSeconds
     "",
     table(["store", "machines", "reports kept", "fill (s)", "adds/s"], fillRows),
     "",
-    `The page's load time with them, the server just started: each path fetched ${WARM_UP_LOADS} times untimed (the first of them is the cold load: Postgres's pool opens its connections as requests come), then ${PAGE_LOADS} times one after another, with the read token (as Bearer, which the pages take as well as Basic):`,
+    `The page's load time with them, the server just started (\`GET /\` is the fleet's first page: its table holds the first ${MACHINES_PER_PAGE} of the ${MACHINES} machines, the counts above it all of them): each path fetched ${WARM_UP_LOADS} times untimed (the first of them is the cold load: Postgres's pool opens its connections as requests come), then ${PAGE_LOADS} times one after another, with the read token (as Bearer, which the pages take as well as Basic):`,
     "",
     table(["store", "request", "status", "bytes", "cold (ms)", "median (ms)", "max (ms)"], pageRows),
     "",
-    `The same page as a person opens it, in Debian's chromium (headless, 1280×900, signed in with Basic), loaded ${BROWSER_LOADS} times after one untimed: from the navigation's start to the load event (the HTML fetched, parsed and laid out) and to the first contentful paint, by the browser's own timings:`,
+    `The fleet's first page as a person opens it, in Debian's chromium (headless, 1280×900, signed in with Basic), loaded ${BROWSER_LOADS} times after one untimed: from the navigation's start to the load event (the HTML fetched, parsed and laid out) and to the first contentful paint, by the browser's own timings:`,
     "",
     table(["store", "to load (ms, median)", "to load (ms, max)", "first paint (ms, median)"], browserRows),
     "",
