@@ -254,7 +254,9 @@ export async function bootToTestSystem(
   }
   await withVm(vmOptions(boot), async (vm: Vm) => {
     if (end === "report") {
-      await vm.waitFor(boot.append?.split(" ").includes("test.status") ? "@@STATUS-EXIT" : /@@REPORT-END|@@REPORT missing/, BOOT_TIMEOUT_MS);
+      // the status's exit line whole, with its line break: a wait for "@@STATUS-EXIT" alone could end (and the VM
+      // be killed) between it and its number, a line the marker parser refuses
+      await vm.waitFor(boot.append?.split(" ").includes("test.status") ? /@@STATUS-EXIT \d+\n/ : /@@REPORT-END|@@REPORT missing/, BOOT_TIMEOUT_MS);
       await vm.kill();
     } else {
       await vm.waitFor("@@TEST done", BOOT_TIMEOUT_MS);
