@@ -57,7 +57,7 @@ interface World {
   readonly k2: string;
   readonly port: number;
   readonly publicKey: string;
-  /** SYSFS debian-1.0 (signed record, marked good), BACKUPFS empty, BOOTEXT naming the server, key and fleet server; only (a) boots it */
+  /** SYSFS debian-1.0 (signed record, marked good), BACKUPFS empty, BOOTEXT naming the server, key and fleet server, and holding UPDATE_MACHINE_ID; only (a) boots it */
   readonly updateDisk: string;
   /** SYSFS debian-2.0 (signed record, marked good), BACKUPFS debian-1.0, BOOTEXT without servers */
   readonly runningV2Disk: string;
@@ -70,6 +70,9 @@ interface World {
 }
 
 type ServedRepo = "v1" | "v2" | "v2AtZero";
+
+/** updateDisk's machine-id, on its BOOTEXT */
+const UPDATE_MACHINE_ID = "5ca1ab1e0000400080000000000000a1";
 
 let world: World;
 beforeAll(async () => {
@@ -100,6 +103,8 @@ beforeAll(async () => {
   };
   const fleetServer = await startTestFleet(work);
   const updateBootext = await bootext("bootext-update", ["[update]", `servers = ["http://${GUEST_FORWARD_ADDRESS}:${port}/"]`, `trusted_keys = ["${publicKey}"]`, ...fleetServer.configLines]);
+  // a machine that has booted before: its machine-id kept on BOOTEXT places it in a rollout from the first boot here on
+  await writeFile(join(updateBootext, "machine-id"), `${UPDATE_MACHINE_ID}\n`);
   const plainBootext = await bootext("bootext-plain", ["[update]", `trusted_keys = ["${publicKey}"]`]);
   const oneAttemptBootext = await bootext("bootext-one-attempt", [
     "[update]",
@@ -203,12 +208,13 @@ describe("the whole OS as one signed update (issue 14)", () => {
       // 2.0 offered to 0 % of the machines: this one boots 1.0, says why, and the fleet's page shows it on 1.0
       world.serve("v2AtZero");
       const atZero = await bootToDebian(kernelBoot(world.updateDisk, "", [world.port, world.fleet.port], true), "a-at-0", "poweroff");
-      expect(atZero.console).toContain("but version 2.0 is rolled out to 0 % of machines; this machine");
+      expect(atZero.console).toMatch(/but version 2\.0 is rolled out to 0 % of machines; this machine's place is [\d.]+: booting the local system/);
       expect(atZero.console).not.toContain("controller: install: ");
       expectDebianOn(atZero.markers, "debian-1.0", world.k1);
       expect(marker(atZero.markers, "mark-good-unit")).toBe("result=success exit=0 ran=yes");
       expect(marker(atZero.markers, "fleet-outbox")).toMatch(/^empty after \d+ s$/);
-      const machineId = marker(atZero.markers, "machine-id") ?? "";
+      const machineId = UPDATE_MACHINE_ID;
+      expect(marker(atZero.markers, "machine-id")).toBe(machineId);
       const before = await world.fleet.machine(machineId);
       expect(before?.machine).toMatchObject({ lastBoot: { version: "1.0", update: { decision: "not-in-rollout" }, outcome: "handed-off" } });
       expect(before?.machine.lastMarkGoodAt).toBeString();
