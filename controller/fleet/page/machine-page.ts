@@ -1,9 +1,10 @@
 // One machine's page (GET /machines/MACHINE-ID): what its latest reports say,
 // its history (every report kept, newest first) and its last boot report
 // whole, as the JSON text it is. Pure, and every value escaped, as on the
-// fleet's page.
+// fleet's page. A fact the last boot report does not give reads "unknown";
+// one it gives as absent (no rollback, nothing offered) reads "none".
 
-import { summarizeBootReport } from "../boot-summary.ts";
+import { summarizeBootReport, type UpdateSummary } from "../boot-summary.ts";
 import type { MachineRecord, StoredReport } from "../store.ts";
 import { healthCell } from "./fleet-page.ts";
 import { healthWord } from "./health.ts";
@@ -13,6 +14,17 @@ import { describeDuration, describeTime } from "./time.ts";
 
 function field(name: string, value: HtmlValue): Html {
   return html`<dt>${name}</dt><dd>${value === undefined ? html`<span class="small">unknown</span>` : value}</dd>`;
+}
+
+/**
+ * What the update check was offered; "none" when it decided without a manifest (no server
+ * configured or reached): "unknown" only when the report has no update check at all.
+ */
+function offeredText(update: UpdateSummary | undefined): string | undefined {
+  if (update === undefined) return undefined;
+  if (update.offered === undefined) return "none";
+  const { version, rolloutPercent } = update.offered;
+  return `${version}${rolloutPercent === undefined ? "" : ` (rolled out to ${rolloutPercent} %)`}`;
 }
 
 function facts(machine: MachineRecord, now: Date): Html {
@@ -30,9 +42,9 @@ ${field("Last boot", boot?.startedAt === undefined ? undefined : `${describeTime
 ${field("Boot time", boot?.durationMs === undefined ? undefined : describeDuration(boot.durationMs))}
 ${field("Marked good", machine.lastMarkGoodAt === undefined ? "never" : describeTime(machine.lastMarkGoodAt, now))}
 ${field("Rollbacks", machine.rollbacks)}
-${field("Rollback", boot?.rollback)}
+${field("Rollback", boot === undefined ? undefined : (boot.rollback ?? "none"))}
 ${field("Update check", boot?.update === undefined ? undefined : html`<strong>${boot.update.decision}</strong>: ${boot.update.reason}`)}
-${field("Offered", boot?.update?.offered === undefined ? undefined : `${boot.update.offered.version}${boot.update.offered.rolloutPercent === undefined ? "" : ` (rolled out to ${boot.update.offered.rolloutPercent} %)`}`)}
+${field("Offered", offeredText(boot?.update))}
 ${field("Controller", boot?.controllerVersion)}
 ${field("First seen", describeTime(machine.firstSeenAt, now))}
 ${field("Last seen", `${describeTime(machine.lastSeenAt, now)}, a ${machine.lastKind} report`)}

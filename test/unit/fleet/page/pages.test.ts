@@ -210,9 +210,20 @@ describe("a machine's page", () => {
     expect(page).toContain("<td>mark-good</td>");
   });
 
+  test("a boot report without a rollback or an offered version says none, not unknown; with no update check, unknown", () => {
+    const checked = summarizeBootReport({ ...hostileReport("x"), decisions: [], update: { slots: [], check: { decision: "no-servers", reason: "no update servers configured" } } });
+    const page = machinePage(machineRecord({ lastBoot: checked } as never), reports, PAGE_NOW).text;
+    expect(page).toContain("<dt>Rollback</dt><dd>none</dd>");
+    expect(page).toContain("<dt>Offered</dt><dd>none</dd>");
+    const unchecked = machinePage(machineRecord({ lastBoot: { ...checked, update: undefined } } as never), reports, PAGE_NOW).text;
+    expect(unchecked).toContain('<dt>Offered</dt><dd><span class="small">unknown</span></dd>');
+    expect(unchecked).toContain("<dt>Rollback</dt><dd>none</dd>");
+  });
+
   test("a machine with no boot report kept says so", () => {
     const page = machinePage(machineRecord({ lastBoot: undefined } as never), [reports[0] as StoredReport], PAGE_NOW).text;
     expect(page).toContain("No boot report is kept.");
     expect(page).toContain("<dt>Version booted</dt><dd><span class=\"small\">unknown</span></dd>");
+    expect(page).toContain("<dt>Rollback</dt><dd><span class=\"small\">unknown</span></dd>");
   });
 });
