@@ -68,6 +68,7 @@ function filterForm(machines: readonly MachineRecord[], filter: FleetFilter): Ht
 }
 
 function versionTable(counts: readonly VersionCount[]): Html {
+  if (counts.length === 0) return html`<p class="small">No machine has reported a boot yet.</p>`;
   return html`<div class="scroll"><table id="versions">
 <thead><tr><th>Version booted</th><th class="number">Machines</th><th class="number">Good</th><th class="number">Rolled back</th></tr></thead>
 <tbody>${counts.map(

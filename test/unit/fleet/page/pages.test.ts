@@ -89,7 +89,11 @@ describe("the fleet's page", () => {
   });
 
   test("no machine yet, and none that matches", () => {
-    expect(fleetPage([], {}, PAGE_NOW).text).toContain("No machine has reported yet.");
+    const empty = fleetPage([], {}, PAGE_NOW).text;
+    expect(empty).toContain("No machine has reported yet.");
+    // no versions table of headers only
+    expect(empty).toContain('<h2>Versions</h2>\n<p class="small">No machine has reported a boot yet.</p>');
+    expect(empty).not.toContain('id="versions"');
     expect(fleetPage([machineRecord()], { version: "9" }, PAGE_NOW).text).toContain("No machine matches the filter.");
   });
 
