@@ -221,10 +221,19 @@ async function loadInChromium(url: string): Promise<{ load: number[]; paint: num
     for (let index = 0; index <= BROWSER_LOADS; index++) {
       // a fresh navigation each time, not the cache's copy (the page says no-store)
       await tab.page.goto(url, { waitUntil: "load" });
-      const timing = (await tab.page.evaluate(`(() => {
+      // the first paint may come after the load event (a small page loads before it is painted):
+      // its entry is waited for, up to 5 s
+      const timing = (await tab.page.evaluate(`(async () => {
         const navigation = performance.getEntriesByType("navigation")[0];
-        const paint = performance.getEntriesByName("first-contentful-paint")[0];
-        return { load: navigation.loadEventEnd - navigation.startTime, paint: paint === undefined ? -1 : paint.startTime };
+        const paint = await new Promise((resolve) => {
+          const observer = new PerformanceObserver((list) => {
+            const entry = list.getEntriesByName("first-contentful-paint")[0];
+            if (entry !== undefined) resolve(entry.startTime);
+          });
+          observer.observe({ type: "paint", buffered: true });
+          setTimeout(() => resolve(-1), 5000);
+        });
+        return { load: navigation.loadEventEnd - navigation.startTime, paint };
       })()`)) as { load: number; paint: number };
       if (index === 0) continue;
       load.push(timing.load);
