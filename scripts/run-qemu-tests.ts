@@ -62,6 +62,8 @@ function debianImagesJobState(dir: string): JobState {
 }
 
 const running = new Set<Subprocess>();
+/** Each failed file's failed tests (failureExcerpts), taken from its output as the file ends. */
+const failedTests = new Map<string, string[][]>();
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     for (const child of running) child.kill(signal);
@@ -73,13 +75,9 @@ function say(text: string): void {
   process.stderr.write(`==> ${text}\n`);
 }
 
-function logFileOf(path: string, logDir: string): string {
-  return join(logDir, `${basename(path, ".test.ts")}.log`);
-}
-
 /** One file in its own bun test process; its output (stdout and stderr, in order) goes to a log. */
 async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
-  const log = logFileOf(file.path, logDir);
+  const log = join(logDir, `${basename(file.path, ".test.ts")}.log`);
   const name = relative(REPO, file.path);
   say(`start ${name} (log: ${log.startsWith(`${REPO}/`) ? relative(REPO, log) : log})`);
   const fd = openSync(log, "w");
@@ -98,7 +96,9 @@ async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
     const seconds = (performance.now() - started) / 1000;
     const output = readFileSync(log, "utf8");
     const result = { path: file.path, exitCode, seconds, counts: parseBunCounts(output) };
-    const verdict = failuresOf(result) === 0 ? "passed" : `FAILED (exit code ${exitCode})`;
+    const failed = failuresOf(result) > 0;
+    if (failed) failedTests.set(file.path, failureExcerpts(output));
+    const verdict = failed ? `FAILED (exit code ${exitCode})` : "passed";
     process.stderr.write(`\n==> ${name}: ${formatDuration(seconds)}, ${verdict}\n${output.trimEnd()}\n==> end of ${name}\n\n`);
     return result;
   } finally {
@@ -110,13 +110,10 @@ async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
  * Each failed test's lines once more, just above the summary: a CI page that
  * shows only the end of the output still shows why a file failed.
  */
-function printFailuresAgain(results: readonly FileResult[], logDir: string): void {
+function printFailuresAgain(results: readonly FileResult[]): void {
   for (const result of results.filter((row) => failuresOf(row) > 0)) {
     const name = relative(REPO, result.path);
-    let excerpts: string[][] = [];
-    try {
-      excerpts = failureExcerpts(readFileSync(logFileOf(result.path, logDir), "utf8"));
-    } catch {}
+    const excerpts = failedTests.get(result.path) ?? [];
     const body = excerpts.length === 0 ? "(no failed test printed: the whole log is above)" : excerpts.map((lines) => lines.join("\n")).join("\n\n");
     process.stderr.write(`==> failed in ${name}, again:\n${body}\n==> end of the failures of ${name}\n\n`);
   }
@@ -185,7 +182,7 @@ async function main(): Promise<number> {
     }
     startWhatFits();
   });
-  printFailuresAgain(results, logDir);
+  printFailuresAgain(results);
   const lines = summary(results, (performance.now() - started) / 1000, vms);
   process.stderr.write(`${lines.join("\n")}\n`);
   return results.some((result) => failuresOf(result) > 0) ? 1 : 0;

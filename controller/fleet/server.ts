@@ -15,7 +15,7 @@ import { parseFilter } from "./page/filters.ts";
 import type { Html } from "./page/html.ts";
 import { messagePage, PAGE_HEADERS } from "./page/layout.ts";
 import { machinePage } from "./page/machine-page.ts";
-import type { FleetStore } from "./store.ts";
+import type { FleetStore, MachineHistory } from "./store.ts";
 import { basicPassword, bearerToken, sameSecret } from "./tokens.ts";
 
 export const REPORTS_PATH = "/api/reports";
@@ -76,7 +76,7 @@ function refusePage(request: Request, status: number, title: string, problems: r
 }
 
 /** The machine a path names, with its reports, or why there is none (the page and the API say the same). */
-async function findMachine(store: FleetStore, machineId: string): Promise<NonNullable<Awaited<ReturnType<FleetStore["machine"]>>> | { readonly problem: string }> {
+async function findMachine(store: FleetStore, machineId: string): Promise<MachineHistory | { readonly problem: string }> {
   const found = isMachineId(machineId) ? await store.machine(machineId) : undefined;
   return found ?? { problem: `Cannot find machine ${JSON.stringify(machineId.slice(0, 40))}: expected the machine-id of a machine that has reported` };
 }

@@ -47,6 +47,12 @@ export interface StoredReport {
   readonly report?: Readonly<Record<string, unknown>>;
 }
 
+/** One machine with its kept reports, newest first: what GET /api/machines/ID answers and its page shows. */
+export interface MachineHistory {
+  readonly machine: MachineRecord;
+  readonly reports: StoredReport[];
+}
+
 /**
  * Every call returns a promise: SQLite answers at once, but a database over
  * the network (Postgres) cannot, and the server should not care which it has.
@@ -57,6 +63,6 @@ export interface FleetStore {
   /** Every machine, by machine-id. */
   machines(): Promise<MachineRecord[]>;
   /** One machine and its kept reports, newest first; undefined when it never reported. */
-  machine(machineId: string): Promise<{ readonly machine: MachineRecord; readonly reports: StoredReport[] } | undefined>;
+  machine(machineId: string): Promise<MachineHistory | undefined>;
   close(): Promise<void>;
 }

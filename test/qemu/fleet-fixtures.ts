@@ -8,7 +8,7 @@
 
 import { chmod, copyFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { MachineRecord, StoredReport } from "../../controller/fleet/store.ts";
+import type { MachineHistory } from "../../controller/fleet/store.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
 import { ARTIFACTS } from "./fixtures.ts";
 
@@ -29,7 +29,7 @@ export interface TestFleet {
   /** GET `path` with the read token: its status and body */
   get(path: string): Promise<{ status: number; body: string }>;
   /** one machine as the API gives it, or undefined when it never reported */
-  machine(machineId: string): Promise<{ machine: MachineRecord; reports: StoredReport[] } | undefined>;
+  machine(machineId: string): Promise<MachineHistory | undefined>;
   /** every line the server wrote (its start and the access log) */
   output(): string;
   stop(): Promise<void>;
@@ -80,7 +80,7 @@ export async function startTestFleet(work: string): Promise<TestFleet> {
       const { status, body } = await get(`/api/machines/${machineId}`);
       if (status === 404) return undefined;
       if (status !== 200) throw new Error(`GET /api/machines/${machineId} answered ${status}: ${body}`);
-      return JSON.parse(body) as { machine: MachineRecord; reports: StoredReport[] };
+      return JSON.parse(body) as MachineHistory;
     },
     output: () => output,
     stop: async () => {
