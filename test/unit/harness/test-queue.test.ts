@@ -190,10 +190,17 @@ describe("scripts/run-qemu-tests", () => {
     expect(output).toMatch(/==> .*runner-b-fails\.test\.ts: \d+s, FAILED \(exit code 1\)\n/);
     expect(output).toContain("(fail) b2");
     expect(output).toContain("fixture missing");
-    // above the summary, each failure once more: the end of the output alone says why
-    const again = output.slice(output.lastIndexOf("==> failed in "));
-    expect(again).toMatch(/^==> failed in .*runner-c-crashes\.test\.ts, again:\n\(no failed test printed: the whole log is above\)\n/);
-    const bAgain = /==> failed in .*runner-b-fails\.test\.ts, again:\n((.*\n)*?)==> end of the failures of /.exec(output)?.[1];
+    // above the summary, each failure once more, in the order the files ended: the end of the output alone says why
+    const again = (file: string) => new RegExp(`==> failed in .*${file}, again:\\n((.*\\n)*?)==> end of the failures of `).exec(output);
+    const summaryAt = output.lastIndexOf("\nQEMU test files: ");
+    const lastLogEnd = Math.max(...[...output.matchAll(/==> end of (?!the failures)/g)].map((match) => match.index));
+    for (const file of ["runner-b-fails.test.ts", "runner-c-crashes.test.ts"]) {
+      const at = again(file)?.index ?? -1;
+      expect(at).toBeGreaterThan(lastLogEnd);
+      expect(at).toBeLessThan(summaryAt);
+    }
+    expect(again("runner-c-crashes.test.ts")?.[1]).toBe("(no failed test printed: the whole log is above)\n");
+    const bAgain = again("runner-b-fails.test.ts")?.[1];
     expect(bAgain).toMatch(/error: expect\(received\)\.toBe\(expected\)\n(.*\n)*\(fail\) b2 \[[\d.]+ms\]\n$/);
     expect(bAgain).not.toContain("(pass) b1");
     expect(lines.at(-1)).toBe("2 passed, 2 failed");
