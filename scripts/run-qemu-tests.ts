@@ -4,30 +4,41 @@
 // took over an hour. Each file's output is kept in its own log and printed
 // whole when the file ends (with its wall time), so two files' lines never mix;
 // each failed test's lines come again above the summary; the last line is the total, "N passed, N failed". Exits 1 when any file fails.
+// A file that passed has its disks removed as it ends (its consoles and
+// screenshots stay); a failed file's stay, for the QEMU command lines it printed.
 //
 // With --debian-images-job DIR (scripts/test), the Debian test images are still
 // building in the background, in a folder that holds the job's pid, its log and,
 // once it has ended, its exit-code: the files that boot those images wait for
 // it, and are failed with its log if it failed; the others start at once.
 //
-//   bun scripts/run-qemu-tests.ts [--vms N] [--logs DIR] [--debian-images-job DIR] [FILE...]
-//   (default: every test/qemu/*.test.ts, 2 VMs, logs in build/qemu-test-logs)
+//   bun scripts/run-qemu-tests.ts [--vms N] [--logs DIR] [--disks DIR] [--debian-images-job DIR] [FILE...]
+//   (default: every test/qemu/*.test.ts, 2 VMs, logs in build/qemu-test-logs, disks in build/scenario-disks)
 
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, statfsSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
-import { RUN_OWNER_ENV } from "../qemu-harness/run-folder.ts";
+import { clearPassedFolder, DISKS_DIR_ENV, processFolder, RUN_OWNER_ENV } from "../qemu-harness/run-folder.ts";
 import { bootsDebianImages, type FileResult, failureExcerpts, failuresOf, formatDuration, nextToStart, parseBunCounts, type QueuedFile, queueLongestFirst, summary } from "../qemu-harness/test-queue.ts";
 
 const REPO = resolve(import.meta.dir, "..");
 const DEFAULT_LOG_DIR = join(REPO, "build/qemu-test-logs");
+const DEFAULT_DISKS_DIR = join(REPO, "build/scenario-disks");
 const DEFAULT_VMS = 2;
 
-function options(): { vms: number; logDir: string; files: string[]; debianImagesJob: string | undefined } {
+interface RunnerOptions {
+  readonly vms: number;
+  readonly logDir: string;
+  readonly disksDir: string;
+  readonly files: string[];
+  readonly debianImagesJob: string | undefined;
+}
+
+function options(): RunnerOptions {
   const { values, positionals } = parseArgs({
     args: process.argv.slice(2),
-    options: { vms: { type: "string" }, logs: { type: "string" }, "debian-images-job": { type: "string" } },
+    options: { vms: { type: "string" }, logs: { type: "string" }, disks: { type: "string" }, "debian-images-job": { type: "string" } },
     allowPositionals: true,
   });
   const vmsText = values.vms ?? String(DEFAULT_VMS);
@@ -35,7 +46,13 @@ function options(): { vms: number; logDir: string; files: string[]; debianImages
   const files = positionals.length > 0 ? positionals.map((file) => resolve(file)) : [...new Bun.Glob("test/qemu/*.test.ts").scanSync({ cwd: REPO, absolute: true })];
   if (files.length === 0) throw new Error(`Cannot run the QEMU tests: no test/qemu/*.test.ts in ${REPO}`);
   const job = values["debian-images-job"];
-  return { vms: Number(vmsText), logDir: resolve(values.logs ?? DEFAULT_LOG_DIR), files, debianImagesJob: job === undefined ? undefined : resolve(job) };
+  return {
+    vms: Number(vmsText),
+    logDir: resolve(values.logs ?? DEFAULT_LOG_DIR),
+    disksDir: resolve(values.disks ?? DEFAULT_DISKS_DIR),
+    files,
+    debianImagesJob: job === undefined ? undefined : resolve(job),
+  };
 }
 
 type JobState = { readonly ended: false } | { readonly ended: true; readonly failure: string | undefined };
@@ -76,16 +93,16 @@ function say(text: string): void {
 }
 
 /** One file in its own bun test process; its output (stdout and stderr, in order) goes to a log. */
-async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
+async function runFile(file: QueuedFile, logDir: string, disksDir: string): Promise<FileResult> {
   const log = join(logDir, `${basename(file.path, ".test.ts")}.log`);
   const name = relative(REPO, file.path);
-  say(`start ${name} (log: ${log.startsWith(`${REPO}/`) ? relative(REPO, log) : log})`);
+  say(`start ${name} (log: ${shortPath(log)}; ${freeSpace(disksDir)} free for its disks)`);
   const fd = openSync(log, "w");
   const started = performance.now();
   try {
     const child = Bun.spawn([process.execPath, "test", file.path], {
       cwd: REPO,
-      env: { ...process.env, [RUN_OWNER_ENV]: String(process.pid) },
+      env: { ...process.env, [RUN_OWNER_ENV]: String(process.pid), [DISKS_DIR_ENV]: disksDir },
       stdin: "ignore",
       stdout: fd,
       stderr: fd,
@@ -98,12 +115,32 @@ async function runFile(file: QueuedFile, logDir: string): Promise<FileResult> {
     const result = { path: file.path, exitCode, seconds, counts: parseBunCounts(output) };
     const failed = failuresOf(result) > 0;
     if (failed) failedTests.set(file.path, failureExcerpts(output));
-    const verdict = failed ? `FAILED (exit code ${exitCode})` : "passed";
+    const folder = processFolder(disksDir, process.pid, child.pid);
+    const verdict = failed ? `FAILED (exit code ${exitCode})` : `passed${await disksRemoved(folder)}`;
     process.stderr.write(`\n==> ${name}: ${formatDuration(seconds)}, ${verdict}\n${output.trimEnd()}\n==> end of ${name}\n\n`);
     return result;
   } finally {
     closeSync(fd);
   }
+}
+
+/** Clears a passed file's folder (clearPassedFolder) and says what it freed, or nothing when the file made no disks. */
+async function disksRemoved(folder: string): Promise<string> {
+  const freed = await clearPassedFolder(folder);
+  if (freed === 0) return "";
+  const size = freed >= 1e9 ? `${(freed / 1e9).toFixed(1)} GB` : `${Math.max(1, Math.round(freed / 1e6))} MB`;
+  return `; its disks removed, ${size} (its consoles and screenshots stay in ${shortPath(folder)})`;
+}
+
+/** The space left on the disks' filesystem: each file's start says it, so a full disk shows before a test fails on it. */
+function freeSpace(disksDir: string): string {
+  mkdirSync(disksDir, { recursive: true });
+  const { bavail, bsize } = statfsSync(disksDir);
+  return `${((bavail * bsize) / 1e9).toFixed(1)} GB`;
+}
+
+function shortPath(path: string): string {
+  return path.startsWith(`${REPO}/`) ? relative(REPO, path) : path;
 }
 
 /**
@@ -120,7 +157,7 @@ function printFailuresAgain(results: readonly FileResult[]): void {
 }
 
 async function main(): Promise<number> {
-  const { vms, logDir, files, debianImagesJob } = options();
+  const { vms, logDir, disksDir, files, debianImagesJob } = options();
   mkdirSync(logDir, { recursive: true });
   const queue = queueLongestFirst(files);
   const bootingDebian = new Set(queue.filter((file) => bootsDebianImages(readFileSync(file.path, "utf8"))).map((file) => file.path));
@@ -142,7 +179,7 @@ async function main(): Promise<number> {
         queue.splice(queue.indexOf(file), 1);
         const taken = Math.min(file.vms, vms);
         freeVms -= taken;
-        void runFile(file, logDir).then((result) => {
+        void runFile(file, logDir, disksDir).then((result) => {
           results.push(result);
           freeVms += taken;
           if (results.length === files.length) done();

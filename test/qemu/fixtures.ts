@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { runCommand } from "../../qemu-harness/command.ts";
 import { buildDisk, type PartitionSpec } from "../../qemu-harness/disk.ts";
 import { GUEST_FORWARD_ADDRESS } from "../../qemu-harness/qemu-args.ts";
-import { makeRunFolder, runOwner } from "../../qemu-harness/run-folder.ts";
+import { DISKS_DIR_ENV, makeRunFolder, runOwner } from "../../qemu-harness/run-folder.ts";
 import { buildSquashfs, buildSquashfsXz } from "../../qemu-harness/squashfs.ts";
 import { parseTestMarkers, type TestMarkers } from "../../qemu-harness/test-markers.ts";
 import { type Vm, type VmOptions, withVm } from "../../qemu-harness/vm.ts";
@@ -32,7 +32,8 @@ export const ARTIFACTS = {
   controller: join(REPO, "dist/controller"),
 } as const;
 
-const DISKS_DIR = join(BUILD, "scenario-disks");
+/** build/scenario-disks, unless scripts/run-qemu-tests was given another (--disks) */
+const DISKS_DIR = process.env[DISKS_DIR_ENV] || join(BUILD, "scenario-disks");
 
 export { isRunning } from "../../qemu-harness/run-folder.ts";
 

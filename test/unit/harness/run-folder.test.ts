@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeRunFolder, RUN_OWNER_ENV, runOwner } from "../../../qemu-harness/run-folder.ts";
+import { clearPassedFolder, makeRunFolder, RUN_OWNER_ENV, runOwner } from "../../../qemu-harness/run-folder.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -78,5 +78,43 @@ describe("makeRunFolder", () => {
     expect(folders).toEqual([1, 2, 3, 4].map((self) => join(base, `run-${process.pid}`, String(100 + self))));
     expect(await readdir(base)).toEqual([`run-${process.pid}`]);
     for (const folder of folders) expect(await exists(folder)).toBe(true);
+  });
+});
+
+describe("clearPassedFolder", () => {
+  test("removes disks, images and the folders they leave empty; keeps consoles and screenshots, and the folders holding them", async () => {
+    const folder = join(dir, "passed");
+    await mkdir(join(folder, "update/repo/images"), { recursive: true });
+    await mkdir(join(folder, "debian"), { recursive: true });
+    await writeFile(join(folder, "update/update.img"), new Uint8Array(3 << 20).fill(7));
+    await writeFile(join(folder, "update/repo/images/v2.squashfs"), new Uint8Array(1 << 20).fill(7));
+    await writeFile(join(folder, "update/repo/manifest.json"), "{}");
+    await writeFile(join(folder, "debian/debian.img"), "");
+    await writeFile(join(folder, "debian/console.txt"), "@@TEST done");
+    await writeFile(join(folder, "fleet-page.png"), "PNG");
+    await symlink("/etc/passwd", join(folder, "update/passwd-link"));
+
+    const freed = await clearPassedFolder(folder);
+
+    // at least the 4 MiB of data; at most that plus a few blocks of the small files
+    expect(freed).toBeGreaterThanOrEqual(4 << 20);
+    expect(freed).toBeLessThan((4 << 20) + 64 * 1024);
+    expect((await readdir(folder)).sort()).toEqual(["debian", "fleet-page.png"]);
+    expect(await readdir(join(folder, "debian"))).toEqual(["console.txt"]);
+    // a symlink is removed itself, never what it points at
+    expect(await exists("/etc/passwd")).toBe(true);
+  });
+
+  test("a sparse disk counts the blocks it took, not its length", async () => {
+    const folder = join(dir, "sparse");
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, "blank.img"), "MBR");
+    await truncate(join(folder, "blank.img"), 1024 ** 3);
+    expect(await clearPassedFolder(folder)).toBeLessThan(1024 * 1024);
+    expect(await readdir(folder)).toEqual([]);
+  });
+
+  test("a test file that built no disks has no folder: nothing to remove", async () => {
+    expect(await clearPassedFolder(join(dir, "never-made"))).toBe(0);
   });
 });

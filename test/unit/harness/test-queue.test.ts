@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { bootsDebianImages, ESTIMATES, failureExcerpts, failuresOf, type FileResult, formatDuration, nextToStart, parseBunCounts, queueLongestFirst, summary, UNKNOWN_FILE } from "../../../qemu-harness/test-queue.ts";
 
 const RUNNER = resolve(import.meta.dir, "../../../scripts/run-qemu-tests.ts");
@@ -164,8 +164,15 @@ describe("scripts/run-qemu-tests", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "run-qemu-tests-"));
     const file = (name: string, body: string) => writeFile(join(dir, name), `import { expect, test } from "bun:test";\n${body}\n`);
-    await file("runner-a-passes.test.ts", 'test("a", async () => { await Bun.sleep(300); expect(1).toBe(1); });');
-    await file("runner-b-fails.test.ts", 'test("b1", () => expect(1).toBe(1));\ntest("b2", async () => { await Bun.sleep(300); expect(1).toBe(2); });');
+    // a and b build disks where the QEMU fixtures do: a disk, an image in a repository, and a console
+    const buildDisks =
+      'import { mkdirSync, writeFileSync } from "node:fs";\nimport { join } from "node:path";\n' +
+      'const folder = join(process.env.QEMU_TESTS_DISKS_DIR!, `run-${process.env.QEMU_TESTS_RUN_PID}`, String(process.pid));\n' +
+      'mkdirSync(join(folder, "repo/images"), { recursive: true });\n' +
+      'writeFileSync(join(folder, "disk.img"), new Uint8Array(1 << 20).fill(1));\nwriteFileSync(join(folder, "repo/images/v2.squashfs"), "hsqs");\n' +
+      'writeFileSync(join(folder, "console.txt"), "@@TEST done");\n';
+    await file("runner-a-passes.test.ts", `${buildDisks}test("a", async () => { await Bun.sleep(300); expect(1).toBe(1); });`);
+    await file("runner-b-fails.test.ts", `${buildDisks}test("b1", () => expect(1).toBe(1));\ntest("b2", async () => { await Bun.sleep(300); expect(1).toBe(2); });`);
     await file("runner-c-crashes.test.ts", 'throw new Error("fixture missing");');
     await writeFile(join(dir, "debian-fixtures.ts"), "export const DEBIAN = { v1: 'debian-1.0.squashfs' };\n");
     await file("runner-d-boots-debian.test.ts", 'import { DEBIAN } from "./debian-fixtures.ts";\ntest("d", () => expect(DEBIAN.v1).toContain("debian"));');
@@ -175,7 +182,7 @@ describe("scripts/run-qemu-tests", () => {
   });
 
   async function run(...args: string[]): Promise<{ exitCode: number; output: string }> {
-    const child = Bun.spawn([process.execPath, RUNNER, "--logs", join(dir, "logs"), ...args], { stdout: "pipe", stderr: "pipe" });
+    const child = Bun.spawn([process.execPath, RUNNER, "--logs", join(dir, "logs"), "--disks", join(dir, "disks"), ...args], { stdout: "pipe", stderr: "pipe" });
     const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
     return { exitCode, output: stdout + stderr };
   }
@@ -204,6 +211,27 @@ describe("scripts/run-qemu-tests", () => {
     expect(bAgain).toMatch(/error: expect\(received\)\.toBe\(expected\)\n(.*\n)*\(fail\) b2 \[[\d.]+ms\]\n$/);
     expect(bAgain).not.toContain("(pass) b1");
     expect(lines.at(-1)).toBe("2 passed, 2 failed");
+  }, 60_000);
+
+  test("a file that passed has its disks removed as it ends, its console kept; a failed file's disks stay", async () => {
+    const { output } = await run(join(dir, "runner-a-passes.test.ts"), join(dir, "runner-b-fails.test.ts"));
+    const removed = /==> .*runner-a-passes\.test\.ts: \d+s, passed; its disks removed, 1 MB \(its consoles and screenshots stay in (.*)\)\n/.exec(output);
+    expect(removed).not.toBeNull();
+    const passedFolder = removed?.[1] ?? "";
+    expect(passedFolder).toStartWith(join(dir, "disks", "run-"));
+    expect(await Bun.file(join(passedFolder, "console.txt")).text()).toBe("@@TEST done");
+    expect(await Bun.file(join(passedFolder, "disk.img")).exists()).toBe(false);
+    expect(await Bun.file(join(passedFolder, "repo")).exists()).toBe(false);
+    // b's folder is a sibling of a's, whole
+    const runFolder = dirname(passedFolder);
+    const failedFolders = (await readdir(runFolder)).filter((name) => join(runFolder, name) !== passedFolder);
+    expect(failedFolders).toHaveLength(1);
+    const failedFolder = join(runFolder, failedFolders[0] ?? "");
+    expect((await stat(join(failedFolder, "disk.img"))).size).toBe(1 << 20);
+    expect(await Bun.file(join(failedFolder, "repo/images/v2.squashfs")).text()).toBe("hsqs");
+    expect(output).toMatch(/runner-b-fails\.test\.ts: \d+s, FAILED \(exit code 1\)\n/);
+    // each start says the room left, so a disk filling up shows before a test fails on it
+    expect(output).toMatch(/==> start .*runner-a-passes\.test\.ts \(log: .*; \d+\.\d GB free for its disks\)\n/);
   }, 60_000);
 
   test("with --vms 1 the files run one after the other", async () => {
