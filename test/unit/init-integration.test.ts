@@ -84,14 +84,16 @@ describe("controller-health", () => {
     const dir = await temporaryDir("controller-health-");
     await mkdir(join(dir, "bin"));
     const log = join(dir, "calls");
-    // fleet-report runs until it is stopped: here for 30 s at most
+    // fleet-report runs until it is stopped: here for 30 s at most. Each call is one write of a whole line: start's
+    // background fleet-report and its mark-good run at once, and a line written in pieces (each argument, then the
+    // newline) was now and then cut into by the other's, "[fleet-report][mark-good]", and the test failed.
     await writeFile(
       join(dir, "bin/controller"),
-      `#!/bin/sh\nfor arg; do printf '[%s]' "$arg"; done >>"${log}"\necho >>"${log}"\n[ "$1" = fleet-report ] && exec sleep 30\nexit "\${FAKE_EXIT:-0}"\n`,
+      `#!/bin/sh\nline=\nfor arg; do line="$line[$arg]"; done\nprintf '%s\\n' "$line" >>"${log}"\n[ "$1" = fleet-report ] && exec sleep 30\nexit "\${FAKE_EXIT:-0}"\n`,
     );
     await chmod(join(dir, "bin/controller"), 0o755);
-    // A nice that records how it was asked and runs the command at the test's own priority: at nice 19 a
-    // machine with busy cores (CI builds the Debian images meanwhile) started the sender more than 20 s late.
+    // A nice that records how it was asked and runs the command at the test's own priority, so that a machine with
+    // busy cores (CI builds the Debian images meanwhile) does not hold the stand-in sender back.
     const niceLog = join(dir, "nice-calls");
     await writeFile(join(dir, "bin/nice"), `#!/bin/sh\nprintf '%s\\n' "$*" >>"${niceLog}"\n[ "$1" = -n ] && shift 2\nexec "$@"\n`);
     await chmod(join(dir, "bin/nice"), 0o755);
