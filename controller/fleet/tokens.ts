@@ -7,9 +7,12 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 
-/** Printable ASCII without spaces, at least 32 characters: `head -c 32 /dev/urandom | base64` makes one. */
+/**
+ * Printable ASCII without spaces, at least 32 characters. The hint makes base64url, as docs/fleet.md does: a
+ * plain base64 token holds '/' about every other time, and the read token goes into a `user:token@host` URL.
+ */
 const TOKEN = /^[\x21-\x7e]{32,512}$/;
-export const TOKEN_EXPECTED = "32 to 512 printable ASCII characters without spaces (head -c 32 /dev/urandom | base64 makes one)";
+export const TOKEN_EXPECTED = "32 to 512 printable ASCII characters without spaces (head -c 32 /dev/urandom | base64 | tr '+/' '-_' makes one)";
 
 /**
  * Whether `given` is `expected`, in a time that says nothing about how much
