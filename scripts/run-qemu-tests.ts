@@ -96,7 +96,7 @@ function say(text: string): void {
 async function runFile(file: QueuedFile, logDir: string, disksDir: string): Promise<FileResult> {
   const log = join(logDir, `${basename(file.path, ".test.ts")}.log`);
   const name = relative(REPO, file.path);
-  say(`start ${name} (log: ${shortPath(log)}; ${freeSpace(disksDir)} free for its disks)`);
+  say(`start ${name} (log: ${shortPath(log)}; ${roomForDisks(disksDir)})`);
   const fd = openSync(log, "w");
   const started = performance.now();
   try {
@@ -124,19 +124,31 @@ async function runFile(file: QueuedFile, logDir: string, disksDir: string): Prom
   }
 }
 
-/** Clears a passed file's folder (clearPassedFolder) and says what it freed, or nothing when the file made no disks. */
+/**
+ * Clears a passed file's folder (clearPassedFolder) and says what it freed, or nothing when the file made no disks.
+ * A disk that cannot be removed is said, not thrown: the file passed, and the run goes on.
+ */
 async function disksRemoved(folder: string): Promise<string> {
-  const freed = await clearPassedFolder(folder);
+  let freed: number;
+  try {
+    freed = await clearPassedFolder(folder);
+  } catch (error) {
+    return `; cannot remove all of its disks in ${shortPath(folder)}: ${(error as Error).message}`;
+  }
   if (freed === 0) return "";
   const size = freed >= 1e9 ? `${(freed / 1e9).toFixed(1)} GB` : `${Math.max(1, Math.round(freed / 1e6))} MB`;
   return `; its disks removed, ${size} (its consoles and screenshots stay in ${shortPath(folder)})`;
 }
 
 /** The space left on the disks' filesystem: each file's start says it, so a full disk shows before a test fails on it. */
-function freeSpace(disksDir: string): string {
-  mkdirSync(disksDir, { recursive: true });
-  const { bavail, bsize } = statfsSync(disksDir);
-  return `${((bavail * bsize) / 1e9).toFixed(1)} GB`;
+function roomForDisks(disksDir: string): string {
+  try {
+    mkdirSync(disksDir, { recursive: true });
+    const { bavail, bsize } = statfsSync(disksDir);
+    return `${((bavail * bsize) / 1e9).toFixed(1)} GB free for its disks`;
+  } catch (error) {
+    return `the room for its disks is unknown: ${(error as Error).message}`;
+  }
 }
 
 function shortPath(path: string): string {

@@ -174,6 +174,13 @@ describe("scripts/run-qemu-tests", () => {
     await file("runner-a-passes.test.ts", `${buildDisks}test("a", async () => { await Bun.sleep(300); expect(1).toBe(1); });`);
     await file("runner-b-fails.test.ts", `${buildDisks}test("b1", () => expect(1).toBe(1));\ntest("b2", async () => { await Bun.sleep(300); expect(1).toBe(2); });`);
     await file("runner-c-crashes.test.ts", 'throw new Error("fixture missing");');
+    // a file where its folder should be: the runner cannot clear it
+    await file(
+      "runner-e-blocks-its-folder.test.ts",
+      'import { mkdirSync, writeFileSync } from "node:fs";\nimport { join } from "node:path";\n' +
+        'const run = join(process.env.QEMU_TESTS_DISKS_DIR!, `run-${process.env.QEMU_TESTS_RUN_PID}`);\n' +
+        'mkdirSync(run, { recursive: true });\nwriteFileSync(join(run, String(process.pid)), "not a folder");\ntest("e", () => expect(1).toBe(1));',
+    );
     await writeFile(join(dir, "debian-fixtures.ts"), "export const DEBIAN = { v1: 'debian-1.0.squashfs' };\n");
     await file("runner-d-boots-debian.test.ts", 'import { DEBIAN } from "./debian-fixtures.ts";\ntest("d", () => expect(DEBIAN.v1).toContain("debian"));');
   });
@@ -230,6 +237,11 @@ describe("scripts/run-qemu-tests", () => {
     expect((await stat(join(failedFolder, "disk.img"))).size).toBe(1 << 20);
     expect(await Bun.file(join(failedFolder, "repo/images/v2.squashfs")).text()).toBe("hsqs");
     expect(output).toMatch(/runner-b-fails\.test\.ts: \d+s, FAILED \(exit code 1\)\n/);
+    // a folder that cannot be cleared is said, and the run goes on with the file counted as passed
+    const blocked = await run(join(dir, "runner-e-blocks-its-folder.test.ts"), join(dir, "runner-a-passes.test.ts"));
+    expect(blocked.output).toMatch(/runner-e-blocks-its-folder\.test\.ts: \d+s, passed; cannot remove all of its disks in .*: ENOTDIR/);
+    expect(blocked.output.trimEnd().split("\n").at(-1)).toBe("2 passed, 0 failed");
+    expect(blocked.exitCode).toBe(0);
     // each start says the room left, so a disk filling up shows before a test fails on it
     expect(output).toMatch(/==> start .*runner-a-passes\.test\.ts \(log: .*; \d+\.\d GB free for its disks\)\n/);
   }, 60_000);
